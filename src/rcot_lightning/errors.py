@@ -1,0 +1,11 @@
+"""The one exception type users see for mistakes they can fix (paths, image files, config values)."""
+
+from __future__ import annotations
+
+
+class RCOTError(ValueError):
+    """A problem with user input: a file, a folder or a config value.
+
+    The message names the offending file or config key and says what to do about it.
+    Subclassing :class:`ValueError` keeps ``except ValueError`` handlers working.
+    """
