@@ -1,0 +1,483 @@
+"""Image-quality metrics with the conventions of the restoration field (BasicSR).
+
+PSNR and SSIM are computed **per image** (the caller averages over the set, never one pooled
+MSE), optionally on the BT.601 luma channel (studio range 16-235) and with ``crop_border``
+pixels shaved from every side. SSIM uses the standard 11x11 Gaussian window (sigma 1.5) with
+'valid' filtering, so it matches ``skimage.metrics.structural_similarity(gaussian_weights=True,
+sigma=1.5, use_sample_covariance=False)`` and BasicSR's ``calculate_ssim``.
+
+Distribution metrics (FID, KID) wrap torchmetrics with a pluggable ``feature`` network so they
+work offline; the Inception-v3 FID and LPIPS are optional: they need packages and pretrained
+weights that are not always present, and this module never downloads anything.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "MetricAvailability",
+    "PooledFeatures",
+    "feature_fid",
+    "feature_kid",
+    "inception_fid",
+    "inception_fid_available",
+    "lpips",
+    "lpips_available",
+    "psnr",
+    "rgb_to_y",
+    "ssim",
+]
+
+log = logging.getLogger(__name__)
+
+# PSNR of identical images is +inf; one such image would turn the set mean into inf, so the MSE
+# is floored at this fraction of data_range**2, which caps PSNR at 100 dB.
+_MSE_FLOOR = 1e-10
+
+# Names of the files torch.hub stores the pretrained weights under (torch-fidelity's Inception
+# and torchvision's AlexNet, the LPIPS backbone). Present in the hub cache = usable offline.
+_INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
+_ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+
+
+def _check_pair(pred: Tensor, target: Tensor, crop_border: int, min_size: int) -> None:
+    if pred.ndim != 4:
+        raise ValueError(f"pred must be (B, C, H, W), got shape {tuple(pred.shape)}")
+    if target.shape != pred.shape:
+        raise ValueError(
+            f"target shape {tuple(target.shape)} must equal pred shape {tuple(pred.shape)}"
+        )
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    h, w = pred.shape[-2:]
+    if min(h, w) - 2 * crop_border < min_size:
+        raise ValueError(
+            f"crop_border={crop_border} leaves less than {min_size} pixels of a {h}x{w} image"
+        )
+
+
+def _work_dtype(x: Tensor) -> torch.dtype:
+    # MPS has no float64; everywhere else the extra precision is free at metric sizes.
+    return torch.float32 if x.device.type == "mps" else torch.float64
+
+
+def _prepare(
+    x: Tensor, data_range: float, crop_border: int, y_channel: bool, dtype: torch.dtype
+) -> Tensor:
+    x = x.to(dtype)
+    if y_channel:
+        x = rgb_to_y(x / data_range) * data_range
+    if crop_border > 0:
+        x = x[..., crop_border:-crop_border, crop_border:-crop_border]
+    return x
+
+
+def rgb_to_y(x: Tensor) -> Tensor:
+    r"""Luma of BT.601 in studio range, as BasicSR's ``rgb2ycbcr(..., y_only=True)``.
+
+    .. math::
+        Y = \frac{16 + 65.481 R + 128.553 G + 24.966 B}{255}
+
+    for R, G, B in [0, 1], so Y lies in [16/255, 235/255].
+
+    Args:
+        x: RGB images in [0, 1], shape :math:`(B, 3, H, W)`.
+
+    Returns:
+        Y channel, shape :math:`(B, 1, H, W)`, same dtype as ``x``.
+
+    Example:
+        >>> white, black = torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)
+        >>> (rgb_to_y(torch.cat([white, black])) * 255).round().flatten(1)
+        tensor([[235., 235., 235., 235.],
+                [ 16.,  16.,  16.,  16.]])
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"x must be (B, 3, H, W), got shape {tuple(x.shape)}")
+    weights = x.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
+    return (16.0 + (x * weights).sum(dim=1, keepdim=True)) / 255.0
+
+
+def psnr(
+    pred: Tensor,
+    target: Tensor,
+    data_range: float = 1.0,
+    crop_border: int = 0,
+    y_channel: bool = False,
+) -> Tensor:
+    r"""Peak signal-to-noise ratio of each image, in dB.
+
+    .. math::
+        \text{PSNR} = 10 \log_{10} \frac{L^2}{\max(\text{MSE}, 10^{-10} L^2)}
+
+    with :math:`L` the data range and the MSE over one image's channels and pixels. Computed in
+    float64. Unlike BasicSR (which returns ``inf`` for identical images) the MSE is floored so
+    that PSNR is at most 100 dB and the mean over a set stays finite.
+
+    Args:
+        pred: restored images, shape :math:`(B, C, H, W)`.
+        target: ground truth, shape :math:`(B, C, H, W)`.
+        data_range: ``max - min`` of the pixel scale (1.0 for [0, 1], 255 for [0, 255]).
+        crop_border: pixels shaved from each side before comparing (super-resolution convention).
+        y_channel: compare the BT.601 luma (16-235) instead of RGB; needs ``C == 3``.
+
+    Returns:
+        PSNR per image, shape :math:`(B,)`, float64.
+
+    Example:
+        >>> x = torch.zeros(2, 3, 8, 8)
+        >>> psnr(x + 0.1, x)
+        tensor([20.0000, 20.0000], dtype=torch.float64)
+    """
+    _check_pair(pred, target, crop_border, min_size=1)
+    if data_range <= 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}")
+    dtype = _work_dtype(pred)
+    p = _prepare(pred, data_range, crop_border, y_channel, dtype)
+    t = _prepare(target, data_range, crop_border, y_channel, dtype)
+    mse = (p - t).pow(2).flatten(1).mean(dim=1)
+    peak = float(data_range) ** 2
+    return 10.0 * torch.log10(peak / mse.clamp_min(_MSE_FLOOR * peak))
+
+
+def _gaussian_window(size: int, sigma: float, channels: int, like: Tensor) -> Tensor:
+    coords = torch.arange(size, dtype=like.dtype, device=like.device) - (size - 1) / 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    g = g / g.sum()
+    return torch.outer(g, g).expand(channels, 1, size, size).contiguous()
+
+
+def ssim(
+    pred: Tensor,
+    target: Tensor,
+    data_range: float = 1.0,
+    crop_border: int = 0,
+    y_channel: bool = False,
+) -> Tensor:
+    r"""Structural similarity of each image (Wang et al. 2004), standard Gaussian window.
+
+    .. math::
+        \text{SSIM} = \frac{(2\mu_x\mu_y + C_1)(2\sigma_{xy} + C_2)}
+                           {(\mu_x^2 + \mu_y^2 + C_1)(\sigma_x^2 + \sigma_y^2 + C_2)},
+        \quad C_1 = (0.01 L)^2,\ C_2 = (0.03 L)^2
+
+    with local statistics from an 11x11 Gaussian window (sigma 1.5) over the 'valid' region only
+    (no padding), averaged over pixels and then over channels, as scikit-image and BasicSR do.
+    Computed in float64.
+
+    Args:
+        pred: restored images, shape :math:`(B, C, H, W)`, H and W at least 11 after cropping.
+        target: ground truth, shape :math:`(B, C, H, W)`.
+        data_range: ``max - min`` of the pixel scale.
+        crop_border: pixels shaved from each side before comparing.
+        y_channel: compare the BT.601 luma (16-235) instead of RGB; needs ``C == 3``.
+
+    Returns:
+        SSIM per image, shape :math:`(B,)`, float64; 1 for identical images.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> ssim(x, x)
+        tensor([1., 1.], dtype=torch.float64)
+    """
+    size, sigma = 11, 1.5
+    _check_pair(pred, target, crop_border, min_size=size)
+    if data_range <= 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}")
+    dtype = _work_dtype(pred)
+    x = _prepare(pred, data_range, crop_border, y_channel, dtype)
+    y = _prepare(target, data_range, crop_border, y_channel, dtype)
+    channels = x.shape[1]
+    window = _gaussian_window(size, sigma, channels, x)
+
+    def blur(t: Tensor) -> Tensor:
+        return F.conv2d(t, window, groups=channels)
+
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
+        (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    )
+    return ssim_map.flatten(2).mean(dim=2).mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# Distribution metrics
+# --------------------------------------------------------------------------------------------
+
+
+class PooledFeatures(nn.Module):
+    """Adapt any image network into a frozen feature extractor for FID/KID.
+
+    torchmetrics expects ``feature(images) -> (N, D)``; this wrapper global-average-pools 4-D
+    outputs, runs without gradients and keeps the wrapped network in eval mode (so BatchNorm
+    statistics and dropout never change the features), and exposes ``num_features`` so
+    torchmetrics does not probe the network with a 299x299 dummy image.
+
+    Args:
+        net: maps images :math:`(N, 3, H, W)` in [0, 1] to :math:`(N, D)` or :math:`(N, D, h, w)`.
+        num_features: D; found with one forward pass on a ``probe_size`` image when omitted.
+        probe_size: side of the probe image used to find ``num_features``.
+
+    Example:
+        >>> f = PooledFeatures(nn.Conv2d(3, 5, 3))
+        >>> f.num_features, f(torch.rand(2, 3, 16, 16)).shape
+        (5, torch.Size([2, 5]))
+    """
+
+    def __init__(self, net: nn.Module, num_features: int | None = None, probe_size: int = 64):
+        super().__init__()
+        self.net = net
+        self.net.eval()
+        if num_features is None:
+            param = next(net.parameters(), None)
+            probe = torch.rand(
+                1, 3, probe_size, probe_size, device=None if param is None else param.device
+            )
+            num_features = int(self.forward(probe).shape[-1])
+        self.num_features = num_features
+
+    def train(self, mode: bool = True) -> PooledFeatures:
+        """Stay in eval mode whatever the parent module asks: features must be deterministic."""
+        return super().train(False)
+
+    @torch.no_grad()
+    def forward(self, images: Tensor) -> Tensor:
+        """Features of ``images`` :math:`(N, 3, H, W)` as :math:`(N, D)`, float32."""
+        out = self.net(images)
+        if out.ndim == 4:
+            out = out.mean(dim=(2, 3))
+        return out.flatten(1).float()
+
+
+def _as_feature(feature: nn.Module, num_features: int | None) -> nn.Module:
+    if isinstance(feature, PooledFeatures):
+        return feature
+    return PooledFeatures(feature, num_features=num_features)
+
+
+def feature_fid(feature: nn.Module, num_features: int | None = None, **kwargs: Any) -> Any:
+    r"""Fréchet distance between feature distributions, with any feature network.
+
+    .. math::
+        \text{FID} = \|\mu_r - \mu_f\|^2 + \operatorname{tr}\big(\Sigma_r + \Sigma_f
+        - 2 (\Sigma_r \Sigma_f)^{1/2}\big)
+
+    A :class:`torchmetrics.image.fid.FrechetInceptionDistance` whose extractor is ``feature``
+    (wrapped in :class:`PooledFeatures`), so it works offline. Values are only comparable
+    between runs that use the same network and weights; with Inception pool3 features it is the
+    usual FID (see :func:`inception_fid`).
+
+    Args:
+        feature: images :math:`(N, 3, H, W)` in [0, 1] to :math:`(N, D)` or :math:`(N, D, h, w)`.
+        num_features: D, when known (saves a probe forward pass).
+        **kwargs: passed to ``FrechetInceptionDistance`` (e.g. ``reset_real_features``).
+
+    Returns:
+        The metric: ``update(images, real=bool)`` with float images in [0, 1], at least two
+        images per side before ``compute()``.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> fid = feature_fid(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()))
+        >>> fid.update(torch.rand(4, 3, 16, 16), real=True)
+        >>> fid.update(torch.rand(4, 3, 16, 16) * 0.5, real=False)
+        >>> bool(fid.compute() > 0)
+        True
+    """
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    # normalize=True with a custom extractor passes the float images through unchanged.
+    kwargs.setdefault("normalize", True)
+    return FrechetInceptionDistance(feature=_as_feature(feature, num_features), **kwargs)
+
+
+def feature_kid(
+    feature: nn.Module,
+    num_features: int | None = None,
+    subsets: int = 10,
+    subset_size: int = 50,
+    **kwargs: Any,
+) -> Any:
+    r"""Kernel (polynomial-MMD) distance between feature distributions, any feature network.
+
+    .. math::
+        \text{KID} = \text{MMD}^2_u\big(f(X_r), f(X_f)\big), \quad
+        k(a, b) = \big(\tfrac{1}{D} a^\top b + 1\big)^3
+
+    averaged over ``subsets`` random subsets of ``subset_size`` images. Unbiased, so it suits
+    the small test sets of restoration better than FID.
+
+    Args:
+        feature: images :math:`(N, 3, H, W)` in [0, 1] to :math:`(N, D)` or :math:`(N, D, h, w)`.
+        num_features: D, when known (saves a probe forward pass).
+        subsets: number of random subsets.
+        subset_size: images per subset; at most the number of images on each side.
+        **kwargs: passed to :class:`torchmetrics.image.kid.KernelInceptionDistance`.
+
+    Returns:
+        The metric; ``compute()`` returns ``(mean, std)`` over subsets.
+
+    Example:
+        >>> _ = torch.manual_seed(0)
+        >>> kid = feature_kid(nn.Conv2d(3, 4, 3), subsets=2, subset_size=3)
+        >>> kid.update(torch.rand(4, 3, 16, 16), real=True)
+        >>> kid.update(torch.rand(4, 3, 16, 16), real=False)
+        >>> mean, std = kid.compute()
+    """
+    import warnings
+
+    from torchmetrics.image.kid import KernelInceptionDistance
+
+    kwargs.setdefault("normalize", True)
+    with warnings.catch_warnings():
+        # torchmetrics warns on every construction that KID keeps all features in memory;
+        # that is the documented behaviour and restoration test sets are small.
+        warnings.filterwarnings("ignore", message=".*will save all extracted features.*")
+        return KernelInceptionDistance(
+            feature=_as_feature(feature, num_features),
+            subsets=subsets,
+            subset_size=subset_size,
+            **kwargs,
+        )
+
+
+@dataclass(frozen=True)
+class MetricAvailability:
+    """Whether an optional metric can run here, and why not. Truthy when available."""
+
+    available: bool
+    reason: str
+
+    def __bool__(self) -> bool:
+        return self.available
+
+
+def _hub_checkpoint(filename: str) -> str:
+    return os.path.join(torch.hub.get_dir(), "checkpoints", filename)
+
+
+def inception_fid_available(weights_path: str | None = None) -> MetricAvailability:
+    """Check, without network access, whether the Inception-v3 FID can be built.
+
+    torchmetrics' default FID needs the ``torch-fidelity`` package and its Inception weights,
+    which torch-fidelity would download into the torch hub cache on first use. Both must already
+    be present (or ``weights_path`` must name the weights file).
+
+    Args:
+        weights_path: a local copy of torch-fidelity's Inception weights, if not in the hub cache.
+
+    Returns:
+        A :class:`MetricAvailability`, truthy when the metric can be built offline.
+
+    Example:
+        >>> status = inception_fid_available()
+        >>> isinstance(status.reason, str)
+        True
+    """
+    if importlib.util.find_spec("torch_fidelity") is None:
+        return MetricAvailability(
+            False, "Inception FID needs the torch-fidelity package (pip install torch-fidelity)"
+        )
+    path = weights_path or _hub_checkpoint(_INCEPTION_WEIGHTS)
+    if not os.path.isfile(path):
+        return MetricAvailability(
+            False,
+            f"Inception FID weights not found at {path}; downloads are disabled, so copy "
+            f"{_INCEPTION_WEIGHTS} there (or pass its path) to enable it",
+        )
+    return MetricAvailability(True, f"torch-fidelity Inception weights at {path}")
+
+
+def lpips_available() -> MetricAvailability:
+    """Check, without network access, whether LPIPS (AlexNet) can be built.
+
+    torchmetrics ships the LPIPS linear heads but takes the AlexNet backbone from torchvision,
+    which downloads ImageNet weights on first use. torchvision must import and the weights must
+    be in the torch hub cache.
+
+    Returns:
+        A :class:`MetricAvailability`, truthy when the metric can be built offline.
+
+    Example:
+        >>> isinstance(lpips_available().available, bool)
+        True
+    """
+    try:
+        import torchvision  # noqa: F401
+    except Exception as err:  # an ImportError, or a RuntimeError from a mismatched torch build
+        return MetricAvailability(
+            False, f"LPIPS needs torchvision, which cannot be imported here ({err})"
+        )
+    path = _hub_checkpoint(_ALEXNET_WEIGHTS)
+    if not os.path.isfile(path):
+        return MetricAvailability(
+            False,
+            f"LPIPS AlexNet weights not found at {path}; downloads are disabled, so copy "
+            f"{_ALEXNET_WEIGHTS} there to enable it",
+        )
+    return MetricAvailability(True, f"torchvision AlexNet weights at {path}")
+
+
+def inception_fid(weights_path: str | None = None, **kwargs: Any) -> Any | None:
+    """The standard FID (Inception-v3 pool3, 2048 features) if it can run offline, else None.
+
+    When unavailable it logs why (see :func:`inception_fid_available`) and returns ``None`` so
+    evaluation goes on without it; it never downloads.
+
+    Args:
+        weights_path: a local copy of torch-fidelity's Inception weights.
+        **kwargs: passed to ``FrechetInceptionDistance``.
+
+    Returns:
+        The metric (``update(images, real=bool)`` with float images in [0, 1]), or ``None``.
+
+    Example:
+        >>> fid = inception_fid()  # None here unless torch-fidelity and its weights are present
+    """
+    status = inception_fid_available(weights_path)
+    if not status:
+        log.warning("Skipping Inception FID: %s", status.reason)
+        return None
+    from torchmetrics.image.fid import FrechetInceptionDistance
+
+    kwargs.setdefault("normalize", True)
+    return FrechetInceptionDistance(
+        feature=2048, feature_extractor_weights_path=weights_path, **kwargs
+    )
+
+
+def lpips(**kwargs: Any) -> Any | None:
+    """LPIPS (AlexNet) if it can run offline, else None (after logging why).
+
+    Args:
+        **kwargs: passed to ``LearnedPerceptualImagePatchSimilarity``.
+
+    Returns:
+        The metric (``update(pred, target)`` with float images in [0, 1]), or ``None``.
+
+    Example:
+        >>> metric = lpips()  # None here unless torchvision and its AlexNet weights are present
+    """
+    status = lpips_available()
+    if not status:
+        log.warning("Skipping LPIPS: %s", status.reason)
+        return None
+    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+
+    kwargs.setdefault("net_type", "alex")
+    kwargs.setdefault("normalize", True)
+    return LearnedPerceptualImagePatchSimilarity(**kwargs)

@@ -1,0 +1,225 @@
+"""PSNR/SSIM against scikit-image, field conventions, input validation, FID/KID offline."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch import nn
+
+from rcot_lightning import metrics
+from rcot_lightning.metrics import (
+    MetricAvailability,
+    PooledFeatures,
+    feature_fid,
+    feature_kid,
+    inception_fid,
+    inception_fid_available,
+    lpips,
+    lpips_available,
+    psnr,
+    rgb_to_y,
+    ssim,
+)
+
+
+def _pair(seed: int = 0, shape: tuple[int, ...] = (3, 3, 24, 31)) -> tuple[torch.Tensor, ...]:
+    g = torch.Generator().manual_seed(seed)
+    target = torch.rand(shape, generator=g)
+    pred = (target + 0.1 * torch.randn(shape, generator=g)).clamp(0, 1)
+    return pred, target
+
+
+def _hwc(x: torch.Tensor) -> np.ndarray:
+    return x.permute(1, 2, 0).double().numpy()
+
+
+def _sk_ssim(a: torch.Tensor, b: torch.Tensor, data_range: float = 1.0) -> float:
+    return structural_similarity(
+        _hwc(a),
+        _hwc(b),
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=data_range,
+        channel_axis=2,
+    )
+
+
+def test_psnr_matches_skimage_per_image() -> None:
+    pred, target = _pair()
+    ours = psnr(pred, target)
+    assert ours.shape == (3,) and ours.dtype == torch.float64
+    for i in range(3):
+        ref = peak_signal_noise_ratio(_hwc(target[i]), _hwc(pred[i]), data_range=1.0)
+        assert ours[i].item() == pytest.approx(ref, abs=1e-6)
+
+
+def test_psnr_data_range_255_equals_unit_range() -> None:
+    pred, target = _pair(1)
+    a = psnr(pred, target)
+    b = psnr(pred * 255, target * 255, data_range=255.0)
+    torch.testing.assert_close(a, b)
+
+
+def test_ssim_matches_skimage_per_image() -> None:
+    pred, target = _pair(2)
+    ours = ssim(pred, target)
+    assert ours.shape == (3,)
+    for i in range(3):
+        assert ours[i].item() == pytest.approx(_sk_ssim(pred[i], target[i]), abs=1e-4)
+
+
+def test_ssim_data_range_255_matches_skimage() -> None:
+    pred, target = _pair(3, (1, 3, 20, 20))
+    ours = ssim(pred * 255, target * 255, data_range=255.0)
+    ref = _sk_ssim(pred[0] * 255, target[0] * 255, data_range=255.0)
+    assert ours.item() == pytest.approx(ref, abs=1e-4)
+
+
+def test_y_channel_and_crop_border_match_skimage_on_luma() -> None:
+    pred, target = _pair(4, (2, 3, 30, 28))
+    yp, yt = rgb_to_y(pred)[:, :, 4:-4, 4:-4], rgb_to_y(target)[:, :, 4:-4, 4:-4]
+    p = psnr(pred, target, crop_border=4, y_channel=True)
+    s = ssim(pred, target, crop_border=4, y_channel=True)
+    for i in range(2):
+        ref_p = peak_signal_noise_ratio(
+            yt[i, 0].double().numpy(), yp[i, 0].double().numpy(), data_range=1.0
+        )
+        ref_s = structural_similarity(
+            yp[i, 0].double().numpy(),
+            yt[i, 0].double().numpy(),
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+            data_range=1.0,
+        )
+        assert p[i].item() == pytest.approx(ref_p, abs=1e-5)
+        assert s[i].item() == pytest.approx(ref_s, abs=1e-4)
+
+
+def test_rgb_to_y_bt601_studio_range() -> None:
+    x = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
+    assert rgb_to_y(x).item() == pytest.approx((16 + 65.481) / 255)
+    assert rgb_to_y(torch.rand(2, 3, 4, 5)).shape == (2, 1, 4, 5)
+    with pytest.raises(ValueError, match="x must be"):
+        rgb_to_y(torch.rand(2, 1, 4, 5))
+
+
+def test_identical_images_give_finite_capped_psnr_and_unit_ssim() -> None:
+    x = torch.rand(2, 3, 16, 16)
+    p = psnr(x, x)
+    assert torch.isfinite(p).all()
+    assert p.tolist() == pytest.approx([100.0, 100.0])
+    assert ssim(x, x).tolist() == pytest.approx([1.0, 1.0])
+
+
+def test_per_image_not_pooled() -> None:
+    clean = torch.zeros(2, 3, 16, 16)
+    pred = clean.clone()
+    pred[0] += 0.1
+    pred[1] += 0.01
+    assert psnr(pred, clean).tolist() == pytest.approx([20.0, 40.0])
+
+
+@pytest.mark.parametrize("fn", [psnr, ssim])
+def test_validation_errors(fn) -> None:
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="target shape"):
+        fn(x, torch.rand(1, 3, 16, 15))
+    with pytest.raises(ValueError, match="pred must be"):
+        fn(x[0], x[0])
+    with pytest.raises(ValueError, match="crop_border"):
+        fn(x, x, crop_border=8)
+    with pytest.raises(ValueError, match="crop_border"):
+        fn(x, x, crop_border=-1)
+    with pytest.raises(ValueError, match="data_range"):
+        fn(x, x, data_range=0)
+
+
+def test_ssim_needs_window_sized_images() -> None:
+    x = torch.rand(1, 3, 16, 16)
+    with pytest.raises(ValueError, match="crop_border=3"):
+        ssim(x, x, crop_border=3)  # 10 px left < 11-px window
+
+
+def _tiny_net() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, stride=2), nn.ReLU(), nn.Conv2d(8, 6, 3))
+
+
+def test_pooled_features_frozen_eval_and_sized() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5))
+    f = PooledFeatures(net)
+    assert f.num_features == 4
+    parent = nn.Sequential(f)
+    parent.train()
+    assert not f.training and not net.training
+    x = torch.rand(3, 3, 16, 16, requires_grad=True)
+    out = f(x)
+    assert out.shape == (3, 4) and not out.requires_grad
+    torch.testing.assert_close(out, f(x))
+
+
+def test_feature_fid_offline_with_tiny_net() -> None:
+    torch.manual_seed(0)
+    real = torch.rand(6, 3, 24, 24)
+    fid = feature_fid(_tiny_net())
+    fid.update(real, real=True)
+    fid.update(real, real=False)
+    same = fid.compute().item()
+    fid.reset()
+    fid.update(real, real=True)
+    fid.update((real * 0.3 + 0.6).clamp(0, 1), real=False)
+    shifted = fid.compute().item()
+    assert abs(same) < 1e-3
+    assert shifted > same + 1e-3
+
+
+def test_feature_fid_needs_two_images() -> None:
+    fid = feature_fid(_tiny_net(), num_features=6)
+    fid.update(torch.rand(1, 3, 16, 16), real=True)
+    fid.update(torch.rand(1, 3, 16, 16), real=False)
+    with pytest.raises(RuntimeError, match="More than one sample"):
+        fid.compute()
+
+
+def test_feature_kid_offline_with_tiny_net() -> None:
+    torch.manual_seed(0)
+    real = torch.rand(6, 3, 24, 24)
+    kid = feature_kid(_tiny_net(), subsets=3, subset_size=4)
+    kid.update(real, real=True)
+    kid.update((real * 0.3 + 0.6).clamp(0, 1), real=False)
+    mean, std = kid.compute()
+    assert torch.isfinite(mean) and torch.isfinite(std)
+    assert mean.item() > 0
+
+
+def test_availability_object_is_truthy_only_when_available() -> None:
+    assert not MetricAvailability(False, "x")
+    assert MetricAvailability(True, "y")
+
+
+def test_optional_metrics_skip_with_logged_reason(monkeypatch, tmp_path, caplog) -> None:
+    # An empty hub directory: whatever is installed, the weights are absent, so both skip.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    fid_status, lpips_status = inception_fid_available(), lpips_available()
+    assert not fid_status and not lpips_status
+    assert "torch-fidelity" in fid_status.reason or "weights" in fid_status.reason
+    assert "torchvision" in lpips_status.reason or "weights" in lpips_status.reason
+    with caplog.at_level(logging.WARNING, logger=metrics.__name__):
+        assert inception_fid() is None
+        assert lpips() is None
+    assert "Skipping Inception FID" in caplog.text
+    assert "Skipping LPIPS" in caplog.text
+
+
+def test_inception_fid_reason_names_missing_weights(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    status = inception_fid_available()
+    assert not status
+    assert str(tmp_path) in status.reason
