@@ -1,0 +1,203 @@
+"""Restore images of any size: pad to a multiple, or cut into overlapping blended tiles.
+
+The transport map works on sizes that are multiples of 8 (its U-Net downsamples three times),
+and full-resolution photos can exceed memory. :func:`restore_image` pads with reflection, and
+optionally runs the map on overlapping tiles whose outputs are blended with a smooth window, so
+that a network whose receptive field fits inside the overlap gives the same result tiled or not.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+__all__ = ["pad_to_multiple", "restore_image", "tile_starts"]
+
+ProgressWrapper = Callable[[Sequence[Any]], Iterable[Any]]
+
+# Weight of a tile's outermost pixels (near a neighbouring tile). Not zero, so every pixel has a
+# positive total weight; small enough that a tile's border artefacts do not show.
+_EDGE_WEIGHT = 1e-8
+
+
+def _check_image(y: Tensor, name: str = "y") -> None:
+    if y.ndim != 4:
+        raise ValueError(f"{name} must be (B, C, H, W), got shape {tuple(y.shape)}")
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad the bottom and right of ``x`` so that H and W are multiples of ``multiple``.
+
+    Reflection padding keeps image statistics at the border (zeros would look like a dark
+    frame to the network); when the image is too small to reflect (pad >= size) it falls back to
+    replicating the last row/column.
+
+    Args:
+        x: images, shape :math:`(B, C, H, W)`.
+        multiple: the size granularity, >= 1.
+
+    Returns:
+        The padded images :math:`(B, C, H', W')` and the original ``(H, W)`` to crop back to.
+
+    Example:
+        >>> padded, (h, w) = pad_to_multiple(torch.rand(1, 3, 13, 16), 8)
+        >>> padded.shape, (h, w)
+        (torch.Size([1, 3, 16, 16]), (13, 16))
+    """
+    _check_image(x, "x")
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, got {multiple}")
+    h, w = x.shape[-2:]
+    pad_h, pad_w = (-h) % multiple, (-w) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x, (h, w)
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+
+
+def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of length ``tile`` covering ``[0, size)`` with >= ``overlap``.
+
+    Tiles step by ``tile - overlap``; the last one is aligned to the end, so it may overlap its
+    neighbour by more.
+
+    Args:
+        size: length to cover.
+        tile: tile length, ``overlap < tile``.
+        overlap: minimum overlap of neighbouring tiles.
+
+    Returns:
+        Sorted start offsets; ``[0]`` when ``size <= tile``.
+
+    Example:
+        >>> tile_starts(72, 32, 16)
+        [0, 16, 32, 40]
+    """
+    if size <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, size - tile, stride))
+    starts.append(size - tile)
+    return starts
+
+
+def _ramp(length: int, overlap: int, taper_start: bool, taper_end: bool) -> Tensor:
+    """1-D window: 1 inside, falling to ``_EDGE_WEIGHT`` across ``overlap`` at tapered ends.
+
+    The outer quarter of the overlap gets only the floor weight (the neighbouring tile sees those
+    pixels from the inside, where its receptive field is complete); the middle half is a raised
+    cosine, so the two neighbours' weights sum to 1 across an exact overlap.
+    """
+    w = torch.ones(length, dtype=torch.float64)
+    if overlap <= 0:
+        return w
+    margin = overlap // 4
+    ramp_len = overlap - 2 * margin
+    t = (torch.arange(ramp_len, dtype=torch.float64) + 0.5) / ramp_len
+    rise = torch.cat([torch.zeros(margin, dtype=torch.float64), 0.5 - 0.5 * torch.cos(math.pi * t)])
+    rise = rise.clamp_min(_EDGE_WEIGHT)
+    n = min(rise.numel(), length)
+    if taper_start:
+        w[:n] = torch.minimum(w[:n], rise[:n])
+    if taper_end:
+        w[length - n :] = torch.minimum(w[length - n :], rise[:n].flip(0))
+    return w
+
+
+def restore_image(
+    fn: Callable[[Tensor], Tensor],
+    y: Tensor,
+    tile: int | None = None,
+    overlap: int = 32,
+    multiple: int = 8,
+    tile_batch_size: int = 4,
+    progress: ProgressWrapper | None = None,
+) -> Tensor:
+    r"""Apply a restoration network to images of any size, whole or in overlapping tiles.
+
+    Without ``tile`` (or when the image fits in one tile) the image is padded to a multiple of
+    ``multiple`` (:func:`pad_to_multiple`), restored and cropped back. With ``tile`` the padded
+    image is cut into ``tile x tile`` crops overlapping by at least ``overlap`` pixels; each
+    output pixel is the weighted mean over the tiles that cover it,
+
+    .. math::
+        \hat x(p) = \frac{\sum_t w_t(p)\, f(y_t)(p)}{\sum_t w_t(p)},
+
+    with :math:`w_t` a strictly positive window that is 1 in the tile's interior and tapers
+    smoothly (raised cosine) to ~0 across the overlap on sides that face another tile. A network
+    whose receptive-field radius is below ``overlap / 4`` then gives the untiled result.
+
+    Run it under ``torch.inference_mode()`` (the caller decides; gradients through tiles are
+    allowed).
+
+    Args:
+        fn: the network, :math:`(N, C, h, w) \to (N, C', h, w)` for h, w multiples of
+            ``multiple``.
+        y: degraded images, shape :math:`(B, C, H, W)`, any H, W.
+        tile: tile side, a multiple of ``multiple`` and larger than ``overlap``; None = whole.
+        overlap: minimum overlap between neighbouring tiles, in pixels.
+        multiple: the size granularity ``fn`` needs.
+        tile_batch_size: tile positions per call of ``fn`` (each call sees ``B *`` that many).
+        progress: wraps the sequence of tile batches for display, e.g. ``rich.progress.track``
+            or ``tqdm.tqdm``; called once with a sized sequence and must yield its items.
+
+    Returns:
+        Restored images, shape :math:`(B, C', H, W)`, in ``fn``'s output dtype.
+
+    Example:
+        >>> y = torch.rand(1, 3, 67, 93)
+        >>> out = restore_image(lambda t: t * 2, y, tile=32, overlap=16)
+        >>> out.shape, torch.allclose(out, y * 2)
+        (torch.Size([1, 3, 67, 93]), True)
+    """
+    _check_image(y)
+    if multiple < 1:
+        raise ValueError(f"multiple must be >= 1, got {multiple}")
+    if tile is not None:
+        if tile <= 0 or tile % multiple:
+            raise ValueError(f"tile must be a positive multiple of multiple={multiple}, got {tile}")
+        if not 0 <= overlap < tile:
+            raise ValueError(f"overlap must be in [0, tile={tile}), got {overlap}")
+        if tile_batch_size < 1:
+            raise ValueError(f"tile_batch_size must be >= 1, got {tile_batch_size}")
+
+    padded, (h, w) = pad_to_multiple(y, multiple)
+    hp, wp = padded.shape[-2:]
+    if tile is None or (hp <= tile and wp <= tile):
+        return fn(padded)[..., :h, :w]
+
+    th, tw = min(tile, hp), min(tile, wp)
+    rows, cols = tile_starts(hp, th, overlap), tile_starts(wp, tw, overlap)
+    positions = [(i, j) for i in rows for j in cols]
+    batches = [
+        positions[k : k + tile_batch_size] for k in range(0, len(positions), tile_batch_size)
+    ]
+
+    b = y.shape[0]
+    out: Tensor | None = None
+    out_dtype = y.dtype
+    weight_sum = torch.zeros(1, 1, hp, wp, dtype=torch.float32, device=y.device)
+    for batch in progress(batches) if progress is not None else batches:
+        crops = torch.cat([padded[..., i : i + th, j : j + tw] for i, j in batch])
+        restored = fn(crops)
+        if restored.shape[0] != crops.shape[0] or restored.shape[-2:] != crops.shape[-2:]:
+            raise ValueError(
+                f"fn must keep batch and spatial size: got {tuple(restored.shape)} "
+                f"for tiles of shape {tuple(crops.shape)}"
+            )
+        out_dtype = restored.dtype
+        if out is None:
+            out = torch.zeros(b, restored.shape[1], hp, wp, dtype=torch.float32, device=y.device)
+        for k, (i, j) in enumerate(batch):
+            wh = _ramp(th, overlap, taper_start=i > 0, taper_end=i + th < hp)
+            ww = _ramp(tw, overlap, taper_start=j > 0, taper_end=j + tw < wp)
+            window = torch.outer(wh, ww).to(device=y.device, dtype=torch.float32)
+            out[..., i : i + th, j : j + tw] += restored[k * b : (k + 1) * b].float() * window
+            weight_sum[..., i : i + th, j : j + tw] += window
+    assert out is not None  # at least one tile always exists
+    return (out / weight_sum)[..., :h, :w].to(out_dtype)

@@ -1,0 +1,146 @@
+"""Padding and tiled inference: tiled == untiled for local networks, odd sizes, errors."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from rcot_lightning.inference import pad_to_multiple, restore_image, tile_starts
+
+
+def _conv_net() -> nn.Module:
+    # Three 3x3 convs: receptive-field radius 3, below overlap / 4 = 4 for overlap 16.
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(8, 3, 3, padding=1),
+    ).eval()
+
+
+def test_pad_to_multiple_reflects_and_reports_size() -> None:
+    x = torch.arange(2 * 3 * 5 * 6, dtype=torch.float32).view(2, 3, 5, 6)
+    padded, size = pad_to_multiple(x, 4)
+    assert padded.shape == (2, 3, 8, 8) and size == (5, 6)
+    torch.testing.assert_close(padded[..., :5, :6], x)
+    # reflection: row 5 mirrors row 3, column 6 mirrors column 4
+    torch.testing.assert_close(padded[..., 5, :6], x[..., 3, :])
+    torch.testing.assert_close(padded[..., :5, 6], x[..., :, 4])
+
+
+def test_pad_to_multiple_noop_and_replicate_fallback() -> None:
+    x = torch.rand(1, 3, 8, 16)
+    padded, size = pad_to_multiple(x, 8)
+    assert padded is x and size == (8, 16)
+    tiny = torch.rand(1, 3, 2, 3)
+    padded, size = pad_to_multiple(tiny, 8)  # pad 6 >= 2: reflect impossible
+    assert padded.shape == (1, 3, 8, 8) and size == (2, 3)
+    torch.testing.assert_close(padded[..., 7, :3], tiny[..., 1, :])
+    torch.testing.assert_close(padded[..., :2, 7], tiny[..., :, 2])
+
+
+def test_tile_starts_cover_with_overlap() -> None:
+    for size, tile, overlap in [(72, 32, 16), (96, 32, 8), (40, 32, 16), (32, 32, 16)]:
+        starts = tile_starts(size, tile, overlap)
+        assert starts[0] == 0 and starts[-1] + tile == size
+        assert all(b - a <= tile - overlap for a, b in itertools.pairwise(starts))
+
+
+@pytest.mark.parametrize("size", [(67, 93), (64, 64), (33, 100)])
+def test_tiled_equals_untiled_pointwise(size: tuple[int, int]) -> None:
+    y = torch.rand(2, 3, *size)
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(3 * t) - t**2
+
+    whole = restore_image(fn, y)
+    tiled = restore_image(fn, y, tile=32, overlap=16, tile_batch_size=3)
+    assert whole.shape == tiled.shape == y.shape
+    torch.testing.assert_close(whole, fn(y), atol=1e-6, rtol=0)
+    torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("tile_batch_size", [1, 4])
+def test_tiled_equals_untiled_conv_net(tile_batch_size: int) -> None:
+    net = _conv_net()
+    y = torch.rand(2, 3, 67, 93)
+    with torch.inference_mode():
+        whole = restore_image(net, y, multiple=8)
+        tiled = restore_image(
+            net, y, tile=32, overlap=16, multiple=8, tile_batch_size=tile_batch_size
+        )
+    assert tiled.shape == (2, 3, 67, 93)
+    torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
+
+
+def test_conv_net_tiles_differ_without_overlap() -> None:
+    # Guard that the previous test is meaningful: with no overlap, tile borders show.
+    net = _conv_net()
+    y = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        whole = restore_image(net, y)
+        tiled = restore_image(net, y, tile=32, overlap=0)
+    assert (tiled - whole).abs().max() > 1e-3
+
+
+def test_small_image_is_only_padded() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return t + 1
+
+    y = torch.rand(1, 3, 13, 21)
+    out = restore_image(fn, y, tile=64, overlap=16)
+    assert calls == [(1, 3, 16, 24)]
+    torch.testing.assert_close(out, y + 1)
+
+
+def test_tiles_are_batched_and_progress_wrapper_sees_all() -> None:
+    shapes: list[tuple[int, ...]] = []
+    seen: list[int] = []
+
+    def fn(t: torch.Tensor) -> torch.Tensor:
+        shapes.append(tuple(t.shape))
+        return t
+
+    def progress(batches):
+        seen.append(len(batches))
+        yield from batches
+
+    y = torch.rand(2, 3, 72, 72)  # 4 x 4 tiles of 32 with overlap 16 -> 16 positions
+    out = restore_image(fn, y, tile=32, overlap=16, tile_batch_size=5, progress=progress)
+    torch.testing.assert_close(out, y)
+    assert seen == [4]
+    assert [s[0] for s in shapes] == [10, 10, 10, 2]
+    assert all(s[-2:] == (32, 32) for s in shapes)
+
+
+def test_output_channels_and_dtype_follow_fn() -> None:
+    y = torch.rand(1, 3, 40, 40)
+    out = restore_image(lambda t: t[:, :1].double(), y, tile=16, overlap=8)
+    assert out.shape == (1, 1, 40, 40) and out.dtype == torch.float64
+    torch.testing.assert_close(out, y[:, :1].double(), atol=1e-6, rtol=0)
+
+
+def test_shape_and_argument_errors() -> None:
+    y = torch.rand(1, 3, 40, 40)
+    with pytest.raises(ValueError, match="y must be"):
+        restore_image(lambda t: t, y[0])
+    with pytest.raises(ValueError, match="x must be"):
+        pad_to_multiple(y[0], 8)
+    with pytest.raises(ValueError, match="multiple"):
+        pad_to_multiple(y, 0)
+    with pytest.raises(ValueError, match="tile must be"):
+        restore_image(lambda t: t, y, tile=20, multiple=8)
+    with pytest.raises(ValueError, match="overlap"):
+        restore_image(lambda t: t, y, tile=16, overlap=16)
+    with pytest.raises(ValueError, match="tile_batch_size"):
+        restore_image(lambda t: t, y, tile=16, overlap=8, tile_batch_size=0)
+    with pytest.raises(ValueError, match="fn must keep"):
+        restore_image(lambda t: t[..., :-1], y, tile=16, overlap=8)
