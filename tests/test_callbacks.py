@@ -233,6 +233,20 @@ def test_residual_columns_follow_the_map(tmp_path) -> None:
     torch.testing.assert_close(residual, y - output)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_map_and_batch(tmp_path) -> None:
+    trainer = _fake_trainer(tmp_path)
+    module = TinyModule().cuda()
+    cb = RestorationImageLogger(every_n_steps=1, num_images=2)
+    module.iteration = 1
+    batch = {k: v.cuda() for k, v in _batch().items()}
+    cb.on_train_batch_end(trainer, module, None, batch, 0)
+    cb.on_validation_batch_end(trainer, module, None, batch, 0)
+    cb.on_validation_epoch_end(trainer, module)
+    assert [p.rsplit("/", 1)[-1] for p in cb.last_paths] == ["val_1.png"]
+    assert (tmp_path / "images" / "train_1.png").is_file()
+
+
 def test_submodule_modes_are_restored() -> None:
     net = TwoPass().train()
     net.frozen.eval()  # a deliberately frozen part must stay frozen

@@ -144,3 +144,16 @@ def test_shape_and_argument_errors() -> None:
         restore_image(lambda t: t, y, tile=16, overlap=8, tile_batch_size=0)
     with pytest.raises(ValueError, match="fn must keep"):
         restore_image(lambda t: t[..., :-1], y, tile=16, overlap=8)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tiled_equals_untiled_and_cpu() -> None:
+    net = _conv_net()
+    y = torch.rand(2, 3, 67, 93)
+    with torch.inference_mode():
+        cpu = restore_image(net, y)
+        whole = restore_image(net.cuda(), y.cuda())
+        tiled = restore_image(net, y.cuda(), tile=32, overlap=16)
+    assert tiled.device.type == "cuda"
+    torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
+    torch.testing.assert_close(whole.cpu(), cpu, atol=1e-3, rtol=0)

@@ -138,6 +138,23 @@ def test_validation_errors(fn) -> None:
         fn(x, x, crop_border=-1)
     with pytest.raises(ValueError, match="data_range"):
         fn(x, x, data_range=0)
+    with pytest.raises(ValueError, match="y_channel"):
+        fn(x[:, :1], x[:, :1], y_channel=True)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu() -> None:
+    pred, target = _pair(5, (2, 3, 32, 40))
+    for fn in (psnr, ssim):
+        for y_channel in (False, True):
+            cpu = fn(pred, target, crop_border=2, y_channel=y_channel)
+            gpu = fn(pred.cuda(), target.cuda(), crop_border=2, y_channel=y_channel)
+            assert gpu.device.type == "cuda"
+            torch.testing.assert_close(gpu.cpu(), cpu, atol=1e-8, rtol=0)
+    fid = feature_fid(_tiny_net().cuda())
+    fid.update(pred.cuda(), real=True)
+    fid.update(target.cuda(), real=False)
+    assert torch.isfinite(fid.compute())
 
 
 def test_ssim_needs_window_sized_images() -> None:

@@ -49,13 +49,17 @@ _INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 _ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
 
-def _check_pair(pred: Tensor, target: Tensor, crop_border: int, min_size: int) -> None:
+def _check_pair(
+    pred: Tensor, target: Tensor, crop_border: int, min_size: int, y_channel: bool
+) -> None:
     if pred.ndim != 4:
         raise ValueError(f"pred must be (B, C, H, W), got shape {tuple(pred.shape)}")
     if target.shape != pred.shape:
         raise ValueError(
             f"target shape {tuple(target.shape)} must equal pred shape {tuple(pred.shape)}"
         )
+    if y_channel and pred.shape[1] != 3:
+        raise ValueError(f"y_channel=True needs RGB images (C == 3), got C == {pred.shape[1]}")
     if crop_border < 0:
         raise ValueError(f"crop_border must be >= 0, got {crop_border}")
     h, w = pred.shape[-2:]
@@ -138,7 +142,7 @@ def psnr(
         >>> psnr(x + 0.1, x)
         tensor([20.0000, 20.0000], dtype=torch.float64)
     """
-    _check_pair(pred, target, crop_border, min_size=1)
+    _check_pair(pred, target, crop_border, min_size=1, y_channel=y_channel)
     if data_range <= 0:
         raise ValueError(f"data_range must be > 0, got {data_range}")
     dtype = _work_dtype(pred)
@@ -190,7 +194,7 @@ def ssim(
         tensor([1., 1.], dtype=torch.float64)
     """
     size, sigma = 11, 1.5
-    _check_pair(pred, target, crop_border, min_size=size)
+    _check_pair(pred, target, crop_border, min_size=size, y_channel=y_channel)
     if data_range <= 0:
         raise ValueError(f"data_range must be > 0, got {data_range}")
     dtype = _work_dtype(pred)
