@@ -1,0 +1,1 @@
+"""Data: degradations, image files, datasets and DataModules (knows nothing of the model)."""
