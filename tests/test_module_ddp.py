@@ -1,0 +1,40 @@
+"""RCOTModule under real CPU DDP (two gloo processes) with the recommended strategy."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from tests.test_module import ConvMap
+
+SCRIPT = Path(__file__).parent / "scripts" / "ddp_equal_weights.py"
+
+
+def test_ddp_two_cpu_processes_leave_identical_weights(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rank0 = torch.load(tmp_path / "rank0.pt")
+    rank1 = torch.load(tmp_path / "rank1.pt")
+    assert rank0["world"] == rank1["world"] == 2
+    # 8 samples, global batch 2 x 2 ranks -> 2 iterations per epoch, 2 epochs.
+    assert rank0["iteration"] == rank1["iteration"] == 4
+    assert rank0["state"].keys() == rank1["state"].keys()
+    for key, value in rank0["state"].items():
+        assert torch.equal(value, rank1["state"][key]), key
+    # Training happened: the map left the initial weights both ranks started from.
+    L.seed_everything(0)
+    initial = ConvMap().state_dict()
+    trained = {k.removeprefix("transport_map."): v for k, v in rank0["state"].items()}
+    assert any(not torch.equal(v, trained[k]) for k, v in initial.items())
