@@ -1,0 +1,93 @@
+"""The Kantorovich potential phi (the WGAN-GP critic of RCOT, reference §4), size-agnostic.
+
+The trunk follows the reference: 3x3 convs with LeakyReLU(0.2), no normalisation (a gradient
+penalty must see per-sample gradients, which batch statistics would mix), stride 2 on every second
+conv, weights N(0, 0.02). The reference ends in Linear layers sized by the training patch; here
+global average pooling and one Linear give a scalar for any input size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.nets.restormer import check_image
+
+__all__ = ["Potential"]
+
+
+class Potential(nn.Module):
+    """Convolutional potential phi: images to one scalar score each.
+
+    ``len(channels)`` 3x3 convs, each followed by LeakyReLU; conv ``i`` has ``channels[i]``
+    outputs and stride 2 when ``i`` is odd, so there are ``len(channels) // 2`` down-samplings
+    (five for the reference's ten convs). Then the mean over H, W and ``Linear(channels[-1], 1)``.
+    Built from twice-differentiable ops, so ``torch.autograd.grad(..., create_graph=True)`` works
+    for the gradient penalty.
+
+    Args:
+        in_channels: image channels.
+        channels: output channels of the convs.
+        negative_slope: LeakyReLU slope.
+        init_std: standard deviation of the normal init of the conv weights (biases start at 0).
+
+    Shape:
+        ``(B, in_channels, H, W) -> (B,)``, H and W at least ``2 ** (len(channels) // 2)``.
+
+    Example:
+        >>> import torch
+        >>> phi = Potential(channels=(4, 4, 8, 8))
+        >>> phi(torch.rand(2, 3, 16, 24)).shape
+        torch.Size([2])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        channels: Sequence[int] = (64, 64, 128, 128, 256, 256, 512, 512, 512, 512),
+        negative_slope: float = 0.2,
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise RCOTError(f"in_channels must be a positive integer, got {in_channels!r}")
+        if (
+            not isinstance(channels, Sequence)
+            or isinstance(channels, str)
+            or len(channels) == 0
+            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
+        ):
+            raise RCOTError(
+                f"channels must be a non-empty sequence of positive integers, got {channels!r}"
+            )
+        if not init_std > 0:
+            raise RCOTError(f"init_std must be positive, got {init_std!r}")
+        self.in_channels = in_channels
+        self.num_downsamplings = len(channels) // 2
+        layers: list[nn.Module] = []
+        previous = in_channels
+        for i, width in enumerate(channels):
+            conv = nn.Conv2d(previous, width, kernel_size=3, stride=1 + i % 2, padding=1)
+            nn.init.normal_(conv.weight, mean=0.0, std=init_std)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # built with bias=True
+            layers += [conv, nn.LeakyReLU(negative_slope)]
+            previous = width
+        self.trunk = nn.Sequential(*layers)
+        self.head = nn.Linear(previous, 1)
+
+    @property
+    def min_size(self) -> int:
+        """Smallest accepted H and W: one pixel left after the down-samplings."""
+        return 2**self.num_downsamplings
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Score images ``(B, in_channels, H, W)``; returns ``(B,)``."""
+        check_image(x, self.in_channels)
+        if min(x.shape[-2:]) < self.min_size:
+            raise ValueError(
+                f"x must be at least {self.min_size}x{self.min_size} for "
+                f"{self.num_downsamplings} down-samplings, got {tuple(x.shape[-2:])}"
+            )
+        return self.head(self.trunk(x).mean(dim=(-2, -1))).squeeze(-1)

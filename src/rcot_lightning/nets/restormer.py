@@ -1,0 +1,531 @@
+"""Restormer building blocks and a configurable 4-level Restormer U-Net (the map G of RCOT).
+
+Architecture facts (Zamir et al., CVPR 2022), written from the paper's description:
+
+* a layer norm over the channel axis of every pixel (with a learnable bias);
+* MDTA, multi-Dconv-head transposed attention: 1x1 then depth-wise 3x3 convs make Q, K, V, and
+  attention is computed across channels (a ``(C/h, C/h)`` map per head) rather than across pixels,
+  so its cost is linear in H*W; Q and K are L2-normalised and scaled by a learnable temperature;
+* GDFN, the gated-Dconv feed-forward network: 1x1 expansion to two branches, depth-wise 3x3,
+  GELU of one branch gates the other, 1x1 projection back;
+* a 4-level encoder/decoder with pixel-(un)shuffle resampling, 1x1 channel reduction after the
+  skip concatenation at levels 3 and 2, a level-1 decoder and refinement stage at ``2 * dim``,
+  a 3x3 output conv and a global residual ``x + net(x)``.
+
+The U-Net is split into :class:`RestormerEncoder` and :class:`RestormerDecoder` so that the
+two-pass map (:mod:`rcot_lightning.nets.two_pass`) runs the encoder of ``y`` once and the decoder
+twice, and can use a second encoder on the transport residual.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rcot_lightning.errors import RCOTError
+
+__all__ = [
+    "ChannelLayerNorm",
+    "GatedDconvFeedForward",
+    "RestormerDecoder",
+    "RestormerEncoder",
+    "RestormerUNet",
+    "TransformerBlock",
+    "TransposedAttention",
+    "crop_to",
+    "reflect_pad_to_multiple",
+]
+
+#: Number of 2x down-samplings of the U-Net; inputs are padded to a multiple of ``2**3``.
+NUM_DOWNSAMPLINGS = 3
+PAD_MULTIPLE = 2**NUM_DOWNSAMPLINGS
+
+Conditions = Sequence[Tensor | None]
+
+
+def reflect_pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
+    """Pad the bottom and right of an image batch so that H and W are multiples of ``multiple``.
+
+    Reflection avoids the hard edge that zero padding would put into the attention statistics.
+    Reflection needs a side longer than the pad, so sides shorter than that are replicated instead.
+
+    Args:
+        x: images ``(B, C, H, W)``.
+        multiple: the size multiple, ``>= 1``.
+
+    Returns:
+        The padded batch ``(B, C, H', W')`` and the original ``(H, W)`` for :func:`crop_to`.
+
+    Example:
+        >>> padded, size = reflect_pad_to_multiple(torch.zeros(1, 3, 37, 53), 8)
+        >>> padded.shape, size
+        (torch.Size([1, 3, 40, 56]), (37, 53))
+    """
+    h, w = x.shape[-2:]
+    pad_h = (-h) % multiple
+    pad_w = (-w) % multiple
+    if pad_h == 0 and pad_w == 0:
+        return x, (h, w)
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
+
+
+def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Undo :func:`reflect_pad_to_multiple`: keep the top-left ``size`` of ``(B, C, H', W')``."""
+    return x[..., : size[0], : size[1]]
+
+
+def check_image(x: object, channels: int, name: str = "x") -> None:
+    """Raise TypeError/ValueError unless ``x`` is a tensor ``(B, channels, H, W)``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4 or x.shape[1] != channels:
+        raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(x.shape)}")
+
+
+def _check_positive_int(value: object, key: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RCOTError(f"{key} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _check_int_tuple(values: object, key: str, length: int, minimum: int) -> tuple[int, ...]:
+    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != length:
+        raise RCOTError(f"{key} must be a sequence of {length} integers, got {values!r}")
+    return tuple(_check_positive_int(v, f"{key}[{i}]", minimum) for i, v in enumerate(values))
+
+
+def check_restormer_config(
+    dim: int,
+    num_blocks: Sequence[int],
+    heads: Sequence[int],
+    ffn_expansion_factor: float,
+    *,
+    dim_key: str = "dim",
+    blocks_key: str = "num_blocks",
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Validate the size arguments shared by the encoder, decoder and U-Net.
+
+    Args:
+        dim: width of level 1.
+        num_blocks: blocks of the 4 levels.
+        heads: attention heads of the 4 levels.
+        ffn_expansion_factor: GDFN hidden-width factor.
+        dim_key: config key of ``dim`` named in error messages.
+        blocks_key: config key of ``num_blocks`` named in error messages.
+
+    Returns:
+        ``(num_blocks, heads)`` as tuples of 4 integers.
+
+    Raises:
+        RCOTError: when a value is out of range or ``heads[i]`` does not divide the width
+            ``dim * 2**i`` of level ``i``.
+    """
+    _check_positive_int(dim, dim_key)
+    blocks = _check_int_tuple(num_blocks, blocks_key, 4, minimum=0)
+    head_counts = _check_int_tuple(heads, "heads", 4, minimum=1)
+    for level, h in enumerate(head_counts):
+        width = dim * 2**level
+        if width % h:
+            raise RCOTError(
+                f"heads[{level}]={h} must divide the level-{level + 1} width "
+                f"{dim_key}*2**{level}={width}; change heads or {dim_key}"
+            )
+    if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, int | float):
+        raise RCOTError(f"ffn_expansion_factor must be a number, got {ffn_expansion_factor!r}")
+    if int(dim * ffn_expansion_factor) < 1:
+        raise RCOTError(
+            f"ffn_expansion_factor={ffn_expansion_factor} gives an empty feed-forward layer at "
+            f"{dim_key}={dim}; use a larger factor"
+        )
+    return blocks, head_counts
+
+
+class ChannelLayerNorm(nn.Module):
+    """Layer norm over the channels of every pixel, with learnable scale and bias.
+
+    ``y = (x - mean_C(x)) / sqrt(var_C(x) + eps) * weight + bias`` (biased variance).
+
+    Args:
+        channels: C.
+        eps: added to the variance.
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Example:
+        >>> ChannelLayerNorm(4)(torch.randn(2, 4, 5, 6)).shape
+        torch.Size([2, 4, 5, 6])
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        # The fused layer_norm kernel on a channels-last view is faster than mean/var by hand.
+        y = F.layer_norm(x.permute(0, 2, 3, 1), x.shape[1:2], self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
+class TransposedAttention(nn.Module):
+    """MDTA: multi-Dconv-head attention across channels, linear in the number of pixels.
+
+    Per head, ``softmax(norm(Q) norm(K)^T * temperature) V`` with Q, K, V of shape
+    ``(C/heads, H*W)``; Q, K, V come from a 1x1 conv followed by a depth-wise 3x3 conv.
+
+    Args:
+        dim: channels C.
+        heads: number of heads, dividing C.
+        bias: whether the convs have a bias.
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Example:
+        >>> TransposedAttention(8, heads=2)(torch.randn(1, 8, 4, 4)).shape
+        torch.Size([1, 8, 4, 4])
+    """
+
+    def __init__(self, dim: int, heads: int, bias: bool = False) -> None:
+        super().__init__()
+        self.heads = heads
+        self.temperature = nn.Parameter(torch.ones(heads, 1, 1))
+        self.qkv = nn.Conv2d(dim, dim * 3, kernel_size=1, bias=bias)
+        self.qkv_dwconv = nn.Conv2d(
+            dim * 3, dim * 3, kernel_size=3, padding=1, groups=dim * 3, bias=bias
+        )
+        self.project_out = nn.Conv2d(dim, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, c, h, w = x.shape
+        qkv = self.qkv_dwconv(self.qkv(x)).reshape(b, 3, self.heads, c // self.heads, h * w)
+        q, k, v = qkv.unbind(1)
+        q = F.normalize(q, dim=-1)
+        k = F.normalize(k, dim=-1)
+        attn = (q @ k.transpose(-2, -1) * self.temperature).softmax(dim=-1)
+        return self.project_out((attn @ v).reshape(b, c, h, w))
+
+
+class GatedDconvFeedForward(nn.Module):
+    """GDFN: ``W_out(GELU(dw(W_1 x)) * dw(W_2 x))`` with hidden width ``int(C * expansion)``.
+
+    Args:
+        dim: channels C.
+        expansion: hidden-width factor (2.66 in Restormer).
+        bias: whether the convs have a bias.
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Example:
+        >>> GatedDconvFeedForward(8, 2.0)(torch.randn(1, 8, 4, 4)).shape
+        torch.Size([1, 8, 4, 4])
+    """
+
+    def __init__(self, dim: int, expansion: float, bias: bool = False) -> None:
+        super().__init__()
+        hidden = int(dim * expansion)
+        self.project_in = nn.Conv2d(dim, hidden * 2, kernel_size=1, bias=bias)
+        self.dwconv = nn.Conv2d(
+            hidden * 2, hidden * 2, kernel_size=3, padding=1, groups=hidden * 2, bias=bias
+        )
+        self.project_out = nn.Conv2d(hidden, dim, kernel_size=1, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, value = self.dwconv(self.project_in(x)).chunk(2, dim=1)
+        return self.project_out(F.gelu(gate) * value)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm Restormer block: ``x + MDTA(LN(x))`` then ``x + GDFN(LN(x))``.
+
+    Args:
+        dim: channels C.
+        heads: attention heads, dividing C.
+        ffn_expansion_factor: GDFN hidden-width factor.
+        bias: whether the convs have a bias (the layer norms always have one).
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Example:
+        >>> TransformerBlock(8, heads=2, ffn_expansion_factor=2.0)(torch.randn(1, 8, 4, 4)).shape
+        torch.Size([1, 8, 4, 4])
+    """
+
+    def __init__(self, dim: int, heads: int, ffn_expansion_factor: float, bias: bool = False):
+        super().__init__()
+        self.norm1 = ChannelLayerNorm(dim)
+        self.attn = TransposedAttention(dim, heads, bias)
+        self.norm2 = ChannelLayerNorm(dim)
+        self.ffn = GatedDconvFeedForward(dim, ffn_expansion_factor, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.ffn(self.norm2(x))
+
+
+def _stage(dim: int, blocks: int, heads: int, ffn: float, bias: bool) -> nn.Sequential:
+    return nn.Sequential(*(TransformerBlock(dim, heads, ffn, bias) for _ in range(blocks)))
+
+
+def _downsample(dim: int) -> nn.Sequential:
+    # Halving the channels before PixelUnshuffle(2) makes the next level 2x wider; bias-free as
+    # in Restormer regardless of the `bias` setting.
+    return nn.Sequential(
+        nn.Conv2d(dim, dim // 2, kernel_size=3, padding=1, bias=False), nn.PixelUnshuffle(2)
+    )
+
+
+def _upsample(dim: int) -> nn.Sequential:
+    # Doubling the channels before PixelShuffle(2) makes the next level 2x narrower.
+    return nn.Sequential(
+        nn.Conv2d(dim, dim * 2, kernel_size=3, padding=1, bias=False), nn.PixelShuffle(2)
+    )
+
+
+class RestormerEncoder(nn.Module):
+    """Overlapped 3x3 patch embedding, three encoder levels and the latent level.
+
+    Level ``i`` (0-based) works at width ``dim * 2**i`` and resolution ``H / 2**i``; each of the
+    first three levels is followed by a down-sampling (3x3 conv to half the channels, then
+    PixelUnshuffle(2)).
+
+    Args:
+        in_channels: image channels.
+        dim: width of level 1.
+        num_blocks: transformer blocks of the 4 levels (the last is the latent level).
+        heads: attention heads of the 4 levels.
+        ffn_expansion_factor: GDFN hidden-width factor.
+        bias: whether the convs have a bias.
+
+    Shape:
+        ``(B, in_channels, H, W)`` with H, W multiples of 8 ->
+        skips ``((B, dim, H, W), (B, 2dim, H/2, W/2), (B, 4dim, H/4, W/4))`` and bottleneck
+        ``(B, 8dim, H/8, W/8)``.
+
+    Example:
+        >>> enc = RestormerEncoder(3, 4, (1, 1, 1, 1), (1, 1, 1, 1), 2.0)
+        >>> skips, bottleneck = enc(torch.randn(1, 3, 16, 16))
+        >>> [tuple(s.shape) for s in skips], tuple(bottleneck.shape)
+        ([(1, 4, 16, 16), (1, 8, 8, 8), (1, 16, 4, 4)], (1, 32, 2, 2))
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int,
+        num_blocks: Sequence[int],
+        heads: Sequence[int],
+        ffn_expansion_factor: float,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_positive_int(in_channels, "in_channels")
+        blocks, head_counts = check_restormer_config(dim, num_blocks, heads, ffn_expansion_factor)
+        f = ffn_expansion_factor
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=bias)
+        self.levels = nn.ModuleList(
+            _stage(dim * 2**i, blocks[i], head_counts[i], f, bias) for i in range(3)
+        )
+        self.downs = nn.ModuleList(_downsample(dim * 2**i) for i in range(3))
+        self.latent = _stage(dim * 8, blocks[3], head_counts[3], f, bias)
+
+    def forward(self, x: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        skips = []
+        h = self.patch_embed(x)
+        for level, down in zip(self.levels, self.downs, strict=True):
+            h = level(h)
+            skips.append(h)
+            h = down(h)
+        return (skips[0], skips[1], skips[2]), self.latent(h)
+
+
+class RestormerDecoder(nn.Module):
+    """The decoder half of the Restormer U-Net, with optional additive conditioning.
+
+    From the bottleneck: up-sample (3x3 conv to twice the channels, PixelShuffle(2)), concatenate
+    the encoder skip, reduce channels with a 1x1 conv (levels 3 and 2 only), transformer blocks;
+    level 1 and the refinement blocks stay at ``2 * dim``; a 3x3 conv maps to the output channels.
+
+    ``conditions`` (deepest first, entries may be ``None``) are added: ``conditions[0]`` to the
+    bottleneck ``(B, 8dim, H/8, W/8)``, ``conditions[1]`` to the up-sampled features entering level
+    3 ``(B, 4dim, H/4, W/4)``, ``conditions[2]`` to those entering level 2 ``(B, 2dim, H/2, W/2)``,
+    ``conditions[3]`` to those entering level 1 ``(B, dim, H, W)`` (each before the concatenation
+    with the skip).
+
+    Args:
+        out_channels: channels of the output.
+        dim: width of level 1 of the matching encoder.
+        num_blocks: transformer blocks of the 4 levels (the last, the latent, is not used here).
+        num_refinement_blocks: blocks after level 1.
+        heads: attention heads of the 4 levels.
+        ffn_expansion_factor: GDFN hidden-width factor.
+        bias: whether the convs have a bias.
+
+    Shape:
+        skips and bottleneck as returned by :class:`RestormerEncoder` ->
+        ``(B, out_channels, H, W)`` (no global skip here).
+
+    Example:
+        >>> enc = RestormerEncoder(3, 4, (1, 1, 1, 1), (1, 1, 1, 1), 2.0)
+        >>> dec = RestormerDecoder(3, 4, (1, 1, 1, 1), 1, (1, 1, 1, 1), 2.0)
+        >>> dec(*enc(torch.randn(1, 3, 16, 16))).shape
+        torch.Size([1, 3, 16, 16])
+    """
+
+    def __init__(
+        self,
+        out_channels: int,
+        dim: int,
+        num_blocks: Sequence[int],
+        num_refinement_blocks: int,
+        heads: Sequence[int],
+        ffn_expansion_factor: float,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        _check_positive_int(out_channels, "out_channels")
+        _check_positive_int(num_refinement_blocks, "num_refinement_blocks", minimum=0)
+        blocks, head_counts = check_restormer_config(dim, num_blocks, heads, ffn_expansion_factor)
+        f = ffn_expansion_factor
+        self.up4_3 = _upsample(dim * 8)
+        self.reduce3 = nn.Conv2d(dim * 8, dim * 4, kernel_size=1, bias=bias)
+        self.level3 = _stage(dim * 4, blocks[2], head_counts[2], f, bias)
+        self.up3_2 = _upsample(dim * 4)
+        self.reduce2 = nn.Conv2d(dim * 4, dim * 2, kernel_size=1, bias=bias)
+        self.level2 = _stage(dim * 2, blocks[1], head_counts[1], f, bias)
+        self.up2_1 = _upsample(dim * 2)
+        # Restormer keeps level 1 at the concatenated width 2*dim: no reduction at full resolution.
+        self.level1 = _stage(dim * 2, blocks[0], head_counts[0], f, bias)
+        self.refinement = _stage(dim * 2, num_refinement_blocks, head_counts[0], f, bias)
+        self.output = nn.Conv2d(dim * 2, out_channels, kernel_size=3, padding=1, bias=bias)
+
+    def forward(
+        self,
+        skips: Sequence[Tensor],
+        bottleneck: Tensor,
+        conditions: Conditions | None = None,
+    ) -> Tensor:
+        if conditions is None:
+            conditions = (None, None, None, None)
+        elif len(conditions) != 4:
+            raise ValueError(
+                f"conditions must hold 4 entries (bottleneck, level 3, 2, 1), got {len(conditions)}"
+            )
+        c_latent, c3, c2, c1 = conditions
+        h = bottleneck if c_latent is None else bottleneck + c_latent
+        h = self.up4_3(h)
+        h = h if c3 is None else h + c3
+        h = self.level3(self.reduce3(torch.cat([h, skips[2]], dim=1)))
+        h = self.up3_2(h)
+        h = h if c2 is None else h + c2
+        h = self.level2(self.reduce2(torch.cat([h, skips[1]], dim=1)))
+        h = self.up2_1(h)
+        h = h if c1 is None else h + c1
+        h = self.level1(torch.cat([h, skips[0]], dim=1))
+        return self.output(self.refinement(h))
+
+
+class RestormerUNet(nn.Module):
+    """The 4-level Restormer U-Net with a global residual: ``forward(x) = x + net(x)``.
+
+    Paper size (the defaults): dim 48, blocks (4, 6, 6, 8), 4 refinement blocks, heads
+    (1, 2, 4, 8), GDFN factor 2.66, bias-free convs: about 26.1 M parameters.
+
+    Inputs of any H, W are reflect-padded to a multiple of 8 and the output is cropped back.
+    :meth:`encode` and :meth:`decode` expose the two halves on already padded inputs so that a
+    caller (the two-pass map) can reuse the encoder output.
+
+    Args:
+        in_channels: image channels.
+        out_channels: output channels; the global residual is added only when it equals
+            ``in_channels`` (otherwise ``forward(x) = net(x)``).
+        dim: width of level 1 (levels 2, 3, latent are 2x, 4x, 8x wider).
+        num_blocks: transformer blocks of levels 1, 2, 3 and the latent level.
+        num_refinement_blocks: blocks after decoder level 1.
+        heads: attention heads of the 4 levels; ``heads[i]`` must divide ``dim * 2**i``.
+        ffn_expansion_factor: GDFN hidden-width factor.
+        bias: whether the convs have a bias (the layer norms always have one).
+
+    Shape:
+        ``(B, in_channels, H, W) -> (B, out_channels, H, W)``.
+
+    Example:
+        >>> net = RestormerUNet(dim=4, num_blocks=(1, 1, 1, 1), num_refinement_blocks=1,
+        ...                     heads=(1, 1, 1, 1), ffn_expansion_factor=2.0)
+        >>> net(torch.rand(2, 3, 13, 21)).shape
+        torch.Size([2, 3, 13, 21])
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        out_channels: int = 3,
+        dim: int = 48,
+        num_blocks: Sequence[int] = (4, 6, 6, 8),
+        num_refinement_blocks: int = 4,
+        heads: Sequence[int] = (1, 2, 4, 8),
+        ffn_expansion_factor: float = 2.66,
+        bias: bool = False,
+    ) -> None:
+        super().__init__()
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.encoder = RestormerEncoder(
+            in_channels, dim, num_blocks, heads, ffn_expansion_factor, bias
+        )
+        self.decoder = RestormerDecoder(
+            out_channels, dim, num_blocks, num_refinement_blocks, heads, ffn_expansion_factor, bias
+        )
+
+    def encode(self, x: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
+        """Run the encoder on a padded batch.
+
+        Args:
+            x: images ``(B, in_channels, H, W)``, H and W multiples of 8.
+
+        Returns:
+            ``(skips, bottleneck)``: skips ``((B, dim, H, W), (B, 2dim, H/2, W/2),
+            (B, 4dim, H/4, W/4))`` and bottleneck ``(B, 8dim, H/8, W/8)``.
+        """
+        check_image(x, self.in_channels)
+        if x.shape[-2] % PAD_MULTIPLE or x.shape[-1] % PAD_MULTIPLE:
+            raise ValueError(
+                f"encode needs H and W multiples of {PAD_MULTIPLE}, got {tuple(x.shape[-2:])}; "
+                "use forward (which pads) or reflect_pad_to_multiple"
+            )
+        return self.encoder(x)
+
+    def decode(
+        self,
+        skips: Sequence[Tensor],
+        bottleneck: Tensor,
+        conditions: Conditions | None = None,
+    ) -> Tensor:
+        """Run the decoder; ``x + decode(*encode(x))`` is the restored (padded) image.
+
+        Args:
+            skips: the three encoder skips from :meth:`encode`.
+            bottleneck: ``(B, 8dim, H/8, W/8)`` from :meth:`encode`.
+            conditions: optional additive features, deepest first (see
+                :class:`RestormerDecoder`).
+
+        Returns:
+            ``net(x)`` of shape ``(B, out_channels, H, W)``, without the global residual.
+        """
+        return self.decoder(skips, bottleneck, conditions)
+
+    def forward(self, x: Tensor) -> Tensor:
+        check_image(x, self.in_channels)
+        padded, size = reflect_pad_to_multiple(x, PAD_MULTIPLE)
+        out = self.decoder(*self.encoder(padded))
+        if self.out_channels == self.in_channels:
+            out = padded + out
+        return crop_to(out, size)
