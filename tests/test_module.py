@@ -411,3 +411,33 @@ def test_invalid_hyperparameters_name_the_config_key() -> None:
         RCOTModule(ConvMap(), ConvPotential(), ema_decay=1.5)
     with pytest.raises(RCOTError, match=r"model\.fourier_norms"):
         RCOTModule(ConvMap(), ConvPotential(), fourier_norms={"snow": 2})
+
+
+def test_fp16_grad_scaler_penalty_is_unscaled() -> None:
+    """Under a GradScaler the penalty must see true input gradients, not scaled ones.
+
+    Lightning maps ``16-mixed`` to bf16 on CPU, so the fp16 + scaler path (what GPUs run) is
+    exercised here with an explicit CPU GradScaler plugin.
+    """
+    from lightning.pytorch.plugins import MixedPrecision
+
+    first_penalty: dict[str, float] = {}
+    for name, kwargs in {
+        "fp32": {},
+        "fp16": {
+            "plugins": [
+                MixedPrecision(
+                    "16-mixed", "cpu", scaler=torch.amp.GradScaler("cpu", init_scale=1024.0)
+                )
+            ]
+        },
+    }.items():
+        torch.manual_seed(0)
+        metrics = LastMetrics()
+        module = RCOTModule(ConvMap(), ConvPotential(), map_grad_clip=1.0)
+        make_trainer(max_epochs=1, callbacks=[metrics], **kwargs).fit(
+            module, loader([make_batch(0)])
+        )
+        first_penalty[name] = metrics.history[0]["train/gradient_penalty"]
+    # Scaled gradients would give (1024 |g| - 1)^2, orders of magnitude away.
+    assert first_penalty["fp16"] == pytest.approx(first_penalty["fp32"], rel=2e-2)
