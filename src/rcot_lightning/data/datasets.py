@@ -1,0 +1,357 @@
+"""Map-style datasets that yield the rows of the batch contract (:mod:`rcot_lightning.contract`).
+
+Training datasets draw a random crop and one of the 8 flip/rot90 modes per item, and the
+degradation's randomness, from a generator seeded by ``(seed, epoch, index)``: a run is
+reproducible, every epoch differs, and worker processes or ranks never repeat each other's
+randomness (ranks and workers see disjoint indices). Index them with a :class:`SampleKey`
+(what :class:`~rcot_lightning.data.sampling.ShardedSampler` yields) or a plain int (epoch 0).
+
+Evaluation datasets return full-size images (or a centre crop) and seed any synthetic
+degradation by ``(seed, image name)``, so every epoch and every rank sees the same validation set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED, NAME, PAIRED, TARGET
+from rcot_lightning.data.sources import Crop, ImageList, PairSource, crop_image, dihedral
+from rcot_lightning.errors import RCOTError
+
+__all__ = [
+    "EvalDataset",
+    "PairedDataset",
+    "SampleKey",
+    "SemiPairedDataset",
+    "UnpairedDataset",
+    "derive_seed",
+    "random_crop",
+]
+
+
+class SampleKey(NamedTuple):
+    """The index of an item and the epoch it is drawn in."""
+
+    item: int
+    epoch: int = 0
+
+
+def derive_seed(*parts: object) -> int:
+    """A 63-bit seed from any printable parts, identical in every process (unlike ``hash``).
+
+    Example:
+        >>> derive_seed(0, "chelsea") == derive_seed(0, "chelsea") != derive_seed(1, "chelsea")
+        True
+    """
+    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2**63 - 1)
+
+
+def _generator(*parts: object) -> torch.Generator:
+    return torch.Generator().manual_seed(derive_seed(*parts))
+
+
+def random_crop(
+    size: tuple[int, int], patch: int, generator: torch.Generator, where: str = "image"
+) -> Crop:
+    """A uniformly placed ``patch`` x ``patch`` window of an image of ``size`` (H, W).
+
+    Raises:
+        RCOTError: the image is smaller than the patch.
+
+    Example:
+        >>> random_crop((10, 20), 8, torch.Generator().manual_seed(0))
+        Crop(top=2, left=2, height=8, width=8)
+    """
+    h, w = size
+    if h < patch or w < patch:
+        raise RCOTError(
+            f"{where} is {h}x{w}, smaller than data.patch_size={patch}; lower data.patch_size "
+            "or remove the image"
+        )
+    top = int(torch.randint(h - patch + 1, (1,), generator=generator))
+    left = int(torch.randint(w - patch + 1, (1,), generator=generator))
+    return Crop(top, left, patch, patch)
+
+
+def center_crop(size: tuple[int, int], patch: int | None) -> Crop | None:
+    """The central ``patch`` x ``patch`` window, clipped to the image; ``None`` keeps it whole.
+
+    Example:
+        >>> center_crop((300, 451), 256)
+        Crop(top=22, left=97, height=256, width=256)
+    """
+    if patch is None:
+        return None
+    h, w = size
+    ch, cw = min(h, patch), min(w, patch)
+    return Crop((h - ch) // 2, (w - cw) // 2, ch, cw)
+
+
+def _check_positive(value: int | None, key: str, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RCOTError(f"{key} must be a positive integer, got {value!r}")
+
+
+class _TrainDataset(Dataset[dict[str, Tensor]]):
+    """Shared by the training datasets: length, keys, per-item generators, crops and modes."""
+
+    def __init__(
+        self,
+        source: PairSource,
+        patch_size: int,
+        length: int | None,
+        seed: int,
+        augment: bool,
+    ) -> None:
+        _check_positive(patch_size, "data.patch_size")
+        _check_positive(length, "data.samples_per_epoch", allow_none=True)
+        self.source = source
+        self.patch_size = patch_size
+        self.length = len(source) if length is None else length
+        self.seed = seed
+        self.augment = augment
+        _check_sizes(source, patch_size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _start(self, key: int | SampleKey) -> tuple[int, torch.Generator]:
+        """The source index of an item and its generator, seeded by (seed, epoch, index)."""
+        index, epoch = key if isinstance(key, tuple) else (int(key), 0)
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for {self.length} items")
+        return index % len(self.source), _generator(self.seed, epoch, index)
+
+    def _view(
+        self, size: tuple[int, int], generator: torch.Generator, where: str
+    ) -> tuple[Crop, int]:
+        crop = random_crop(size, self.patch_size, generator, where)
+        mode = int(torch.randint(8, (1,), generator=generator)) if self.augment else 0
+        return crop, mode
+
+
+def _check_sizes(images: PairSource | ImageList, patch_size: int) -> None:
+    """Fail at setup, not mid-epoch in a worker, when an image is smaller than the patch."""
+    small = [
+        f"{images.describe(i)} ({images.size(i)[0]}x{images.size(i)[1]})"
+        for i in range(len(images))
+        if min(images.size(i)) < patch_size
+    ]
+    if small:
+        raise RCOTError(
+            f"{len(small)} images are smaller than data.patch_size={patch_size}: "
+            f"{', '.join(small[:5])}{', ...' if len(small) > 5 else ''}; lower data.patch_size "
+            "or remove them"
+        )
+
+
+def _row(
+    degraded: Tensor, clean: Tensor, target: Tensor, paired: bool, degradation: int
+) -> dict[str, Tensor]:
+    return {
+        DEGRADED: degraded,
+        CLEAN: clean,
+        TARGET: target,
+        PAIRED: torch.tensor(paired),
+        DEGRADATION: torch.tensor(degradation, dtype=torch.long),
+    }
+
+
+class PairedDataset(_TrainDataset):
+    """Paired training crops: ``clean`` is the target itself and every row is ``paired``.
+
+    Args:
+        source: pairs with targets (folders or synthesised).
+        patch_size: side of the square random crop.
+        length: items per epoch (``None``: one per pair); item ``i`` uses pair ``i % len``.
+        seed: base seed of the per-item generators.
+        augment: apply a random flip/rot90 mode, identically to both images.
+
+    Example:
+        >>> from rcot_lightning.data.degradations import GaussianNoise
+        >>> from rcot_lightning.data.sources import MemoryImages, Synthesized
+        >>> clean = MemoryImages({"a": torch.rand(3, 32, 32)})
+        >>> data = PairedDataset(Synthesized(clean, GaussianNoise(25)), patch_size=16, length=4)
+        >>> row = data[SampleKey(item=3, epoch=1)]
+        >>> row["degraded"].shape, bool(row["paired"]), int(row["degradation"])
+        (torch.Size([3, 16, 16]), True, 0)
+    """
+
+    def __init__(
+        self,
+        source: PairSource,
+        patch_size: int,
+        length: int | None = None,
+        seed: int = 0,
+        augment: bool = True,
+    ) -> None:
+        if not source.has_targets:
+            raise RCOTError("paired training needs targets; this source has degraded images only")
+        super().__init__(source, patch_size, length, seed, augment)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
+        index, generator = self._start(key)
+        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
+        degraded, target, degradation = self.source.pair(index, crop, mode, generator)
+        assert target is not None  # checked in __init__
+        return _row(degraded, target, target, True, degradation)
+
+
+class UnpairedDataset(_TrainDataset):
+    """Unpaired training crops: ``clean`` is an independent crop of an independently drawn image.
+
+    ``target`` is zeros (same shape, so batches collate) and ``paired`` is False; targets the
+    source may have are ignored.
+
+    Args:
+        degraded: where the degraded crops come from (a degraded folder, or clean images
+            degraded on the fly).
+        clean: the clean images, drawn uniformly at random for each item.
+        patch_size, length, seed, augment: as :class:`PairedDataset`.
+
+    Example:
+        >>> from rcot_lightning.data.sources import DegradedOnly, MemoryImages
+        >>> degraded = DegradedOnly(MemoryImages({"y": torch.zeros(3, 16, 16)}))
+        >>> clean = MemoryImages({"x1": torch.ones(3, 16, 16), "x2": torch.ones(3, 20, 20)})
+        >>> row = UnpairedDataset(degraded, clean, patch_size=8)[0]
+        >>> row["clean"].mean().item(), bool(row["paired"]), row["target"].shape
+        (1.0, False, torch.Size([3, 8, 8]))
+    """
+
+    def __init__(
+        self,
+        degraded: PairSource,
+        clean: ImageList,
+        patch_size: int,
+        length: int | None = None,
+        seed: int = 0,
+        augment: bool = True,
+    ) -> None:
+        super().__init__(degraded, patch_size, length, seed, augment)
+        _check_sizes(clean, patch_size)
+        self.clean = clean
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
+        index, generator = self._start(key)
+        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
+        degraded, _, degradation = self.source.pair(index, crop, mode, generator)
+        j = int(torch.randint(len(self.clean), (1,), generator=generator))
+        clean_crop, clean_mode = self._view(self.clean.size(j), generator, self.clean.describe(j))
+        clean = dihedral(crop_image(self.clean.load(j), clean_crop), clean_mode)
+        return _row(degraded, clean, torch.zeros_like(clean), False, degradation)
+
+
+class SemiPairedDataset(_TrainDataset):
+    """A fixed, seeded fraction of the pairs keeps its targets; the rest is used unpaired.
+
+    The paired subset depends only on ``seed`` and the number of pairs (not on the epoch or the
+    rank). Unpaired rows get ``target`` zeros, ``paired`` False and, as ``clean``, the target of
+    another pair drawn uniformly (never their own, so no pairing information leaks).
+
+    Args:
+        source: pairs with targets.
+        paired_fraction: fraction in [0, 1] of pairs that keep their target (rounded).
+        patch_size, length, seed, augment: as :class:`PairedDataset`.
+
+    Example:
+        >>> from rcot_lightning.data.sources import FolderPairs, MemoryImages
+        >>> images = MemoryImages({str(i): torch.rand(3, 8, 8) for i in range(10)})
+        >>> data = SemiPairedDataset(FolderPairs(images, images), 0.3, patch_size=8)
+        >>> len(data.paired_indices), sum(bool(data[i]["paired"]) for i in range(10))
+        (3, 3)
+    """
+
+    def __init__(
+        self,
+        source: PairSource,
+        paired_fraction: float,
+        patch_size: int,
+        length: int | None = None,
+        seed: int = 0,
+        augment: bool = True,
+    ) -> None:
+        if not source.has_targets:
+            raise RCOTError("semi-paired training needs targets; this source has none")
+        if isinstance(paired_fraction, bool) or not 0.0 <= float(paired_fraction) <= 1.0:
+            raise RCOTError(f"data.paired_fraction must be in [0, 1], got {paired_fraction!r}")
+        super().__init__(source, patch_size, length, seed, augment)
+        n = len(source)
+        n_paired = round(float(paired_fraction) * n)
+        if n_paired < n and n < 2:
+            raise RCOTError("semi-paired training needs at least 2 training images")
+        order = torch.randperm(n, generator=_generator(seed, "paired subset"))
+        self.paired_indices = sorted(int(i) for i in order[:n_paired])
+        self._paired = set(self.paired_indices)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
+        index, generator = self._start(key)
+        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
+        degraded, target, degradation = self.source.pair(index, crop, mode, generator)
+        assert target is not None  # checked in __init__
+        if index in self._paired:
+            return _row(degraded, target, target, True, degradation)
+        other = int(torch.randint(len(self.source) - 1, (1,), generator=generator))
+        other += int(other >= index)  # skip our own target
+        clean_crop, clean_mode = self._view(
+            self.source.size(other), generator, self.source.describe(other)
+        )
+        clean = self.source.target(other, clean_crop, clean_mode)
+        return _row(degraded, clean, torch.zeros_like(target), False, degradation)
+
+
+class EvalDataset(Dataset[dict[str, Any]]):
+    """Full-size (or centre-cropped) images for validation, test and prediction.
+
+    Rows are ``{"degraded", "target", "name"}``, or ``{"degraded", "name"}`` when the source has
+    no targets (prediction). A synthetic degradation is seeded by ``(seed, name)``, so the
+    degraded set is the same in every epoch, on every rank and in every worker.
+
+    Args:
+        source: the pairs (or degraded images).
+        seed: base seed of the per-image generators.
+        crop_size: centre-crop side (clipped to the image); ``None`` keeps full size.
+        targets: include ``target`` (False for prediction batches).
+
+    Example:
+        >>> from rcot_lightning.data.degradations import GaussianNoise
+        >>> from rcot_lightning.data.sources import MemoryImages, Synthesized
+        >>> clean = MemoryImages({"cat": torch.rand(3, 30, 40)})
+        >>> data = EvalDataset(Synthesized(clean, GaussianNoise(25)), crop_size=16)
+        >>> row = data[0]
+        >>> row["name"], row["degraded"].shape, torch.equal(row["degraded"], data[0]["degraded"])
+        ('cat', torch.Size([3, 16, 16]), True)
+    """
+
+    def __init__(
+        self,
+        source: PairSource,
+        seed: int = 0,
+        crop_size: int | None = None,
+        targets: bool = True,
+    ) -> None:
+        _check_positive(crop_size, "data.val_crop_size", allow_none=True)
+        self.source = source
+        self.targets = targets
+        self.seed = seed
+        self.crop_size = crop_size
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, key: int | SampleKey) -> dict[str, Any]:
+        index = key[0] if isinstance(key, tuple) else int(key)
+        name = self.source.names[index]
+        crop = center_crop(self.source.size(index), self.crop_size)
+        degraded, target, _ = self.source.pair(index, crop, 0, _generator(self.seed, "eval", name))
+        row: dict[str, Any] = {DEGRADED: degraded, NAME: name}
+        if target is not None and self.targets:
+            row[TARGET] = target
+        return row
