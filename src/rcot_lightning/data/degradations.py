@@ -2,9 +2,10 @@ r"""Synthetic degradations :math:`y = D(x)` on batches of clean images, in one r
 
 Every degradation is a small module-like object, called as ``deg(clean, generator)``, mapping
 clean images ``(B, C, H, W)`` in [0, 1] to degraded images of the same shape (only
-:class:`Downscale` with ``upsample=False`` changes the size). All randomness is drawn from an optional :class:`torch.Generator`, so the
-same generator state gives the same output: datasets seed one per sample (training) or per image
-name (validation), which makes runs reproducible across epochs, ranks and worker processes.
+:class:`Downscale` with ``upsample=False`` changes the size). All randomness is drawn from an
+optional :class:`torch.Generator`, so the same generator state gives the same output: datasets
+seed one per sample (training) or per image name (validation), which makes runs reproducible
+across epochs, ranks and worker processes.
 
 A parameter given as a number is fixed; given as a pair ``[low, high]`` it is drawn uniformly per
 image (the "blind" setting). Invalid parameters raise :class:`~rcot_lightning.errors.RCOTError`

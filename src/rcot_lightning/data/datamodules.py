@@ -1,0 +1,516 @@
+"""LightningDataModules that yield the batch contract of :mod:`rcot_lightning.contract`.
+
+* :class:`SamplesDataModule`: the embedded scikit-image photos (the default, offline);
+* :class:`PairedFolderDataModule`: a degraded folder and a target folder;
+* :class:`SyntheticDataModule`: a clean folder degraded on the fly;
+* :class:`UnpairedDataModule`: degraded and clean images drawn independently;
+* :class:`SemiPairedDataModule`: a seeded fraction of pairs keeps its targets.
+
+Common behaviour (:class:`RestorationDataModule`):
+
+* ``batch_size`` is **per device**: the global batch is ``batch_size * devices * num_nodes``.
+* Training uses :class:`~rcot_lightning.data.sampling.ShardedSampler`: each rank reads a
+  disjoint, deterministic shard, and every item's crop, flip and degradation are seeded by
+  ``(seed, epoch, index)``, so runs are reproducible for any number of workers and ranks differ.
+  Rank and world size are read from the trainer when the loader is built.
+* Validation and test are full-size images (``val_batch_size`` 1 by default, sizes differ);
+  their synthetic degradations are seeded per image name. Under DDP Lightning shards them.
+* ``pin_memory`` defaults to on exactly when the trainer runs on a CUDA GPU; workers persist
+  across epochs when ``num_workers > 0``.
+* Validation / test data: ``{stage}_target_dir`` with ``{stage}_degraded_dir`` are paired
+  folders; ``{stage}_target_dir`` alone is degraded on the fly by ``degradation``;
+  ``predict_dir`` holds images to restore (no targets).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from rcot_lightning.contract import DegradationId
+from rcot_lightning.data.datasets import (
+    EvalDataset,
+    PairedDataset,
+    SemiPairedDataset,
+    UnpairedDataset,
+    derive_seed,
+)
+from rcot_lightning.data.degradations import Degradation, GaussianNoise, resolve_degradation_id
+from rcot_lightning.data.samples import TRAIN_PHOTOS, VAL_PHOTOS, sample_images
+from rcot_lightning.data.sampling import ShardedSampler
+from rcot_lightning.data.sources import (
+    DegradedOnly,
+    FolderImages,
+    FolderPairs,
+    PairSource,
+    Subset,
+    Synthesized,
+)
+from rcot_lightning.errors import RCOTError
+
+__all__ = [
+    "PairedFolderDataModule",
+    "RestorationDataModule",
+    "SamplesDataModule",
+    "SemiPairedDataModule",
+    "SyntheticDataModule",
+    "UnpairedDataModule",
+]
+
+# The datasets each Lightning stage needs.
+_NEEDS: dict[str | None, tuple[str, ...]] = {
+    "fit": ("train", "val"),
+    "validate": ("val",),
+    "test": ("test",),
+    "predict": ("predict",),
+    None: ("train", "val", "test", "predict"),
+}
+
+
+def _positive(value: Any, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RCOTError(f"{key} must be a positive integer, got {value!r}")
+    return value
+
+
+class RestorationDataModule(L.LightningDataModule):
+    """Loaders, sharding, seeding and pinning shared by all DataModules; subclasses build data.
+
+    Args:
+        degradation: synthesises degraded images from clean ones where a source has none.
+        batch_size: training images **per device** (global = ``batch_size * devices *
+            num_nodes``).
+        patch_size: side of the square training crops.
+        samples_per_epoch: training items per epoch over all ranks (``None``: one per image).
+        num_workers: loader worker processes per device (0 loads in the main process).
+        seed: base seed of crops, flips, degradations and data splits.
+        augment: random flip/rot90 of training crops.
+        val_batch_size: validation/test/predict batch size (keep 1 unless sizes are equal).
+        val_crop_size: centre-crop validation images to this side (``None``: full size).
+        pin_memory: ``None`` pins exactly when the trainer uses a CUDA GPU.
+        skip_bad_images: skip unreadable image files with a warning instead of raising.
+        degradation_id: id of folder data (``"rain"``, ``"haze"``, ...; ``None``: the
+            degradation's id, else ``"other"``).
+        val_degraded_dir, val_target_dir, test_degraded_dir, test_target_dir: evaluation
+            folders (see the module docstring).
+        predict_dir: images to restore with ``trainer.predict``.
+
+    Example:
+        >>> dm = SamplesDataModule(batch_size=2, patch_size=32, samples_per_epoch=4)
+        >>> dm.setup("fit")
+        >>> batch = next(iter(dm.train_dataloader()))
+        >>> sorted(batch), tuple(batch["degraded"].shape)
+        (['clean', 'degradation', 'degraded', 'paired', 'target'], (2, 3, 32, 32))
+    """
+
+    def __init__(
+        self,
+        *,
+        degradation: Degradation | None = None,
+        batch_size: int = 8,
+        patch_size: int = 128,
+        samples_per_epoch: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        augment: bool = True,
+        val_batch_size: int = 1,
+        val_crop_size: int | None = None,
+        pin_memory: bool | None = None,
+        skip_bad_images: bool = False,
+        degradation_id: str | int | None = None,
+        val_degraded_dir: str | None = None,
+        val_target_dir: str | None = None,
+        test_degraded_dir: str | None = None,
+        test_target_dir: str | None = None,
+        predict_dir: str | None = None,
+    ) -> None:
+        super().__init__()
+        if degradation is not None and not isinstance(degradation, Degradation):
+            raise RCOTError(
+                "data.degradation must be a degradation node with a `_target_` such as "
+                f"rcot_lightning.data.degradations.GaussianNoise, got {degradation!r}"
+            )
+        self.degradation = degradation
+        self.batch_size = _positive(batch_size, "data.batch_size")
+        self.patch_size = _positive(patch_size, "data.patch_size")
+        if samples_per_epoch is not None:
+            _positive(samples_per_epoch, "data.samples_per_epoch")
+        self.samples_per_epoch = samples_per_epoch
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise RCOTError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
+        self.num_workers = num_workers
+        self.seed = int(seed)
+        self.augment = augment
+        self.val_batch_size = _positive(val_batch_size, "data.val_batch_size")
+        if val_crop_size is not None:
+            _positive(val_crop_size, "data.val_crop_size")
+        self.val_crop_size = val_crop_size
+        self.pin_memory = pin_memory
+        self.skip_bad_images = skip_bad_images
+        default_id = DegradationId.OTHER if degradation is None else degradation.degradation_id
+        self.degradation_id = resolve_degradation_id(
+            degradation_id, default_id, "data.degradation_id"
+        )
+        self.eval_dirs = {
+            "val": (val_degraded_dir, val_target_dir),
+            "test": (test_degraded_dir, test_target_dir),
+        }
+        self.predict_dir = predict_dir
+        self.datasets: dict[str, Dataset[Any]] = {}
+
+    # -- what subclasses provide ---------------------------------------------------------------
+
+    def build_train(self) -> Dataset[Any]:
+        """The training dataset (rows with ``degraded``, ``clean``, ``target``, ``paired``...)."""
+        raise NotImplementedError
+
+    def eval_source(self, stage: str) -> PairSource | None:
+        """Pairs for ``"val"`` or ``"test"`` (``None``: no such stage), from the folders."""
+        degraded_dir, target_dir = self.eval_dirs[stage]
+        if target_dir is None:
+            if degraded_dir is not None:
+                raise RCOTError(
+                    f"data.{stage}_degraded_dir is set but data.{stage}_target_dir is not; "
+                    "evaluation needs ground truth: set it, or restore the images with "
+                    "data.predict_dir instead"
+                )
+            return None
+        target = self.folder(target_dir, f"data.{stage}_target_dir")
+        if degraded_dir is None:
+            return Synthesized(target, self.require_degradation(f"data.{stage}_target_dir"))
+        degraded = self.folder(degraded_dir, f"data.{stage}_degraded_dir")
+        return FolderPairs(degraded, target, self.degradation_id)
+
+    def predict_source(self) -> PairSource | None:
+        """Images to restore: ``predict_dir`` (``None`` when unset)."""
+        if self.predict_dir is None:
+            return None
+        return DegradedOnly(self.folder(self.predict_dir, "data.predict_dir"), self.degradation_id)
+
+    # -- helpers for subclasses ------------------------------------------------------------------
+
+    def folder(self, directory: str, key: str) -> FolderImages:
+        return FolderImages(directory, key, skip_bad_images=self.skip_bad_images)
+
+    def require_degradation(self, key: str) -> Degradation:
+        if self.degradation is None:
+            raise RCOTError(
+                f"{key} holds clean images, so data.degradation must say how to degrade them; "
+                "set it to a node such as {_target_: rcot_lightning.data.degradations."
+                "GaussianNoise, sigma: 25}"
+            )
+        return self.degradation
+
+    # -- Lightning hooks -------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets a stage needs (cheap: file headers only), on every rank."""
+        for name in _NEEDS[stage]:
+            self._get(name)
+
+    def _get(self, name: str) -> Dataset[Any] | None:
+        """The ``train``/``val``/``test``/``predict`` dataset, built once; ``None`` if unset."""
+        if name not in self.datasets:
+            dataset: Dataset[Any] | None
+            if name == "train":
+                dataset = self.build_train()
+            elif name == "predict":
+                source = self.predict_source()
+                dataset = None if source is None else EvalDataset(source, self.seed, targets=False)
+            else:
+                source = self.eval_source(name)
+                crop = self.val_crop_size if name == "val" else None
+                dataset = None if source is None else EvalDataset(source, self.seed, crop)
+            if dataset is None:
+                return None
+            self.datasets[name] = dataset
+        return self.datasets[name]
+
+    def rank_and_world_size(self) -> tuple[int, int]:
+        """This process's global rank and the number of processes, from the trainer."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 1
+        return int(trainer.global_rank), int(trainer.world_size)
+
+    def _loader_options(self) -> dict[str, Any]:
+        pin = self.pin_memory
+        if pin is None:
+            trainer = self.trainer
+            pin = trainer is not None and isinstance(
+                trainer.accelerator, L.pytorch.accelerators.CUDAAccelerator
+            )
+        return {
+            "num_workers": self.num_workers,
+            "pin_memory": pin and torch.cuda.is_available(),
+            "persistent_workers": self.num_workers > 0,
+        }
+
+    def _required(self, name: str) -> Dataset[Any]:
+        dataset = self._get(name)
+        if dataset is None:
+            if name == "predict":
+                hint = "set data.predict_dir to a folder of images to restore"
+            else:
+                hint = f"set data.{name}_target_dir (and data.{name}_degraded_dir if paired)"
+            raise RCOTError(f"no {name} data configured; {hint}")
+        return dataset
+
+    def train_dataloader(self) -> DataLoader[Any]:
+        dataset = self._required("train")
+        rank, world_size = self.rank_and_world_size()
+        sampler = ShardedSampler(
+            dataset,  # type: ignore[arg-type]
+            rank=rank,
+            world_size=world_size,
+            shuffle=True,
+            seed=self.seed,
+        )
+        if len(sampler) < self.batch_size:
+            raise RCOTError(
+                f"data.samples_per_epoch: {len(dataset)} training items give each of "  # type: ignore[arg-type]
+                f"{world_size} ranks {len(sampler)}, fewer than data.batch_size="
+                f"{self.batch_size}; raise data.samples_per_epoch or lower data.batch_size"
+            )
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            sampler=sampler,
+            drop_last=True,
+            **self._loader_options(),
+        )
+
+    def _eval_loader(self, dataset: Dataset[Any]) -> DataLoader[Any]:
+        return DataLoader(
+            dataset, batch_size=self.val_batch_size, shuffle=False, **self._loader_options()
+        )
+
+    def val_dataloader(self) -> DataLoader[Any] | list[Any]:
+        dataset = self._get("val")
+        # An empty list makes Lightning skip validation when no validation data is configured.
+        return [] if dataset is None else self._eval_loader(dataset)
+
+    def test_dataloader(self) -> DataLoader[Any]:
+        return self._eval_loader(self._required("test"))
+
+    def predict_dataloader(self) -> DataLoader[Any]:
+        return self._eval_loader(self._required("predict"))
+
+
+class SamplesDataModule(RestorationDataModule):
+    """The default: random crops of scikit-image's offline photos, degraded on the fly.
+
+    Validation is the held-out photos (centre-cropped to ``val_crop_size`` for speed), test the
+    same photos at full size, prediction their degraded versions. See
+    :mod:`rcot_lightning.data.samples` for the split.
+
+    Args:
+        degradation: default ``GaussianNoise(sigma=25)``.
+        samples_per_epoch: random crops per epoch over all ranks.
+        val_crop_size: default 256; ``None`` validates at full size.
+        train_images, val_images: names from :data:`~rcot_lightning.data.samples.SAMPLE_PHOTOS`.
+        kwargs: the options of :class:`RestorationDataModule`.
+
+    Example:
+        >>> dm = SamplesDataModule(val_crop_size=64)
+        >>> dm.setup("validate")
+        >>> row = dm.datasets["val"][0]
+        >>> row["name"], tuple(row["degraded"].shape)
+        ('chelsea', (3, 64, 64))
+    """
+
+    def __init__(
+        self,
+        *,
+        degradation: Degradation | None = None,
+        samples_per_epoch: int | None = 800,
+        val_crop_size: int | None = 256,
+        train_images: Sequence[str] = TRAIN_PHOTOS,
+        val_images: Sequence[str] = VAL_PHOTOS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            degradation=GaussianNoise(sigma=25.0) if degradation is None else degradation,
+            samples_per_epoch=samples_per_epoch,
+            val_crop_size=val_crop_size,
+            **kwargs,
+        )
+        self.train_images = list(train_images)
+        self.val_images = list(val_images)
+        overlap = sorted(set(self.train_images) & set(self.val_images))
+        if overlap:
+            raise RCOTError(
+                f"data.val_images shares {', '.join(overlap)} with data.train_images; "
+                "validate on held-out photos"
+            )
+
+    def _synthesized(self, names: Sequence[str], key: str) -> Synthesized:
+        return Synthesized(sample_images(names, key), self.require_degradation("data"))
+
+    def build_train(self) -> Dataset[Any]:
+        source = self._synthesized(self.train_images, "data.train_images")
+        return PairedDataset(
+            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+        )
+
+    def eval_source(self, stage: str) -> PairSource | None:
+        return self._synthesized(self.val_images, "data.val_images")
+
+    def predict_source(self) -> PairSource | None:
+        return self._synthesized(self.val_images, "data.val_images")
+
+
+class PairedFolderDataModule(RestorationDataModule):
+    """Training pairs from a degraded folder and a target folder, matched by file stem.
+
+    Args:
+        train_degraded_dir: degraded training images.
+        train_target_dir: their ground truth (same stems, same sizes).
+        kwargs: the options of :class:`RestorationDataModule`.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> from PIL import Image
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for sub in ("rain", "clean"):
+        ...     (root / sub).mkdir()
+        ...     for i in range(2):
+        ...         Image.new("RGB", (40, 40)).save(root / sub / f"{i}.png")
+        >>> dm = PairedFolderDataModule(root / "rain", root / "clean", batch_size=2,
+        ...                             patch_size=32, degradation_id="rain")
+        >>> batch = next(iter(dm.train_dataloader()))
+        >>> batch["paired"].tolist(), batch["degradation"].tolist()
+        ([True, True], [1, 1])
+    """
+
+    def __init__(self, train_degraded_dir: str, train_target_dir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.train_degraded_dir = train_degraded_dir
+        self.train_target_dir = train_target_dir
+
+    def build_train(self) -> Dataset[Any]:
+        degraded = self.folder(self.train_degraded_dir, "data.train_degraded_dir")
+        target = self.folder(self.train_target_dir, "data.train_target_dir")
+        source = FolderPairs(degraded, target, self.degradation_id)
+        return PairedDataset(
+            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+        )
+
+
+class SyntheticDataModule(RestorationDataModule):
+    """Clean training images degraded on the fly (the reference's denoising setting).
+
+    Args:
+        train_dir: clean training images.
+        degradation: how to degrade them (and ``val_target_dir`` images, if set alone);
+            default ``GaussianNoise(sigma=25)``.
+        kwargs: the options of :class:`RestorationDataModule`.
+    """
+
+    def __init__(
+        self, train_dir: str, degradation: Degradation | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            degradation=GaussianNoise(sigma=25.0) if degradation is None else degradation,
+            **kwargs,
+        )
+        self.train_dir = train_dir
+
+    def build_train(self) -> Dataset[Any]:
+        clean = self.folder(self.train_dir, "data.train_dir")
+        source = Synthesized(clean, self.require_degradation("data.train_dir"))
+        return PairedDataset(
+            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+        )
+
+
+class UnpairedDataModule(RestorationDataModule):
+    """Degraded and clean training images drawn independently (``paired`` is all False).
+
+    Either two folders (``degraded_dir`` and ``clean_dir``), or, with ``degraded_dir`` unset,
+    one clean folder split by ``seed`` into two disjoint halves: the first half is degraded by
+    ``degradation`` and the second half serves as clean images (the usual way to build an
+    unpaired benchmark from a paired one: no image is seen both degraded and clean).
+
+    Args:
+        clean_dir: clean images.
+        degraded_dir: degraded images (``None``: split ``clean_dir``).
+        kwargs: the options of :class:`RestorationDataModule`.
+    """
+
+    def __init__(self, clean_dir: str, degraded_dir: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.clean_dir = clean_dir
+        self.degraded_dir = degraded_dir
+        #: Names in the degraded and the clean half when ``clean_dir`` is split.
+        self.split: tuple[list[str], list[str]] | None = None
+
+    def build_train(self) -> Dataset[Any]:
+        clean = self.folder(self.clean_dir, "data.clean_dir")
+        degraded: PairSource
+        if self.degraded_dir is not None:
+            images = self.folder(self.degraded_dir, "data.degraded_dir")
+            degraded = DegradedOnly(images, self.degradation_id)
+        else:
+            if len(clean) < 2:
+                raise RCOTError(
+                    f"data.clean_dir: splitting into degraded and clean halves needs at least 2 "
+                    f"images, {clean.location} has {len(clean)}; add images or set "
+                    "data.degraded_dir"
+                )
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "unpaired split"))
+            order = torch.randperm(len(clean), generator=generator).tolist()
+            half = len(order) // 2
+            degraded_half, clean_half = Subset(clean, order[:half]), Subset(clean, order[half:])
+            self.split = (degraded_half.names, clean_half.names)
+            degraded = Synthesized(degraded_half, self.require_degradation("data.clean_dir"))
+            clean = clean_half  # type: ignore[assignment]
+        return UnpairedDataset(
+            degraded, clean, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+        )
+
+
+class SemiPairedDataModule(RestorationDataModule):
+    """Pairs of which a fixed, seeded fraction keeps its targets; the rest trains unpaired.
+
+    Args:
+        train_target_dir: clean training targets.
+        train_degraded_dir: degraded training images (``None``: degrade the targets with
+            ``degradation`` on the fly).
+        paired_fraction: fraction in [0, 1] of training pairs whose target is used.
+        kwargs: the options of :class:`RestorationDataModule`.
+    """
+
+    def __init__(
+        self,
+        train_target_dir: str,
+        train_degraded_dir: str | None = None,
+        paired_fraction: float = 0.1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.train_target_dir = train_target_dir
+        self.train_degraded_dir = train_degraded_dir
+        self.paired_fraction = paired_fraction
+
+    def build_train(self) -> Dataset[Any]:
+        target = self.folder(self.train_target_dir, "data.train_target_dir")
+        source: PairSource
+        if self.train_degraded_dir is None:
+            source = Synthesized(target, self.require_degradation("data.train_target_dir"))
+        else:
+            degraded = self.folder(self.train_degraded_dir, "data.train_degraded_dir")
+            source = FolderPairs(degraded, target, self.degradation_id)
+        return SemiPairedDataset(
+            source,
+            self.paired_fraction,
+            self.patch_size,
+            self.samples_per_epoch,
+            self.seed,
+            self.augment,
+        )
