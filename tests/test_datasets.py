@@ -305,3 +305,12 @@ def test_semi_paired_fraction_is_validated(fraction: float) -> None:
     images = _constant_images(4)
     with pytest.raises(RCOTError, match=r"data\.paired_fraction must be in"):
         SemiPairedDataset(FolderPairs(images, images), fraction, patch_size=8)
+
+
+def test_skipped_file_drops_its_partner_instead_of_reporting_it_unmatched(tmp_path: Path) -> None:
+    root = _pair_folders(tmp_path, ["a", "b", "c"])
+    (root / "degraded" / "b.bmp").write_bytes((root / "degraded" / "b.bmp").read_bytes()[:100])
+    with pytest.warns(UserWarning, match=r"skipped 1 of 3 unreadable images.*b\.bmp"):
+        degraded = FolderImages(root / "degraded", "data.train_degraded_dir", skip_bad_images=True)
+    pairs = FolderPairs(degraded, FolderImages(root / "target", "data.train_target_dir"))
+    assert pairs.names == ["a", "c"]

@@ -14,7 +14,9 @@ Common behaviour (:class:`RestorationDataModule`):
   ``(seed, epoch, index)``, so runs are reproducible for any number of workers and ranks differ.
   Rank and world size are read from the trainer when the loader is built.
 * Validation and test are full-size images (``val_batch_size`` 1 by default, sizes differ);
-  their synthetic degradations are seeded per image name. Under DDP Lightning shards them.
+  their synthetic degradations are seeded per image name. Under DDP Lightning shards them
+  with its DistributedSampler, which repeats a few images when their number does not divide
+  by the world size (validate on one device for exact set averages).
 * ``pin_memory`` defaults to on exactly when the trainer runs on a CUDA GPU; workers persist
   across epochs when ``num_workers > 0``.
 * Validation / test data: ``{stage}_target_dir`` with ``{stage}_degraded_dir`` are paired
