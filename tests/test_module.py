@@ -492,3 +492,17 @@ def test_tiny_two_pass_map_overfits_one_noisy_batch() -> None:
     make_trainer(max_steps=2 * 300).fit(module, loader([batch]))
     after = psnr(module.restore(noisy), clean).mean().item()
     assert after - before >= 5.0, (before, after)
+
+
+@pytest.mark.slow
+def test_compiled_map_trains_like_the_eager_map() -> None:
+    results = []
+    for compile_map in (False, True):
+        torch.manual_seed(0)
+        module = RCOTModule(ConvMap(), ConvPotential(), compile_map=compile_map)
+        make_trainer(max_epochs=1).fit(module, loader([make_batch(i) for i in range(3)]))
+        results.append(weights(module))
+    eager, compiled = results
+    assert eager.keys() == compiled.keys()  # no "_orig_mod" duplicates in the state dict
+    for key in eager:
+        assert torch.allclose(eager[key], compiled[key], atol=1e-5), key

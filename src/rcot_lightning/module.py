@@ -189,7 +189,6 @@ class RCOTModule(L.LightningModule):
             "fourier_exponents", fourier_exponent_table(fourier_norms), persistent=False
         )
         self.iteration = 0
-        # Kept outside the module tree so the state dict has no duplicate compiled keys.
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
         self.val_psnr_input, self.val_ssim_input = MeanMetric(), MeanMetric()
@@ -234,7 +233,10 @@ class RCOTModule(L.LightningModule):
         """``T(y)`` with the training map (compiled when ``compile_map``)."""
         if self.hparams["compile_map"]:
             if self._compiled_map is None:
-                self._compiled_map = torch.compile(self.transport_map)
+                # object.__setattr__ keeps the compiled wrapper out of the module tree, so
+                # the state dict has no duplicate `_orig_mod` keys.
+                object.__setattr__(self, "_compiled_map", torch.compile(self.transport_map))
+            assert self._compiled_map is not None
             return self._compiled_map(degraded)
         return self.transport_map(degraded)
 
