@@ -31,6 +31,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.accelerators import CUDAAccelerator
 from torch.utils.data import DataLoader, Dataset
 
 from rcot_lightning.contract import DegradationId
@@ -243,9 +244,7 @@ class RestorationDataModule(L.LightningDataModule):
         pin = self.pin_memory
         if pin is None:
             trainer = self.trainer
-            pin = trainer is not None and isinstance(
-                trainer.accelerator, L.pytorch.accelerators.CUDAAccelerator
-            )
+            pin = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
         return {
             "num_workers": self.num_workers,
             "pin_memory": pin and torch.cuda.is_available(),
