@@ -7,10 +7,11 @@ seeded random image once at a small size to warm up, then ``--repeats`` times at
 under ``torch.inference_mode``:
 
 * ``s_per_image``: the median over the repeats;
-* ``peak_rss_mib``: the subprocess's peak resident memory (``getrusage`` ``ru_maxrss``; a fresh
-  process per configuration, because the peak never goes down), and ``inference_rss_mib`` =
-  that peak minus the peak before inference (Python, torch, the weights and the input). On a GPU
-  ``peak_cuda_mib`` is ``torch.cuda.max_memory_allocated`` instead.
+* ``peak_rss_mib``: the subprocess's peak resident memory (a fresh process per configuration,
+  because a peak never goes down; Linux ``VmHWM``, see :func:`rss_mib` for why not
+  ``ru_maxrss``), and ``inference_rss_mib`` = that peak minus the peak before inference (Python,
+  torch, the weights and the input). On a GPU ``peak_cuda_mib`` is
+  ``torch.cuda.max_memory_allocated`` as well.
 
 ``max_abs_diff`` compares tiled with untiled outputs. The Restormer map is not local — its
 channel attention pools over the whole input and its U-Net's receptive field exceeds the overlap
@@ -62,7 +63,19 @@ def seeded_image(h: int, w: int, seed: int) -> Tensor:
 
 
 def rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports KiB, macOS bytes)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    On Linux this is ``VmHWM`` of ``/proc/self/status``: the peak of this process's own address
+    space. ``getrusage``'s ``ru_maxrss`` is no good in a subprocess there: the kernel carries the
+    parent's peak across fork and exec into the child's ``ru_maxrss``, so every worker would
+    report at least the driver's peak. Elsewhere ``ru_maxrss`` is the fallback (KiB on Linux,
+    bytes on macOS).
+    """
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / (2**20 if sys.platform == "darwin" else 2**10)
 
@@ -205,8 +218,8 @@ def main() -> None:
         "benchmark": "inference_scaling",
         "method": (
             "one fresh subprocess per size and mode; s_per_image: median of repeats after a "
-            "64x64 warm-up; peak_rss_mib: ru_maxrss of that subprocess; inference_rss_mib: its "
-            "rise during inference"
+            "64x64 warm-up; peak_rss_mib: peak resident memory (Linux VmHWM) of that subprocess; "
+            "inference_rss_mib: its rise during inference"
         ),
         "preset": args.preset,
         "tile": args.tile,
