@@ -38,16 +38,20 @@ def execute_notebook(name: str, tmp_path: Path) -> dict[str, Any]:
         "display_name": "rcot-lightning test kernel",
         "language": "python",
         # One thread: the suite shares the machine with other jobs. Agg: no display needed.
+        # IPython's profile goes to the temporary folder, not the user's home.
         "env": {
             "RCOT_NOTEBOOK_RESULTS": str(results),
             "OMP_NUM_THREADS": "1",
             "MPLBACKEND": "Agg",
+            "IPYTHONDIR": str(tmp_path / "ipython"),
         },
     }
     (kernel_dir / "kernel.json").write_text(json.dumps(spec))
     manager = KernelManager(
         kernel_name=KERNEL,
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]),
+        # The connection file too, so nothing is written under the home directory.
+        connection_file=str(tmp_path / "connection.json"),
     )
     notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
     client = nbclient.NotebookClient(
