@@ -1,0 +1,366 @@
+"""What the Hydra entry points share: one-line errors, config checks, strategy choice, summaries.
+
+The entry points (``train``, ``eval``, ``restore``) stay thin: they compose a config, call the
+helpers here, build the Lightning objects and run them. Nothing in the library imports this
+module.
+
+Errors a user can fix (an unknown config choice, a bad value, a missing file) end the command
+with one line on stderr, ``rcot-train: error: <what and where>``, and exit status 2; set
+``HYDRA_FULL_ERROR=1`` for the full traceback. Anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import netrc
+import os
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from rcot_lightning.errors import RCOTError
+
+log = logging.getLogger(__name__)
+
+#: Exit status of a command stopped by a user-fixable error (argparse's convention).
+USAGE_ERROR = 2
+
+#: The only strategy RCOT can use with DDP out of the box: each of the two alternating backward
+#: passes reaches the parameters of one network only.
+DDP_STRATEGY = "ddp_find_unused_parameters_true"
+
+
+# ------------------------------------------------------------------------------ resolvers
+def _wandb_offline() -> bool:
+    """True unless an API key is configured (env, netrc) or ``WANDB_MODE=online`` is set."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    with contextlib.suppress(Exception):  # no or unreadable ~/.netrc: no key
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return False
+    return True
+
+
+def _run_id() -> str:
+    """A folder name all processes of one launch agree on.
+
+    torchrun and SLURM start every rank as its own process, and each composes its own config; a
+    timestamp could differ between them by a second, so their ids come first.
+    """
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if run_id not in ("", "none"):
+        return f"torchrun-{run_id}"
+    if "SLURM_JOB_ID" in os.environ:
+        step = os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SLURM_STEP_ID", "0"))
+        return f"slurm-{os.environ['SLURM_JOB_ID']}-{step}"
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def register_resolvers() -> None:
+    """Register ``${rcot_wandb_offline:}`` and ``${rcot_run_id:}`` (idempotent)."""
+    if not OmegaConf.has_resolver("rcot_wandb_offline"):
+        OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
+    if not OmegaConf.has_resolver("rcot_run_id"):
+        # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
+        OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
+
+
+register_resolvers()
+
+
+# --------------------------------------------------------------------------------- errors
+def _one_line(text: str) -> str:
+    """Hydra's multi-line messages (e.g. the list of available options) on one line."""
+    parts: list[str] = []
+    options: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if raw.startswith("\t") or raw.startswith("    "):
+            options.append(line)
+            continue
+        if options:
+            parts[-1] += " " + ", ".join(options)
+            options = []
+        parts.append(line.rstrip(":") + (":" if line.endswith(":") else ""))
+    if options:
+        if parts:
+            parts[-1] += " " + ", ".join(options)
+        else:
+            parts.append(", ".join(options))
+    return "; ".join(parts)
+
+
+def user_error_message(err: BaseException) -> str | None:
+    """The one-line message for an error a user caused, or None for a bug.
+
+    User errors: :class:`RCOTError` anywhere in the exception chain, Hydra's composition,
+    override and instantiation errors, OmegaConf's config errors and Lightning's
+    misconfiguration errors.
+    """
+    from hydra.errors import HydraException
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    for item in chain:
+        if isinstance(item, RCOTError):
+            return _one_line(str(item))
+    for item in chain:
+        if isinstance(item, (HydraException, OmegaConfBaseException, MisconfigurationException)):
+            message = _one_line(str(item))
+            cause = item.__cause__
+            if isinstance(cause, (TypeError, ValueError)) and str(cause) not in message:
+                message = f"{message}: {_one_line(str(cause))}"
+            return message
+    return None
+
+
+def fail(prog: str, message: str) -> NoReturn:
+    """Print ``<prog>: error: <message>`` to stderr and exit with status 2."""
+    sys.stderr.write(f"{prog}: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(USAGE_ERROR)
+
+
+@contextlib.contextmanager
+def _hydra_error_report(prog: str) -> Iterator[None]:
+    """Make Hydra report user errors in one line (its own report spans many lines).
+
+    Hydra routes every exception of config composition and of the task function through
+    ``hydra._internal.utils.run_and_report``; this wraps it for the duration of one command.
+    """
+    try:
+        from hydra._internal import utils as hydra_utils
+    except ImportError:  # pragma: no cover - a Hydra without the hook: keep its own report
+        yield
+        return
+    original = getattr(hydra_utils, "run_and_report", None)
+    if original is None:  # pragma: no cover
+        yield
+        return
+
+    def run_and_report(func: Callable[[], Any]) -> Any:
+        try:
+            return func()
+        except Exception as err:
+            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else user_error_message(err)
+            if message is None:
+                exc = err
+
+                def reraise() -> Any:
+                    raise exc
+
+                return original(reraise)
+            fail(prog, message)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = original
+
+
+def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
+    """Run a ``@hydra.main`` function as the command ``prog`` with one-line user errors."""
+    with _hydra_error_report(prog):
+        hydra_main()
+
+
+# ------------------------------------------------------------------------- config checks
+def _accelerator(accelerator: Any) -> str:
+    """``"cpu"``, ``"gpu"`` or another accelerator name, resolving ``"auto"``."""
+    name = str(accelerator).lower()
+    if name in ("auto", "gpu", "cuda"):
+        if torch.cuda.is_available():
+            return "gpu"
+        if name == "auto":
+            mps = getattr(torch.backends, "mps", None)
+            return "mps" if mps is not None and mps.is_available() else "cpu"
+        return "gpu"
+    return name
+
+
+def _device_count(devices: Any, accelerator: str) -> int:
+    """Processes per node that ``trainer.devices`` asks for (after validating it)."""
+    key = "trainer.devices"
+    hint = "use a positive number of devices, a list of device ids, or 'auto'"
+    if isinstance(devices, bool):
+        raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}; {hint}")
+    if isinstance(devices, str):
+        text = devices.strip()
+        if text == "auto":
+            return torch.cuda.device_count() if accelerator == "gpu" else 1
+        if "," in text:
+            ids = [part for part in text.split(",") if part.strip()]
+            if not ids:
+                raise RCOTError(f"{key} lists no device, got {devices!r}; {hint}")
+            return len(ids)
+        try:
+            devices = int(text)
+        except ValueError:
+            raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}") from None
+    if isinstance(devices, int):
+        if devices == -1 and accelerator != "cpu":
+            return torch.cuda.device_count() if accelerator == "gpu" else 1
+        if devices < 1:
+            extra = "" if accelerator != "cpu" else " (on CPU: the number of processes)"
+            raise RCOTError(f"{key} must be >= 1{extra}, got {devices}; {hint}")
+        return devices
+    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
+        if len(devices) == 0:
+            raise RCOTError(f"{key} lists no device; {hint}")
+        return len(devices)
+    raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}; {hint}")
+
+
+def check_trainer_config(trainer: Mapping[str, Any]) -> None:
+    """Reject trainer settings that cannot work, with the key to change and how.
+
+    Raises:
+        RCOTError: devices or num_nodes out of range, ``16-mixed`` on a CPU, or
+            ``gradient_clip_val`` set (illegal with RCOT's manual optimisation).
+    """
+    accelerator = _accelerator(trainer.get("accelerator", "auto"))
+    _device_count(trainer.get("devices", "auto"), accelerator)
+    num_nodes = trainer.get("num_nodes", 1)
+    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
+        raise RCOTError(f"trainer.num_nodes must be an integer >= 1, got {num_nodes!r}")
+    precision = str(trainer.get("precision", "32-true"))
+    if precision in ("16", "16-mixed", "fp16") and accelerator == "cpu":
+        raise RCOTError(
+            f"trainer.precision={precision} (hardware=fp16) needs a GPU and none is available; "
+            "use hardware=bf16 for mixed precision on a CPU"
+        )
+    if trainer.get("gradient_clip_val") not in (None, 0, 0.0):
+        raise RCOTError(
+            "trainer.gradient_clip_val cannot be used with RCOT's two manual optimisers; "
+            "set model.map_grad_clip and/or model.potential_grad_clip instead"
+        )
+
+
+def resolve_strategy(trainer: Mapping[str, Any]) -> Any:
+    """The strategy to pass to the Trainer.
+
+    With ``strategy: auto`` and more than one process (devices or nodes), DDP with
+    ``find_unused_parameters=True``: RCOT's potential and map backward passes each reach one
+    network only, which plain DDP treats as an error.
+    """
+    strategy = trainer.get("strategy", "auto")
+    if strategy != "auto":
+        if strategy in ("ddp", "ddp_spawn"):
+            log.warning(
+                "trainer.strategy=%s: RCOTModule's alternating backward passes need "
+                "find_unused_parameters=True; use %s (strategy: auto picks it)",
+                strategy,
+                DDP_STRATEGY,
+            )
+        return strategy
+    accelerator = _accelerator(trainer.get("accelerator", "auto"))
+    processes = _device_count(trainer.get("devices", "auto"), accelerator)
+    if processes > 1 or int(trainer.get("num_nodes", 1)) > 1:
+        return DDP_STRATEGY
+    return "auto"
+
+
+def as_dict(node: Any) -> dict[str, Any]:
+    """A resolved plain dict of a config node (``{}`` for None)."""
+    if node is None:
+        return {}
+    if isinstance(node, DictConfig):
+        container = OmegaConf.to_container(node, resolve=True)
+        assert isinstance(container, dict)
+        return {str(k): v for k, v in container.items()}
+    return dict(node)
+
+
+def instantiate_group(node: DictConfig | None, group: str) -> list[Any]:
+    """Instantiate every ``_target_`` entry of a dict-of-nodes group (callbacks, logger)."""
+    from hydra.utils import instantiate
+
+    if node is None:
+        return []
+    if not isinstance(node, DictConfig):
+        raise RCOTError(f"{group} must be a mapping of named nodes with `_target_`, got {node!r}")
+    objects = []
+    for name, item in node.items():
+        name = str(name)
+        if item is None:
+            continue
+        if not isinstance(item, DictConfig) or "_target_" not in item:
+            raise RCOTError(f"{group}.{name} must be a node with a `_target_`, got {item!r}")
+        objects.append(instantiate(item, _convert_="partial"))
+    return objects
+
+
+def single_log_handlers() -> None:
+    """Stop Lightning's console handler from printing every message a second time.
+
+    ``import lightning`` attaches a console handler to the ``lightning`` logger that also
+    propagates to the root logger, to which Hydra attaches its own console and file handlers.
+    """
+    import lightning  # noqa: F401  (attaches the handler being removed)
+
+    if logging.getLogger().handlers:
+        logger = logging.getLogger("lightning")
+        for handler in list(logger.handlers):
+            if type(handler) is logging.StreamHandler:
+                logger.removeHandler(handler)
+
+
+# -------------------------------------------------------------------------------- summary
+def _fmt(value: Any, digits: int) -> str:
+    if value is None:
+        return "n/a"
+    return f"{float(value):.{digits}f}"
+
+
+def training_summary(trainer: Any, image_paths: list[str]) -> str:
+    """A few lines: validation PSNR/SSIM of the input and of the output, where files are."""
+    metrics = {k: v for k, v in trainer.callback_metrics.items()}
+    lines = ["", "RCOT training summary"]
+    psnr_in, ssim_in = metrics.get("val/psnr_input"), metrics.get("val/ssim_input")
+    psnr_out, ssim_out = metrics.get("val/psnr"), metrics.get("val/ssim")
+    if psnr_out is not None:
+        gain = "" if psnr_in is None else f"  (+{float(psnr_out) - float(psnr_in):.2f} dB)"
+        lines += [
+            f"  validation input   : PSNR {_fmt(psnr_in, 2)} dB  SSIM {_fmt(ssim_in, 4)}",
+            f"  validation restored: PSNR {_fmt(psnr_out, 2)} dB  SSIM {_fmt(ssim_out, 4)}{gain}",
+        ]
+    if "test/psnr" in metrics:
+        lines.append(
+            f"  test input -> restored: PSNR {_fmt(metrics.get('test/psnr_input'), 2)} -> "
+            f"{_fmt(metrics['test/psnr'], 2)} dB, SSIM {_fmt(metrics.get('test/ssim_input'), 4)}"
+            f" -> {_fmt(metrics.get('test/ssim'), 4)}"
+        )
+    iteration = getattr(trainer.lightning_module, "iteration", None)
+    lines.append(f"  iterations: {iteration}  (global steps: {trainer.global_step})")
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and getattr(checkpoint, "dirpath", None):
+        best = getattr(checkpoint, "best_model_path", "") or "none"
+        lines.append(f"  checkpoints: {checkpoint.dirpath}")
+        lines.append(f"    best: {Path(best).name}   last: last.ckpt")
+    if image_paths:
+        lines.append(
+            f"  pictures: {Path(image_paths[-1]).parent}  (latest {Path(image_paths[-1]).name})"
+        )
+    for logger in trainer.loggers:
+        directory = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
+        lines.append(f"  {type(logger).__name__}: {directory}")
+    return "\n".join(lines)

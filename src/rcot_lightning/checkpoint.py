@@ -1,0 +1,105 @@
+"""Build an :class:`~rcot_lightning.RCOTModule` from its config, or from a checkpoint alone.
+
+A checkpoint written by ``rcot_lightning.train`` carries the resolved ``model`` config under
+``"rcot_build_config"``, so :func:`load_module` needs no Hydra config directory, no training
+data and no knowledge of which backbone was trained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.module import RCOTModule
+
+__all__ = ["BUILD_CONFIG_KEY", "build_module", "load_module"]
+
+#: Where :class:`RCOTModule` stores its build config in a checkpoint.
+BUILD_CONFIG_KEY = "rcot_build_config"
+
+
+def build_module(config: Mapping[str, Any]) -> RCOTModule:
+    """Instantiate an RCOTModule from a ``model`` config and remember that config.
+
+    Args:
+        config: a plain mapping with ``_target_`` (``rcot_lightning.RCOTModule`` or a
+            subclass), nested ``_target_`` nodes for ``transport_map`` and ``potential`` and
+            ``_partial_`` optimiser/scheduler factories: the ``model`` node of the train config,
+            resolved.
+
+    Returns:
+        The module, with ``build_config`` set to ``config`` (saved in its checkpoints).
+
+    Raises:
+        RCOTError: the config does not build an RCOTModule.
+    """
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    plain = {str(k): v for k, v in dict(config).items() if k != "build_config"}
+    if "_target_" not in plain:
+        raise RCOTError("model config has no `_target_`; expected rcot_lightning.RCOTModule")
+    # `build_config` is set afterwards: passed to instantiate, its nested `_target_` nodes would
+    # be instantiated too.
+    module = instantiate(OmegaConf.create(plain), _convert_="partial")
+    if not isinstance(module, RCOTModule):
+        raise RCOTError(
+            f"model._target_={plain['_target_']} built a {type(module).__name__}, not an RCOTModule"
+        )
+    module.build_config = plain
+    return module
+
+
+def _read(path: Path, map_location: Any) -> dict[str, Any]:
+    if not path.is_file():
+        raise RCOTError(
+            f"ckpt_path: {path} does not exist; pass a .ckpt file written by rcot_lightning.train "
+            "(e.g. <run folder>/checkpoints/last.ckpt)"
+        )
+    try:
+        # Lightning checkpoints hold plain Python objects next to tensors (hyper-parameters,
+        # loop state), which the weights-only unpickler refuses.
+        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:
+        raise RCOTError(f"ckpt_path: {path} is not a readable PyTorch checkpoint ({err})") from err
+    if not isinstance(checkpoint, dict):
+        raise RCOTError(f"ckpt_path: {path} is not a Lightning checkpoint (not a dict)")
+    return checkpoint
+
+
+def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
+    """Rebuild the trained module of a checkpoint and load its weights (eval mode).
+
+    Args:
+        ckpt_path: a checkpoint written while training an RCOTModule built by
+            :func:`build_module` (``rcot_lightning.train`` does).
+        map_location: passed to :func:`torch.load`.
+
+    Returns:
+        The module in eval mode, with ``iteration`` restored.
+
+    Raises:
+        RCOTError: the file is missing, unreadable, or not an RCOT checkpoint.
+    """
+    path = Path(ckpt_path).expanduser()
+    checkpoint = _read(path, map_location)
+    config = checkpoint.get(BUILD_CONFIG_KEY)
+    if not isinstance(config, Mapping) or "state_dict" not in checkpoint:
+        raise RCOTError(
+            f"ckpt_path: {path} is not an RCOT checkpoint (no {BUILD_CONFIG_KEY!r} and "
+            "state_dict); use a checkpoint written by rcot_lightning.train, or build your "
+            "module yourself and call RCOTModule.load_from_checkpoint"
+        )
+    module = build_module(config)
+    try:
+        module.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        raise RCOTError(
+            f"ckpt_path: {path}: weights do not fit the stored model config: {err}"
+        ) from err
+    module.on_load_checkpoint(checkpoint)
+    return module.eval()

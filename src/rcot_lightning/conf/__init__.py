@@ -1,0 +1,1 @@
+"""Hydra configs of rcot-lightning (shipped in the wheel; see train.yaml)."""

@@ -1,0 +1,103 @@
+"""Train RCOT: ``python -m rcot_lightning.train [overrides]`` (or ``rcot-train``).
+
+With no argument: denoising (sigma 25) of the embedded sample photos with the small model on the
+CPU, a few minutes; then a summary of validation PSNR/SSIM and where the checkpoints and
+pictures are. Everything is a Hydra override, e.g.::
+
+    python -m rcot_lightning.train task=derain data=paired data.train_degraded_dir=... \\
+        model=rcot hardware=gpu trainer.devices=4
+    python -m rcot_lightning.train experiment=paper_denoise
+    python -m rcot_lightning.train -m model.map_optimizer.lr=1e-3,3e-4
+
+Returns (to Hydra sweepers) the best ``optimized_metric`` (validation PSNR).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig
+
+from rcot_lightning import app
+from rcot_lightning.launch import hydra_ddp_launch
+
+log = logging.getLogger(__name__)
+
+
+def _metric_value(trainer: Any, name: str) -> float | None:
+    """Best value of ``name`` seen by the checkpoint callback, else its last value."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is not None and getattr(checkpoint, "monitor", None) == name:
+        best = getattr(checkpoint, "best_model_score", None)
+        if best is not None:
+            return float(best)
+    value = trainer.callback_metrics.get(name)
+    return None if value is None else float(value)
+
+
+def _has_test_data(datamodule: Any) -> bool:
+    eval_source = getattr(datamodule, "eval_source", None)
+    return eval_source is None or eval_source("test") is not None
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Build everything from ``cfg``, fit, optionally test; return the optimised metric.
+
+    Ranks 1..N-1 of a DDP run re-run this function (Lightning starts them as new processes), so
+    everything before ``Trainer(...)`` only builds objects: no data is read, nothing written.
+    """
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from rcot_lightning.callbacks import RestorationImageLogger
+    from rcot_lightning.checkpoint import build_module
+
+    app.single_log_handlers()
+    trainer_cfg = app.as_dict(cfg.trainer)
+    app.check_trainer_config(trainer_cfg)
+    trainer_cfg["strategy"] = app.resolve_strategy(trainer_cfg)
+    if cfg.get("seed") is not None:
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    datamodule = instantiate(cfg.data, _convert_="partial")
+    model = build_module(app.as_dict(cfg.model))
+    loggers = app.instantiate_group(cfg.get("logger"), "logger")
+    callbacks = app.instantiate_group(cfg.get("callbacks"), "callbacks")
+    if not loggers:
+        # LearningRateMonitor refuses to run without a logger.
+        callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
+    trainer_cfg.pop("_target_", None)
+    trainer = L.Trainer(**trainer_cfg, logger=loggers or False, callbacks=callbacks)
+
+    with hydra_ddp_launch():
+        if cfg.get("train", True):
+            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        metric = _metric_value(trainer, cfg.optimized_metric)
+        if cfg.get("test", False) and _has_test_data(datamodule):
+            best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
+            if not cfg.get("train", True):
+                best = cfg.get("ckpt_path")
+            trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+
+    if trainer.is_global_zero:
+        images = next(
+            (c.last_paths for c in callbacks if isinstance(c, RestorationImageLogger)), []
+        )
+        print(app.training_summary(trainer, images), flush=True)
+    return metric
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def _hydra_main(cfg: DictConfig) -> float | None:
+    return train(cfg)
+
+
+def main() -> None:
+    """Console entry point ``rcot-train``."""
+    app.run_cli("rcot-train", _hydra_main)
+
+
+if __name__ == "__main__":
+    main()
