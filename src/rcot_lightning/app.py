@@ -124,10 +124,16 @@ def user_error_message(err: BaseException) -> str | None:
             return _one_line(str(item))
     for item in chain:
         if isinstance(item, (HydraException, OmegaConfBaseException, MisconfigurationException)):
-            message = _one_line(str(item))
+            text = str(item).split("\nConfig search path:")[0]
+            message = _one_line(text)
             cause = item.__cause__
             if isinstance(cause, (TypeError, ValueError)) and str(cause) not in message:
                 message = f"{message}: {_one_line(str(cause))}"
+            if "Could not override 'data.degradation" in message:
+                message += (
+                    "; data.degradation is the task's: override task.degradation.<key> "
+                    "(e.g. task.degradation.sigma=50)"
+                )
             return message
     return None
 
@@ -177,6 +183,22 @@ def _hydra_error_report(prog: str) -> Iterator[None]:
         hydra_utils.run_and_report = original
 
 
+@contextlib.contextmanager
+def exit_on_user_error(prog: str) -> Iterator[None]:
+    """Inside a task function: end a user error with one line and status 2.
+
+    Raising :class:`SystemExit` from the task function also keeps Hydra from printing its own
+    "Error executing job" line first.
+    """
+    try:
+        yield
+    except Exception as err:
+        message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else user_error_message(err)
+        if message is None:
+            raise
+        fail(prog, message)
+
+
 def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
     """Run a ``@hydra.main`` function as the command ``prog`` with one-line user errors."""
     with _hydra_error_report(prog):
@@ -193,7 +215,10 @@ def _accelerator(accelerator: Any) -> str:
         if name == "auto":
             mps = getattr(torch.backends, "mps", None)
             return "mps" if mps is not None and mps.is_available() else "cpu"
-        return "gpu"
+        raise RCOTError(
+            f"trainer.accelerator={accelerator} but no CUDA GPU is available; use hardware=cpu "
+            "(or hardware=bf16 for mixed precision on a CPU)"
+        )
     return name
 
 
@@ -237,15 +262,20 @@ def check_trainer_config(trainer: Mapping[str, Any]) -> None:
         RCOTError: devices or num_nodes out of range, ``16-mixed`` on a CPU, or
             ``gradient_clip_val`` set (illegal with RCOT's manual optimisation).
     """
+    precision = str(trainer.get("precision", "32-true"))
+    if precision in ("16", "16-mixed", "fp16") and not torch.cuda.is_available():
+        raise RCOTError(
+            f"trainer.precision={precision} (hardware=fp16) needs a CUDA GPU and none is "
+            "available; use hardware=bf16 for mixed precision on a CPU"
+        )
     accelerator = _accelerator(trainer.get("accelerator", "auto"))
     _device_count(trainer.get("devices", "auto"), accelerator)
     num_nodes = trainer.get("num_nodes", 1)
     if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
         raise RCOTError(f"trainer.num_nodes must be an integer >= 1, got {num_nodes!r}")
-    precision = str(trainer.get("precision", "32-true"))
     if precision in ("16", "16-mixed", "fp16") and accelerator == "cpu":
         raise RCOTError(
-            f"trainer.precision={precision} (hardware=fp16) needs a GPU and none is available; "
+            f"trainer.precision={precision} (hardware=fp16) does not run on the CPU; "
             "use hardware=bf16 for mixed precision on a CPU"
         )
     if trainer.get("gradient_clip_val") not in (None, 0, 0.0):
@@ -277,6 +307,15 @@ def resolve_strategy(trainer: Mapping[str, Any]) -> Any:
     if processes > 1 or int(trainer.get("num_nodes", 1)) > 1:
         return DDP_STRATEGY
     return "auto"
+
+
+def job_overrides() -> list[str]:
+    """This Hydra job's overrides (one job of a sweep: its chosen values); [] outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
 
 
 def as_dict(node: Any) -> dict[str, Any]:

@@ -55,6 +55,7 @@ def train(cfg: DictConfig) -> float | None:
     from rcot_lightning.checkpoint import build_module
 
     app.single_log_handlers()
+    log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
     trainer_cfg = app.as_dict(cfg.trainer)
     app.check_trainer_config(trainer_cfg)
     trainer_cfg["strategy"] = app.resolve_strategy(trainer_cfg)
@@ -91,7 +92,8 @@ def train(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    return train(cfg)
+    with app.exit_on_user_error("rcot-train"):
+        return train(cfg)
 
 
 def main() -> None:
