@@ -15,6 +15,7 @@ Returns (to Hydra sweepers) the best ``optimized_metric`` (validation PSNR).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import hydra
@@ -42,8 +43,18 @@ def _has_test_data(datamodule: Any) -> bool:
     return eval_source is None or eval_source("test") is not None
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Build everything from ``cfg``, fit, optionally test; return the optimised metric.
+@dataclass
+class TrainingRun:
+    """What :func:`run` built and did: the optimised metric and the objects behind it."""
+
+    metric: float | None
+    trainer: Any
+    model: Any
+    datamodule: Any
+
+
+def run(cfg: DictConfig) -> TrainingRun:
+    """Build everything from ``cfg``, fit, optionally test.
 
     Ranks 1..N-1 of a DDP run re-run this function (Lightning starts them as new processes), so
     everything before ``Trainer(...)`` only builds objects: no data is read, nothing written.
@@ -87,7 +98,12 @@ def train(cfg: DictConfig) -> float | None:
             (c.last_paths for c in callbacks if isinstance(c, RestorationImageLogger)), []
         )
         print(app.training_summary(trainer, images), flush=True)
-    return metric
+    return TrainingRun(metric, trainer, model, datamodule)
+
+
+def train(cfg: DictConfig) -> float | None:
+    """Train as configured; return the optimised metric (what Hydra sweepers maximise)."""
+    return run(cfg).metric
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

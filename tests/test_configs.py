@@ -1,0 +1,167 @@
+"""Composition of every shipped config: groups, the paper recipes, strategy choice, packaging."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+import rcot_lightning
+from rcot_lightning.app import DDP_STRATEGY, check_trainer_config, resolve_strategy
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
+from tests.test_train import TASKS
+
+CONF = Path(rcot_lightning.__file__).parent / "conf"
+GROUPS = {
+    "task": set(TASKS),
+    "model": {"rcot", "rcot_small", "rcot_tiny"},
+    "hardware": {"auto", "cpu", "gpu", "ddp", "bf16", "fp16"},
+    "data": {"samples", "paired", "unpaired", "semipaired", "synthetic"},
+    "logger": {"csv", "tensorboard", "wandb", "many_loggers"},
+    "experiment": {"quickstart"} | {f"paper_{t}" for t in TASKS},
+    "hparams_search": {"optuna"},
+}
+
+
+def _names(group: str) -> set[str]:
+    return {p.stem for p in (CONF / group).glob("*.yaml")}
+
+
+@pytest.mark.parametrize("group", sorted(GROUPS))
+def test_every_group_has_its_options(group: str) -> None:
+    assert GROUPS[group] <= _names(group)
+
+
+def test_default_job_is_denoising_samples_with_the_small_model(compose_train) -> None:
+    cfg = compose_train(tiny=False)
+    assert cfg.task.name == "denoise"
+    assert cfg.data._target_.endswith("SamplesDataModule")
+    assert cfg.data.degradation.sigma == 25
+    assert cfg.trainer.accelerator == "auto" and cfg.trainer.devices == 1
+    assert cfg.trainer.precision == "32-true"
+    small = MAP_PRESETS["small"]
+    assert cfg.model.transport_map.dim == small["dim"]
+    assert tuple(cfg.model.transport_map.num_blocks) == small["num_blocks"]
+    assert cfg.logger.keys() == {"csv"}
+    assert cfg.optimized_metric == "val/psnr"
+    assert cfg.callbacks.model_checkpoint.monitor == "val/psnr"
+    assert cfg.callbacks.model_checkpoint.mode == "max"
+
+
+@pytest.mark.parametrize(
+    ("config", "preset"), [("rcot", "paper"), ("rcot_small", "small"), ("rcot_tiny", "tiny")]
+)
+def test_model_configs_match_the_net_presets(compose_train, config: str, preset: str) -> None:
+    cfg = compose_train(f"model={config}", "~experiment", tiny=False)
+    tmap = OmegaConf.to_container(cfg.model.transport_map)
+    assert isinstance(tmap, dict)
+    for key, value in MAP_PRESETS[preset].items():
+        expected = list(value) if isinstance(value, tuple) else value
+        assert tmap[key] == expected, key
+    assert tuple(cfg.model.potential.channels) == POTENTIAL_PRESETS[preset]["channels"]
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_task_sets_degradation_fourier_norm_and_metrics(compose_train, task: str) -> None:
+    cfg = compose_train(f"task={task}")
+    assert cfg.task.name == task
+    assert cfg.data.degradation_id == cfg.task.degradation_id
+    norms = OmegaConf.to_container(cfg.model.fourier_norms)
+    assert norms == {cfg.task.degradation_id: 2 if task == "denoise" else 1}
+    assert cfg.model.metric_y_channel == cfg.task.metric.y_channel
+    if cfg.task.degradation is not None:
+        degradation = instantiate(cfg.data.degradation)
+        assert degradation.degradation_id.name.lower() == cfg.task.degradation_id
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_paper_experiments_hold_the_reference_recipe(compose_train, task: str) -> None:
+    folders = [
+        "data.train_dir=/d",
+        "data.train_degraded_dir=/d",
+        "data.train_target_dir=/d",
+    ]
+    cfg = compose_train(f"experiment=paper_{task}", tiny=False)
+    present = [f for f in folders if f.split("=")[0].split(".")[1] in cfg.data]
+    cfg = compose_train(f"experiment=paper_{task}", *present, tiny=False)
+    assert cfg.task.name == task
+    assert cfg.data.batch_size == 3 and cfg.data.patch_size == 128
+    m = cfg.model
+    assert m.transport_map.dim == MAP_PRESETS["paper"]["dim"]
+    assert m.map_optimizer._target_ == "torch.optim.RMSprop" and m.map_optimizer.lr == 5e-5
+    assert m.potential_optimizer._target_ == "torch.optim.RMSprop"
+    assert m.potential_optimizer.lr == 1e-4
+    for scheduler in (m.map_scheduler, m.potential_scheduler):
+        assert scheduler.step_size == 20 and scheduler.gamma == 0.1
+    assert m.scheduler_interval == "epoch"
+    assert m.lambda_gp == 10 and m.n_critic == 1 and m.supervised_weight == 1e4
+    assert cfg.trainer.max_epochs == 51
+
+
+def test_optuna_search_maximises_validation_psnr(compose_train) -> None:
+    cfg = compose_train("hparams_search=optuna")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper")
+    assert sweeper.direction == "maximize"
+    assert cfg.optimized_metric == "val/psnr"
+    assert "model.map_optimizer.lr" in sweeper.params
+
+
+def test_slurm_launcher_config_composes(compose_train) -> None:
+    cfg = compose_train(
+        "hydra/launcher=slurm", "hardware=ddp", "trainer.devices=4", "trainer.num_nodes=2"
+    )
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.nodes == 2 and launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4
+    assert resolve_strategy(cfg.trainer) == DDP_STRATEGY
+
+
+@pytest.mark.parametrize("name", ["eval", "restore"])
+def test_eval_and_restore_configs_compose(compose_config, name: str) -> None:
+    extra = ["input=a.png", "output=out"] if name == "restore" else []
+    cfg = compose_config(name, "ckpt_path=x.ckpt", *extra)
+    assert cfg.ckpt_path == "x.ckpt"
+
+
+def test_user_config_dir_joins_the_search_path(compose_train, tmp_path: Path) -> None:
+    mine = tmp_path / "my_conf" / "experiment"
+    mine.mkdir(parents=True)
+    (mine / "mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /model: rcot_tiny\nmodel:\n  lambda_gp: 3.5\n"
+    )
+    cfg = compose_train(f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "experiment=mine")
+    assert cfg.model.lambda_gp == 3.5
+
+
+@pytest.mark.parametrize(
+    ("trainer", "expected"),
+    [
+        ({"accelerator": "cpu", "devices": 1}, "auto"),
+        ({"accelerator": "cpu", "devices": 2}, DDP_STRATEGY),
+        ({"accelerator": "cpu", "devices": "4"}, DDP_STRATEGY),
+        ({"accelerator": "cpu", "devices": 1, "num_nodes": 2}, DDP_STRATEGY),
+        ({"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}, "ddp_spawn"),
+    ],
+)
+def test_strategy_resolution(trainer: dict, expected: str) -> None:
+    assert resolve_strategy(trainer) == expected
+
+
+@pytest.mark.parametrize(
+    ("trainer", "message"),
+    [
+        ({"accelerator": "cpu", "devices": 0}, "trainer.devices must be >= 1"),
+        ({"accelerator": "cpu", "devices": "zero"}, "trainer.devices must be a number"),
+        ({"accelerator": "cpu", "devices": []}, "lists no device"),
+        ({"accelerator": "cpu", "num_nodes": 0}, "trainer.num_nodes"),
+        ({"accelerator": "cpu", "precision": "16-mixed"}, "hardware=bf16"),
+        ({"accelerator": "cpu", "gradient_clip_val": 1.0}, "model.map_grad_clip"),
+    ],
+)
+def test_bad_trainer_values_raise_rcot_errors(trainer: dict, message: str) -> None:
+    with pytest.raises(RCOTError, match=message):
+        check_trainer_config(trainer)
