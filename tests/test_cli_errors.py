@@ -1,0 +1,84 @@
+"""Bad config values end ``rcot-train`` with one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from rcot_lightning.app import _one_line, user_error_message
+from rcot_lightning.errors import RCOTError
+from tests.conftest import cli_env, run_cli
+
+CASES = [
+    (
+        ["task=foo"],
+        "rcot-train: error: In 'train': Could not find 'task/foo'; Available options in 'task': "
+        "custom, deblur, dehaze, denoise, derain, jpeg, lowlight, sr",
+    ),
+    (
+        ["task.degradation.sigma=-5"],
+        "rcot-train: error: data.degradation.sigma must be >= 0, got -5",
+    ),
+    (
+        ["trainer.devices=0"],
+        "rcot-train: error: trainer.devices must be >= 1 (on CPU: the number of processes), "
+        "got 0; use a positive number of devices, a list of device ids, or 'auto'",
+    ),
+    (
+        ["trainer.gradient_clip_val=1.0"],
+        "rcot-train: error: trainer.gradient_clip_val cannot be used with RCOT's two manual "
+        "optimisers; set model.map_grad_clip and/or model.potential_grad_clip instead",
+    ),
+]
+if not torch.cuda.is_available():
+    CASES.append(
+        (
+            ["hardware=fp16"],
+            "rcot-train: error: trainer.precision=16-mixed (hardware=fp16) needs a CUDA GPU and "
+            "none is available; use hardware=bf16 for mixed precision on a CPU",
+        )
+    )
+
+
+@pytest.mark.parametrize(("args", "expected"), CASES, ids=[c[0][0] for c in CASES])
+def test_bad_values_end_in_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    proc = run_cli("rcot_lightning.train", *args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [expected]
+    assert not (tmp_path / "outputs" / "train" / "runs").exists() or not any(
+        (tmp_path / "outputs" / "train" / "runs").rglob("*.ckpt")
+    )
+
+
+def test_full_traceback_on_request(tmp_path: Path) -> None:
+    proc = run_cli(
+        "rcot_lightning.train",
+        "trainer.devices=0",
+        cwd=tmp_path,
+        timeout=300,
+        env=cli_env(HYDRA_FULL_ERROR="1"),
+    )
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "RCOTError" in proc.stderr
+
+
+def test_user_errors_are_found_through_wrapping_exceptions() -> None:
+    from hydra.errors import InstantiationException
+
+    try:
+        try:
+            raise RCOTError("data.degradation.sigma must be >= 0, got -5")
+        except RCOTError as inner:
+            raise InstantiationException("Error in call to target 'GaussianNoise'") from inner
+    except InstantiationException as outer:
+        assert user_error_message(outer) == "data.degradation.sigma must be >= 0, got -5"
+    assert user_error_message(KeyError("bug")) is None  # a bug keeps its traceback
+
+
+def test_multi_line_messages_become_one_line() -> None:
+    text = "Could not find 'task/x'\n\nAvailable options in 'task':\n\tdenoise\n\tderain\n"
+    assert (
+        _one_line(text) == "Could not find 'task/x'; Available options in 'task': denoise, derain"
+    )

@@ -1,0 +1,194 @@
+"""``rcot_lightning.eval`` and ``rcot_lightning.restore`` on checkpoints, and ``load_module``."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module, load_module
+from rcot_lightning.data.images import read_image
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.eval import evaluate
+from rcot_lightning.module import RCOTModule
+from rcot_lightning.restore import restore_files
+from rcot_lightning.train import run
+from tests.conftest import run_cli
+
+#: A transport map whose receptive field is local (two 3x3 convs): tiling must be exact.
+LOCAL_MAP = {
+    "_target_": "torch.nn.Sequential",
+    "_args_": [
+        {
+            "_target_": "torch.nn.Conv2d",
+            "in_channels": 3,
+            "out_channels": 8,
+            "kernel_size": 3,
+            "padding": 1,
+        },
+        {"_target_": "torch.nn.GELU"},
+        {
+            "_target_": "torch.nn.Conv2d",
+            "in_channels": 8,
+            "out_channels": 3,
+            "kernel_size": 3,
+            "padding": 1,
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def trained_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """last.ckpt of a 2-iteration run of the tiny model, written by the train entry point."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    from tests.conftest import CONFIG_MODULE, TINY
+
+    out = tmp_path_factory.mktemp("train")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(CONFIG_MODULE, version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[*TINY, "trainer.max_steps=4", "trainer.val_check_interval=2"],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.hydra.runtime.output_dir = str(out)
+        cfg.paths.output_dir = str(out)
+    HydraConfig().set_config(cfg)
+    run(cfg)
+    GlobalHydra.instance().clear()
+    return out / "checkpoints" / "last.ckpt"
+
+
+def _save_image(path: Path, height: int, width: int, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_load_module_rebuilds_the_trained_module(trained_checkpoint: Path) -> None:
+    module = load_module(trained_checkpoint)
+    assert isinstance(module, RCOTModule)
+    assert module.iteration == 2 and not module.training
+    state = torch.load(trained_checkpoint, weights_only=False)["state_dict"]
+    for key, value in module.state_dict().items():
+        assert torch.equal(value, state[key]), key
+
+
+def test_load_module_errors(tmp_path: Path) -> None:
+    with pytest.raises(RCOTError, match="does not exist"):
+        load_module(tmp_path / "missing.ckpt")
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(RCOTError, match="not a readable PyTorch checkpoint"):
+        load_module(junk)
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(RCOTError, match="not an RCOT checkpoint"):
+        load_module(foreign)
+
+
+def test_eval_prints_a_table_and_saves_images_by_name(
+    trained_checkpoint: Path, compose_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = compose_config(
+        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.val_crop_size=64"
+    )
+    mean_psnr = evaluate(cfg)
+    out = capsys.readouterr().out
+    assert "chelsea" in out and "coffee" in out and "mean" in out
+    assert {p.name for p in (tmp_path / "restored").iterdir()} == {"chelsea.png", "coffee.png"}
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [r["name"] for r in rows] == ["chelsea", "coffee", "mean"]
+    assert float(rows[-1]["psnr"]) == pytest.approx(mean_psnr)
+    assert read_image(tmp_path / "restored" / "chelsea.png").shape == (3, 64, 64)
+
+
+def test_restore_keeps_odd_sizes_and_tiles_match_whole_images(
+    trained_checkpoint: Path, compose_config, tmp_path: Path
+) -> None:
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    _save_image(inputs / "odd.png", 37, 53)  # sides not multiples of 8
+    whole = restore_files(
+        compose_config(
+            "restore",
+            f"ckpt_path={trained_checkpoint}",
+            f"input={inputs}",
+            f"output={tmp_path / 'whole'}",
+            "tile=null",
+        )
+    )
+    tiled = restore_files(
+        compose_config(
+            "restore",
+            f"ckpt_path={trained_checkpoint}",
+            f"input={inputs}",
+            f"output={tmp_path / 'tiled'}",
+            "tile=64",
+            "tile_overlap=16",
+        )
+    )
+    a, b = read_image(whole[0]), read_image(tiled[0])
+    assert a.shape == b.shape == (3, 37, 53)
+    assert (a - b).abs().max() <= 1e-4  # the image fits in one tile: the same computation
+
+
+def test_tiled_restore_of_a_local_map_equals_the_whole_image(
+    compose_config, tmp_path: Path
+) -> None:
+    from rcot_lightning.inference import restore_image
+
+    config = {
+        "_target_": "rcot_lightning.RCOTModule",
+        "transport_map": LOCAL_MAP,
+        "potential": {"_target_": "rcot_lightning.nets.Potential", "channels": [4, 4]},
+    }
+    module = build_module(config)
+    ckpt = tmp_path / "local.ckpt"
+    torch.save({"state_dict": module.state_dict(), BUILD_CONFIG_KEY: module.build_config}, ckpt)
+    image = _save_image(tmp_path / "big.png", 101, 157, seed=1)
+    (path,) = restore_files(
+        compose_config(
+            "restore",
+            f"ckpt_path={ckpt}",
+            f"input={image}",
+            f"output={tmp_path / 'out'}",
+            "tile=48",
+            "tile_overlap=32",
+        )
+    )
+    with torch.no_grad():
+        expected = restore_image(load_module(ckpt).map_for_inference, read_image(image)[None])
+    restored = read_image(path)
+    # Both went through 8-bit PNG: allow one quantisation step where rounding differs.
+    assert (restored - expected[0].clamp(0, 1)).abs().max() <= 1 / 255 + 1e-6
+    with torch.no_grad():
+        net = load_module(ckpt).map_for_inference
+        y = read_image(image)[None]
+        tiled = restore_image(net, y, tile=48, overlap=32)
+        untiled = restore_image(net, y)
+    assert (tiled - untiled).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("module", ["rcot_lightning.eval", "rcot_lightning.restore"])
+def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path: Path) -> None:
+    args = ["ckpt_path=missing.ckpt"]
+    if module.endswith("restore"):
+        args += [f"input={_save_image(tmp_path / 'x.png', 9, 9)}", f"output={tmp_path / 'o'}"]
+    proc = run_cli(module, *args, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 2
+    prog = "rcot-eval" if module.endswith("eval") else "rcot-restore"
+    assert proc.stderr.strip().splitlines() == [
+        f"{prog}: error: ckpt_path: missing.ckpt does not exist; pass a .ckpt file written by "
+        "rcot_lightning.train (e.g. <run folder>/checkpoints/last.ckpt)"
+    ]

@@ -1,0 +1,94 @@
+"""Hydra multiruns of ``rcot_lightning.train``: basic grid, optuna, and with DDP processes.
+
+The trap tested here: Lightning starts DDP ranks 1..N-1 by re-running the command line, which
+under ``-m`` would start a second sweep in every child. Each job's ranks must compose that
+job's config and write into that job's folder, and the next job must start its own ranks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import TINY_CLI, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+def _sweep_folder(root: Path) -> Path:
+    train = root / "outputs" / "train"
+    assert not (train / "runs").exists(), "a process ran outside the sweep (single-run folder)"
+    (sweep,) = (train / "multiruns").iterdir()  # one sweep, no nested or second sweep
+    return sweep
+
+
+def _jobs(sweep: Path) -> list[Path]:
+    return sorted(
+        (p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()), key=lambda p: int(p.name)
+    )
+
+
+def _child_overrides(job: Path, rank: int = 1) -> str:
+    log = (job / f"train_ddp_process_{rank}.log").read_text()
+    (line,) = [ln for ln in log.splitlines() if "job overrides:" in ln]
+    return line
+
+
+def test_basic_grid_sweep(tmp_path: Path) -> None:
+    proc = run_cli("rcot_lightning.train", "-m", *TINY_CLI, "model.lambda_gp=5,10", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = _jobs(_sweep_folder(tmp_path))
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job, lam in zip(jobs, (5, 10), strict=True):
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        assert config["model"]["lambda_gp"] == lam
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_optuna_sweep_two_trials(tmp_path: Path) -> None:
+    proc = run_cli(
+        "rcot_lightning.train",
+        "hparams_search=optuna",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.sampler.n_startup_trials=2",
+        *TINY_CLI,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = _sweep_folder(tmp_path)
+    assert [j.name for j in _jobs(sweep)] == ["0", "1"]
+    results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
+    assert results["name"] == "optuna"
+    assert results["best_value"] > 10  # a PSNR in dB, returned by train
+    assert "model.map_optimizer.lr" in results["best_params"]
+
+
+@pytest.mark.parametrize("sweeper", ["basic", "optuna"])
+def test_sweep_with_two_ddp_processes_per_job(tmp_path: Path, sweeper: str) -> None:
+    if sweeper == "basic":
+        args = ["-m", "model.lambda_gp=5,10"]
+    else:
+        args = [
+            "hparams_search=optuna",
+            "hydra.sweeper.n_trials=2",
+            "hydra.sweeper.sampler.n_startup_trials=2",
+        ]
+    proc = run_cli("rcot_lightning.train", *args, *TINY_CLI, "trainer.devices=2", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = _sweep_folder(tmp_path)
+    jobs = _jobs(sweep)
+    assert [j.name for j in jobs] == ["0", "1"]
+    for job in jobs:
+        # Rank 1 of this job logged into this job's folder, with this job's overrides...
+        child = _child_overrides(job)
+        config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
+        overrides = yaml.safe_load((job / ".hydra" / "overrides.yaml").read_text())
+        for override in overrides:
+            assert override in child, (override, child)
+        assert config["trainer"]["devices"] == 2
+        # ...and the job's checkpoint saw both ranks' data: 2 iterations of 2 x 2 images.
+        assert (job / "checkpoints" / "last.ckpt").is_file()
+    # rank 1 never wrote hydra's job files anywhere (output_subdir is null for children)
+    assert sorted(p.name for p in sweep.rglob("config.yaml")) == ["config.yaml", "config.yaml"]
