@@ -24,7 +24,8 @@ import rcot_lightning.app  # noqa: F401  (registers the config resolvers)
 
 CONFIG_MODULE = "rcot_lightning.conf"
 
-#: Overrides that make a training run tiny: tiny model, 32x32 crops, 64x64 validation crops.
+#: Overrides that make a training run tiny: tiny model, 32x32 crops, 64x64 validation crops,
+#: no test stage.
 TINY = (
     "model=rcot_tiny",
     "data.batch_size=2",
@@ -33,6 +34,7 @@ TINY = (
     "data.val_crop_size=64",
     "callbacks.rich_progress_bar=null",
     "trainer.enable_model_summary=false",
+    "test=false",
 )
 
 

@@ -101,9 +101,12 @@ def test_csv_logger_metrics_pictures_and_checkpoints(compose_train, tmp_path: Pa
         "trainer.val_check_interval=2",
         "callbacks.image_logger.every_n_steps=1",
         "trainer.log_every_n_steps=1",
+        "test=true",
+        "data.val_images=[chelsea]",  # the test split: chelsea at full size
     )
     result = run(cfg)
     assert result.metric is not None and result.metric > 0  # best val/psnr
+    assert "test/psnr" in result.trainer.callback_metrics
     version = tmp_path / "csv" / "version_0"
     header = (version / "metrics.csv").read_text().splitlines()[0].split(",")
     for key in ("train/map_loss", "train/potential_loss", "train/lr_map", "val/psnr", "val/ssim"):

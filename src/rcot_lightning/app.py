@@ -370,9 +370,14 @@ def _fmt(value: Any, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def training_summary(trainer: Any, image_paths: list[str]) -> str:
-    """A few lines: validation PSNR/SSIM of the input and of the output, where files are."""
-    metrics = {k: v for k, v in trainer.callback_metrics.items()}
+def training_summary(trainer: Any, metrics: Mapping[str, Any], image_paths: list[str]) -> str:
+    """A few lines: validation PSNR/SSIM of the input and of the output, where files are.
+
+    Args:
+        trainer: the trainer after fit (and test).
+        metrics: the last logged values (``val/*`` of the last validation, ``test/*``).
+        image_paths: pictures written by the image callback.
+    """
     lines = ["", "RCOT training summary"]
     psnr_in, ssim_in = metrics.get("val/psnr_input"), metrics.get("val/ssim_input")
     psnr_out, ssim_out = metrics.get("val/psnr"), metrics.get("val/ssim")
@@ -384,7 +389,7 @@ def training_summary(trainer: Any, image_paths: list[str]) -> str:
         ]
     if "test/psnr" in metrics:
         lines.append(
-            f"  test input -> restored: PSNR {_fmt(metrics.get('test/psnr_input'), 2)} -> "
+            f"  test (full size)   : PSNR {_fmt(metrics.get('test/psnr_input'), 2)} -> "
             f"{_fmt(metrics['test/psnr'], 2)} dB, SSIM {_fmt(metrics.get('test/ssim_input'), 4)}"
             f" -> {_fmt(metrics.get('test/ssim'), 4)}"
         )
@@ -401,5 +406,6 @@ def training_summary(trainer: Any, image_paths: list[str]) -> str:
         )
     for logger in trainer.loggers:
         directory = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
-        lines.append(f"  {type(logger).__name__}: {directory}")
+        if directory:
+            lines.append(f"  {type(logger).__name__}: {directory}")
     return "\n".join(lines)

@@ -87,17 +87,19 @@ def run(cfg: DictConfig) -> TrainingRun:
         if cfg.get("train", True):
             trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
         metric = _metric_value(trainer, cfg.optimized_metric)
+        metrics = dict(trainer.callback_metrics)  # testing replaces the validation values
         if cfg.get("test", False) and _has_test_data(datamodule):
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             if not cfg.get("train", True):
                 best = cfg.get("ckpt_path")
             trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            metrics.update(trainer.callback_metrics)
 
     if trainer.is_global_zero:
         images = next(
             (c.last_paths for c in callbacks if isinstance(c, RestorationImageLogger)), []
         )
-        print(app.training_summary(trainer, images), flush=True)
+        print(app.training_summary(trainer, metrics, images), flush=True)
     return TrainingRun(metric, trainer, model, datamodule)
 
 
