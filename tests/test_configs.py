@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,60 @@ def test_strategy_resolution(trainer: dict, expected: str) -> None:
 def test_bad_trainer_values_raise_rcot_errors(trainer: dict, message: str) -> None:
     with pytest.raises(RCOTError, match=message):
         check_trainer_config(trainer)
+
+
+_TORCHRUN = {
+    "TORCHELASTIC_RUN_ID": "job42",
+    "WORLD_SIZE": "4",
+    "RANK": "0",
+    "LOCAL_RANK": "0",
+    "GROUP_RANK": "0",
+    "LOCAL_WORLD_SIZE": "2",
+    "MASTER_ADDR": "127.0.0.1",
+    "MASTER_PORT": "29500",
+}
+_SLURM = {
+    "SLURM_JOB_ID": "123",
+    "SLURM_JOB_NAME": "rcot",
+    "SLURM_NTASKS": "4",
+    "SLURM_NTASKS_PER_NODE": "2",
+    "SLURM_NODELIST": "node[1-2]",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+    "SLURM_NODEID": "0",
+}
+
+
+@pytest.mark.parametrize(
+    ("env", "environment", "run_id"),
+    [
+        (_TORCHRUN, "TorchElasticEnvironment", "torchrun-job42"),
+        (_SLURM, "SLURMEnvironment", "slurm-123-0"),
+    ],
+    ids=["torchrun", "slurm"],
+)
+def test_multi_node_configs_meet_lightning_cluster_environments(
+    compose_train, monkeypatch: pytest.MonkeyPatch, env: dict, environment: str, run_id: str
+) -> None:
+    """2 nodes x 2 processes as torchrun or SLURM would start them: composition and Trainer only."""
+    import lightning as L
+
+    for key in list(os.environ):
+        if key.startswith(("SLURM_", "TORCHELASTIC_")) or key in _TORCHRUN:
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    cfg = compose_train("hardware=cpu", "trainer.devices=2", "trainer.num_nodes=2")
+    assert cfg.hydra.run.dir.endswith(run_id)  # every rank of the job finds the same folder
+    trainer_cfg = {
+        k: v
+        for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
+        if k != "_target_"
+    }
+    check_trainer_config(trainer_cfg)
+    trainer_cfg["strategy"] = resolve_strategy(trainer_cfg)
+    assert trainer_cfg["strategy"] == DDP_STRATEGY
+    trainer = L.Trainer(**trainer_cfg, logger=False, enable_checkpointing=False)
+    assert type(trainer.strategy.cluster_environment).__name__ == environment
+    assert trainer.world_size == 4 and trainer.num_nodes == 2
+    assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
