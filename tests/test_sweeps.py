@@ -1,5 +1,7 @@
 """Hydra multiruns of ``rcot_lightning.train``: basic grid, optuna, and with DDP processes.
 
+Each test runs one command of tiny jobs (5-15 s on a 2-core CPU), so they are not marked slow.
+
 The trap tested here: Lightning starts DDP ranks 1..N-1 by re-running the command line, which
 under ``-m`` would start a second sweep in every child. Each job's ranks must compose that
 job's config and write into that job's folder, and the next job must start its own ranks.
@@ -13,8 +15,6 @@ import pytest
 import yaml
 
 from tests.conftest import TINY_CLI, run_cli
-
-pytestmark = pytest.mark.slow
 
 
 def _sweep_folder(root: Path) -> Path:

@@ -1,9 +1,9 @@
 """``rcot_lightning.train`` through the real configs.
 
-In-process (fast): every task and every CPU-capable hardware config with ``fast_dev_run`` on the
-tiny model, resume from ``last.ckpt``, the CSV / TensorBoard / wandb loggers with their
-pictures. As commands (slow): real DDP relaunches with 2 and 4 CPU processes and the default job
-(``python -m rcot_lightning.train`` with no argument).
+In-process: every task and every CPU-capable hardware config with ``fast_dev_run`` on the tiny
+model, resume from ``last.ckpt``, the CSV / TensorBoard / wandb loggers with their pictures. As
+commands: real DDP relaunches with 2 and 4 CPU processes (about 10 s each) and, marked slow,
+the default job (``python -m rcot_lightning.train`` with no argument, one to two minutes).
 """
 
 from __future__ import annotations
@@ -158,7 +158,6 @@ def _run_folders(root: Path) -> list[Path]:
     return sorted(p for p in (root / "outputs" / "train" / "runs").iterdir() if p.is_dir())
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("devices", [2, 4])
 def test_ddp_on_cpu_processes(tmp_path: Path, devices: int) -> None:
     proc = run_cli(
