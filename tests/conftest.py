@@ -20,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-import rcot_lightning.app  # noqa: F401  (registers the config resolvers)
+import rcot_lightning.conf  # noqa: F401  (registers the config resolvers)
 
 CONFIG_MODULE = "rcot_lightning.conf"
 

@@ -12,9 +12,7 @@ with one line on stderr, ``rcot-train: error: <what and where>``, and exit statu
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
-import netrc
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -25,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rcot_lightning.conf import register_resolvers
 from rcot_lightning.errors import RCOTError
 
 log = logging.getLogger(__name__)
@@ -37,44 +36,7 @@ USAGE_ERROR = 2
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 
 
-# ------------------------------------------------------------------------------ resolvers
-def _wandb_offline() -> bool:
-    """True unless an API key is configured (env, netrc) or ``WANDB_MODE=online`` is set."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode in ("offline", "dryrun", "disabled"):
-        return True
-    if mode == "online" or os.environ.get("WANDB_API_KEY"):
-        return False
-    with contextlib.suppress(Exception):  # no or unreadable ~/.netrc: no key
-        if netrc.netrc().authenticators("api.wandb.ai"):
-            return False
-    return True
-
-
-def _run_id() -> str:
-    """A folder name all processes of one launch agree on.
-
-    torchrun and SLURM start every rank as its own process, and each composes its own config; a
-    timestamp could differ between them by a second, so their ids come first.
-    """
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
-    if run_id not in ("", "none"):
-        return f"torchrun-{run_id}"
-    if "SLURM_JOB_ID" in os.environ:
-        step = os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SLURM_STEP_ID", "0"))
-        return f"slurm-{os.environ['SLURM_JOB_ID']}-{step}"
-    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-
-
-def register_resolvers() -> None:
-    """Register ``${rcot_wandb_offline:}`` and ``${rcot_run_id:}`` (idempotent)."""
-    if not OmegaConf.has_resolver("rcot_wandb_offline"):
-        OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
-    if not OmegaConf.has_resolver("rcot_run_id"):
-        # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
-        OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
-
-
+# Importing the configs' package registers their resolvers (${rcot_run_id:}, ...).
 register_resolvers()
 
 

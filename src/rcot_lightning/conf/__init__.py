@@ -1,1 +1,59 @@
-"""Hydra configs of rcot-lightning (shipped in the wheel; see train.yaml)."""
+"""Hydra configs of rcot-lightning (shipped in the wheel; see ``train.yaml``).
+
+Importing this package registers the OmegaConf resolvers the configs use, so the configs also
+compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
+
+* ``${rcot_run_id:}``: a run folder name every process of one launch agrees on;
+* ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import netrc
+import os
+
+from omegaconf import OmegaConf
+
+__all__ = ["register_resolvers"]
+
+
+def _wandb_offline() -> bool:
+    """True unless an API key is configured (env, netrc) or ``WANDB_MODE=online`` is set."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    if mode in ("offline", "dryrun", "disabled"):
+        return True
+    if mode == "online" or os.environ.get("WANDB_API_KEY"):
+        return False
+    with contextlib.suppress(Exception):  # no or unreadable ~/.netrc: no key
+        if netrc.netrc().authenticators("api.wandb.ai"):
+            return False
+    return True
+
+
+def _run_id() -> str:
+    """The start time, or the torchrun run id / SLURM job id when launched by those.
+
+    torchrun and SLURM start every rank as its own process, and each composes its own config; a
+    timestamp could differ between them by a second, so their ids come first.
+    """
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if run_id not in ("", "none"):
+        return f"torchrun-{run_id}"
+    if "SLURM_JOB_ID" in os.environ:
+        step = os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SLURM_STEP_ID", "0"))
+        return f"slurm-{os.environ['SLURM_JOB_ID']}-{step}"
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def register_resolvers() -> None:
+    """Register ``${rcot_wandb_offline:}`` and ``${rcot_run_id:}`` (idempotent)."""
+    if not OmegaConf.has_resolver("rcot_wandb_offline"):
+        OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
+    if not OmegaConf.has_resolver("rcot_run_id"):
+        # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
+        OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
+
+
+register_resolvers()
