@@ -1,4 +1,4 @@
-"""The one exception type users see for mistakes they can fix (paths, image files, config values)."""
+"""The one exception type users see for mistakes they can fix (paths, files, config values)."""
 
 from __future__ import annotations
 
