@@ -329,7 +329,7 @@ def test_potential_supports_double_backward() -> None:
 
 
 def test_potential_layout_and_init() -> None:
-    phi = Potential(channels=(16, 16, 32, 32, 64), init_std=0.05)
+    phi = Potential(channels=(16, 16, 32, 32, 64), init_std=0.05, init="normal")
     convs = [m for m in phi.modules() if isinstance(m, nn.Conv2d)]
     assert [c.stride[0] for c in convs] == [1, 2, 1, 2, 1]
     assert phi.num_downsamplings == 2 and phi.min_size == 4
@@ -343,6 +343,22 @@ def test_potential_layout_and_init() -> None:
         phi(torch.rand(1, 1, 8, 8))
 
 
+def test_potential_default_init_keeps_input_gradients_at_order_one() -> None:
+    # The penalty asks for unit input-gradient norms. With the reference's N(0, 0.02) init the
+    # norm starts near 1e-4 (the potential is nearly constant for hundreds of iterations); the
+    # default He init starts it two to three orders of magnitude higher.
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64, requires_grad=True)
+    norms = {}
+    for init in ("normal", "kaiming"):
+        phi = Potential(channels=(16, 16, 32, 32, 64, 64, 128, 128), init=init)
+        (grad,) = torch.autograd.grad(phi(x).sum(), x)
+        norms[init] = grad.flatten(1).norm(dim=1).mean().item()
+    assert norms["normal"] < 1e-3
+    assert norms["kaiming"] > 100 * norms["normal"]
+    assert Potential(channels=(8, 8)).trunk[0].weight.std().item() > 0.1  # He, not N(0, 0.02)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -350,6 +366,7 @@ def test_potential_layout_and_init() -> None:
         {"channels": (8, 0)},
         {"channels": "64"},
         {"init_std": 0.0},
+        {"init": "xavier"},
         {"in_channels": 0},
     ],
 )
