@@ -287,20 +287,25 @@ def test_unpaired_batch_without_target_key_trains() -> None:
 
 
 # ------------------------------------------------------------------------------- overfitting
-def test_overfitting_one_noisy_batch_gains_5_db() -> None:
-    torch.manual_seed(0)
+def smooth_noisy_batch() -> dict[str, Tensor]:
+    """Two smooth 32x32 images (what a net learns fast) with sigma-25 noise, paired."""
     g = torch.Generator().manual_seed(1)
-    # A smooth clean image (what a restoration net can learn fast) plus sigma-25 noise.
     base = torch.rand(2, 3, 4, 4, generator=g)
     clean = nn.functional.interpolate(base, size=(32, 32), mode="bicubic").clamp(0, 1)
     noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
-    batch = {
+    return {
         "degraded": noisy,
         "clean": clean,
         "target": clean,
         "paired": torch.ones(2, dtype=torch.bool),
         "degradation": torch.zeros(2, dtype=torch.long),
     }
+
+
+def test_overfitting_one_noisy_batch_gains_5_db() -> None:
+    torch.manual_seed(0)
+    batch = smooth_noisy_batch()
+    noisy, clean = batch["degraded"], batch["clean"]
     module = RCOTModule(
         ConvMap(width=16),
         ConvPotential(),
@@ -470,17 +475,8 @@ def test_tiny_two_pass_map_trains_with_one_map_forward_per_iteration() -> None:
 @pytest.mark.slow
 def test_tiny_two_pass_map_overfits_one_noisy_batch() -> None:
     torch.manual_seed(0)
-    g = torch.Generator().manual_seed(1)
-    base = torch.rand(2, 3, 4, 4, generator=g)
-    clean = nn.functional.interpolate(base, size=(32, 32), mode="bicubic").clamp(0, 1)
-    noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=g)).clamp(0, 1)
-    batch = {
-        "degraded": noisy,
-        "clean": clean,
-        "target": clean,
-        "paired": torch.ones(2, dtype=torch.bool),
-        "degradation": torch.zeros(2, dtype=torch.long),
-    }
+    batch = smooth_noisy_batch()
+    noisy, clean = batch["degraded"], batch["clean"]
     # With costs averaged over pixels and a 1-Lipschitz potential, a small supervised weight
     # lets the adversarial term dominate (the reference uses 1e4 for this reason).
     module = _tiny_rcot(

@@ -60,6 +60,16 @@ def _check_image_batch(name: str, t: Tensor) -> None:
         raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
 
 
+def _check_image_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
+    _check_image_batch(name_a, a)
+    _check_image_batch(name_b, b)
+    if a.shape != b.shape:
+        raise ValueError(
+            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and "
+            f"{tuple(b.shape)}"
+        )
+
+
 def _upcast(t: Tensor) -> Tensor:
     """Half-precision values to float32 for reductions; float32/float64 unchanged."""
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
@@ -94,13 +104,7 @@ def transport_cost(output: Tensor, degraded: Tensor, kind: TransportCost = "rms"
         >>> transport_cost(t, y, "rms")
         tensor([0.5000, 0.5000])
     """
-    _check_image_batch("output", output)
-    _check_image_batch("degraded", degraded)
-    if output.shape != degraded.shape:
-        raise ValueError(
-            f"output and degraded must have the same shape, got {tuple(output.shape)} "
-            f"and {tuple(degraded.shape)}"
-        )
+    _check_image_pair("output", output, "degraded", degraded)
     r = (degraded - output).flatten(1)
     if kind == "rms":
         return _safe_sqrt(r.pow(2).mean(1))
@@ -269,13 +273,7 @@ def gradient_penalty(
         >>> bool(gp.abs() < 1e-10)
         True
     """
-    _check_image_batch("real", real)
-    _check_image_batch("fake", fake)
-    if real.shape != fake.shape:
-        raise ValueError(
-            f"real and fake must have the same shape, got {tuple(real.shape)} and "
-            f"{tuple(fake.shape)}"
-        )
+    _check_image_pair("real", real, "fake", fake)
     batch = real.shape[0]
     if alpha is None:
         alpha = torch.rand(batch, device=real.device, dtype=real.dtype)
@@ -321,13 +319,7 @@ def supervised_cost(
         >>> supervised_cost(out, tgt, torch.tensor([False, False]))
         tensor(0.)
     """
-    _check_image_batch("output", output)
-    _check_image_batch("target", target)
-    if output.shape != target.shape:
-        raise ValueError(
-            f"output and target must have the same shape, got {tuple(output.shape)} and "
-            f"{tuple(target.shape)}"
-        )
+    _check_image_pair("output", output, "target", target)
     diff = (output - target).flatten(1)
     if kind == "l1":
         per_sample = diff.abs().mean(1)
