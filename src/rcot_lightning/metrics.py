@@ -421,7 +421,8 @@ def lpips_available() -> MetricAvailability:
         True
     """
     try:
-        import torchvision  # noqa: F401
+        # Probed by name: the package never depends on torchvision, LPIPS merely can use it.
+        importlib.import_module("torchvision")
     except Exception as err:  # an ImportError, or a RuntimeError from a mismatched torch build
         return MetricAvailability(
             False, f"LPIPS needs torchvision, which cannot be imported here ({err})"
