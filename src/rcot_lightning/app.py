@@ -326,6 +326,12 @@ def single_log_handlers() -> None:
 
 
 # -------------------------------------------------------------------------------- summary
+def report(text: str) -> None:
+    """Show a command's result to its user on standard output (logs go to the run's log file)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def _fmt(value: Any, digits: int) -> str:
     if value is None:
         return "n/a"

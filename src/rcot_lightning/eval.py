@@ -126,10 +126,7 @@ def evaluate(cfg: DictConfig) -> float:
         table.writeheader()
         table.writerows([*writer.rows, {"name": "mean"} | mean])
     where = f"restored images: {images_dir}\n" if images_dir is not None else ""
-    print(
-        f"\n{_table(writer.rows, mean)}\n\n{where}metrics: {output_dir / 'metrics.csv'}",
-        flush=True,
-    )
+    app.report(f"\n{_table(writer.rows, mean)}\n\n{where}metrics: {output_dir / 'metrics.csv'}")
     return mean["psnr"]
 
 

@@ -409,7 +409,7 @@ def inception_fid_available(weights_path: str | None = None) -> MetricAvailabili
 def lpips_available() -> MetricAvailability:
     """Check, without network access, whether LPIPS (AlexNet) can be built.
 
-    torchmetrics ships the LPIPS linear heads but takes the AlexNet backbone from torchvision,
+    torchmetrics ships the LPIPS linear heads but takes the AlexNet backbone of torchvision,
     which downloads ImageNet weights on first use. torchvision must import and the weights must
     be in the torch hub cache.
 

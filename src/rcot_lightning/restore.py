@@ -120,7 +120,7 @@ def restore_files(cfg: DictConfig) -> list[Path]:
                 )
             written.append(Path(save_png(restored[0].float().clamp(0, 1), target)))
             progress.advance(images)
-    print(f"restored {len(written)} image(s) into {output}", flush=True)
+    app.report(f"restored {len(written)} image(s) into {output}")
     return written
 
 

@@ -99,7 +99,7 @@ def run(cfg: DictConfig) -> TrainingRun:
         images = next(
             (c.last_paths for c in callbacks if isinstance(c, RestorationImageLogger)), []
         )
-        print(app.training_summary(trainer, metrics, images), flush=True)
+        app.report(app.training_summary(trainer, metrics, images))
     return TrainingRun(metric, trainer, model, datamodule)
 
 
