@@ -215,7 +215,7 @@ class RCOTModule(L.LightningModule):
         # Lightning calls this after a GradScaler has unscaled the gradients, so clipping here is
         # correct under every precision (clipping right after manual_backward would clip
         # scaled gradients under 16-mixed).
-        is_map = optimizer is self._optimizer(0)
+        is_map = optimizer is self.trainer.optimizers[0]
         clip = self.hparams["map_grad_clip"] if is_map else self.hparams["potential_grad_clip"]
         if clip:
             self.clip_gradients(
@@ -223,10 +223,6 @@ class RCOTModule(L.LightningModule):
                 gradient_clip_val=clip,
                 gradient_clip_algorithm=self.hparams["grad_clip_algorithm"],
             )
-
-    def _optimizer(self, index: int) -> Optimizer:
-        optimizers = self.trainer.optimizers
-        return optimizers[index]
 
     # ------------------------------------------------------------------------------ the map
     def forward(self, degraded: Tensor) -> Tensor:
@@ -398,7 +394,7 @@ class RCOTModule(L.LightningModule):
 
     def _evaluate(self, batch: Mapping[str, Any], stage: str) -> None:
         y, target = batch[DEGRADED], batch[TARGET]
-        restored = self.restore(y)
+        restored, degraded = self.restore(y), y.clamp(0, 1)
         kwargs = {
             "crop_border": self.hparams["metric_crop_border"],
             "y_channel": self.hparams["metric_y_channel"],
@@ -406,8 +402,8 @@ class RCOTModule(L.LightningModule):
         values = {
             "psnr": psnr(restored, target, **kwargs),
             "ssim": ssim(restored, target, **kwargs),
-            "psnr_input": psnr(y.clamp(0, 1), target, **kwargs),
-            "ssim_input": ssim(y.clamp(0, 1), target, **kwargs),
+            "psnr_input": psnr(degraded, target, **kwargs),
+            "ssim_input": ssim(degraded, target, **kwargs),
         }
         for name, per_image in values.items():
             metric: MeanMetric = getattr(self, f"{stage}_{name}")
