@@ -7,7 +7,10 @@ Training batches are dicts with
   real (the target itself for paired data, an independent clean image otherwise);
 * ``target`` ``(B, 3, H, W)`` optional: ground truth aligned with ``degraded``;
 * ``paired`` ``(B,)`` bool: rows whose ``target`` is valid (the supervised term uses only these);
-* ``degradation`` ``(B,)`` long: a :class:`DegradationId` per row (selects the Fourier norm).
+* ``degradation`` ``(B,)`` long: a :class:`DegradationId` per row (selects the Fourier norm);
+* ``sample_key`` ``(B,)`` int64: identifies the row's sample (derived from the data seed, the
+  epoch and the sample's dataset index), the same whichever rank or world size draws it, so
+  per-sample randomness keyed by it does not depend on how the data are sharded.
 
 Validation, test and predict batches carry ``degraded``, ``target`` (not for predict) and
 ``name`` (a list of strings used to save outputs).
@@ -23,6 +26,7 @@ TARGET = "target"
 PAIRED = "paired"
 DEGRADATION = "degradation"
 NAME = "name"
+SAMPLE_KEY = "sample_key"
 
 
 class DegradationId(IntEnum):
