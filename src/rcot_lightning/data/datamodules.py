@@ -79,6 +79,8 @@ def _sets(spec: Mapping[str, Any] | None, key: str) -> dict[str, dict[str, Any]]
     """Check ``{name: {target, degraded?, metric?}}`` evaluation-set specs."""
     sets: dict[str, dict[str, Any]] = {}
     for name, item in (spec or {}).items():
+        if item is None:  # a set left out: data.test_sets.mcmaster=null
+            continue
         if isinstance(item, str):
             item = {"target": item}
         if (

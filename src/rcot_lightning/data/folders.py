@@ -43,6 +43,10 @@ def _expected(layout: str | None) -> str:
 
 def _check_root(root: str | Path | None, layout: str | None) -> Path | None:
     if root is None:
+        if layout is not None:  # a dataset preset: its folders are relative to the root
+            raise RCOTError(
+                "data.root is not set; point it at the downloaded dataset" + _expected(layout)
+            )
         return None
     path = Path(root).expanduser()
     if not path.exists():
