@@ -401,7 +401,8 @@ class RestorationDataModule(L.LightningDataModule):
             **self._loader_options(),
         )
 
-    def _eval_loader(self, dataset: Dataset[Any]) -> DataLoader[Any]:
+    def eval_loader(self, dataset: Dataset[Any]) -> DataLoader[Any]:
+        """A loader of evaluation rows (``val_batch_size``, in order, the module's workers)."""
         return DataLoader(
             dataset, batch_size=self.val_batch_size, shuffle=False, **self._loader_options()
         )
@@ -409,13 +410,13 @@ class RestorationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader[Any] | list[Any]:
         dataset = self._get("val")
         # An empty list makes Lightning skip validation when no validation data is configured.
-        return [] if dataset is None else self._eval_loader(dataset)
+        return [] if dataset is None else self.eval_loader(dataset)
 
     def test_dataloader(self) -> DataLoader[Any]:
-        return self._eval_loader(self._required("test"))
+        return self.eval_loader(self._required("test"))
 
     def predict_dataloader(self) -> DataLoader[Any]:
-        return self._eval_loader(self._required("predict"))
+        return self.eval_loader(self._required("predict"))
 
 
 class SamplesDataModule(RestorationDataModule):
