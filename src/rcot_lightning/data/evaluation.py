@@ -92,4 +92,8 @@ def scored_sets(
     finally:
         for module, original in zip(noisy, originals, strict=True):
             module.degradation = original
-    return sorted(scored, key=lambda s: (s.task, s.label.split("@")[0]))
+    # A set's noise levels side by side, sets in the data's order.
+    first: dict[str, int] = {}
+    for k, item in enumerate(scored):
+        first.setdefault(item.label.split("@")[0], k)
+    return sorted(scored, key=lambda s: first[s.label.split("@")[0]])
