@@ -20,9 +20,11 @@ GROUPS = {
     "task": set(TASKS),
     "model": {"rcot", "rcot_small", "rcot_tiny"},
     "hardware": {"auto", "cpu", "gpu", "ddp", "bf16", "fp16"},
-    "data": {"samples", "paired", "unpaired", "semipaired", "synthetic"},
+    "data": {"samples", "paired", "unpaired", "semipaired", "synthetic", "allinone"}
+    | {"samples_allinone", "rain100l", "rain100h", "reside_ots", "reside_its"}
+    | {"reside_sots_outdoor", "bsd400_wed", "lol", "gopro", "div2k_x4"},
     "logger": {"csv", "tensorboard", "wandb", "many_loggers"},
-    "experiment": {"quickstart"} | {f"paper_{t}" for t in TASKS},
+    "experiment": {"quickstart", "allinone", "allinone_samples"} | {f"paper_{t}" for t in TASKS},
     "hparams_search": {"optuna"},
 }
 

@@ -94,6 +94,6 @@ def scored_sets(
             module.degradation = original
     # A set's noise levels side by side, sets in the data's order.
     first: dict[str, int] = {}
-    for k, item in enumerate(scored):
-        first.setdefault(item.label.split("@")[0], k)
+    for k, scored_set in enumerate(scored):
+        first.setdefault(scored_set.label.split("@")[0], k)
     return sorted(scored, key=lambda s: first[s.label.split("@")[0]])
