@@ -230,6 +230,24 @@ def test_div2k_upsamples_lr_to_hr_size(compose_train, tmp_path: Path) -> None:
     assert row["degraded"].shape == row["target"].shape == (3, 64, 64)
 
 
+def test_reside_authors_part_folders_and_promptir_test_copy(compose_train, tmp_path: Path) -> None:
+    root = _tree(
+        tmp_path / "data",
+        [
+            "OTS/synthetic/part1/0025_0.8_0.04.jpg",
+            "OTS/synthetic/part2/0026_1_0.2.jpg",
+            "OTS/original/0025.jpg",
+            "OTS/original/0026.jpg",
+            "SOTS/outdoor/input/0001_0.8_0.2.jpg",
+            "SOTS/outdoor/target/0001.png",
+        ],
+    )
+    dm = _datamodule(compose_train("data=reside_ots", f"data.root={root}"))
+    dm.setup("fit")
+    assert dm.datasets["train"].source.names == ["part1/0025_0.8_0.04", "part2/0026_1_0.2"]
+    assert dm.datasets["val"].source.names == ["0001_0.8_0.2"]
+
+
 def test_sots_outdoor_is_evaluation_only(compose_train, tmp_path: Path) -> None:
     root = sots_outdoor(tmp_path / "data")
     dm = _datamodule(compose_train("data=reside_sots_outdoor", f"data.root={root}"))
@@ -275,3 +293,23 @@ def test_unset_root_says_which_key_to_set(compose_train) -> None:
     dm = _datamodule(compose_train("data=lol"))
     with pytest.raises(RCOTError, match=r"data.root is not set; .* expected layout: <root>/our485"):
         dm.setup("fit")
+
+
+def test_cli_wrong_root_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    from tests.conftest import run_cli
+
+    missing = tmp_path / "Rain100L"
+    proc = run_cli(
+        "rcot_lightning.train",
+        "data=rain100l",
+        f"data.root={missing}",
+        "model=rcot_tiny",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        f"rcot-train: error: data.root: {missing} does not exist; point it at the downloaded "
+        "dataset; expected layout: <root>/{train,test}/{rainy,rain,input}/rain-N.png with "
+        "<root>/{train,test}/{gt,norain,target}/norain-N.png"
+    ]
