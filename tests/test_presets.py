@@ -313,3 +313,19 @@ def test_cli_wrong_root_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "dataset; expected layout: <root>/{train,test}/{rainy,rain,input}/rain-N.png with "
         "<root>/{train,test}/{gt,norain,target}/norain-N.png"
     ]
+
+
+def test_named_test_sets_are_tested_after_training(compose_train, tmp_path: Path) -> None:
+    root = bsd400_wed(tmp_path / "data")
+    cfg = compose_train(
+        "data=bsd400_wed",
+        f"data.root={root}",
+        "data.num_workers=0",
+        "data.samples_per_epoch=4",
+        "trainer.max_steps=2",
+        "test=true",
+    )
+    trainer = run(cfg).trainer
+    # CBSD68 (2 images), Kodak24 and McMaster (1 each) as one test split
+    assert trainer.state.fn == "test" and "test/psnr" in trainer.callback_metrics
+    assert len(trainer.test_dataloaders.dataset) == 4

@@ -39,8 +39,9 @@ def _metric_value(trainer: Any, name: str) -> float | None:
 
 
 def _has_test_data(datamodule: Any) -> bool:
-    eval_source = getattr(datamodule, "eval_source", None)
-    return eval_source is None or eval_source("test") is not None
+    # Named test sets (CBSD68, ...) and all-in-one tasks count, not only data.test_*_dir.
+    eval_sets = getattr(datamodule, "eval_sets", None)
+    return eval_sets is None or bool(eval_sets("test"))
 
 
 @dataclass

@@ -159,8 +159,8 @@ class AllInOneDataModule(RestorationDataModule):
             datasets.append(task.build_train())
         length = self.samples_per_epoch or sum(len(d) for d in datasets)
         for dataset in datasets:
-            # Item i of a task reads its image i % count: any share of the epoch fits, and the
-            # epoch's permutation visits every image before repeating one.
+            # Item i of a task reads its image i % count, so any share of the epoch fits and
+            # the epoch's permutation of the items draws every image about equally often.
             dataset.length = max(len(dataset), length)
         return MixtureDataset(datasets, list(self.task_weights.values()), length, self.seed)
 
