@@ -156,6 +156,25 @@ def test_eval_prints_one_table_per_task(
     assert (tmp_path / "restored" / "rain" / "chelsea.png").is_file()
 
 
+def test_eval_noise_levels_stay_in_their_task_table(
+    allinone_checkpoint: Path, compose_config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = compose_config(
+        "eval",
+        f"ckpt_path={allinone_checkpoint}",
+        "data=samples_allinone",
+        "split=val",
+        "data.val_crop_size=64",
+        "sigmas=[15,50]",
+    )
+    evaluate(cfg)
+    out = capsys.readouterr().out
+    titles = [line for line in out.splitlines() if line.startswith("task ")]
+    assert titles == ["task noise", "task rain", "task haze"]
+    labels = [line.split()[0] for line in out.splitlines() if line.startswith(("noise", "rain "))]
+    assert labels == ["noise@sigma15", "noise@sigma50", "rain"]
+
+
 def test_eval_scores_every_noise_level_in_one_table(
     allinone_checkpoint: Path, compose_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

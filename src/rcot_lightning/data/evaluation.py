@@ -64,7 +64,7 @@ def scored_sets(
     several_tasks = hasattr(datamodule, "tasks")
 
     def as_scored(item: Any, label: str) -> ScoredSet:
-        task = label.split("/")[0] if several_tasks else ""
+        task = item.name.split("/")[0] if several_tasks else ""
         dataset = EvalDataset(item.source, datamodule.seed, crop, prefix=f"{label}/")
         return ScoredSet(label, task, dataset, item.metric)
 
