@@ -47,7 +47,7 @@ def test_allinone_trains_on_the_three_presets(compose_train, tmp_path: Path) -> 
     ids = torch.cat([batch[DEGRADATION] for batch in dm.train_dataloader()])
     assert set(ids.tolist()) == {DegradationId.NOISE, DegradationId.RAIN, DegradationId.HAZE}
     # each row's Fourier norm follows its own id: l2 for noise rows, l1 for rain and haze
-    exponents = result.model.fourier_exponents[ids]
+    exponents = result.model.objective.exponents(ids, len(ids))
     assert torch.equal(exponents, torch.where(ids == DegradationId.NOISE, 2, 1))
 
 
@@ -148,12 +148,31 @@ def test_eval_prints_one_table_per_task(
     out = capsys.readouterr().out
     assert "task haze" in out and "task noise" in out and "task rain" in out
     rain_line = next(line for line in out.splitlines() if line.startswith("rain "))
-    assert rain_line.split()[1] == "2" and rain_line.endswith("Y")  # the derain convention
+    assert rain_line.split()[1] == "2" and rain_line.endswith("RGB")  # the authors' derain
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     means = [r for r in rows if r["name"] == "mean"]
     assert [r["set"] for r in means] == ["noise", "rain", "haze"]
     assert float(mean) == pytest.approx(sum(float(r["psnr"]) for r in means) / 3)
     assert (tmp_path / "restored" / "rain" / "chelsea.png").is_file()
+
+
+def test_eval_uses_each_sets_own_conventions(
+    allinone_checkpoint: Path, compose_config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the super-resolution convention where a task sets it
+    cfg = compose_config(
+        "eval",
+        f"ckpt_path={allinone_checkpoint}",
+        "data=samples_allinone",
+        "split=val",
+        "data.val_crop_size=64",
+        "data.tasks.rain.metric.y_channel=true",
+        "data.tasks.rain.metric.crop_border=4",
+        "save_images=false",
+    )
+    evaluate(cfg)
+    out = capsys.readouterr().out
+    assert next(line for line in out.splitlines() if line.startswith("rain ")).endswith("Y, crop 4")
 
 
 def test_eval_noise_levels_stay_in_their_task_table(

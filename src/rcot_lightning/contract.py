@@ -10,7 +10,9 @@ Training batches are dicts with
 * ``degradation`` ``(B,)`` long: a :class:`DegradationId` per row (selects the Fourier norm);
 * ``sample_key`` ``(B,)`` int64: identifies the row's sample (derived from the data seed, the
   epoch and the sample's dataset index), the same whichever rank or world size draws it, so
-  per-sample randomness keyed by it does not depend on how the data are sharded.
+  per-sample randomness keyed by it (the gradient penalty's mixing weights) does not depend on
+  how the data are sharded. Every DataModule of this package yields it; a batch without it
+  stays valid.
 
 Validation, test and predict batches carry ``degraded``, ``target`` (not for predict) and
 ``name`` (a list of strings used to save outputs).
@@ -25,8 +27,8 @@ CLEAN = "clean"
 TARGET = "target"
 PAIRED = "paired"
 DEGRADATION = "degradation"
-NAME = "name"
 SAMPLE_KEY = "sample_key"
+NAME = "name"
 
 
 class DegradationId(IntEnum):

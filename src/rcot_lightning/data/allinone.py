@@ -18,8 +18,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from rcot_lightning.data.datamodules import EvalSet, RestorationDataModule
-from rcot_lightning.data.datasets import SampleKey, derive_seed
+from rcot_lightning.data.datasets import SampleKey
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.seeding import derive_seed, seeded_generator
 
 __all__ = ["AllInOneDataModule", "MixtureDataset"]
 
@@ -80,7 +81,7 @@ class MixtureDataset(Dataset[dict[str, Tensor]]):
         """``(task, task item)`` of every item of ``epoch`` (kept for the current epoch)."""
         if self._plan is not None and self._plan[0] == epoch:
             return self._plan[1]
-        generator = torch.Generator().manual_seed(derive_seed(self.seed, "mixture", epoch))
+        generator = seeded_generator(self.seed, "mixture", epoch)
         probs = torch.tensor(self.weights, dtype=torch.float64)
         tasks = torch.multinomial(probs, self.length, replacement=True, generator=generator)
         orders = [torch.randperm(len(d), generator=generator) for d in self.datasets]
