@@ -123,7 +123,7 @@ def test_default_job_keeps_the_demo_recipe(compose_train) -> None:
         assert list(c.model.potential.channels) == [16, 16, 32, 32, 64, 64, 128, 128]
         assert c.model.map_optimizer._target_ == "torch.optim.Adam"
         assert c.model.map_optimizer.lr == 1e-3 and c.model.map_scheduler is None
-        assert c.model.supervised_weight == 1000.0
+        assert c.model.objective.supervised_weight == 1000.0
 
 
 @pytest.mark.parametrize(
@@ -246,7 +246,7 @@ def test_describe_shows_an_uncapped_recipe() -> None:
         ({"trainer": {"max_steps": 2}, "model": {"n_critic": 2}}, [], "n_critic \\+ 1 = 3"),
         (
             {"data": {"_target_": "x.UnpairedDataModule"}},
-            ["model.supervised_weight=10"],
+            ["model.objective.supervised_weight=10"],
             "no effect with unpaired data",
         ),
     ],
@@ -258,7 +258,7 @@ def test_meaningless_settings_are_refused(cfg: dict, overrides: list, message: s
 
 def test_settings_that_mean_something_pass() -> None:
     check_recipe({"trainer": {"max_steps": 2}, "model": {"n_critic": 1}})
-    check_recipe({"data": {"_target_": "x.PairedFolderDataModule"}}, ["model.supervised_weight=1"])
+    check_recipe({"data": {"_target_": "x.PairedFolderDataModule"}}, ["model.objective.supervised_weight=1"])
 
 
 @pytest.mark.parametrize(
@@ -270,8 +270,8 @@ def test_settings_that_mean_something_pass() -> None:
             "model.n_critic + 1 = 2 optimizer steps; use trainer.max_steps=2*N for N iterations",
         ),
         (
-            ["data=unpaired", "data.clean_dir=FOLDER", "model.supervised_weight=100"],
-            "rcot-train: error: model.supervised_weight=100 has no effect with unpaired data "
+            ["data=unpaired", "data.clean_dir=FOLDER", "model.objective.supervised_weight=100"],
+            "rcot-train: error: model.objective.supervised_weight=100 has no effect with unpaired data "
             "(data=unpaired has no targets, so the supervised term never applies); use "
             "data=paired, or data=semipaired with data.paired_fraction, to train with targets",
         ),

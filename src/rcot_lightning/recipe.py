@@ -101,7 +101,7 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
             setting given on the command line to unpaired data.
 
     Example:
-        >>> cfg = {"trainer": {"max_steps": 1}, "model": {"n_critic": 1}, "data": {}}
+        >>> cfg = {"trainer": {"max_steps": 1}, "model": {"n_critic": 1}}
         >>> check_recipe(cfg)
         Traceback (most recent call last):
         ...
@@ -119,8 +119,8 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
         )
     if str(data.get("_target_", "")).endswith("UnpairedDataModule"):
         given = _override_keys(overrides)
-        for key in ("model." + k for k in _PAIRED_ONLY):
-            for name in (key, key.replace("model.", "model.objective.")):
+        for key in _PAIRED_ONLY:
+            for name in (f"model.objective.{key}", f"model.{key}"):
                 if name in given:
                     raise RCOTError(
                         f"{name}={given[name]} has no effect with unpaired data (data="
