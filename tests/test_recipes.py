@@ -258,7 +258,8 @@ def test_meaningless_settings_are_refused(cfg: dict, overrides: list, message: s
 
 def test_settings_that_mean_something_pass() -> None:
     check_recipe({"trainer": {"max_steps": 2}, "model": {"n_critic": 1}})
-    check_recipe({"data": {"_target_": "x.PairedFolderDataModule"}}, ["model.objective.supervised_weight=1"])
+    paired = {"data": {"_target_": "x.PairedFolderDataModule"}}
+    check_recipe(paired, ["model.objective.supervised_weight=1"])
 
 
 @pytest.mark.parametrize(
@@ -271,8 +272,8 @@ def test_settings_that_mean_something_pass() -> None:
         ),
         (
             ["data=unpaired", "data.clean_dir=FOLDER", "model.objective.supervised_weight=100"],
-            "rcot-train: error: model.objective.supervised_weight=100 has no effect with unpaired data "
-            "(data=unpaired has no targets, so the supervised term never applies); use "
+            "rcot-train: error: model.objective.supervised_weight=100 has no effect with unpaired "
+            "data (data=unpaired has no targets, so the supervised term never applies); use "
             "data=paired, or data=semipaired with data.paired_fraction, to train with targets",
         ),
         (
@@ -292,3 +293,41 @@ def test_meaningless_settings_end_in_one_line(
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), lines
+
+
+def test_collect_counts_the_global_batch_over_devices() -> None:
+    """Four processes: the epoch is the same crops, split four ways (global batch 4 x 3)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from rcot_lightning.recipe import collect
+
+    class Crops(list):  # 10 images x 6 crops
+        source = range(10)
+
+    datamodule = SimpleNamespace(
+        datasets={"train": Crops(range(60))}, samples_per_epoch=None, repeat=6, batch_size=3
+    )
+    trainer = SimpleNamespace(
+        num_training_batches=5,  # 60 crops / (3 x 4 ranks)
+        max_epochs=51,
+        max_steps=-1,
+        world_size=4,
+        precision="bf16-mixed",
+        datamodule=datamodule,
+    )
+    module = SimpleNamespace(transport_map=torch.nn.Linear(2, 2), potential=torch.nn.Linear(3, 1))
+    cfg = {
+        "task": {"name": "denoise"},
+        "data": {"_target_": "x.SyntheticDataModule", "batch_size": 3, "patch_size": 128},
+        "model": {"n_critic": 2, "objective": {"supervised_weight": 0.0}},
+    }
+    facts = collect(trainer, module, cfg, {"recipe": "standard", "data": "synthetic"})
+    assert facts.batch_global == 12 and facts.devices == 4
+    assert facts.total_iterations == 51 * 5 and facts.n_critic == 2
+    assert facts.map_parameters == 6 and facts.potential_parameters == 4
+    assert "batch      : 3 per device, 12 global (4 devices)" in describe(facts)
+    assert "precision bf16-mixed" in describe(facts)
+    assert facts.epoch == "60 crops = 6 x 10 training images (data.repeat)"
+    assert "supervised l1 x0" in facts.loss
