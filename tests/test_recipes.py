@@ -249,6 +249,7 @@ def test_describe_shows_an_uncapped_recipe() -> None:
             ["model.objective.supervised_weight=10"],
             "no effect with unpaired data",
         ),
+        ({"data": {"samples_per_epoch": 800}}, ["data.repeat=10"], "samples_per_epoch=null"),
     ],
 )
 def test_meaningless_settings_are_refused(cfg: dict, overrides: list, message: str) -> None:
@@ -260,6 +261,7 @@ def test_settings_that_mean_something_pass() -> None:
     check_recipe({"trainer": {"max_steps": 2}, "model": {"n_critic": 1}})
     paired = {"data": {"_target_": "x.PairedFolderDataModule"}}
     check_recipe(paired, ["model.objective.supervised_weight=1"])
+    check_recipe({"data": {"samples_per_epoch": None}}, ["data.repeat=10"])
 
 
 @pytest.mark.parametrize(

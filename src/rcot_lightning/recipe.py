@@ -97,8 +97,9 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
         overrides: the command line's overrides (``key=value``).
 
     Raises:
-        RCOTError: ``trainer.max_steps`` shorter than one iteration; a supervised (paired-only)
-            setting given on the command line to unpaired data.
+        RCOTError: ``trainer.max_steps`` shorter than one iteration; ``data.repeat`` given
+            while ``data.samples_per_epoch`` fixes the epoch; a supervised (paired-only) setting
+            given on the command line to unpaired data.
 
     Example:
         >>> cfg = {"trainer": {"max_steps": 1}, "model": {"n_critic": 1}}
@@ -117,8 +118,14 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
             f"model.n_critic + 1 = {steps} optimizer steps; use trainer.max_steps={steps}*N "
             "for N iterations"
         )
+    given = _override_keys(overrides)
+    if "data.repeat" in given and data.get("samples_per_epoch") is not None:
+        raise RCOTError(
+            f"data.repeat={given['data.repeat']} has no effect while data.samples_per_epoch="
+            f"{data['samples_per_epoch']} fixes the epoch; add data.samples_per_epoch=null to "
+            "draw data.repeat crops of every training image per epoch"
+        )
     if str(data.get("_target_", "")).endswith("UnpairedDataModule"):
-        given = _override_keys(overrides)
         for key in _PAIRED_ONLY:
             for name in (f"model.objective.{key}", f"model.{key}"):
                 if name in given:
