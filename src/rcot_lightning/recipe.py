@@ -13,7 +13,7 @@ adds its figures to every logger's hyper-parameters::
       map T      : RMSprop lr 5e-05, StepLR x0.1 every 20 epochs
       potential  : RMSprop lr 0.0001, StepLR x0.1 every 20 epochs, n_critic 1
       loss       : transport rms x1, Fourier x1, supervised l1 x10000, gradient penalty x10
-      parameters : map T 44.29 M, potential 9.41 M
+      parameters : map T 44.29 M, potential 13.68 M
 
 The figures come from the objects the run trains with (the trainer's batches per epoch, the
 datamodule's epoch, the module's parameters), not from the config alone.
