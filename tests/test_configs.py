@@ -58,7 +58,7 @@ def test_default_job_is_denoising_samples_with_the_small_model(compose_train) ->
     ("config", "preset"), [("rcot", "paper"), ("rcot_small", "small"), ("rcot_tiny", "tiny")]
 )
 def test_model_configs_match_the_net_presets(compose_train, config: str, preset: str) -> None:
-    cfg = compose_train(f"model={config}", "~experiment", tiny=False)
+    cfg = compose_train(f"model={config}", "recipe=none", tiny=False)
     tmap = OmegaConf.to_container(cfg.model.transport_map)
     assert isinstance(tmap, dict)
     for key, value in MAP_PRESETS[preset].items():

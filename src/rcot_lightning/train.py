@@ -65,11 +65,14 @@ def run(cfg: DictConfig) -> TrainingRun:
 
     from rcot_lightning.callbacks import RestorationImageLogger
     from rcot_lightning.checkpoint import build_module
+    from rcot_lightning.recipe import RecipeReport, check_recipe, group_choices
 
     app.single_log_handlers()
     log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
     trainer_cfg = app.as_dict(cfg.trainer)
     app.check_trainer_config(trainer_cfg)
+    resolved = {key: app.as_dict(cfg.get(key)) for key in ("task", "data", "model", "trainer")}
+    check_recipe(resolved, app.job_overrides())
     trainer_cfg["strategy"] = app.resolve_strategy(trainer_cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -78,6 +81,9 @@ def run(cfg: DictConfig) -> TrainingRun:
     model = build_module(app.as_dict(cfg.model))
     loggers = app.instantiate_group(cfg.get("logger"), "logger")
     callbacks = app.instantiate_group(cfg.get("callbacks"), "callbacks")
+    # The recipe block: printed before the first batch, saved in the run folder, logged.
+    report = RecipeReport(resolved, group_choices(), app.report, cfg.paths.get("output_dir"))
+    callbacks.append(report)
     if not loggers:
         # LearningRateMonitor refuses to run without a logger.
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]

@@ -111,8 +111,8 @@ class AllInOneDataModule(RestorationDataModule):
             batch sizes and workers are unused.
         weights: task name -> relative share of training rows (``None``: balanced; missing
             tasks weigh 1).
-        samples_per_epoch: training rows per epoch over all ranks (``None``: the sum of the
-            tasks' own lengths).
+        samples_per_epoch: training rows per epoch over all ranks (``None``: ``repeat`` rows
+            per training image of all tasks together).
         kwargs: the options of :class:`RestorationDataModule` (batch size, patch size, ...).
 
     Example:
@@ -158,7 +158,7 @@ class AllInOneDataModule(RestorationDataModule):
         for task in self.tasks.values():
             task.samples_per_epoch = None
             datasets.append(task.build_train())
-        length = self.samples_per_epoch or sum(len(d) for d in datasets)
+        length = self.epoch_length(sum(len(d.source) for d in datasets))
         for dataset in datasets:
             # Item i of a task reads its image i % count, so any share of the epoch fits and
             # the epoch's permutation of the items draws every image about equally often.

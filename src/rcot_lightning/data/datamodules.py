@@ -124,7 +124,11 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: training images **per device** (global = ``batch_size * devices *
             num_nodes``).
         patch_size: side of the square training crops.
-        samples_per_epoch: training items per epoch over all ranks (``None``: one per image).
+        samples_per_epoch: training items per epoch over all ranks (``None``: ``repeat`` per
+            training image).
+        repeat: with ``samples_per_epoch`` unset, an epoch draws ``repeat`` random crops of
+            every training image (the reference's file lists repeat 5x for denoising, 360x for
+            Rain100L, ...), so that epoch-based schedules mean what they mean there.
         num_workers: loader worker processes per device (0 loads in the main process).
         seed: base seed of crops, flips, degradations and data splits.
         augment: random flip/rot90 of training crops.
@@ -166,6 +170,7 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: int = 8,
         patch_size: int = 128,
         samples_per_epoch: int | None = None,
+        repeat: int = 1,
         num_workers: int = 0,
         seed: int = 0,
         augment: bool = True,
@@ -201,6 +206,7 @@ class RestorationDataModule(L.LightningDataModule):
         if samples_per_epoch is not None:
             _positive(samples_per_epoch, "data.samples_per_epoch")
         self.samples_per_epoch = samples_per_epoch
+        self.repeat = _positive(repeat, "data.repeat")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise RCOTError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         self.num_workers = num_workers
@@ -279,6 +285,19 @@ class RestorationDataModule(L.LightningDataModule):
         return DegradedOnly(self.folder(self.predict_dir, "data.predict_dir"), self.degradation_id)
 
     # -- helpers for subclasses ------------------------------------------------------------------
+
+    def epoch_length(self, images: int) -> int:
+        """Training items per epoch for ``images`` training images (or pairs).
+
+        Example:
+            >>> RestorationDataModule(repeat=5).epoch_length(200)
+            1000
+            >>> RestorationDataModule(samples_per_epoch=64, repeat=5).epoch_length(200)
+            64
+        """
+        if self.samples_per_epoch is not None:
+            return self.samples_per_epoch
+        return self.repeat * images
 
     def folder(self, directory: Any, key: str) -> FolderImages:
         """The images a folder spec names, under ``root`` when it is set."""
@@ -472,7 +491,7 @@ class SamplesDataModule(RestorationDataModule):
     def build_train(self) -> Dataset[Any]:
         source = self._synthesized(self.train_images, "data.train_images")
         return PairedDataset(
-            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            source, self.patch_size, self.epoch_length(len(source)), self.seed, self.augment
         )
 
     def eval_source(self, stage: str) -> PairSource | None:
@@ -529,7 +548,7 @@ class PairedFolderDataModule(RestorationDataModule):
             "data.train_target_dir",
         )
         return PairedDataset(
-            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            source, self.patch_size, self.epoch_length(len(source)), self.seed, self.augment
         )
 
 
@@ -556,7 +575,7 @@ class SyntheticDataModule(RestorationDataModule):
         clean = self.folder(self.train_dir, "data.train_dir")
         source = Synthesized(clean, self.require_degradation("data.train_dir"))
         return PairedDataset(
-            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            source, self.patch_size, self.epoch_length(len(source)), self.seed, self.augment
         )
 
 
@@ -610,7 +629,12 @@ class UnpairedDataModule(RestorationDataModule):
             degraded = Synthesized(degraded_half, self.require_degradation("data.clean_dir"))
             clean = clean_half  # type: ignore[assignment]
         return UnpairedDataset(
-            degraded, clean, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            degraded,
+            clean,
+            self.patch_size,
+            self.epoch_length(len(degraded)),
+            self.seed,
+            self.augment,
         )
 
 
@@ -648,7 +672,7 @@ class SemiPairedDataModule(RestorationDataModule):
             source,
             self.paired_fraction,
             self.patch_size,
-            self.samples_per_epoch,
+            self.epoch_length(len(source)),
             self.seed,
             self.augment,
         )
