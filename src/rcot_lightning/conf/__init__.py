@@ -4,6 +4,8 @@ Importing this package registers the OmegaConf resolvers the configs use, so the
 compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
 
 * ``${rcot_run_id:}``: a run folder name every process of one launch agrees on;
+* ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
+  (claimed, never shared with another run; see :mod:`rcot_lightning.run_folder`);
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured).
 """
 
@@ -47,13 +49,22 @@ def _run_id() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
+def _run_dir(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
+    from rcot_lightning.run_folder import run_folder
+
+    return run_folder(parent, run_dir, ckpt_path)
+
+
 def register_resolvers() -> None:
-    """Register ``${rcot_wandb_offline:}`` and ``${rcot_run_id:}`` (idempotent)."""
+    """Register the resolvers above (idempotent)."""
     if not OmegaConf.has_resolver("rcot_wandb_offline"):
         OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
     if not OmegaConf.has_resolver("rcot_run_id"):
         # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
         OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
+    if not OmegaConf.has_resolver("rcot_run_dir"):
+        # Cached: the folder is claimed once per config, however often run.dir is read.
+        OmegaConf.register_new_resolver("rcot_run_dir", _run_dir, use_cache=True)
 
 
 register_resolvers()
