@@ -5,9 +5,10 @@ an optional warning signal), a user with Ctrl-C (SIGINT). Lightning alone logs "
 SIGTERM" and leaves the loops with ``SystemExit(None)``: exit status 0, so the scheduler records
 success, and nothing is saved. :class:`PreemptionCheckpoint` instead only *notes* the signal
 (a handler must not save: it runs between two bytecodes, possibly between the potential's and
-the map's update), lets the current iteration finish, writes ``last.ckpt`` of that iteration,
-and stops with :class:`TrainingInterrupted`. The entry point then reports where the checkpoint
-is and how to resume, and exits with ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT),
+the map's update), lets the current iteration finish (and its logging, and a validation that
+is due), writes ``last.ckpt`` of that iteration before the next one starts, and stops with
+:class:`TrainingInterrupted`. The entry point then reports where the checkpoint is and how to
+resume, and exits with ``128 + signal number`` (143 for SIGTERM, 130 for SIGINT),
 the status a shell gives a process killed by that signal: schedulers and scripts see that the
 run did not finish. A second signal while the iteration finishes stops at once.
 
@@ -17,7 +18,7 @@ job, and the requeued job finds that folder again (:mod:`rcot_lightning.run_fold
 resumes from it.
 
 With several processes (DDP) every rank must stop at the same iteration (saving is collective),
-so after each iteration the ranks agree whether any of them got a signal.
+so before each iteration the ranks agree whether any of them got a signal.
 """
 
 from __future__ import annotations
@@ -78,7 +79,8 @@ class PreemptionCheckpoint(Callback):
     The checkpoint is written by the trainer's :class:`~rcot_lightning.checkpoint_callback.
     RunCheckpoint` (its ``last_model_path``), or to ``<default_root_dir>/checkpoints/last.ckpt``
     without one. Handlers are installed for ``fit`` only and the previous ones are restored
-    afterwards.
+    afterwards. A signal before the first training batch (set-up, sanity check) gets
+    Lightning's own handling.
 
     Args:
         signals: the signals that stop training this way.
@@ -100,6 +102,8 @@ class PreemptionCheckpoint(Callback):
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:  # a second signal: the user does not want to wait
             self._restore_handlers()
+            at_once = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
+            signal.signal(signum, at_once)
             signal.raise_signal(signum)
             return
         self.received = signum
@@ -127,22 +131,24 @@ class PreemptionCheckpoint(Callback):
         self._previous = {}
 
     # ------------------------------------------------------------------ Lightning hooks
+    # Installed after Lightning's own handlers (registered just before the training loop) and
+    # restored before Lightning restores the ones from before fit, on both ways out of fit.
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
             self.received, self.checkpoint, self._interrupted = None, None, None
-            self._install_handlers()
 
-    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._install_handlers()
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._restore_handlers()
 
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
+    def on_train_batch_start(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch: Any, batch_idx: int
     ) -> None:
+        # Checked before a batch, not after one: by then Lightning has logged the previous
+        # iteration's values and marked it complete, so the checkpoint and the logs agree and
+        # a resumed run starts with the next batch.
         requested = self.received is not None
         if trainer.world_size > 1:
             requested = trainer.strategy.reduce_boolean_decision(requested, all=False)
