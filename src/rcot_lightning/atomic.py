@@ -26,7 +26,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-__all__ = ["AtomicCSVLogger", "AtomicCheckpointIO", "atomic_write"]
+__all__ = ["AtomicCSVLogger", "AtomicCheckpointIO", "atomic_path", "atomic_write"]
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +74,39 @@ def atomic_write(
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
+    with atomic_path(path) as temp, open(temp, mode, **kwargs) as handle:
+        yield handle
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Like :func:`atomic_write`, for writers that want a file name (e.g. PIL, by extension).
+
+    Yields:
+        A temporary path beside ``path`` with the same extension; whatever the ``with`` body
+        writes there replaces ``path`` when the body succeeds, and is removed when it fails.
+
+    Example:
+        >>> import tempfile
+        >>> target = Path(tempfile.mkdtemp()) / "a.png"
+        >>> with atomic_path(target) as temp:
+        ...     _ = temp.write_bytes(b"png")
+        ...     temp.suffix, temp.parent == target.parent
+        ('.png', True)
+        >>> target.read_bytes()
+        b'png'
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp_name = tempfile.mkstemp(prefix=TEMP_PREFIX + target.name + ".", dir=target.parent)
+    fd, temp_name = tempfile.mkstemp(
+        prefix=TEMP_PREFIX + target.stem + ".", suffix=target.suffix, dir=target.parent
+    )
+    os.close(fd)
     temp = Path(temp_name)
     try:
-        with os.fdopen(fd, mode, **kwargs) as handle:
-            yield handle
-            handle.flush()
+        yield temp
+        with open(temp, "rb+") as handle:
             os.fsync(handle.fileno())
-        # mkstemp creates the file readable by its owner only; give it the usual permissions.
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(temp, 0o666 & ~umask)
