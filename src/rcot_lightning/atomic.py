@@ -155,7 +155,13 @@ class _AtomicExperimentWriter(ExperimentWriter):
             writer.writerows(rows)
 
     def save(self) -> None:
-        super().save()
+        known = list(self.metrics_keys)
+        try:
+            super().save()
+        except BaseException:
+            # The header on disk still has the old columns: the next save must rewrite it.
+            self.metrics_keys = known
+            raise
         # Rows reach the disk at each save, so a killed run keeps what it logged.
         with contextlib.suppress(OSError), open(self.metrics_file_path, "ab") as handle:
             os.fsync(handle.fileno())
