@@ -35,8 +35,8 @@ def write_traceback(prog: str, err: BaseException) -> Path:
         None,
         (type(err), err, err.__traceback__),
     )
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
+    for handler in reversed(logging.getLogger().handlers):  # the run's, added last
+        if isinstance(handler, logging.FileHandler) and handler.baseFilename != os.devnull:
             handler.handle(record)
             handler.flush()
             return Path(handler.baseFilename)
