@@ -6,7 +6,8 @@ checkpoint exists. A run whose validation PSNR stopped improving, or that stoppe
 ``max_steps`` between two validations, therefore kept an old ``last.ckpt``, and resuming from
 it silently redid work. Here ``last.ckpt`` is rewritten after every validation and once more
 when training ends for any reason (``max_steps``, ``max_epochs``, early stopping), unless it
-already holds the current step; the best checkpoint stays a separate file.
+already holds the current step (also when the module stops a diverging run); the best
+checkpoint stays a separate file.
 
 A model whose monitored value or whose weights are not finite is never saved as the best.
 """
@@ -74,6 +75,17 @@ class RunCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.write_last(trainer)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        from rcot_lightning.module import DivergedError
+
+        super().on_exception(trainer, pl_module, exception)
+        # Stopped for non-finite values: the skipped updates left the weights finite, and they
+        # are the run's final state.
+        if isinstance(exception, DivergedError) and finite_weights(pl_module):
+            self.write_last(trainer)
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, candidates: dict[str, Tensor]) -> None:
         current = candidates.get(self.monitor) if self.monitor else None
