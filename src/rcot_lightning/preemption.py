@@ -158,7 +158,9 @@ class PreemptionCheckpoint(Callback):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        # Lightning itself leaves validation with SIGTERMException on SIGTERM.
+        # On SIGTERM Lightning itself leaves fit with SIGTERMException, at the end of the
+        # iteration under way (after its logging and a due validation) or during validation:
+        # the same consistent state as before the next batch.
         if isinstance(exception, SIGTERMException) and self.checkpoint is None:
             self._stop(trainer, pl_module)
         self._restore_handlers()
