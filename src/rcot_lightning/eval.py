@@ -24,6 +24,8 @@ import lightning as L
 from omegaconf import DictConfig
 
 from rcot_lightning import app
+from rcot_lightning.atomic import atomic_write
+from rcot_lightning.checks import tile_size
 from rcot_lightning.contract import DEGRADED, NAME, TARGET
 from rcot_lightning.data.evaluation import ScoredSet, scored_sets
 from rcot_lightning.errors import RCOTError
@@ -52,6 +54,7 @@ class RestoredImageWriter(L.Callback):
         batch_idx: int,
         dataloader_idx: int = 0,
     ) -> None:
+        from rcot_lightning.atomic import atomic_path
         from rcot_lightning.metrics import psnr, ssim
         from rcot_lightning.visualize import save_png
 
@@ -76,7 +79,8 @@ class RestoredImageWriter(L.Callback):
             row = {"name": str(name)} | {k: float(v[i]) for k, v in scores.items()}
             self.rows.append(self.extra | row)
             if self.directory is not None:
-                save_png(restored[i], self.directory / f"{name}.png")
+                with atomic_path(self.directory / f"{name}.png") as temp:
+                    save_png(restored[i], temp)
 
     def mean(self, rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
         rows = self.rows if rows is None else rows
@@ -112,9 +116,10 @@ def evaluate(cfg: DictConfig) -> float:
     if cfg.split not in ("test", "val"):
         raise RCOTError(f"split must be 'test' or 'val', got {cfg.split!r}")
 
+    tile = tile_size(cfg.get("tile"))
     module = load_module(cfg.ckpt_path)
-    if cfg.get("tile") is not None:
-        module.hparams["val_tile_size"] = int(cfg.tile)
+    if tile is not None:
+        module.hparams["val_tile_size"] = tile
     datamodule = instantiate(cfg.data, _convert_="partial")
     output_dir = Path(cfg.paths.output_dir)
     images_dir = output_dir / cfg.images_dir if cfg.save_images else None
@@ -136,7 +141,7 @@ def evaluate(cfg: DictConfig) -> float:
         raise RCOTError(f"the {cfg.split} split of data is empty")
 
     mean = writer.mean()
-    with open(output_dir / "metrics.csv", "w", newline="") as handle:
+    with atomic_write(output_dir / "metrics.csv", "w", newline="") as handle:
         table = csv.DictWriter(handle, fieldnames=list(_COLUMNS))
         table.writeheader()
         table.writerows([*writer.rows, {"name": "mean"} | mean])

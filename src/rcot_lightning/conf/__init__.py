@@ -4,6 +4,8 @@ Importing this package registers the OmegaConf resolvers the configs use, so the
 compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
 
 * ``${rcot_run_id:}``: a run folder name every process of one launch agrees on;
+* ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
+  (claimed, never shared with another run; see :mod:`rcot_lightning.run_folder`);
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
 * ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
   :func:`default_recipe`).
@@ -52,6 +54,12 @@ def _run_id() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
+def _run_dir(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
+    from rcot_lightning.run_folder import run_folder
+
+    return run_folder(parent, run_dir, ckpt_path)
+
+
 def default_recipe(data: str | None, model: str | None, experiment: str | None) -> str:
     """The ``recipe`` option for these group choices, when the command line names none.
 
@@ -79,6 +87,9 @@ def register_resolvers() -> None:
     if not OmegaConf.has_resolver("rcot_run_id"):
         # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
         OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
+    if not OmegaConf.has_resolver("rcot_run_dir"):
+        # Cached: the folder is claimed once per config, however often run.dir is read.
+        OmegaConf.register_new_resolver("rcot_run_dir", _run_dir, use_cache=True)
     if not OmegaConf.has_resolver("rcot_recipe"):
         # Resolved in train.yaml's defaults list, where only the group choices are known.
         OmegaConf.register_new_resolver("rcot_recipe", default_recipe)
