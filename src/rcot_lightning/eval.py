@@ -176,7 +176,7 @@ def _evaluate_sets(
         summary.append((item, len(rows), writer.mean(rows), convention))
 
     output_dir = Path(cfg.paths.output_dir)
-    with open(output_dir / "metrics.csv", "w", newline="") as handle:
+    with atomic_write(output_dir / "metrics.csv", "w", newline="") as handle:
         table = csv.DictWriter(handle, fieldnames=["set", *_COLUMNS])
         table.writeheader()
         for item, _, mean, _ in summary:
