@@ -41,6 +41,10 @@ def test_slurm_processes_of_one_step_share_a_folder_and_runs_in_one_job_do_not(
     assert new_run_folder(tmp_path, requeued) == first
     torchrun = {"TORCHELASTIC_RUN_ID": "abc"}
     assert new_run_folder(tmp_path, torchrun) == new_run_folder(tmp_path, torchrun)
+    # torchrun without a run id: the ranks must still not claim one folder each.
+    no_id = {"TORCHELASTIC_RUN_ID": "none", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    ranks = [new_run_folder(tmp_path / "torchrun", no_id) for _ in range(2)]
+    assert not [f for f in ranks if f.name.endswith("_1")]  # no suffix: shared by name
 
 
 def test_run_dir_and_ckpt_path_last_pick_an_existing_run(tmp_path: Path) -> None:

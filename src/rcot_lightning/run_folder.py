@@ -29,11 +29,19 @@ __all__ = ["latest_run", "new_run_folder", "run_folder"]
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
 
 
+def _start_time() -> str:
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
 def _launcher_id(env: Mapping[str, str]) -> tuple[str, bool] | None:
     """``(name, shared)`` from torchrun or SLURM; ``shared``: several processes use the name."""
     run_id = env.get("TORCHELASTIC_RUN_ID", "none")
     if run_id not in ("", "none"):
         return f"torchrun-{run_id}", True
+    if "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1") or 1) > 1:
+        # torchrun without --rdzv-id (or --standalone) gives its processes no common id: the
+        # start time is the best they share (they must not each claim a folder of their own).
+        return _start_time(), True
     if "SLURM_JOB_ID" in env:
         step = env.get("SLURM_ARRAY_TASK_ID", env.get("SLURM_STEP_ID", "0"))
         shared = (
@@ -74,11 +82,7 @@ def new_run_folder(parent: str | os.PathLike[str], env: Mapping[str, str] | None
         folder = root / launcher[0]
         folder.mkdir(exist_ok=True)
         return folder
-    base = (
-        launcher[0]
-        if launcher is not None
-        else datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    )
+    base = launcher[0] if launcher is not None else _start_time()
     suffix = 0
     while True:
         folder = root / (base if suffix == 0 else f"{base}_{suffix}")
