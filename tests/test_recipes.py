@@ -57,10 +57,12 @@ PAPER_EPOCHS = {
 def _readme_commands() -> list[str]:
     """Every ``python -m rcot_lightning.train`` command of the two README sections."""
     text = README.read_text()
-    start = text.index("## Training on your own folders")
-    end = text.index("## CPU, GPU, DDP, mixed precision")
+    sections = re.split(r"^## ", text, flags=re.M)
+    chosen = "".join(
+        s for s in sections if s.startswith(("Training on your own folders\n", "Configs\n"))
+    )
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text[start:end], flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", chosen, flags=re.S):
         joined = block.replace("\\\n", " ")
         commands += [
             " ".join(line.split())
