@@ -73,10 +73,12 @@ def test_registry_says_what_each_entry_is() -> None:
     assert {p.stem for p in WEIGHTS_DIR.glob("*.pt")} == set(entries)
 
 
-def test_bundled_denoiser_is_blind_and_denoises(tmp_path: Path) -> None:
+def test_bundled_denoiser_is_blind_and_denoises() -> None:
+    from rcot_lightning.data.samples import load_photo
+
     net = load(DEFAULT_MODEL)
     assert not net.training and not any(p.requires_grad for p in net.parameters())
-    clean = read_image(_photo(tmp_path / "p.png", 64, 80))[None]
+    clean = load_photo("chelsea")[None, :, 100:196, 150:270]  # a validation photo, not trained on
     for sigma in (15, 50):
         noisy = GaussianNoise(sigma=sigma)(clean, torch.Generator().manual_seed(sigma))
         with torch.no_grad():
