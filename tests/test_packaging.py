@@ -92,12 +92,19 @@ def test_wheel_ships_every_config(wheel: Path) -> None:
     assert len(configs) > 40
     assert configs <= names, sorted(configs - names)
     assert "rcot_lightning/py.typed" in names
+    weights = REPO / "src" / "rcot_lightning" / "weights"
+    bundled = {f"rcot_lightning/weights/{p.name}" for p in weights.iterdir() if p.suffix != ".py"}
+    assert bundled >= {
+        "rcot_lightning/weights/denoise-blind.pt",
+        "rcot_lightning/weights/denoise-blind.yaml",
+    }
+    assert bundled <= names, sorted(bundled - names)
     entry_points = (
         zipfile.ZipFile(wheel)
         .read(next(n for n in names if n.endswith(".dist-info/entry_points.txt")))
         .decode()
     )
-    for script in ("rcot-train", "rcot-eval", "rcot-restore"):
+    for script in ("rcot-train", "rcot-eval", "rcot-restore", "rcot-export"):
         assert script in entry_points
 
 
@@ -163,3 +170,35 @@ def test_installed_wheel_uses_a_user_config_dir(venv: Path, tmp_path: Path) -> N
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
     assert config["model"]["objective"]["lambda_gp"] == 2.5
     assert config["model"]["transport_map"]["dim"] == 4  # rcot_tiny, from the packaged configs
+
+
+def test_installed_wheel_restores_and_exports_with_the_bundled_model(
+    venv: Path, tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (45, 29), color=(200, 120, 40)).save(tmp_path / "photo.png")
+    restored = _run(
+        [
+            str(venv / "rcot-restore"),
+            f"input={tmp_path / 'photo.png'}",
+            f"output={tmp_path / 'restored'}",
+        ],
+        tmp_path,
+    )
+    assert restored.returncode == 0, restored.stderr[-3000:]
+    assert "model: bundled model denoise-blind" in restored.stdout
+    with Image.open(tmp_path / "restored" / "photo.png") as image:
+        assert image.size == (45, 29)
+
+    exported = _run(
+        [
+            str(venv / "rcot-export"),
+            "model=denoise-blind",
+            "format=torchscript",
+            f"output={tmp_path / 'denoise.pt'}",
+        ],
+        tmp_path,
+    )
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert (tmp_path / "denoise.pt").is_file()

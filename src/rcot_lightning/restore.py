@@ -1,4 +1,7 @@
-"""Restore images: ``python -m rcot_lightning.restore ckpt_path=... input=FILE_OR_DIR output=DIR``.
+"""Restore images: ``python -m rcot_lightning.restore input=FILE_OR_DIR output=DIR``.
+
+The map comes from ``ckpt_path=`` (a training checkpoint) or ``model=NAME`` (a bundled pretrained
+entry); with neither, the bundled blind denoiser (:mod:`rcot_lightning.map_source`).
 
 Any image size: each image is reflect-padded to the map's size multiple and, when larger than
 ``tile``, restored in overlapping tiles blended with a smooth window (``tile=null`` restores
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
@@ -154,9 +158,9 @@ def restore_files(cfg: DictConfig) -> Restored:
     from rich.progress import Progress
 
     from rcot_lightning.atomic import atomic_path
-    from rcot_lightning.checkpoint import load_module
     from rcot_lightning.data.images import read_image
     from rcot_lightning.inference import restore_image
+    from rcot_lightning.map_source import choose_map
     from rcot_lightning.visualize import save_png
 
     tile = tile_size(cfg.get("tile"))
@@ -173,9 +177,9 @@ def restore_files(cfg: DictConfig) -> Restored:
     device = _device(str(cfg.get("device", "auto")))
     precision = str(cfg.get("precision", "32"))
 
-    module = load_module(cfg.ckpt_path, map_location=device)
-    net = module.map_for_inference.to(device).eval()
-    multiple = int(module.hparams.get("pad_multiple", 8))
+    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location=device)
+    app.report(f"model: {chosen.source}")
+    net, multiple = chosen.net.to(device).eval(), chosen.multiple
     result = Restored()
     with Progress(transient=True) as progress:
         images = progress.add_task("restoring", total=len(plan))
@@ -222,6 +226,9 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 def main() -> None:
     """Console entry point ``rcot-restore``."""
+    from rcot_lightning.map_source import model_alias
+
+    sys.argv = model_alias(sys.argv)
     app.run_cli("rcot-restore", _hydra_main)
 
 

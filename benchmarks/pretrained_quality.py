@@ -1,0 +1,138 @@
+"""Held-out quality of a bundled pretrained denoiser next to BM3D, at several noise levels.
+
+For each held-out photo (:func:`rcot_lightning.data.heldout.load_heldout`: photos no job
+trains or validates on) and each sigma, one noisy copy is drawn with a seed fixed by (seed,
+sigma, photo), the same way the model was trained (``GaussianNoise``: clipped to [0, 1] and
+rounded to 8 bits). Then:
+
+* ``pretrained``: the bundled map (``--model``), blind (it is not told sigma), in overlapping
+  ``--tile`` tiles as ``rcot-restore`` runs it, clamped to [0, 1];
+* ``bm3d``: ``bm3d.bm3d_rgb`` of the ``bm3d`` package, *told* the true sigma (its usual,
+  non-blind use), clipped to [0, 1];
+* ``noisy``: the input itself.
+
+PSNR and SSIM (RGB, no border crop: :mod:`rcot_lightning.metrics`) per photo and their mean per
+sigma. Prints one JSON object. Needs the quality extra (held-out photos, bm3d):
+``pip install "rcot-lightning[quality]"``.
+
+Run::
+
+    python benchmarks/pretrained_quality.py                      # 3 photos x sigma 15/25/50
+    python benchmarks/pretrained_quality.py --methods pretrained --crop 64 --sigmas 25  # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from rcot_lightning.data.degradations import GaussianNoise
+from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
+from rcot_lightning.inference import restore_image
+from rcot_lightning.metrics import psnr, ssim
+from rcot_lightning.pretrained import DEFAULT_MODEL, available, load
+
+METHODS = ("pretrained", "bm3d")
+
+
+def _centre_crop(image: Tensor, size: int | None) -> Tensor:
+    if size is None:
+        return image
+    h, w = image.shape[-2:]
+    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
+    return image[..., top : top + size, left : left + size]
+
+
+def noisy_copy(clean: Tensor, sigma: float, seed: int) -> Tensor:
+    """``clean`` ``(1, 3, H, W)`` with seeded Gaussian noise, clipped and 8-bit as in training."""
+    return GaussianNoise(sigma=sigma)(clean, torch.Generator().manual_seed(seed))
+
+
+def bm3d_restore(noisy: Tensor, sigma: float) -> Tensor:
+    """BM3D told the true sigma; ``(1, 3, H, W)`` in [0, 1]."""
+    import bm3d
+
+    array = noisy[0].permute(1, 2, 0).double().numpy()
+    out = bm3d.bm3d_rgb(array, sigma_psd=sigma / 255.0)
+    return torch.from_numpy(out).permute(2, 0, 1)[None].float().clamp(0, 1)
+
+
+def _scores(restored: Tensor, clean: Tensor) -> dict[str, float]:
+    return {
+        "psnr": round(float(psnr(restored, clean)[0]), 3),
+        "ssim": round(float(ssim(restored, clean)[0]), 4),
+    }
+
+
+def _mean(rows: dict[str, dict[str, float]]) -> dict[str, float]:
+    return {
+        key: round(sum(r[key] for r in rows.values()) / len(rows), 4 if key == "ssim" else 3)
+        for key in ("psnr", "ssim")
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="a bundled entry")
+    parser.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0, 50.0])
+    parser.add_argument("--images", nargs="+", default=list(HELDOUT_PHOTOS))
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--tile", type=int, default=512, help="as rcot-restore (0: whole)")
+    parser.add_argument("--crop", type=int, default=None, help="centre crop (smoke tests)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    clean = {n: _centre_crop(load_heldout(n)[None], args.crop) for n in args.images}
+    net = load(args.model) if "pretrained" in args.methods else None
+    results: dict[str, Any] = {}
+    seconds = {m: 0.0 for m in ("noisy", *args.methods)}
+    for sigma in args.sigmas:
+        per_method: dict[str, dict[str, dict[str, float]]] = {m: {} for m in seconds}
+        for index, (name, image) in enumerate(clean.items()):
+            noisy = noisy_copy(image, sigma, seed=args.seed * 1_000_003 + int(sigma) * 101 + index)
+            outputs = {"noisy": noisy}
+            if net is not None:
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    tile = args.tile or None
+                    outputs["pretrained"] = restore_image(net, noisy, tile=tile).clamp(0, 1)
+                seconds["pretrained"] += time.perf_counter() - start
+            if "bm3d" in args.methods:
+                start = time.perf_counter()
+                outputs["bm3d"] = bm3d_restore(noisy, sigma)
+                seconds["bm3d"] += time.perf_counter() - start
+            for method, restored in outputs.items():
+                per_method[method][name] = _scores(restored, image)
+        results[f"sigma{sigma:g}"] = {
+            method: {"mean": _mean(rows), "per_image": rows} for method, rows in per_method.items()
+        }
+    entry = available()[args.model]
+    report = {
+        "benchmark": "pretrained_quality",
+        "model": args.model,
+        "model_iterations": entry.info.get("iterations"),
+        "images": {n: list(image.shape[-2:]) for n, image in clean.items()},
+        "noise": "GaussianNoise(sigma): clipped to [0, 1], 8-bit; seed per (seed, sigma, photo)",
+        "bm3d": "bm3d.bm3d_rgb(noisy, sigma_psd=sigma/255): told the true sigma",
+        "pretrained": f"blind; restore_image(tile={args.tile or None}, overlap=32), clamped",
+        "metrics": "RGB PSNR (dB) / SSIM, no border crop, mean over photos",
+        "seed": args.seed,
+        "threads": args.threads,
+        "seconds_total": {m: round(s, 2) for m, s in seconds.items() if m != "noisy"},
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "results": results,
+    }
+    print(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Which transport map a command runs: a training checkpoint, or a bundled pretrained entry.
+
+``rcot-restore`` and ``rcot-export`` take ``ckpt_path=`` (a checkpoint of
+``rcot_lightning.train``) or ``pretrained=`` (a name of :func:`rcot_lightning.pretrained.available`;
+``model=`` on their command lines means the same); with neither they use
+:data:`~rcot_lightning.pretrained.DEFAULT_MODEL`. A checkpoint wins over a model name.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from torch import nn
+
+from rcot_lightning.errors import RCOTError
+
+__all__ = ["ChosenMap", "choose_map", "model_alias"]
+
+log = logging.getLogger(__name__)
+
+
+class ChosenMap(NamedTuple):
+    """The map to run (eval mode; EMA weights when the run kept them) and where it came from."""
+
+    net: nn.Module
+    #: The size multiple the map pads to (tiles are cut on it).
+    multiple: int
+    #: For the user: ``bundled model denoise-blind (...)`` or ``checkpoint <path>``.
+    source: str
+
+
+def _from_checkpoint(ckpt_path: str | Path, map_location: Any) -> ChosenMap:
+    from hydra.errors import HydraException
+
+    from rcot_lightning.checkpoint import load_module
+
+    try:
+        module = load_module(ckpt_path, map_location=map_location)
+    except RCOTError:
+        raise
+    except (HydraException, ImportError, AttributeError, TypeError, KeyError) as err:
+        # The stored config names a class or an argument this version does not have.
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise RCOTError(
+            f"ckpt_path: {ckpt_path}: its stored model config cannot be rebuilt by this "
+            f"version of rcot-lightning ({reason}); retrain, or load it with the version that "
+            "wrote it"
+        ) from err
+    multiple = int(module.hparams.get("pad_multiple", 8))
+    return ChosenMap(module.map_for_inference.eval(), multiple, f"checkpoint {ckpt_path}")
+
+
+def model_alias(argv: Sequence[str]) -> list[str]:
+    """Command-line arguments with ``model=NAME`` spelled ``pretrained=NAME``.
+
+    The configs share their folder with the training config, where ``model`` is a config group,
+    so Hydra would read ``model=NAME`` as a group choice and fail; the config key is therefore
+    ``pretrained``, and this keeps ``model=NAME`` working on the command line.
+
+    >>> model_alias(["rcot-restore", "model=denoise-blind", "input=a.png", "model.x=1"])
+    ['rcot-restore', 'pretrained=denoise-blind', 'input=a.png', 'model.x=1']
+    """
+    return [f"pretrained={a[len('model=') :]}" if a.startswith("model=") else a for a in argv]
+
+
+def choose_map(
+    ckpt_path: str | Path | None, pretrained: str | None, map_location: Any = "cpu"
+) -> ChosenMap:
+    """The map of ``ckpt_path`` if given, else of the bundled ``pretrained`` entry (the default
+    entry if None).
+
+    Raises:
+        RCOTError: a missing or unreadable checkpoint, one whose stored config this version
+            cannot rebuild, or an unknown model name (the message lists the known ones).
+    """
+    from rcot_lightning.nets.restormer import PAD_MULTIPLE
+    from rcot_lightning.pretrained import DEFAULT_MODEL, _known, load
+
+    if ckpt_path is not None and str(ckpt_path) != "":
+        if pretrained is not None:
+            log.warning("ckpt_path=%s given: pretrained=%s is ignored", ckpt_path, pretrained)
+        return _from_checkpoint(ckpt_path, map_location)
+    name = DEFAULT_MODEL if pretrained is None else str(pretrained)
+    entry = _known(name)
+    return ChosenMap(load(name, map_location), PAD_MULTIPLE, f"bundled model {entry.summary()}")

@@ -1,0 +1,177 @@
+"""Bundled pretrained maps: restore images without training first.
+
+Each entry is two files in the package's ``weights/`` folder: ``<name>.pt``, the transport map
+alone (its weights, the EMA copy when the run kept one, and the config that rebuilds it), and
+``<name>.yaml``, what it is: what it was trained on, with which config and overrides, for how
+long, and its figures on held-out photos. No potential, optimiser state or objective setting is
+shipped, so an entry loads the same whatever the training code's objective settings become.
+
+>>> from rcot_lightning.pretrained import available
+>>> "denoise-blind" in available()
+True
+>>> available()["denoise-blind"].info["task"]
+'denoise'
+
+Restoring with one (any size; tiles bound the memory)::
+
+    from rcot_lightning.inference import restore_image
+    from rcot_lightning.pretrained import load
+
+    net = load("denoise-blind")
+    restored = restore_image(net, noisy, tile=512, multiple=8).clamp(0, 1)  # (B, 3, H, W)
+
+Add an entry with :func:`bundle` (from a checkpoint of ``rcot_lightning.train``) and a YAML file
+next to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from rcot_lightning.errors import RCOTError
+
+__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "Pretrained", "available", "bundle", "load"]
+
+#: The folder of the bundled entries, inside the installed package.
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: The entry ``rcot-restore`` and ``rcot-export`` use when given no checkpoint and no model.
+DEFAULT_MODEL = "denoise-blind"
+
+#: Version of the ``.pt`` layout written by :func:`bundle`.
+BUNDLE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """One bundled entry.
+
+    Attributes:
+        name: what :func:`load` takes.
+        description: one line.
+        weights: the ``.pt`` file.
+        info: everything else its YAML file says (task, trained_on, config, overrides,
+            iterations, cpu_minutes, heldout figures, ...).
+    """
+
+    name: str
+    description: str
+    weights: Path
+    info: Mapping[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """``name: description (trained ...)`` on one line, for listings and reports."""
+        trained = self.info.get("iterations")
+        extra = f", {trained} iterations" if trained is not None else ""
+        return f"{self.name}: {self.description}{extra}"
+
+
+def _entry(path: Path) -> Pretrained:
+    from omegaconf import OmegaConf
+
+    info = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(info, dict):
+        raise RCOTError(f"{path}: a bundled model's YAML must be a mapping")
+    fields: dict[str, Any] = {str(k): v for k, v in info.items()}
+    name = path.stem
+    weights = path.with_name(str(fields.pop("weights", f"{name}.pt")))
+    return Pretrained(name, str(fields.pop("description", "")), weights, fields)
+
+
+def available() -> dict[str, Pretrained]:
+    """The bundled entries by name (one per ``weights/<name>.yaml``), sorted by name."""
+    return {p.stem: _entry(p) for p in sorted(WEIGHTS_DIR.glob("*.yaml"))}
+
+
+def _known(name: str) -> Pretrained:
+    entries = available()
+    if name not in entries:
+        known = ", ".join(entries) or "none (the package was installed without its weights)"
+        raise RCOTError(f"model: no bundled model named {name!r}; known: {known}")
+    return entries[name]
+
+
+def load(name: str = DEFAULT_MODEL, map_location: Any = "cpu") -> nn.Module:
+    """The transport map of a bundled entry, in eval mode and without gradients.
+
+    Args:
+        name: a key of :func:`available`.
+        map_location: passed to :func:`torch.load`.
+
+    Returns:
+        The map: ``(B, 3, H, W) -> (B, 3, H, W)`` in [0, 1]; any size (it pads to its multiple
+        of 8 inside); use :func:`rcot_lightning.inference.restore_image` to tile large images.
+
+    Raises:
+        RCOTError: unknown name (the message lists the known ones), or a missing or unreadable
+            weights file.
+
+    Example:
+        >>> net = load("denoise-blind")
+        >>> net(torch.rand(1, 3, 21, 30)).shape
+        torch.Size([1, 3, 21, 30])
+    """
+    entry = _known(name)
+    if not entry.weights.is_file():
+        raise RCOTError(
+            f"model={name}: its weights {entry.weights} are missing; reinstall rcot-lightning"
+        )
+    try:
+        # Only tensors and plain containers: the safe unpickler suffices.
+        stored = torch.load(entry.weights, map_location=map_location, weights_only=True)
+        return map_from_bundle(stored)
+    except RCOTError:
+        raise
+    except Exception as err:
+        raise RCOTError(f"model={name}: cannot read {entry.weights} ({err})") from err
+
+
+def map_from_bundle(stored: Mapping[str, Any]) -> nn.Module:
+    """Rebuild a map from what :func:`bundle` saved (``transport_map`` config + ``state_dict``)."""
+    from hydra.utils import instantiate
+
+    if stored.get("format") != BUNDLE_FORMAT:
+        raise RCOTError(f"bundle format {stored.get('format')!r}; this version reads 1")
+    net = instantiate(dict(stored["transport_map"]))
+    if not isinstance(net, nn.Module):
+        raise RCOTError(f"transport_map built a {type(net).__name__}, not a torch module")
+    net.load_state_dict(stored["state_dict"])
+    return net.eval().requires_grad_(False)
+
+
+def bundle(ckpt_path: str | Path, output: str | Path) -> Path:
+    """Write the map of a training checkpoint as a bundle (``.pt``) for this registry.
+
+    Keeps the EMA weights when the run kept them (``model.ema_decay``), else the trained map,
+    with the ``model.transport_map`` config that rebuilds it; drops the potential, the
+    optimisers and every objective setting.
+
+    Args:
+        ckpt_path: a checkpoint written by ``rcot_lightning.train``.
+        output: the ``.pt`` file to write.
+
+    Returns:
+        ``output``.
+    """
+    from rcot_lightning.checkpoint import BUILD_CONFIG_KEY
+
+    path = Path(ckpt_path)
+    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    config = checkpoint.get(BUILD_CONFIG_KEY) if isinstance(checkpoint, dict) else None
+    if not isinstance(config, Mapping) or "transport_map" not in config:
+        raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.train")
+    weights = checkpoint["state_dict"]
+    prefix = "map_ema." if any(k.startswith("map_ema.") for k in weights) else "transport_map."
+    state = {k[len(prefix) :]: v.clone() for k, v in weights.items() if k.startswith(prefix)}
+    stored = {"format": BUNDLE_FORMAT, "transport_map": dict(config["transport_map"])}
+    stored["state_dict"] = state
+    map_from_bundle(stored)  # fails here, not in a user's hands, if it does not rebuild
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(stored, output)
+    return Path(output)

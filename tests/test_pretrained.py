@@ -1,0 +1,230 @@
+"""The bundled pretrained denoiser: its registry, its quality, and ``rcot-restore`` without a
+checkpoint (``model=NAME``, ``ckpt_path`` winning, one-line errors)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module
+from rcot_lightning.data.degradations import GaussianNoise
+from rcot_lightning.data.images import read_image
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.map_source import choose_map, model_alias
+from rcot_lightning.metrics import psnr
+from rcot_lightning.pretrained import (
+    DEFAULT_MODEL,
+    WEIGHTS_DIR,
+    available,
+    bundle,
+    load,
+    map_from_bundle,
+)
+from tests.conftest import run_cli
+
+LOCAL_MAP = {
+    "_target_": "torch.nn.Conv2d",
+    "in_channels": 3,
+    "out_channels": 3,
+    "kernel_size": 3,
+    "padding": 1,
+}
+
+
+def _module_config(transport_map: dict, ema_decay: float | None = None) -> dict:
+    config = {
+        "_target_": "rcot_lightning.RCOTModule",
+        "transport_map": transport_map,
+        "potential": {"_target_": "rcot_lightning.nets.Potential", "channels": [4, 4]},
+    }
+    if ema_decay is not None:
+        config["ema_decay"] = ema_decay
+    return config
+
+
+def _checkpoint(path: Path, config: dict) -> Path:
+    module = build_module(config)
+    torch.save({"state_dict": module.state_dict(), BUILD_CONFIG_KEY: module.build_config}, path)
+    return path
+
+
+def _photo(path: Path, height: int = 45, width: int = 29) -> Path:
+    """A smooth colour image with edges (what a denoiser should keep)."""
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgb = np.stack([xx * 255 / width, yy * 255 / height, 128 + 60 * ((xx // 8 + yy // 8) % 2)], -1)
+    Image.fromarray(rgb.astype(np.uint8)).save(path)
+    return path
+
+
+def test_registry_says_what_each_entry_is() -> None:
+    entries = available()
+    assert DEFAULT_MODEL in entries
+    entry = entries[DEFAULT_MODEL]
+    assert entry.weights.is_file()
+    assert entry.weights.stat().st_size <= 10 * 2**20
+    for key in ("trained_on", "config", "overrides", "iterations", "cpu_minutes", "heldout"):
+        assert key in entry.info, key
+    assert entry.info["config"] == "experiment=denoise_blind"
+    assert "GPU" in entry.info["hardware"]
+    assert {p.stem for p in WEIGHTS_DIR.glob("*.pt")} == set(entries)
+
+
+def test_bundled_denoiser_is_blind_and_denoises() -> None:
+    from rcot_lightning.data.samples import load_photo
+
+    net = load(DEFAULT_MODEL)
+    assert not net.training and not any(p.requires_grad for p in net.parameters())
+    clean = load_photo("chelsea")[None, :, 100:196, 150:270]  # a validation photo, not trained on
+    for sigma in (15, 50):
+        noisy = GaussianNoise(sigma=sigma)(clean, torch.Generator().manual_seed(sigma))
+        with torch.no_grad():
+            restored = net(noisy).clamp(0, 1)
+        gain = float(psnr(restored, clean) - psnr(noisy, clean))
+        assert gain > 3.0, (sigma, gain)
+
+
+def test_unknown_model_lists_the_known_ones() -> None:
+    with pytest.raises(RCOTError, match=r"no bundled model named 'nope'; known: denoise-blind"):
+        load("nope")
+
+
+def test_bundle_keeps_the_ema_map_only(tmp_path: Path) -> None:
+    ckpt = _checkpoint(tmp_path / "ema.ckpt", _module_config(LOCAL_MAP, ema_decay=0.9))
+    stored_ckpt = torch.load(ckpt, weights_only=False)
+    with torch.no_grad():  # make the EMA copy differ from the trained map
+        stored_ckpt["state_dict"]["map_ema.weight"] += 1.0
+    torch.save(stored_ckpt, ckpt)
+    out = bundle(ckpt, tmp_path / "mine.pt")
+    stored = torch.load(out, weights_only=True)
+    assert set(stored) == {"format", "transport_map", "state_dict"}
+    assert set(stored["state_dict"]) == {"weight", "bias"}
+    net = map_from_bundle(stored)
+    assert torch.equal(net.weight, stored_ckpt["state_dict"]["map_ema.weight"])
+
+
+def test_model_alias_only_renames_the_bare_model_key() -> None:
+    assert model_alias(["x", "model=a", "model.dim=4", "+model=b"]) == [
+        "x",
+        "pretrained=a",
+        "model.dim=4",
+        "+model=b",
+    ]
+
+
+def test_checkpoint_wins_over_a_model_name(tmp_path: Path) -> None:
+    ckpt = _checkpoint(tmp_path / "local.ckpt", _module_config(LOCAL_MAP))
+    chosen = choose_map(ckpt, "nope")
+    assert isinstance(chosen.net, torch.nn.Conv2d)
+    assert chosen.source == f"checkpoint {ckpt}"
+
+
+def test_checkpoint_whose_config_cannot_be_rebuilt(tmp_path: Path) -> None:
+    ckpt = _checkpoint(tmp_path / "local.ckpt", _module_config(LOCAL_MAP))
+    stored = torch.load(ckpt, weights_only=False)
+    stored[BUILD_CONFIG_KEY]["transport_map"]["_target_"] = "rcot_lightning.nets.NoSuchMap"
+    torch.save(stored, ckpt)
+    with pytest.raises(RCOTError, match="its stored model config cannot be rebuilt"):
+        choose_map(ckpt, None)
+
+
+def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "photo.png")
+    proc = run_cli(
+        "rcot_lightning.restore",
+        f"input={photo}",
+        f"output={tmp_path / 'out'}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"model: bundled model {DEFAULT_MODEL}" in proc.stdout
+    restored = read_image(tmp_path / "out" / "photo.png")
+    assert restored.shape == (3, 45, 29)
+    with torch.no_grad():
+        expected = load(DEFAULT_MODEL)(read_image(photo)[None])[0].clamp(0, 1)
+    assert (restored - expected).abs().max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("make_args", "expected"),
+    [
+        (
+            lambda tmp: ["model=nope"],
+            "rcot-restore: error: model: no bundled model named 'nope'; known: denoise-blind",
+        ),
+        (
+            lambda tmp: [f"ckpt_path={_broken_checkpoint(tmp)}"],
+            "rcot-restore: error: ckpt_path: {ckpt}: its stored model config cannot be rebuilt "
+            "by this version of rcot-lightning (",
+        ),
+    ],
+    ids=["unknown-model", "unbuildable-checkpoint"],
+)
+def test_restore_bad_model_is_one_line(make_args, expected: str, tmp_path: Path) -> None:
+    photo = _photo(tmp_path / "photo.png")
+    args = make_args(tmp_path)
+    proc = run_cli(
+        "rcot_lightning.restore",
+        *args,
+        f"input={photo}",
+        f"output={tmp_path / 'out'}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith(expected.format(ckpt=tmp_path / "broken.ckpt")), line
+    assert not (tmp_path / "out" / "photo.png").exists()
+
+
+def _broken_checkpoint(tmp_path: Path) -> Path:
+    """A checkpoint whose stored map config names an argument the map does not take."""
+    ckpt = _checkpoint(tmp_path / "broken.ckpt", _module_config(LOCAL_MAP))
+    stored = torch.load(ckpt, weights_only=False)
+    stored[BUILD_CONFIG_KEY]["transport_map"] = {**LOCAL_MAP, "no_such_argument": 3}
+    torch.save(stored, ckpt)
+    return ckpt
+
+
+def test_restore_speed_benchmark_reports_cpu_seconds() -> None:
+    from tests.test_benchmarks import run_benchmark
+
+    report = run_benchmark("restore_speed.py", "--megapixels", "0.05")
+    assert report["model"] == DEFAULT_MODEL and report["threads"] == 1
+    assert report["size"] == [194, 258]
+    assert report["cpu_s"] > 0 and report["wall_s"] > 0
+    assert report["cpu_s_12mp"] == pytest.approx(report["cpu_s"] * 12 / 0.050052, rel=0.01)
+
+
+def test_quality_benchmark_scores_the_bundled_model() -> None:
+    from tests.test_benchmarks import run_benchmark
+
+    pytest.importorskip("sklearn", reason='held-out photos: pip install "rcot-lightning[quality]"')
+    report = run_benchmark(
+        "pretrained_quality.py",
+        *("--methods", "pretrained", "--crop", "48", "--sigmas", "25", "--images", "china"),
+    )
+    result = report["results"]["sigma25"]
+    assert set(result) == {"noisy", "pretrained"}
+    assert result["pretrained"]["mean"]["psnr"] > result["noisy"]["mean"]["psnr"]
+
+
+def test_the_recipe_config_composes_and_builds(compose_train) -> None:
+    from hydra.utils import instantiate
+
+    from rcot_lightning.app import as_dict
+
+    cfg = compose_train("experiment=denoise_blind", tiny=False)
+    assert list(cfg.data.degradation.sigma) == [0, 50]
+    assert cfg.model.ema_decay == 0.995 and cfg.model.objective.supervised_weight == 1000.0
+    assert cfg.model.objective.potential_weight > 0 and cfg.model.objective.fourier_weight > 0
+    assert cfg.model.transport_map.dim == 8 and cfg.data.patch_size == 64
+    module = build_module(as_dict(cfg.model))
+    assert module.map_ema is not None
+    stored = torch.load(available()[DEFAULT_MODEL].weights, weights_only=True)
+    assert stored["transport_map"] == as_dict(cfg.model.transport_map)
+    assert instantiate(cfg.data).batch_size == 8
