@@ -55,19 +55,13 @@ from torch.utils.data import DataLoader
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.data.datamodules import SamplesDataModule
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
-from rcot_lightning.objective import (
-    fourier_exponent_table,
-    fourier_residual_cost,
-    gradient_penalty,
-    map_loss,
-    potential_loss,
-    reduce_fourier_cost,
-    transport_cost,
-)
+from rcot_lightning.objective import FROTObjective, gradient_penalty
 
 #: (batch, patch) per preset: the paper's recipe (meant for a GPU), the default job, tests.
 PRESET_SIZES = {"paper": (3, 128), "small": (8, 64), "tiny": (2, 32)}
-LAMBDA_GP = 10.0
+#: The module's default objective; both variants compute their losses through it.
+OBJECTIVE = FROTObjective()
+LAMBDA_GP = OBJECTIVE.lambda_gp
 
 
 @dataclass
@@ -97,32 +91,27 @@ def train_only(active: nn.Module, frozen: nn.Module) -> None:
     active.requires_grad_(True)
 
 
-def map_step(s: Setup, y: Tensor, restored: Tensor, exponents: Tensor) -> None:
+def map_step(s: Setup, y: Tensor, restored: Tensor, ids: Tensor) -> None:
     """The map update on a given ``T(y)`` graph; identical in both algorithms."""
     train_only(s.transport_map, s.potential)
-    transport = transport_cost(restored, y, "rms")
-    fourier = reduce_fourier_cost(fourier_residual_cost(y - restored, exponents), exponents)
-    loss = map_loss(s.potential(restored), transport, fourier, restored.new_zeros(()))
+    loss, _ = OBJECTIVE.map_loss(y, restored, s.potential(restored), degradation=ids)
     s.opt_map.zero_grad()
     loss.backward()
     s.opt_map.step()
 
 
-def ours_iteration(s: Setup, y: Tensor, x: Tensor, exponents: Tensor, alpha: Tensor) -> None:
+def ours_iteration(s: Setup, y: Tensor, x: Tensor, ids: Tensor, alpha: Tensor) -> None:
     """RCOTModule.training_step with n_critic = 1: T(y) once, the penalty in the one phi step."""
     restored = s.transport_map(y)
-    fake = restored.detach()
     train_only(s.potential, s.transport_map)
-    phi_real, phi_fake = s.potential(x), s.potential(fake)
-    penalty = gradient_penalty(s.potential, x, fake, alpha)
-    loss, _ = potential_loss(phi_real, phi_fake, penalty, LAMBDA_GP)
+    loss, _ = OBJECTIVE.potential_loss(s.potential, x, restored.detach(), alpha)
     s.opt_potential.zero_grad()
     loss.backward()
     s.opt_potential.step()
-    map_step(s, y, restored, exponents)
+    map_step(s, y, restored, ids)
 
 
-def reference_iteration(s: Setup, y: Tensor, x: Tensor, exponents: Tensor, alpha: Tensor) -> None:
+def reference_iteration(s: Setup, y: Tensor, x: Tensor, ids: Tensor, alpha: Tensor) -> None:
     """The reference script's order: two phi steps (loss, then penalty), T(y) computed twice."""
     with torch.no_grad():
         fake = s.transport_map(y)
@@ -137,7 +126,7 @@ def reference_iteration(s: Setup, y: Tensor, x: Tensor, exponents: Tensor, alpha
     s.opt_potential.step()
     train_only(s.transport_map, s.potential)
     restored = s.transport_map(y)  # recomputed for the map step
-    map_step(s, y, restored, exponents)
+    map_step(s, y, restored, ids)
 
 
 def one_batch(batch: int, patch: int) -> dict[str, Tensor]:
@@ -161,7 +150,8 @@ def direct_timer(
 ) -> Callable[[int], float]:
     """A function running ``n`` iterations and returning their seconds per iteration."""
     y, x = batch[DEGRADED], batch[CLEAN]
-    exponents = fourier_exponent_table()[batch[DEGRADATION]].to(device)
+    ids = batch[DEGRADATION].to(device)
+    OBJECTIVE.to(device)
     generator = torch.Generator().manual_seed(0)
 
     def run(n: int) -> float:
@@ -173,7 +163,7 @@ def direct_timer(
                 torch.autocast(device.type, dtype=torch.bfloat16) if autocast else nullcontext()
             )
             with context:
-                step(s, y, x, exponents, alpha)
+                step(s, y, x, ids, alpha)
         _sync(device)
         return (time.perf_counter() - start) / n
 

@@ -70,7 +70,7 @@ def test_task_sets_degradation_fourier_norm_and_metrics(compose_train, task: str
     cfg = compose_train(f"task={task}")
     assert cfg.task.name == task
     assert cfg.data.degradation_id == cfg.task.degradation_id
-    norms = OmegaConf.to_container(cfg.model.fourier_norms)
+    norms = OmegaConf.to_container(cfg.model.objective.fourier_norms)
     assert norms == {cfg.task.degradation_id: 2 if task == "denoise" else 1}
     assert cfg.model.metric_y_channel == cfg.task.metric.y_channel
     if cfg.task.degradation is not None:
@@ -98,7 +98,7 @@ def test_paper_experiments_hold_the_reference_recipe(compose_train, task: str) -
     for scheduler in (m.map_scheduler, m.potential_scheduler):
         assert scheduler.step_size == 20 and scheduler.gamma == 0.1
     assert m.scheduler_interval == "epoch"
-    assert m.lambda_gp == 10 and m.n_critic == 1 and m.supervised_weight == 1e4
+    assert m.objective.lambda_gp == 10 and m.n_critic == 1 and m.objective.supervised_weight == 1e4
     assert cfg.trainer.max_epochs == 51
 
 
@@ -132,10 +132,11 @@ def test_user_config_dir_joins_the_search_path(compose_train, tmp_path: Path) ->
     mine = tmp_path / "my_conf" / "experiment"
     mine.mkdir(parents=True)
     (mine / "mine.yaml").write_text(
-        "# @package _global_\ndefaults:\n  - override /model: rcot_tiny\nmodel:\n  lambda_gp: 3.5\n"
+        "# @package _global_\ndefaults:\n  - override /model: rcot_tiny\n"
+        "model:\n  objective:\n    lambda_gp: 3.5\n"
     )
     cfg = compose_train(f"hydra.searchpath=[file://{tmp_path / 'my_conf'}]", "experiment=mine")
-    assert cfg.model.lambda_gp == 3.5
+    assert cfg.model.objective.lambda_gp == 3.5
 
 
 @pytest.mark.parametrize(
@@ -223,3 +224,14 @@ def test_multi_node_configs_meet_lightning_cluster_environments(
     assert type(trainer.strategy.cluster_environment).__name__ == environment
     assert trainer.world_size == 4 and trainer.num_nodes == 2
     assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
+
+
+def test_paper_recipes_use_the_authors_fourier_strength(compose_train) -> None:
+    for task in ("denoise", "derain", "dehaze", "deblur", "lowlight", "sr", "jpeg", "custom"):
+        objective = compose_train(f"experiment=paper_{task}").model.objective
+        assert objective.reference_fourier is True and objective.fourier_weight == 1.0, task
+
+
+def test_derain_reports_rgb_with_the_y_channel_alongside(compose_train) -> None:
+    model = compose_train("task=derain").model
+    assert model.metric_y_channel is False and model.metric_also_y is True

@@ -20,6 +20,7 @@ from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.metrics import psnr
 from rcot_lightning.module import RCOTModule
+from rcot_lightning.objective import FROTObjective
 
 
 class ConvMap(nn.Module):
@@ -174,14 +175,14 @@ def test_three_iterations_equal_a_plain_pytorch_implementation(
         used_alphas.append(alpha.detach().clone())
         return real_penalty(potential, real, fake, alpha, grad_scale)
 
-    monkeypatch.setattr("rcot_lightning.module.gradient_penalty", recording_penalty)
+    monkeypatch.setattr("rcot_lightning.objective.gradient_penalty", recording_penalty)
     module = RCOTModule(
         t_map,
         phi,
         map_optimizer=partial(torch.optim.RMSprop, lr=5e-3),
         potential_optimizer=partial(torch.optim.RMSprop, lr=1e-2),
+        objective=FROTObjective(supervised_weight=3.0),
         n_critic=2,
-        supervised_weight=3.0,
         ema_decay=0.9,
     )
     make_trainer(max_epochs=1, precision="64-true").fit(module, loader(batches))
@@ -227,7 +228,9 @@ def changed(a: dict[str, Tensor], b: dict[str, Tensor]) -> bool:
 def test_potential_update_leaves_map_alone_and_vice_versa() -> None:
     torch.manual_seed(0)
     snapshots = StepSnapshots()
-    module = RCOTModule(ConvMap(), ConvPotential(), n_critic=2, supervised_weight=1.0)
+    module = RCOTModule(
+        ConvMap(), ConvPotential(), FROTObjective(supervised_weight=1.0), n_critic=2
+    )
     trainer = make_trainer(max_epochs=1, callbacks=[snapshots])
     trainer.fit(module, loader([make_batch(0), make_batch(1)]))
     tags = [tag for tag, _, _ in snapshots.snaps]
@@ -265,7 +268,7 @@ class LastMetrics(L.Callback):
 def test_paired_unpaired_and_mixed_batches_train(paired: list[bool]) -> None:
     torch.manual_seed(0)
     metrics = LastMetrics()
-    module = RCOTModule(ConvMap(), ConvPotential(), supervised_weight=5.0)
+    module = RCOTModule(ConvMap(), ConvPotential(), FROTObjective(supervised_weight=5.0))
     before = weights(module.transport_map)
     batches = [make_batch(i, paired=paired) for i in range(3)]
     make_trainer(max_epochs=1, callbacks=[metrics]).fit(module, loader(batches))
@@ -318,7 +321,7 @@ def test_overfitting_one_noisy_batch_gains_5_db() -> None:
         ConvPotential(),
         map_optimizer=partial(torch.optim.Adam, lr=2e-3),
         potential_optimizer=partial(torch.optim.Adam, lr=1e-4),
-        supervised_weight=20.0,
+        objective=FROTObjective(supervised_weight=20.0),
     )
     assert overfit_gain_db(module) >= 5.0
 
@@ -411,15 +414,17 @@ def test_validation_on_odd_sized_full_images_uses_ema() -> None:
     assert out is not None and out[0]["restored"].shape == (1, 3, 37, 53)
 
 
-def test_invalid_hyperparameters_name_the_config_key() -> None:
-    with pytest.raises(RCOTError, match=r"model\.n_critic"):
+def test_invalid_hyperparameters_name_the_argument() -> None:
+    with pytest.raises(RCOTError, match=r"n_critic must be >= 1"):
         RCOTModule(ConvMap(), ConvPotential(), n_critic=0)
-    with pytest.raises(RCOTError, match=r"model\.lambda_gp"):
-        RCOTModule(ConvMap(), ConvPotential(), lambda_gp=-1.0)
-    with pytest.raises(RCOTError, match=r"model\.ema_decay"):
+    with pytest.raises(RCOTError, match=r"lambda_gp must be a number >= 0"):
+        FROTObjective(lambda_gp=-1.0)
+    with pytest.raises(RCOTError, match=r"ema_decay must be in"):
         RCOTModule(ConvMap(), ConvPotential(), ema_decay=1.5)
-    with pytest.raises(RCOTError, match=r"model\.fourier_norms"):
-        RCOTModule(ConvMap(), ConvPotential(), fourier_norms={"snow": 2})
+    with pytest.raises(RCOTError, match=r"fourier_norms has unknown degradation"):
+        FROTObjective(fourier_norms={"snow": 2})
+    with pytest.raises(RCOTError, match=r"objective must be an rcot_lightning"):
+        RCOTModule(ConvMap(), ConvPotential(), objective=nn.L1Loss())  # type: ignore[arg-type]
 
 
 def test_fp16_grad_scaler_penalty_is_unscaled() -> None:
@@ -462,7 +467,7 @@ def _tiny_rcot(**kwargs: Any) -> RCOTModule:
 
 def test_tiny_two_pass_map_trains_with_one_map_forward_per_iteration() -> None:
     torch.manual_seed(0)
-    module = _tiny_rcot(n_critic=2, supervised_weight=100.0)
+    module = _tiny_rcot(n_critic=2, objective=FROTObjective(supervised_weight=100.0))
     calls = {"residual_encoder": 0, "restoration.encoder": 0}
     for name in calls:
         module.transport_map.get_submodule(name).register_forward_hook(
@@ -484,7 +489,7 @@ def test_tiny_two_pass_map_overfits_one_noisy_batch() -> None:
     module = _tiny_rcot(
         map_optimizer=partial(torch.optim.Adam, lr=2e-3),
         potential_optimizer=partial(torch.optim.Adam, lr=1e-4),
-        supervised_weight=1000.0,
+        objective=FROTObjective(supervised_weight=1000.0),
     )
     assert overfit_gain_db(module) >= 5.0
 
@@ -501,3 +506,52 @@ def test_compiled_map_trains_like_the_eager_map() -> None:
     assert eager.keys() == compiled.keys()  # no "_orig_mod" duplicates in the state dict
     for key in eager:
         assert torch.allclose(eager[key], compiled[key], atol=1e-5), key
+
+
+# ------------------------------------------------------------------ objective-driven behaviour
+def test_zero_potential_weight_trains_the_map_alone() -> None:
+    """A supervised-only baseline: no potential update, phi absent from the map loss."""
+    torch.manual_seed(0)
+    snapshots = StepSnapshots()
+    module = RCOTModule(
+        ConvMap(),
+        ConvPotential(),
+        FROTObjective(potential_weight=0.0, supervised_weight=1.0),
+        n_critic=2,
+    )
+    phi_before = weights(module.potential)
+    make_trainer(max_epochs=1, callbacks=[snapshots]).fit(
+        module, loader([make_batch(0), make_batch(1)])
+    )
+    assert [tag for tag, _, _ in snapshots.snaps] == ["map", "end"] * 2
+    assert module.iteration == 2 and module.trainer.global_step == 2
+    assert not changed(phi_before, weights(module.potential))
+
+
+def test_penalty_weights_follow_the_sample_key_not_the_batch() -> None:
+    """The same sample draws the same mixing weight wherever it sits (DDP equivalence)."""
+    module = RCOTModule(ConvMap(), ConvPotential(), seed=7)
+    x = torch.rand(4, 3, 8, 8)
+    whole = module._penalty_alpha({"clean": x, "sample_key": torch.tensor([10, 11, 12, 13])}, 0)
+    halves = [
+        module._penalty_alpha({"clean": x[:2], "sample_key": torch.tensor(keys)}, 0)
+        for keys in ([10, 11], [12, 13])
+    ]
+    assert torch.equal(whole, torch.cat(halves))
+    other_step = module._penalty_alpha(
+        {"clean": x, "sample_key": torch.tensor([10, 11, 12, 13])}, 1
+    )
+    assert not torch.equal(whole, other_step)
+    assert bool(((whole > 0) & (whole < 1)).all())
+
+
+def test_rgb_metrics_can_log_the_y_channel_alongside() -> None:
+    module = RCOTModule(ConvMap(), ConvPotential(), metric_also_y=True)
+    val = [
+        {"degraded": torch.rand(1, 3, 24, 24), "target": torch.rand(1, 3, 24, 24), "name": ["a"]}
+    ]
+    trainer = make_trainer(max_epochs=1, limit_val_batches=1.0)
+    trainer.fit(module, loader([make_batch(0)]), DataLoader(ListDataset(val), batch_size=None))
+    metrics = trainer.callback_metrics
+    assert {"val/psnr", "val/psnr_y", "val/ssim_y"} <= set(metrics)
+    assert float(metrics["val/psnr_y"]) != float(metrics["val/psnr"])

@@ -11,6 +11,7 @@ from torch import Tensor
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.objective import (
+    FROTObjective,
     fourier_exponent_table,
     fourier_residual_cost,
     gradient_penalty,
@@ -54,13 +55,71 @@ def test_fourier_cost_selects_the_norm_per_sample() -> None:
     assert torch.equal(mixed, torch.stack([l1[0], l2[1], l2[2], l1[3]]))
 
 
-def test_reference_reduction_sums_l2_rows_and_averages_l1_rows() -> None:
+def test_reference_reduction_sums_every_row_over_the_batch() -> None:
     costs = torch.tensor([1.0, 2.0, 3.0, 5.0])
-    exps = torch.tensor([2, 2, 1, 1])
-    assert reduce_fourier_cost(costs, exps).item() == pytest.approx(11 / 4)
-    assert reduce_fourier_cost(costs, exps, reference_formula=True).item() == pytest.approx(
-        3.0 + 8.0 / 4
+    assert reduce_fourier_cost(costs).item() == pytest.approx(11 / 4)
+    assert reduce_fourier_cost(costs, reference_formula=True).item() == pytest.approx(11.0)
+
+
+@pytest.mark.parametrize("ids", [[0, 0, 0], [1, 1, 1], [0, 1, 0]], ids=["l2", "l1", "mixed"])
+def test_reference_fourier_term_matches_the_authors_loop_by_hand(ids: list[int]) -> None:
+    """B = 3: the authors add, per sample, ``mean(|F r|^2) / 2`` for noise rows (their
+    ``**1/2``) and ``mean|F r|`` for the others, with an unnormalised FFT, summed."""
+    g = torch.Generator().manual_seed(0)
+    r = torch.randn(3, 3, 6, 10, generator=g, dtype=torch.float64)
+    objective = FROTObjective(reference_fourier=True)
+    exps = objective.exponents(torch.tensor(ids), 3)
+    got = reduce_fourier_cost(fourier_residual_cost(r, exps, reference_formula=True), True)
+    want = 0.0
+    for i, family in enumerate(ids):
+        spectrum = torch.fft.fft2(r[i])  # per sample, over its (H, W), as they slice
+        if family == DegradationId.NOISE:
+            want += float((spectrum.abs() ** 2).mean()) / 2
+        else:
+            want += float(spectrum.abs().mean())
+    assert got.item() == pytest.approx(want, rel=1e-12)
+
+
+def test_objective_map_loss_is_the_weighted_sum_of_its_terms() -> None:
+    g = torch.Generator().manual_seed(1)
+    y, out, tgt = (torch.rand(3, 3, 8, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    phi = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+    paired = torch.tensor([True, False, True])
+    ids = torch.tensor([DegradationId.NOISE, DegradationId.RAIN, DegradationId.NOISE])
+    objective = FROTObjective(
+        transport_weight=2.0,
+        fourier_weight=3.0,
+        potential_weight=0.5,
+        supervised_weight=4.0,
+        supervised_loss="l2",
     )
+    loss, parts = objective.map_loss(y, out, phi, tgt, paired, ids)
+    fourier = fourier_residual_cost(y - out, torch.tensor([2, 1, 2])).mean()
+    sup = supervised_cost(out, tgt, paired, "l2")
+    want = 2 * transport_cost(out, y).mean() + 3 * fourier + 4 * sup - 0.5 * phi.mean()
+    assert loss.item() == pytest.approx(want.item(), rel=1e-12)
+    assert parts["supervised"].item() == pytest.approx(sup.item())
+    # Without a potential (a supervised baseline) phi leaves the loss entirely.
+    loss0, _ = FROTObjective(potential_weight=0.0).map_loss(y, out, None, tgt, paired, ids)
+    loss1, _ = FROTObjective(potential_weight=0.0).map_loss(y, out, phi, tgt, paired, ids)
+    assert loss0.item() == loss1.item()
+
+
+def test_objective_potential_loss_and_settings() -> None:
+    objective = FROTObjective(lambda_gp=2.0, fourier_norms={"rain": 2})
+    phi = _unit_gradient_potential((3, 4, 4), scale=3.0)
+    real, fake = torch.rand(2, 3, 4, 4, dtype=torch.float64), torch.rand(2, 3, 4, 4).double()
+    loss, parts = objective.potential_loss(phi, real, fake)
+    assert parts["gradient_penalty"].item() == pytest.approx(4.0)
+    assert loss.item() == pytest.approx(-parts["wasserstein"].item() + 2.0 * 4.0)
+    assert objective.settings()["fourier_norms"]["rain"] == 2  # type: ignore[index]
+    for bad, match in (
+        ({"transport_cost": "huber"}, "transport_cost must be one of"),
+        ({"fft_norm": "unitary"}, "fft_norm must be one of"),
+        ({"supervised_weight": -1.0}, "supervised_weight must be a number >= 0"),
+    ):
+        with pytest.raises(RCOTError, match=match):
+            FROTObjective(**bad)  # type: ignore[arg-type]
 
 
 def test_fourier_cost_runs_in_float32_under_bf16_autocast() -> None:

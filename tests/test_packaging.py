@@ -144,7 +144,7 @@ def test_installed_wheel_uses_a_user_config_dir(venv: Path, tmp_path: Path) -> N
     mine.mkdir(parents=True)
     (mine / "mine.yaml").write_text(
         "# @package _global_\ndefaults:\n  - override /model: rcot_tiny\n"
-        "model:\n  lambda_gp: 2.5\ntrainer:\n  fast_dev_run: true\n"
+        "model:\n  objective:\n    lambda_gp: 2.5\ntrainer:\n  fast_dev_run: true\n"
     )
     proc = _run(
         [
@@ -161,5 +161,5 @@ def test_installed_wheel_uses_a_user_config_dir(venv: Path, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr[-3000:]
     (run_dir,) = (tmp_path / "outputs" / "train" / "runs").iterdir()
     config = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text())
-    assert config["model"]["lambda_gp"] == 2.5
+    assert config["model"]["objective"]["lambda_gp"] == 2.5
     assert config["model"]["transport_map"]["dim"] == 4  # rcot_tiny, from the packaged configs

@@ -37,13 +37,15 @@ def _child_overrides(job: Path, rank: int = 1) -> str:
 
 
 def test_basic_grid_sweep(tmp_path: Path) -> None:
-    proc = run_cli("rcot_lightning.train", "-m", *TINY_CLI, "model.lambda_gp=5,10", cwd=tmp_path)
+    proc = run_cli(
+        "rcot_lightning.train", "-m", *TINY_CLI, "model.objective.lambda_gp=5,10", cwd=tmp_path
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     jobs = _jobs(_sweep_folder(tmp_path))
     assert [j.name for j in jobs] == ["0", "1"]
     for job, lam in zip(jobs, (5, 10), strict=True):
         config = yaml.safe_load((job / ".hydra" / "config.yaml").read_text())
-        assert config["model"]["lambda_gp"] == lam
+        assert config["model"]["objective"]["lambda_gp"] == lam
         assert (job / "checkpoints" / "last.ckpt").is_file()
 
 
@@ -68,7 +70,7 @@ def test_optuna_sweep_two_trials(tmp_path: Path) -> None:
 @pytest.mark.parametrize("sweeper", ["basic", "optuna"])
 def test_sweep_with_two_ddp_processes_per_job(tmp_path: Path, sweeper: str) -> None:
     if sweeper == "basic":
-        args = ["-m", "model.lambda_gp=5,10"]
+        args = ["-m", "model.objective.lambda_gp=5,10"]
     else:
         args = [
             "hparams_search=optuna",

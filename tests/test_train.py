@@ -47,7 +47,7 @@ def test_every_task_runs_fast_dev_run(compose_train, task: str, tmp_path: Path) 
         assert isinstance(dm.degradation, Degradation)
     # The task's Fourier norm and metric conventions reached the module.
     expected = 2 if task == "denoise" else 1
-    assert int(model.fourier_exponents[TASK_IDS[task]]) == expected
+    assert int(model.objective.fourier_exponents[TASK_IDS[task]]) == expected
     assert model.hparams.metric_y_channel == cfg.task.metric.y_channel
     assert model.hparams.metric_crop_border == cfg.task.metric.crop_border
     # fast_dev_run swaps the logger for a dummy: the picture lands in the run folder.

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-__all__ = ["Potential", "RCOTError", "RCOTModule", "TwoPassMap", "__version__"]
+__all__ = ["FROTObjective", "Potential", "RCOTError", "RCOTModule", "TwoPassMap", "__version__"]
 
 if TYPE_CHECKING:
     from rcot_lightning.errors import RCOTError
     from rcot_lightning.module import RCOTModule
     from rcot_lightning.nets import Potential, TwoPassMap
+    from rcot_lightning.objective import FROTObjective
 
 _LAZY = {
     "RCOTModule": "rcot_lightning.module",
+    "FROTObjective": "rcot_lightning.objective",
     "TwoPassMap": "rcot_lightning.nets",
     "Potential": "rcot_lightning.nets",
     "RCOTError": "rcot_lightning.errors",

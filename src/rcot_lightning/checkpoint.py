@@ -14,12 +14,45 @@ from typing import Any
 import torch
 
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.module import RCOTModule
+from rcot_lightning.module import BUILD_CONFIG_KEY, RCOTModule
 
-__all__ = ["BUILD_CONFIG_KEY", "build_module", "load_module"]
+__all__ = ["BUILD_CONFIG_KEY", "build_module", "load_module", "upgrade_config"]
 
-#: Where :class:`RCOTModule` stores its build config in a checkpoint.
-BUILD_CONFIG_KEY = "rcot_build_config"
+#: Settings that sat at the top of the ``model`` config before the objective became one object.
+_LEGACY_OBJECTIVE_KEYS = (
+    "transport_cost",
+    "transport_weight",
+    "fourier_weight",
+    "fourier_norms",
+    "fft_norm",
+    "reference_fourier",
+    "lambda_gp",
+    "supervised_loss",
+    "supervised_weight",
+)
+
+
+def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``model`` config of an older checkpoint in today's form (newer ones are unchanged).
+
+    Version 0.1 kept the objective's settings at the top of the model config and built the
+    potential with 3x3 convs only: they move under ``objective`` and the potential keeps
+    ``layout: uniform``, so old checkpoints rebuild the networks they were trained with.
+
+    Example:
+        >>> upgrade_config({"_target_": "m", "lambda_gp": 5.0})["objective"]["lambda_gp"]
+        5.0
+    """
+    plain = dict(config)
+    legacy = {k: plain.pop(k) for k in _LEGACY_OBJECTIVE_KEYS if k in plain}
+    if legacy and "objective" not in plain:
+        plain["objective"] = {"_target_": "rcot_lightning.objective.FROTObjective", **legacy}
+        potential = plain.get("potential")
+        if isinstance(potential, Mapping) and str(potential.get("_target_", "")).endswith(
+            "nets.Potential"
+        ):
+            plain["potential"] = {"layout": "uniform", **potential}
+    return plain
 
 
 def build_module(config: Mapping[str, Any]) -> RCOTModule:
@@ -40,7 +73,7 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    plain = {str(k): v for k, v in dict(config).items() if k != "build_config"}
+    plain = {str(k): v for k, v in upgrade_config(config).items() if k != "build_config"}
     if "_target_" not in plain:
         raise RCOTError("model config has no `_target_`; expected rcot_lightning.RCOTModule")
     # `build_config` is set afterwards: passed to instantiate, its nested `_target_` nodes would

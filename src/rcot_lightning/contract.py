@@ -7,7 +7,9 @@ Training batches are dicts with
   real (the target itself for paired data, an independent clean image otherwise);
 * ``target`` ``(B, 3, H, W)`` optional: ground truth aligned with ``degraded``;
 * ``paired`` ``(B,)`` bool: rows whose ``target`` is valid (the supervised term uses only these);
-* ``degradation`` ``(B,)`` long: a :class:`DegradationId` per row (selects the Fourier norm).
+* ``degradation`` ``(B,)`` long: a :class:`DegradationId` per row (selects the Fourier norm);
+* ``sample_key`` ``(B,)`` int64 optional: identifies each sample independently of the rank and
+  the world size that drew it (keys the gradient penalty's mixing weights per sample).
 
 Validation, test and predict batches carry ``degraded``, ``target`` (not for predict) and
 ``name`` (a list of strings used to save outputs).
@@ -22,6 +24,7 @@ CLEAN = "clean"
 TARGET = "target"
 PAIRED = "paired"
 DEGRADATION = "degradation"
+SAMPLE_KEY = "sample_key"
 NAME = "name"
 
 

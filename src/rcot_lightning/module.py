@@ -14,27 +14,28 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torchmetrics import MeanMetric
 
-from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED, NAME, PAIRED, TARGET
+from rcot_lightning.contract import (
+    CLEAN,
+    DEGRADATION,
+    DEGRADED,
+    NAME,
+    PAIRED,
+    SAMPLE_KEY,
+    TARGET,
+)
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import psnr, ssim
-from rcot_lightning.objective import (
-    fourier_exponent_table,
-    fourier_residual_cost,
-    gradient_penalty,
-    map_loss,
-    potential_loss,
-    reduce_fourier_cost,
-    supervised_cost,
-    transport_cost,
-)
+from rcot_lightning.objective import FROTObjective
+from rcot_lightning.seeding import derive_seed, seeded_generator
 
 log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
-_BUILD_CONFIG_KEY = "rcot_build_config"
+#: Where a checkpoint stores the config that rebuilds the module (see ``checkpoint.py``).
+BUILD_CONFIG_KEY = "rcot_build_config"
 _ITERATION_KEY = "rcot_iteration"
 
 
@@ -45,46 +46,38 @@ def _default_rmsprop(lr: float) -> OptimizerFactory:
     return factory
 
 
-def _check_positive(name: str, value: float, allow_zero: bool = True) -> None:
-    if value < 0 or (value == 0 and not allow_zero):
-        bound = ">= 0" if allow_zero else "> 0"
-        raise RCOTError(f"model.{name} must be {bound}, got {value!r}")
-
-
 class RCOTModule(L.LightningModule):
     """Residual-Conditioned Optimal Transport, trained by alternating a potential and a map.
 
     Per training batch (one *iteration*):
 
     1. ``T(y)`` is computed once;
-    2. ``n_critic`` potential updates minimise ``mean phi(T(y)) - mean phi(x) + lambda_gp GP``
-       (``T(y)`` detached; loss and penalty in one backward and one optimizer step);
-    3. one map update minimises ``w_c c(T(y), y) + w_g g(y - T(y)) - mean phi(T(y))
-       + w_s l_sup`` reusing the graph of step 1 (the potential's update does not change
-       ``T(y)``, so recomputing it would be waste).
+    2. ``n_critic`` potential updates minimise the objective's potential loss
+       ``mean phi(T(y)) - mean phi(x) + lambda_gp GP`` (``T(y)`` detached; loss and penalty in
+       one backward and one optimizer step);
+    3. one map update minimises the objective's map loss ``w_c c(T(y), y) + w_g g(y - T(y))
+       - w_phi mean phi(T(y)) + w_s l_sup`` reusing the graph of step 1 (the potential's update
+       does not change ``T(y)``, so recomputing it would be waste).
+
+    What is minimised lives in :class:`~rcot_lightning.objective.FROTObjective`; this class
+    owns how: the networks, the optimisers, the alternation, EMA, evaluation and checkpoints.
 
     Lightning counts one ``global_step`` per optimizer step, so ``trainer.global_step ==
     iteration * (n_critic + 1)``; ``Trainer(max_steps=k)`` therefore stops after
-    ``k / (n_critic + 1)`` iterations. :attr:`iteration` is saved in checkpoints.
+    ``k / (n_critic + 1)`` iterations. :attr:`iteration` is saved in checkpoints. With an
+    objective whose ``potential_weight`` is 0 the potential is never updated and
+    ``global_step == iteration``.
 
     Args:
         transport_map: the map ``T``; any ``nn.Module`` from ``(B, 3, H, W)`` to the same shape.
         potential: the potential ``phi``; ``(B, 3, H, W)`` to scores ``(B,)`` or ``(B, 1)``.
+        objective: the FROT objective and its weights; ``FROTObjective()`` if None.
         map_optimizer: ``factory(params) -> Optimizer`` (a Hydra partial); RMSprop(5e-5) if None.
         potential_optimizer: as above for phi; RMSprop(1e-4) if None.
         map_scheduler: ``factory(optimizer) -> LRScheduler`` or None.
         potential_scheduler: as above for phi.
         scheduler_interval: step schedulers every ``"epoch"`` or every ``"step"`` (iteration).
         n_critic: potential updates per map update.
-        lambda_gp: gradient-penalty weight.
-        transport_cost: ``"rms"`` (reference), ``"l1"`` or ``"l2"``.
-        transport_weight: weight of the transport cost.
-        fourier_weight: weight of the Fourier residual cost ``g``.
-        fourier_norms: per-degradation exponent overrides, e.g. ``{"noise": 2, "rain": 1}``.
-        fft_norm: FFT normalisation of ``g`` (``"ortho"``: Parseval holds).
-        reference_fourier: reproduce the reference script's ``g`` formula and reduction.
-        supervised_loss: ``"l1"`` or ``"l2"``, on rows marked ``paired``.
-        supervised_weight: weight of the supervised term (the reference uses 1e4 with l1).
         map_grad_clip: clip value for the map's gradients, or None.
         potential_grad_clip: clip value for the potential's gradients, or None.
         grad_clip_algorithm: ``"norm"`` or ``"value"``.
@@ -94,19 +87,20 @@ class RCOTModule(L.LightningModule):
             double backward is not supported by the compiler).
         metric_y_channel: PSNR/SSIM on the BT.601 Y channel.
         metric_crop_border: pixels shaved from each border before PSNR/SSIM.
+        metric_also_y: with RGB metrics, also log ``psnr_y`` / ``ssim_y`` on the Y channel.
         pad_multiple: inputs are reflect-padded to this multiple at inference.
         val_tile_size: restore validation/test/predict images in overlapping tiles of this size.
-        seed: seeds the gradient penalty's mixing weights, per (rank, iteration, critic step),
-            so a resumed run draws exactly what an uninterrupted run would.
+        seed: seeds the gradient penalty's mixing weights, per sample (``batch["sample_key"]``)
+            or, without keys, per (rank, iteration, critic step), so a resumed run draws
+            exactly what an uninterrupted run would.
         build_config: a plain dict that rebuilds this module with Hydra (stored in checkpoints).
     """
-
-    fourier_exponents: Tensor
 
     def __init__(
         self,
         transport_map: nn.Module,
         potential: nn.Module,
+        objective: FROTObjective | None = None,
         *,
         map_optimizer: OptimizerFactory | None = None,
         potential_optimizer: OptimizerFactory | None = None,
@@ -114,15 +108,6 @@ class RCOTModule(L.LightningModule):
         potential_scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         n_critic: int = 1,
-        lambda_gp: float = 10.0,
-        transport_cost: str = "rms",
-        transport_weight: float = 1.0,
-        fourier_weight: float = 1.0,
-        fourier_norms: Mapping[str, int] | None = None,
-        fft_norm: str = "ortho",
-        reference_fourier: bool = False,
-        supervised_loss: str = "l1",
-        supervised_weight: float = 1.0,
         map_grad_clip: float | None = None,
         potential_grad_clip: float | None = None,
         grad_clip_algorithm: str = "norm",
@@ -130,6 +115,7 @@ class RCOTModule(L.LightningModule):
         compile_map: bool = False,
         metric_y_channel: bool = False,
         metric_crop_border: int = 0,
+        metric_also_y: bool = False,
         pad_multiple: int = 8,
         val_tile_size: int | None = None,
         seed: int = 0,
@@ -137,36 +123,30 @@ class RCOTModule(L.LightningModule):
     ) -> None:
         super().__init__()
         if n_critic < 1:
-            raise RCOTError(f"model.n_critic must be >= 1, got {n_critic!r}")
-        for name, value in (
-            ("lambda_gp", lambda_gp),
-            ("transport_weight", transport_weight),
-            ("fourier_weight", fourier_weight),
-            ("supervised_weight", supervised_weight),
-        ):
-            _check_positive(name, value)
+            raise RCOTError(f"n_critic must be >= 1, got {n_critic!r}")
         if scheduler_interval not in ("epoch", "step"):
             raise RCOTError(
-                f"model.scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
+                f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
             )
-        if transport_cost not in ("rms", "l1", "l2"):
-            raise RCOTError(
-                f"model.transport_cost must be 'rms', 'l1' or 'l2', got {transport_cost!r}"
-            )
-        if supervised_loss not in ("l1", "l2"):
-            raise RCOTError(f"model.supervised_loss must be 'l1' or 'l2', got {supervised_loss!r}")
         if grad_clip_algorithm not in ("norm", "value"):
             raise RCOTError(
-                f"model.grad_clip_algorithm must be 'norm' or 'value', got {grad_clip_algorithm!r}"
+                f"grad_clip_algorithm must be 'norm' or 'value', got {grad_clip_algorithm!r}"
             )
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-            raise RCOTError(f"model.ema_decay must be in (0, 1) or null, got {ema_decay!r}")
-        # Networks and factories are objects, not hyper-parameters; the Hydra config that
-        # built them travels in `build_config` instead.
+            raise RCOTError(f"ema_decay must be in (0, 1) or null, got {ema_decay!r}")
+        if objective is not None and not isinstance(objective, FROTObjective):
+            raise RCOTError(
+                f"objective must be an rcot_lightning.objective.FROTObjective, got "
+                f"{type(objective).__name__}"
+            )
+        # Networks, the objective and factories are objects, not hyper-parameters; the Hydra
+        # config that built them travels in `build_config`, the objective's settings are
+        # logged below.
         self.save_hyperparameters(
             ignore=[
                 "transport_map",
                 "potential",
+                "objective",
                 "map_optimizer",
                 "potential_optimizer",
                 "map_scheduler",
@@ -177,6 +157,8 @@ class RCOTModule(L.LightningModule):
         self.automatic_optimization = False
         self.transport_map = transport_map
         self.potential = potential
+        self.objective = objective if objective is not None else FROTObjective()
+        self.hparams["objective"] = self.objective.settings()
         self.map_ema: nn.Module | None = None
         if ema_decay is not None:
             self.map_ema = copy.deepcopy(transport_map).requires_grad_(False).eval()
@@ -185,15 +167,14 @@ class RCOTModule(L.LightningModule):
         self._map_scheduler = map_scheduler
         self._potential_scheduler = potential_scheduler
         self.build_config = dict(build_config) if build_config is not None else None
-        self.register_buffer(
-            "fourier_exponents", fourier_exponent_table(fourier_norms), persistent=False
-        )
         self.iteration = 0
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
         self.val_psnr_input, self.val_ssim_input = MeanMetric(), MeanMetric()
         self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
         self.test_psnr_input, self.test_ssim_input = MeanMetric(), MeanMetric()
+        self.val_psnr_y, self.val_ssim_y = MeanMetric(), MeanMetric()
+        self.test_psnr_y, self.test_ssim_y = MeanMetric(), MeanMetric()
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
@@ -268,99 +249,92 @@ class RCOTModule(L.LightningModule):
     # ------------------------------------------------------------------------ the algorithm
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
         opt_map, opt_potential = self.optimizers()  # type: ignore[misc, attr-defined]
-        y, x = batch[DEGRADED], batch[CLEAN]
+        y = batch[DEGRADED]
         restored = self(y)  # T(y), once per iteration
 
-        # Potential (maximisation) steps: T(y) is a constant here.
-        fake = restored.detach()
-        self.toggle_optimizer(opt_potential)
-        for critic_step in range(self.hparams["n_critic"]):
-            phi_real, phi_fake = self._score(x), self._score(fake)
-            alpha = self._penalty_alpha(x, critic_step)
-            penalty = gradient_penalty(self._score, x, fake, alpha, self._grad_scale())
-            loss_potential, wasserstein = potential_loss(
-                phi_real, phi_fake, penalty, self.hparams["lambda_gp"]
-            )
-            opt_potential.zero_grad()
-            self.manual_backward(loss_potential)
-            opt_potential.step()
-        self.untoggle_optimizer(opt_potential)
-
-        # Map (minimisation) step on the same T(y) graph; phi is frozen by the toggle.
-        self.toggle_optimizer(opt_map)
-        exponents = self._exponents(batch, y)
-        reference = self.hparams["reference_fourier"]
-        transport = transport_cost(restored, y, self.hparams["transport_cost"])
-        fourier_per_sample = fourier_residual_cost(
-            y - restored, exponents, self.hparams["fft_norm"], reference
-        )
-        fourier = reduce_fourier_cost(fourier_per_sample, exponents, reference)
-        supervised = self._supervised(batch, restored)
-        loss_map = map_loss(
-            self._score(restored),
-            transport,
-            fourier,
-            supervised,
-            self.hparams["transport_weight"],
-            self.hparams["fourier_weight"],
-            self.hparams["supervised_weight"],
-        )
-        opt_map.zero_grad()
-        self.manual_backward(loss_map)
-        opt_map.step()
-        self.untoggle_optimizer(opt_map)
+        logs: dict[str, Tensor] = {}
+        if self.objective.uses_potential:
+            logs |= self._potential_steps(opt_potential, batch, restored.detach())
+        logs |= self._map_step(opt_map, batch, restored)
 
         self._update_ema()
         self.iteration += 1
         if self.hparams["scheduler_interval"] == "step":
             self._step_schedulers()
-        self.log_dict(
-            {
-                "train/potential_loss": loss_potential.detach(),
-                "train/map_loss": loss_map.detach(),
-                "train/wasserstein": wasserstein.detach(),
-                "train/gradient_penalty": penalty.detach(),
-                "train/transport_cost": transport.detach().mean(),
-                "train/fourier_cost": fourier.detach(),
-                "train/supervised": supervised.detach(),
-                "train/lr_map": float(opt_map.param_groups[0]["lr"]),
-                "train/lr_potential": float(opt_potential.param_groups[0]["lr"]),
-            },
-            prog_bar=False,
-            batch_size=y.shape[0],
-        )
+        logs["lr_map"] = torch.tensor(float(opt_map.param_groups[0]["lr"]))
+        logs["lr_potential"] = torch.tensor(float(opt_potential.param_groups[0]["lr"]))
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=y.shape[0])
         self.log("iteration", float(self.iteration), prog_bar=True, batch_size=y.shape[0])
+
+    def _potential_steps(
+        self, optimizer: Any, batch: Mapping[str, Any], fake: Tensor
+    ) -> dict[str, Tensor]:
+        """``n_critic`` updates of phi against the fixed ``T(y)``."""
+        x = batch[CLEAN]
+        parts: dict[str, Tensor] = {}
+        self.toggle_optimizer(optimizer)
+        for critic_step in range(self.hparams["n_critic"]):
+            alpha = self._penalty_alpha(batch, critic_step)
+            loss, parts = self.objective.potential_loss(
+                self._score, x, fake, alpha, self._grad_scale()
+            )
+            optimizer.zero_grad()
+            self.manual_backward(loss)
+            optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return parts
+
+    def _map_step(
+        self, optimizer: Any, batch: Mapping[str, Any], restored: Tensor
+    ) -> dict[str, Tensor]:
+        """One update of T on the graph of ``restored``; phi is frozen by the toggle."""
+        self.toggle_optimizer(optimizer)
+        score = self._score(restored) if self.objective.uses_potential else None
+        loss, parts = self.objective.map_loss(
+            batch[DEGRADED],
+            restored,
+            score,
+            target=batch.get(TARGET),
+            paired=batch.get(PAIRED),
+            degradation=batch.get(DEGRADATION),
+        )
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        optimizer.step()
+        self.untoggle_optimizer(optimizer)
+        return parts
 
     def _score(self, images: Tensor) -> Tensor:
         scores = self.potential(images)
         return scores.reshape(images.shape[0])
 
-    def _penalty_alpha(self, x: Tensor, critic_step: int) -> Tensor:
-        # The global RNG is not saved in checkpoints (and data loaders draw from it), so the
-        # penalty's U(0, 1) mixing weights come from a generator keyed by where we are.
-        key = (self.hparams["seed"], self.global_rank, self.iteration, critic_step)
-        generator = torch.Generator().manual_seed(hash(key) & 0x7FFF_FFFF_FFFF_FFFF)
-        return torch.rand(x.shape[0], generator=generator).to(device=x.device, dtype=x.dtype)
+    def _penalty_alpha(self, batch: Mapping[str, Any], critic_step: int) -> Tensor:
+        """The penalty's U(0, 1) mixing weights, one per sample.
+
+        The global RNG is not saved in checkpoints (and data loaders draw from it), so they come
+        from generators keyed by where we are: by each sample's key when the batch has one (the
+        same sample gets the same weight on any rank and in any world size, which makes DDP
+        equal to one process on the whole batch), else by (rank, iteration, critic step).
+        """
+        x: Tensor = batch[CLEAN]
+        keys = batch.get(SAMPLE_KEY)
+        seed = self.hparams["seed"]
+        if keys is not None:
+            values = [
+                torch.rand((), generator=seeded_generator(seed, "alpha", int(k), critic_step))
+                for k in keys.tolist()
+            ]
+            alpha = torch.stack(values)
+        else:
+            key = derive_seed(seed, "alpha", self.global_rank, self.iteration, critic_step)
+            alpha = torch.rand(x.shape[0], generator=torch.Generator().manual_seed(key))
+        return alpha.to(device=x.device, dtype=x.dtype)
 
     def _grad_scale(self) -> float | None:
         scaler = getattr(self.trainer.precision_plugin, "scaler", None)
         if scaler is None or not scaler.is_enabled():
             return None
         return float(scaler.get_scale())
-
-    def _exponents(self, batch: Mapping[str, Any], y: Tensor) -> Tensor:
-        ids = batch.get(DEGRADATION)
-        if ids is None:
-            # Without ids every row is treated as the first family the table knows: noise.
-            ids = torch.zeros(y.shape[0], dtype=torch.long, device=y.device)
-        return self.fourier_exponents[ids.long()]
-
-    def _supervised(self, batch: Mapping[str, Any], restored: Tensor) -> Tensor:
-        target = batch.get(TARGET)
-        if target is None or self.hparams["supervised_weight"] == 0:
-            return restored.new_zeros(())
-        paired = batch.get(PAIRED)
-        return supervised_cost(restored, target, paired, self.hparams["supervised_loss"])
 
     @torch.no_grad()
     def _update_ema(self) -> None:
@@ -405,6 +379,10 @@ class RCOTModule(L.LightningModule):
             "psnr_input": psnr(degraded, target, **kwargs),
             "ssim_input": ssim(degraded, target, **kwargs),
         }
+        if self.hparams["metric_also_y"] and not self.hparams["metric_y_channel"]:
+            kwargs["y_channel"] = True
+            values["psnr_y"] = psnr(restored, target, **kwargs)
+            values["ssim_y"] = ssim(restored, target, **kwargs)
         for name, per_image in values.items():
             metric: MeanMetric = getattr(self, f"{stage}_{name}")
             metric.update(per_image.float())
@@ -425,9 +403,9 @@ class RCOTModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint[_ITERATION_KEY] = self.iteration
         if self.build_config is not None:
-            checkpoint[_BUILD_CONFIG_KEY] = self.build_config
+            checkpoint[BUILD_CONFIG_KEY] = self.build_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
-        if self.build_config is None and _BUILD_CONFIG_KEY in checkpoint:
-            self.build_config = checkpoint[_BUILD_CONFIG_KEY]
+        if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
+            self.build_config = checkpoint[BUILD_CONFIG_KEY]

@@ -22,13 +22,14 @@ from collections.abc import Callable, Mapping
 from typing import Literal
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import RCOTError
 
 __all__ = [
     "DEFAULT_FOURIER_NORMS",
+    "FROTObjective",
     "fourier_exponent_table",
     "fourier_residual_cost",
     "gradient_penalty",
@@ -112,7 +113,7 @@ def transport_cost(output: Tensor, degraded: Tensor, kind: TransportCost = "rms"
         return r.abs().mean(1)
     if kind == "l2":
         return r.pow(2).mean(1)
-    raise RCOTError(f"model.transport_cost must be one of 'rms', 'l1', 'l2', got {kind!r}")
+    raise RCOTError(f"transport_cost must be one of 'rms', 'l1', 'l2', got {kind!r}")
 
 
 def fourier_residual_cost(
@@ -130,8 +131,8 @@ def fourier_residual_cost(
 
     ``reference_formula=True`` reproduces the authors' script for comparison: an unnormalised
     FFT, and for exponent 2 the value ``mean(|F r|^2) / 2`` (their ``**1/2`` parses as a
-    division, not a square root). Combine it with :func:`reduce_fourier_cost` to also sum over
-    the batch as they do.
+    division, not a square root). Combine it with :func:`reduce_fourier_cost` to also sum every
+    row over the batch as they do.
 
     The cost is always computed in float32 with autocast off: half-precision FFTs are
     unsupported on CPU and limited to power-of-two sizes on GPU.
@@ -166,7 +167,7 @@ def fourier_residual_cost(
         raise RCOTError(f"Fourier norm exponents must be 1 or 2, got {exp.unique().tolist()}")
     norm: FFTNorm = "backward" if reference_formula else fft_norm
     if norm not in ("ortho", "backward", "forward"):
-        raise RCOTError(f"model.fft_norm must be 'ortho', 'backward' or 'forward', got {norm!r}")
+        raise RCOTError(f"fft_norm must be 'ortho', 'backward' or 'forward', got {norm!r}")
 
     with torch.autocast(device_type=residual.device.type, enabled=False):
         r = _upcast(residual)
@@ -178,18 +179,17 @@ def fourier_residual_cost(
         return torch.where(exp == 2, l2, l1)
 
 
-def reduce_fourier_cost(
-    costs: Tensor, exponent: Tensor | int = 1, reference_formula: bool = False
-) -> Tensor:
+def reduce_fourier_cost(costs: Tensor, reference_formula: bool = False) -> Tensor:
     r"""Reduce per-sample Fourier costs to a scalar.
 
-    By default the batch mean. With ``reference_formula`` the l2 (noise) costs are summed over
-    the batch, as in the authors' script, and the l1 costs averaged.
+    By default the batch mean, so the term is a mean of per-sample terms (batch-size invariant,
+    and DDP's gradient average over ranks equals one process on the whole batch). With
+    ``reference_formula`` every row is summed over the batch, l1 and l2 families alike, as the
+    authors' script accumulates ``fourier_res_peanlty +=`` per sample.
 
     Args:
         costs: output of :func:`fourier_residual_cost`, shape ``(B,)``.
-        exponent: the exponents used, scalar or ``(B,)``.
-        reference_formula: reproduce the reference reduction.
+        reference_formula: reproduce the reference reduction (a batch sum).
 
     Returns:
         A scalar tensor.
@@ -197,14 +197,10 @@ def reduce_fourier_cost(
     Example:
         >>> reduce_fourier_cost(torch.tensor([1.0, 3.0]))
         tensor(2.)
-        >>> reduce_fourier_cost(torch.tensor([1.0, 3.0]), 2, reference_formula=True)
+        >>> reduce_fourier_cost(torch.tensor([1.0, 3.0]), reference_formula=True)
         tensor(4.)
     """
-    if not reference_formula:
-        return costs.mean()
-    exp = torch.as_tensor(exponent, device=costs.device).expand(costs.shape[0])
-    zero = torch.zeros_like(costs)
-    return torch.where(exp == 2, costs, zero).sum() + torch.where(exp == 1, costs, zero).mean()
+    return costs.sum() if reference_formula else costs.mean()
 
 
 def fourier_exponent_table(norms: Mapping[str, int] | None = None) -> Tensor:
@@ -228,11 +224,10 @@ def fourier_exponent_table(norms: Mapping[str, int] | None = None) -> Tensor:
         name = str(key).lower()
         if name not in merged:
             raise RCOTError(
-                f"model.fourier_norms has unknown degradation {key!r}; "
-                f"known: {', '.join(sorted(merged))}"
+                f"fourier_norms has unknown degradation {key!r}; known: {', '.join(sorted(merged))}"
             )
         if value not in (1, 2):
-            raise RCOTError(f"model.fourier_norms.{name} must be 1 or 2, got {value!r}")
+            raise RCOTError(f"fourier_norms.{name} must be 1 or 2, got {value!r}")
         merged[name] = int(value)
     return torch.tensor([merged[d.name.lower()] for d in DegradationId], dtype=torch.long)
 
@@ -326,7 +321,7 @@ def supervised_cost(
     elif kind == "l2":
         per_sample = diff.pow(2).mean(1)
     else:
-        raise RCOTError(f"model.supervised_loss must be 'l1' or 'l2', got {kind!r}")
+        raise RCOTError(f"supervised_loss must be 'l1' or 'l2', got {kind!r}")
     if paired is None:
         return per_sample.mean()
     if paired.shape != (output.shape[0],):
@@ -397,3 +392,208 @@ def map_loss(
         + supervised_weight * supervised
         - _upcast(potential_fake).mean()
     )
+
+
+class FROTObjective(nn.Module):
+    r"""The FROT objective with its settings: one object for the potential and the map losses.
+
+    It owns the transport cost, the Fourier residual cost (norm per degradation family, FFT
+    normalisation, the reference flag), the gradient penalty weight, the supervised term and
+    the weights of every term; the pure functions above do the arithmetic. Every term is a mean
+    of per-sample terms (unless ``reference_fourier``), so the losses do not depend on how a
+    batch is split over processes.
+
+    .. math::
+
+        L_\varphi &= \operatorname{mean}\varphi(T(y)) - \operatorname{mean}\varphi(x)
+                     + \lambda_{gp} GP \\
+        L_T &= w_c\, c(T(y), y) + w_g\, g(y - T(y)) - w_\varphi \operatorname{mean}
+               \varphi(T(y)) + w_s\, \ell_{sup}(T(y), x)
+
+    Args:
+        transport_cost: ``"rms"`` (the reference), ``"l1"`` or ``"l2"``.
+        transport_weight: :math:`w_c`.
+        fourier_weight: :math:`w_g`.
+        fourier_norms: per-degradation exponent overrides, e.g. ``{"noise": 2, "rain": 1}``.
+        fft_norm: FFT normalisation of ``g`` (``"ortho"``: Parseval holds).
+        reference_fourier: the authors' ``g`` (unnormalised FFT, ``mean|F r|^2 / 2`` for
+            noise, ``mean|F r|`` otherwise) summed over the batch.
+        potential_weight: :math:`w_\varphi`; 0 removes the potential from the map loss and
+            tells the module to skip the potential updates (a purely supervised baseline).
+        lambda_gp: gradient-penalty weight.
+        supervised_loss: ``"l1"`` or ``"l2"``, on rows marked ``paired``.
+        supervised_weight: :math:`w_s` (the reference uses 1e4 with l1).
+
+    Example:
+        >>> objective = FROTObjective(supervised_weight=0.0)
+        >>> y = torch.rand(2, 3, 8, 8)
+        >>> loss, parts = objective.map_loss(y, y.clone(), torch.zeros(2))
+        >>> round(loss.item(), 4), sorted(parts)
+        (0.0, ['fourier_cost', 'map_loss', 'supervised', 'transport_cost'])
+    """
+
+    fourier_exponents: Tensor
+
+    def __init__(
+        self,
+        *,
+        transport_cost: TransportCost = "rms",
+        transport_weight: float = 1.0,
+        fourier_weight: float = 1.0,
+        fourier_norms: Mapping[str, int] | None = None,
+        fft_norm: FFTNorm = "ortho",
+        reference_fourier: bool = False,
+        potential_weight: float = 1.0,
+        lambda_gp: float = 10.0,
+        supervised_loss: SupervisedLoss = "l1",
+        supervised_weight: float = 1.0,
+    ) -> None:
+        super().__init__()
+        weights = {
+            "transport_weight": transport_weight,
+            "fourier_weight": fourier_weight,
+            "potential_weight": potential_weight,
+            "lambda_gp": lambda_gp,
+            "supervised_weight": supervised_weight,
+        }
+        for name, value in weights.items():
+            if not (isinstance(value, int | float) and value >= 0):
+                raise RCOTError(f"{name} must be a number >= 0, got {value!r}")
+        _check_choice("transport_cost", transport_cost, ("rms", "l1", "l2"))
+        _check_choice("fft_norm", fft_norm, ("ortho", "backward", "forward"))
+        _check_choice("supervised_loss", supervised_loss, ("l1", "l2"))
+        self.transport_cost = transport_cost
+        self.fft_norm = fft_norm
+        self.reference_fourier = bool(reference_fourier)
+        self.supervised_loss = supervised_loss
+        self.transport_weight = float(transport_weight)
+        self.fourier_weight = float(fourier_weight)
+        self.potential_weight = float(potential_weight)
+        self.lambda_gp = float(lambda_gp)
+        self.supervised_weight = float(supervised_weight)
+        self.register_buffer(
+            "fourier_exponents", fourier_exponent_table(fourier_norms), persistent=False
+        )
+
+    @property
+    def uses_potential(self) -> bool:
+        """Whether the potential enters the map loss (and so needs training)."""
+        return self.potential_weight > 0
+
+    def settings(self) -> dict[str, object]:
+        """The objective's settings as plain values (for logs and hyper-parameter tables)."""
+        norms = {
+            d.name.lower(): int(e)
+            for d, e in zip(DegradationId, self.fourier_exponents, strict=True)
+        }
+        return {
+            "transport_cost": self.transport_cost,
+            "transport_weight": self.transport_weight,
+            "fourier_weight": self.fourier_weight,
+            "fourier_norms": norms,
+            "fft_norm": self.fft_norm,
+            "reference_fourier": self.reference_fourier,
+            "potential_weight": self.potential_weight,
+            "lambda_gp": self.lambda_gp,
+            "supervised_loss": self.supervised_loss,
+            "supervised_weight": self.supervised_weight,
+        }
+
+    def exponents(self, degradation: Tensor | None, batch: int) -> Tensor:
+        """Fourier exponent per row; rows without a degradation id count as noise."""
+        if degradation is None:
+            degradation = torch.zeros(batch, dtype=torch.long, device=self.fourier_exponents.device)
+        return self.fourier_exponents[degradation.long()]
+
+    def potential_loss(
+        self,
+        potential: Callable[[Tensor], Tensor],
+        real: Tensor,
+        fake: Tensor,
+        alpha: Tensor | None = None,
+        grad_scale: float | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss of one potential step (``fake`` = :math:`T(y)`, detached here).
+
+        Args:
+            potential: scores ``(B, C, H, W) -> (B,)``.
+            real: clean samples :math:`x`.
+            fake: restored samples :math:`T(y)`.
+            alpha: the penalty's mixing weights ``(B,)`` (see :func:`gradient_penalty`).
+            grad_scale: the scale of an active GradScaler, else ``None``.
+
+        Returns:
+            ``(loss, parts)`` with parts ``potential_loss``, ``wasserstein`` and
+            ``gradient_penalty`` (detached).
+        """
+        fake = fake.detach()
+        penalty = gradient_penalty(potential, real, fake, alpha, grad_scale)
+        loss, wasserstein = potential_loss(
+            potential(real), potential(fake), penalty, self.lambda_gp
+        )
+        parts = {"potential_loss": loss, "wasserstein": wasserstein, "gradient_penalty": penalty}
+        return loss, {name: value.detach() for name, value in parts.items()}
+
+    def map_loss(
+        self,
+        degraded: Tensor,
+        restored: Tensor,
+        potential_restored: Tensor | None,
+        target: Tensor | None = None,
+        paired: Tensor | None = None,
+        degradation: Tensor | None = None,
+    ) -> tuple[Tensor, dict[str, Tensor]]:
+        """Loss of the map step.
+
+        Args:
+            degraded: :math:`y`, ``(B, C, H, W)``.
+            restored: :math:`T(y)` with its graph, ``(B, C, H, W)``.
+            potential_restored: :math:`\varphi(T(y))` ``(B,)``, or ``None`` when
+                :attr:`uses_potential` is false.
+            target: ground truth aligned with ``degraded``, or ``None`` (unpaired).
+            paired: ``(B,)`` bool, the rows whose ``target`` is valid; ``None``: all rows.
+            degradation: ``(B,)`` degradation ids selecting the Fourier norm per row.
+
+        Returns:
+            ``(loss, parts)`` with parts ``map_loss``, ``transport_cost``, ``fourier_cost`` and
+            ``supervised`` (detached scalars).
+        """
+        batch = degraded.shape[0]
+        transport = transport_cost(restored, degraded, self.transport_cost)
+        exponents = self.exponents(degradation, batch)
+        fourier = reduce_fourier_cost(
+            fourier_residual_cost(
+                degraded - restored, exponents, self.fft_norm, self.reference_fourier
+            ),
+            self.reference_fourier,
+        )
+        if target is None or self.supervised_weight == 0:
+            supervised = restored.new_zeros((), dtype=torch.float32)
+        else:
+            supervised = supervised_cost(restored, target, paired, self.supervised_loss)
+        if potential_restored is None or not self.uses_potential:
+            potential_restored = restored.new_zeros(batch, dtype=torch.float32)
+        loss = map_loss(
+            self.potential_weight * potential_restored,
+            transport,
+            fourier,
+            supervised,
+            self.transport_weight,
+            self.fourier_weight,
+            self.supervised_weight,
+        )
+        parts = {
+            "map_loss": loss,
+            "transport_cost": transport.mean(),
+            "fourier_cost": fourier,
+            "supervised": supervised,
+        }
+        return loss, {name: value.detach() for name, value in parts.items()}
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if k != "fourier_norms")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RCOTError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")

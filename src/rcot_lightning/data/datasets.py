@@ -12,7 +12,6 @@ degradation by ``(seed, image name)``, so every epoch and every rank sees the sa
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any, NamedTuple
 
 import torch
@@ -22,6 +21,8 @@ from torch.utils.data import Dataset
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED, NAME, PAIRED, TARGET
 from rcot_lightning.data.sources import Crop, ImageList, PairSource, crop_image, dihedral
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.seeding import derive_seed
+from rcot_lightning.seeding import seeded_generator as _generator
 
 __all__ = [
     "EvalDataset",
@@ -39,21 +40,6 @@ class SampleKey(NamedTuple):
 
     item: int
     epoch: int = 0
-
-
-def derive_seed(*parts: object) -> int:
-    """A 63-bit seed from any printable parts, identical in every process (unlike ``hash``).
-
-    Example:
-        >>> derive_seed(0, "chelsea") == derive_seed(0, "chelsea") != derive_seed(1, "chelsea")
-        True
-    """
-    digest = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & (2**63 - 1)
-
-
-def _generator(*parts: object) -> torch.Generator:
-    return torch.Generator().manual_seed(derive_seed(*parts))
 
 
 def random_crop(

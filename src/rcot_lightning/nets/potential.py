@@ -1,9 +1,10 @@
 """The Kantorovich potential phi (the WGAN-GP critic of RCOT, reference §4), size-agnostic.
 
-The trunk follows the reference: 3x3 convs with LeakyReLU(0.2), no normalisation (a gradient
-penalty must see per-sample gradients, which batch statistics would mix), stride 2 on every second
-conv, weights N(0, 0.02). The reference ends in Linear layers sized by the training patch; here
-global average pooling and one Linear give a scalar for any input size.
+The trunk follows the reference's layer shapes: a 5x5 first conv, then 3x3 convs alternating with
+4x4 stride-2 convs, the last four convs without bias, LeakyReLU(0.2), no normalisation (a gradient
+penalty must see per-sample gradients, which batch statistics would mix). The reference ends in
+Linear layers sized by the training patch; here global average pooling and one Linear give a
+scalar for any input size. He init by default (the reference's N(0, 0.02) is ``init="normal"``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,12 @@ __all__ = ["Potential"]
 class Potential(nn.Module):
     """Convolutional potential phi: images to one scalar score each.
 
-    ``len(channels)`` 3x3 convs, each followed by LeakyReLU; conv ``i`` has ``channels[i]``
+    ``len(channels)`` convs, each followed by LeakyReLU; conv ``i`` has ``channels[i]``
     outputs and stride 2 when ``i`` is odd, so there are ``len(channels) // 2`` down-samplings
     (five for the reference's ten convs). Then the mean over H, W and ``Linear(channels[-1], 1)``.
+    With ``layout="reference"`` the first conv is 5x5, the stride-2 convs are 4x4 and the last
+    four convs have no bias, as in the authors' critic; ``layout="uniform"`` uses 3x3 convs with
+    bias everywhere (this library's layout before 0.2, kept to load older checkpoints).
     Built from twice-differentiable ops, so ``torch.autograd.grad(..., create_graph=True)`` works
     for the gradient penalty.
 
@@ -37,6 +41,7 @@ class Potential(nn.Module):
             order 1 through the trunk. With the reference init the input-gradient norm starts
             near 1e-4, so the penalty sits at about 1 and the potential is nearly constant for
             hundreds of iterations; He init starts it near 0.1. Biases start at 0 either way.
+        layout: ``"reference"`` or ``"uniform"`` kernel sizes and biases (see above).
 
     Shape:
         ``(B, in_channels, H, W) -> (B,)``, H and W at least ``2 ** (len(channels) // 2)``.
@@ -55,6 +60,7 @@ class Potential(nn.Module):
         negative_slope: float = 0.2,
         init_std: float = 0.02,
         init: str = "kaiming",
+        layout: str = "reference",
     ) -> None:
         super().__init__()
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
@@ -72,17 +78,22 @@ class Potential(nn.Module):
             raise RCOTError(f"init_std must be positive, got {init_std!r}")
         if init not in ("normal", "kaiming"):
             raise RCOTError(f"init must be 'normal' or 'kaiming', got {init!r}")
+        if layout not in ("reference", "uniform"):
+            raise RCOTError(f"layout must be 'reference' or 'uniform', got {layout!r}")
         self.in_channels = in_channels
         self.num_downsamplings = len(channels) // 2
         layers: list[nn.Module] = []
         previous = in_channels
         for i, width in enumerate(channels):
-            conv = nn.Conv2d(previous, width, kernel_size=3, stride=1 + i % 2, padding=1)
+            kernel, bias = _conv_shape(layout, i, len(channels))
+            # padding (kernel - 1) // 2 keeps the size at stride 1 and halves it (floor) at 2
+            conv = nn.Conv2d(previous, width, kernel, 1 + i % 2, (kernel - 1) // 2, bias=bias)
             if init == "kaiming":
                 nn.init.kaiming_normal_(conv.weight, a=negative_slope, nonlinearity="leaky_relu")
             else:
                 nn.init.normal_(conv.weight, mean=0.0, std=init_std)
-            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]  # built with bias=True
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
             layers += [conv, nn.LeakyReLU(negative_slope)]
             previous = width
         self.trunk = nn.Sequential(*layers)
@@ -102,3 +113,11 @@ class Potential(nn.Module):
                 f"{self.num_downsamplings} down-samplings, got {tuple(x.shape[-2:])}"
             )
         return self.head(self.trunk(x).mean(dim=(-2, -1))).squeeze(-1)
+
+
+def _conv_shape(layout: str, index: int, count: int) -> tuple[int, bool]:
+    """Kernel size and bias of conv ``index`` of ``count`` in a layout."""
+    if layout == "uniform":
+        return 3, True
+    kernel = 5 if index == 0 else (4 if index % 2 else 3)
+    return kernel, index < count - 4
