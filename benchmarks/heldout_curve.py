@@ -28,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from quality import noisy_photo  # noqa: E402
+from quality import noisy_photo
 
-from rcot_lightning.checkpoint import load_module  # noqa: E402
-from rcot_lightning.data.heldout import HELDOUT_PHOTOS  # noqa: E402
-from rcot_lightning.metrics import psnr, ssim  # noqa: E402
+from rcot_lightning.checkpoint import load_module
+from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+from rcot_lightning.metrics import psnr, ssim
 
 
 def cpu_at(log: list[tuple[float, float]], when: float) -> float | None:
