@@ -215,8 +215,12 @@ def run_training(
     ]
     if args.model == "rcot_tiny":
         overrides.append("model.potential.channels=[8,8,16,16]")
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     log_path = runs / f"{name}.log"
+    timing_path = runs / f"{name}.timing.json"
+    last = folder / "checkpoints" / "last.ckpt"
+    if args.resume and timing_path.is_file() and last.is_file():
+        return last, json.loads(timing_path.read_text())
+    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     start = time.perf_counter()
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -234,7 +238,8 @@ def run_training(
     }
     if process.returncode != 0:
         raise SystemExit(f"training {name} failed:\n{log_path.read_text()[-3000:]}")
-    return folder / "checkpoints" / "last.ckpt", timing
+    timing_path.write_text(json.dumps(timing))
+    return last, timing
 
 
 def bm3d_restore(noisy: Tensor, sigma: float) -> Tensor:
@@ -346,6 +351,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="OMP threads of each training")
     parser.add_argument("--jobs", type=int, default=1, help="trainings run at the same time")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse the trainings already finished in --out (same options assumed)",
+    )
     parser.add_argument("--override", nargs="*", default=[], help="more Hydra overrides")
     parser.add_argument(
         "--smoke",
