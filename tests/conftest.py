@@ -25,9 +25,11 @@ import rcot_lightning.conf  # noqa: F401  (registers the config resolvers)
 CONFIG_MODULE = "rcot_lightning.conf"
 
 #: Overrides that make a training run tiny: tiny model, 32x32 crops, 64x64 validation crops,
-#: no test stage.
+#: no test stage, and the default job's short recipe (any model but rcot_small would otherwise
+#: get recipe=standard, 51 epochs).
 TINY = (
     "model=rcot_tiny",
+    "recipe=demo",
     "data.batch_size=2",
     "data.patch_size=32",
     "data.samples_per_epoch=8",

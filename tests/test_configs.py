@@ -20,9 +20,11 @@ GROUPS = {
     "task": set(TASKS),
     "model": {"rcot", "rcot_small", "rcot_tiny"},
     "hardware": {"auto", "cpu", "gpu", "ddp", "bf16", "fp16"},
-    "data": {"samples", "paired", "unpaired", "semipaired", "synthetic"},
+    "data": {"samples", "paired", "unpaired", "semipaired", "synthetic", "allinone"}
+    | {"samples_allinone", "rain100l", "rain100h", "reside_ots", "reside_its"}
+    | {"reside_sots_outdoor", "bsd400_wed", "lol", "gopro", "div2k_x4"},
     "logger": {"csv", "tensorboard", "wandb", "many_loggers"},
-    "experiment": {"quickstart"} | {f"paper_{t}" for t in TASKS},
+    "experiment": {"quickstart", "allinone", "allinone_samples"} | {f"paper_{t}" for t in TASKS},
     "hparams_search": {"optuna"},
 }
 
@@ -56,7 +58,7 @@ def test_default_job_is_denoising_samples_with_the_small_model(compose_train) ->
     ("config", "preset"), [("rcot", "paper"), ("rcot_small", "small"), ("rcot_tiny", "tiny")]
 )
 def test_model_configs_match_the_net_presets(compose_train, config: str, preset: str) -> None:
-    cfg = compose_train(f"model={config}", "~experiment", tiny=False)
+    cfg = compose_train(f"model={config}", "recipe=none", tiny=False)
     tmap = OmegaConf.to_container(cfg.model.transport_map)
     assert isinstance(tmap, dict)
     for key, value in MAP_PRESETS[preset].items():

@@ -14,7 +14,15 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED, NAME, PAIRED, TARGET
+from rcot_lightning.contract import (
+    CLEAN,
+    DEGRADATION,
+    DEGRADED,
+    NAME,
+    PAIRED,
+    SAMPLE_KEY,
+    TARGET,
+)
 from rcot_lightning.data.datamodules import (
     PairedFolderDataModule,
     RestorationDataModule,
@@ -50,7 +58,7 @@ def _small_samples(**kwargs: Any) -> SamplesDataModule:
 
 
 def _check_train_batch(batch: dict[str, Any], b: int, patch: int) -> None:
-    assert set(batch) == {DEGRADED, CLEAN, TARGET, PAIRED, DEGRADATION}
+    assert set(batch) == {DEGRADED, CLEAN, TARGET, PAIRED, DEGRADATION, SAMPLE_KEY}
     for key in (DEGRADED, CLEAN, TARGET):
         assert batch[key].shape == (b, 3, patch, patch) and batch[key].dtype == torch.float32
         assert float(batch[key].min()) >= 0.0 and float(batch[key].max()) <= 1.0

@@ -6,7 +6,8 @@ module.
 
 Errors a user can fix (an unknown config choice, a bad value, a missing file) end the command
 with one line on stderr, ``rcot-train: error: <what and where>``, and exit status 2; set
-``HYDRA_FULL_ERROR=1`` for the full traceback. Anything else is a bug and keeps its traceback.
+``HYDRA_FULL_ERROR=1`` for the full traceback. Anything else ends with one line too, naming
+the log file that holds its traceback (:mod:`rcot_lightning.crash_log`), and exit status 1.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rcot_lightning.checks import check_precision
 from rcot_lightning.conf import register_resolvers
+from rcot_lightning.crash_log import report_unexpected
 from rcot_lightning.errors import RCOTError
 
 log = logging.getLogger(__name__)
@@ -128,8 +131,11 @@ def _hydra_error_report(prog: str) -> Iterator[None]:
         try:
             return func()
         except Exception as err:
-            message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else user_error_message(err)
+            full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+            message = None if full else user_error_message(err)
             if message is None:
+                if not full:
+                    report_unexpected(prog, err)
                 exc = err
 
                 def reraise() -> Any:
@@ -155,9 +161,12 @@ def exit_on_user_error(prog: str) -> Iterator[None]:
     try:
         yield
     except Exception as err:
-        message = None if os.environ.get("HYDRA_FULL_ERROR") == "1" else user_error_message(err)
+        full = os.environ.get("HYDRA_FULL_ERROR") == "1"
+        message = None if full else user_error_message(err)
         if message is None:
-            raise
+            if full:
+                raise
+            report_unexpected(prog, err)
         fail(prog, message)
 
 
@@ -225,6 +234,7 @@ def check_trainer_config(trainer: Mapping[str, Any]) -> None:
             ``gradient_clip_val`` set (illegal with RCOT's manual optimisation).
     """
     precision = str(trainer.get("precision", "32-true"))
+    check_precision(precision)
     if precision in ("16", "16-mixed", "fp16") and not torch.cuda.is_available():
         raise RCOTError(
             f"trainer.precision={precision} (hardware=fp16) needs a CUDA GPU and none is "
@@ -338,13 +348,20 @@ def _fmt(value: Any, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
-def training_summary(trainer: Any, metrics: Mapping[str, Any], image_paths: list[str]) -> str:
+def training_summary(
+    trainer: Any,
+    metrics: Mapping[str, Any],
+    image_paths: list[str],
+    iterations: int | None = None,
+) -> str:
     """A few lines: validation PSNR/SSIM of the input and of the output, where files are.
 
     Args:
         trainer: the trainer after fit (and test).
         metrics: the last logged values (``val/*`` of the last validation, ``test/*``).
         image_paths: pictures written by the image callback.
+        iterations: the iterations trained (read after fit: testing the best checkpoint loads
+            its iteration count into the module); default the module's count.
     """
     lines = ["", "RCOT training summary"]
     psnr_in, ssim_in = metrics.get("val/psnr_input"), metrics.get("val/ssim_input")
@@ -361,13 +378,15 @@ def training_summary(trainer: Any, metrics: Mapping[str, Any], image_paths: list
             f"{_fmt(metrics['test/psnr'], 2)} dB, SSIM {_fmt(metrics.get('test/ssim_input'), 4)}"
             f" -> {_fmt(metrics.get('test/ssim'), 4)}"
         )
-    iteration = getattr(trainer.lightning_module, "iteration", None)
-    lines.append(f"  iterations: {iteration}  (global steps: {trainer.global_step})")
+    if iterations is None:
+        iterations = getattr(trainer.lightning_module, "iteration", None)
+    lines.append(f"  iterations: {iterations}  (global steps: {trainer.global_step})")
     checkpoint = trainer.checkpoint_callback
     if checkpoint is not None and getattr(checkpoint, "dirpath", None):
         best = getattr(checkpoint, "best_model_path", "") or "none"
         lines.append(f"  checkpoints: {checkpoint.dirpath}")
-        lines.append(f"    best: {Path(best).name}   last: last.ckpt")
+        last = getattr(checkpoint, "last_model_path", "") or "none"
+        lines.append(f"    best: {Path(best).name}   last: {Path(last).name}")
     if image_paths:
         lines.append(
             f"  pictures: {Path(image_paths[-1]).parent}  (latest {Path(image_paths[-1]).name})"

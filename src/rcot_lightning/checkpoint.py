@@ -16,7 +16,14 @@ import torch
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.module import BUILD_CONFIG_KEY, RCOTModule
 
-__all__ = ["BUILD_CONFIG_KEY", "build_module", "load_module", "upgrade_config"]
+__all__ = [
+    "BUILD_CONFIG_KEY",
+    "build_module",
+    "check_finite",
+    "check_resumable",
+    "load_module",
+    "upgrade_config",
+]
 
 #: Settings that sat at the top of the ``model`` config before the objective became one object.
 _LEGACY_OBJECTIVE_KEYS = (
@@ -116,7 +123,8 @@ def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
         The module in eval mode, with ``iteration`` restored.
 
     Raises:
-        RCOTError: the file is missing, unreadable, or not an RCOT checkpoint.
+        RCOTError: the file is missing, unreadable, not an RCOT checkpoint, or holds
+            non-finite weights.
     """
     path = Path(ckpt_path).expanduser()
     checkpoint = _read(path, map_location)
@@ -127,6 +135,7 @@ def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
             "state_dict); use a checkpoint written by rcot_lightning.train, or build your "
             "module yourself and call RCOTModule.load_from_checkpoint"
         )
+    check_finite(checkpoint["state_dict"], path)
     module = build_module(config)
     try:
         module.load_state_dict(checkpoint["state_dict"])
@@ -136,3 +145,69 @@ def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
         ) from err
     module.on_load_checkpoint(checkpoint)
     return module.eval()
+
+
+def check_finite(state_dict: Mapping[str, Any], path: Path | str) -> None:
+    """Refuse weights with NaN or infinity: they restore black or NaN images.
+
+    Raises:
+        RCOTError: naming the checkpoint and the first non-finite tensor.
+
+    Example:
+        >>> check_finite({"w": torch.zeros(2)}, "ok.ckpt")
+        >>> check_finite({"w": torch.tensor([1.0, float("nan")])}, "bad.ckpt")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: ckpt_path: bad.ckpt has non-finite weights (w); ...
+    """
+    for key, value in state_dict.items():
+        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
+        if floating and not bool(torch.isfinite(value).all()):
+            raise RCOTError(
+                f"ckpt_path: {path} has non-finite weights ({key}); the run diverged "
+                "before it was saved: use an earlier checkpoint of the run (best-*.ckpt) "
+                "or retrain with a lower learning rate"
+            )
+
+
+def check_resumable(ckpt_path: str | Path, module: RCOTModule) -> None:
+    """Check before ``Trainer.fit(ckpt_path=...)`` that the checkpoint can continue ``module``.
+
+    Lightning would otherwise fail deep inside ``fit`` with a traceback (a missing or truncated
+    file, a foreign file) or a dump of every mismatching tensor (another model size).
+
+    Raises:
+        RCOTError: the file is missing, unreadable, not a training checkpoint, was written by
+            a model of another shape, or holds non-finite weights.
+    """
+    path = Path(ckpt_path).expanduser()
+    checkpoint = _read(path, "cpu")
+    state = checkpoint.get("state_dict")
+    if not isinstance(state, Mapping) or "optimizer_states" not in checkpoint:
+        raise RCOTError(
+            f"ckpt_path: {path} is not a Lightning training checkpoint (no state_dict and "
+            "optimizer states); resume from <run folder>/checkpoints/last.ckpt"
+        )
+    expected = module.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        k
+        for k, v in expected.items()
+        if k in state and isinstance(v, torch.Tensor) and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    if missing or unexpected or mismatched:
+        if mismatched:
+            key = mismatched[0]
+            detail = (
+                f"{key} is {tuple(state[key].shape)} there and {tuple(expected[key].shape)} here"
+            )
+        else:
+            key = (missing or unexpected)[0]
+            detail = f"{key} is {'missing' if missing else 'unexpected'}"
+        raise RCOTError(
+            f"ckpt_path: {path} was written by a model of another size or kind ({detail}, "
+            f"{len(mismatched) + len(missing) + len(unexpected)} tensors differ); resume with "
+            "the model config it was trained with (e.g. model=rcot_tiny)"
+        )
+    check_finite(state, path)

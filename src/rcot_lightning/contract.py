@@ -8,8 +8,11 @@ Training batches are dicts with
 * ``target`` ``(B, 3, H, W)`` optional: ground truth aligned with ``degraded``;
 * ``paired`` ``(B,)`` bool: rows whose ``target`` is valid (the supervised term uses only these);
 * ``degradation`` ``(B,)`` long: a :class:`DegradationId` per row (selects the Fourier norm);
-* ``sample_key`` ``(B,)`` int64 optional: identifies each sample independently of the rank and
-  the world size that drew it (keys the gradient penalty's mixing weights per sample).
+* ``sample_key`` ``(B,)`` int64: identifies the row's sample (derived from the data seed, the
+  epoch and the sample's dataset index), the same whichever rank or world size draws it, so
+  per-sample randomness keyed by it (the gradient penalty's mixing weights) does not depend on
+  how the data are sharded. Every DataModule of this package yields it; a batch without it
+  stays valid.
 
 Validation, test and predict batches carry ``degraded``, ``target`` (not for predict) and
 ``name`` (a list of strings used to save outputs).

@@ -39,6 +39,10 @@ BUILD_CONFIG_KEY = "rcot_build_config"
 _ITERATION_KEY = "rcot_iteration"
 
 
+class DivergedError(RCOTError):
+    """Training stopped: too many consecutive iterations had a non-finite loss or gradient."""
+
+
 def _default_rmsprop(lr: float) -> OptimizerFactory:
     def factory(params: Iterable[nn.Parameter]) -> Optimizer:
         return torch.optim.RMSprop(params, lr=lr)
@@ -81,6 +85,11 @@ class RCOTModule(L.LightningModule):
         map_grad_clip: clip value for the map's gradients, or None.
         potential_grad_clip: clip value for the potential's gradients, or None.
         grad_clip_algorithm: ``"norm"`` or ``"value"``.
+        max_bad_steps: an update whose loss or gradient is not finite is skipped (weights and
+            optimiser state unchanged) and counted (``train/skipped_updates``); after this many
+            consecutive iterations with a skipped update training stops with
+            :class:`DivergedError`. A skipped update is not an optimizer step, so it does not
+            count towards ``global_step`` (nor ``max_steps``).
         ema_decay: keep an exponential moving average of ``T`` with this decay (e.g. 0.999);
             validation, test, predict and export then use it.
         compile_map: run ``T`` through ``torch.compile`` (the potential is never compiled: its
@@ -111,6 +120,7 @@ class RCOTModule(L.LightningModule):
         map_grad_clip: float | None = None,
         potential_grad_clip: float | None = None,
         grad_clip_algorithm: str = "norm",
+        max_bad_steps: int = 10,
         ema_decay: float | None = None,
         compile_map: bool = False,
         metric_y_channel: bool = False,
@@ -132,6 +142,8 @@ class RCOTModule(L.LightningModule):
             raise RCOTError(
                 f"grad_clip_algorithm must be 'norm' or 'value', got {grad_clip_algorithm!r}"
             )
+        if max_bad_steps < 1:
+            raise RCOTError(f"max_bad_steps must be >= 1, got {max_bad_steps!r}")
         if ema_decay is not None and not 0.0 < ema_decay < 1.0:
             raise RCOTError(f"ema_decay must be in (0, 1) or null, got {ema_decay!r}")
         if objective is not None and not isinstance(objective, FROTObjective):
@@ -168,6 +180,9 @@ class RCOTModule(L.LightningModule):
         self._potential_scheduler = potential_scheduler
         self.build_config = dict(build_config) if build_config is not None else None
         self.iteration = 0
+        self.skipped_updates = 0
+        self._bad_streak = 0
+        self._skipped_now: list[str] = []
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
         self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
         self.val_psnr_input, self.val_ssim_input = MeanMetric(), MeanMetric()
@@ -253,9 +268,11 @@ class RCOTModule(L.LightningModule):
         restored = self(y)  # T(y), once per iteration
 
         logs: dict[str, Tensor] = {}
+        self._skipped_now = []
         if self.objective.uses_potential:
             logs |= self._potential_steps(opt_potential, batch, restored.detach())
         logs |= self._map_step(opt_map, batch, restored)
+        self._count_skipped()
 
         self._update_ema()
         self.iteration += 1
@@ -263,6 +280,7 @@ class RCOTModule(L.LightningModule):
             self._step_schedulers()
         logs["lr_map"] = torch.tensor(float(opt_map.param_groups[0]["lr"]))
         logs["lr_potential"] = torch.tensor(float(opt_potential.param_groups[0]["lr"]))
+        logs["skipped_updates"] = torch.tensor(float(self.skipped_updates))
         self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=y.shape[0])
         self.log("iteration", float(self.iteration), prog_bar=True, batch_size=y.shape[0])
 
@@ -278,9 +296,7 @@ class RCOTModule(L.LightningModule):
             loss, parts = self.objective.potential_loss(
                 self._score, x, fake, alpha, self._grad_scale()
             )
-            optimizer.zero_grad()
-            self.manual_backward(loss)
-            optimizer.step()
+            self._finite_step(optimizer, loss, "potential")
         self.untoggle_optimizer(optimizer)
         return parts
 
@@ -298,11 +314,56 @@ class RCOTModule(L.LightningModule):
             paired=batch.get(PAIRED),
             degradation=batch.get(DEGRADATION),
         )
-        optimizer.zero_grad()
-        self.manual_backward(loss)
-        optimizer.step()
+        self._finite_step(optimizer, loss, "map")
         self.untoggle_optimizer(optimizer)
         return parts
+
+    def _finite_step(self, optimizer: Any, loss: Tensor, network: str) -> None:
+        """Backward and step, unless the loss or a gradient is not finite: then skip the step.
+
+        A skipped step leaves the weights and the optimiser's state as they were, so one bad
+        batch (or a spike) cannot turn every parameter into NaN. Under DDP the gradients are
+        already averaged and the ranks agree on the decision, so their weights stay equal.
+        """
+        optimizer.zero_grad()
+        self.manual_backward(loss)
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if finite and self._grad_scale() is None:  # a GradScaler skips inf gradients itself
+            grads = [
+                p.grad for g in optimizer.param_groups for p in g["params"] if p.grad is not None
+            ]
+            finite = (
+                bool(torch.stack([torch.isfinite(g).all() for g in grads]).all()) if grads else True
+            )
+        if self.trainer.world_size > 1:
+            finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
+        if finite:
+            optimizer.step()
+            return
+        optimizer.zero_grad()
+        self._skipped_now.append(f"{network} loss {float(loss.detach()):.4g}")
+
+    def _count_skipped(self) -> None:
+        """Count this iteration's skipped updates; stop after ``max_bad_steps`` bad iterations."""
+        if not self._skipped_now:
+            self._bad_streak = 0
+            return
+        self.skipped_updates += len(self._skipped_now)
+        self._bad_streak += 1
+        log.warning(
+            "iteration %d: skipped the update(s) with a non-finite loss or gradient (%s)",
+            self.iteration,
+            ", ".join(self._skipped_now),
+        )
+        limit = self.hparams["max_bad_steps"]
+        if self._bad_streak >= limit:
+            raise DivergedError(
+                f"training stopped at iteration {self.iteration}: {limit} iterations in a row "
+                f"had a non-finite loss or gradient ({', '.join(self._skipped_now)}), the weights "
+                "are those of the last finite update (last.ckpt); lower the learning rates "
+                "(model.map_optimizer.lr, model.potential_optimizer.lr) or clip gradients "
+                "(model.map_grad_clip); model.max_bad_steps sets the limit"
+            )
 
     def _score(self, images: Tensor) -> Tensor:
         scores = self.potential(images)

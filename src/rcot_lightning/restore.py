@@ -3,12 +3,19 @@
 Any image size: each image is reflect-padded to the map's size multiple and, when larger than
 ``tile``, restored in overlapping tiles blended with a smooth window (``tile=null`` restores
 whole images). A progress bar counts images and tiles. Writes ``<output>/<name>.png``.
+
+A user's photos are never at risk: every output name is planned and checked before anything is
+written (no output may replace an input; inputs sharing a name, ``x.jpg`` and ``x.png``, become
+``x_jpg.png`` and ``x_png.png``), the output folder is checked to be writable first, and each
+image is written to a temporary file and renamed into place. ``skip_bad=true`` restores the
+readable files of a folder, lists the others at the end and exits with status 1.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,7 @@ import torch
 from omegaconf import DictConfig
 
 from rcot_lightning import app
+from rcot_lightning.checks import check_device, tile_size
 from rcot_lightning.errors import RCOTError
 
 log = logging.getLogger(__name__)
@@ -44,8 +52,7 @@ def _device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError as err:
         raise RCOTError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:1)") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RCOTError(f"device={name}: no CUDA GPU is available; use device=cpu")
+    check_device(device)
     return device
 
 
@@ -74,60 +81,143 @@ class _TileProgress:
         self.progress.remove_task(task)
 
 
-def restore_files(cfg: DictConfig) -> list[Path]:
-    """Restore ``cfg.input`` into ``cfg.output``; returns the files written."""
+def plan_outputs(files: Sequence[Path], output: Path) -> list[tuple[Path, Path]]:
+    """Where each input's restoration goes, checked before anything is written.
+
+    Args:
+        files: the input images.
+        output: the folder to write into.
+
+    Returns:
+        ``(input, output file)`` pairs: ``<stem>.png``; inputs whose stems collide (``x.jpg``,
+        ``x.png``; case-insensitively) keep their extension, ``x_jpg.png`` and ``x_png.png``;
+        a name still taken gets ``_2``, ``_3``, ...
+
+    Raises:
+        RCOTError: an output would replace one of the inputs.
+
+    Example:
+        >>> plan = plan_outputs([Path("in/x.jpg"), Path("in/x.png"), Path("in/y.tif")], Path("out"))
+        >>> [str(target) for _, target in plan]
+        ['out/x_jpg.png', 'out/x_png.png', 'out/y.png']
+    """
+    stems: dict[str, int] = {}
+    for path in files:
+        stems[path.stem.lower()] = stems.get(path.stem.lower(), 0) + 1
+    taken: set[str] = set()
+    plan = []
+    for path in files:
+        base = path.stem
+        if stems[base.lower()] > 1:
+            base = f"{base}_{path.suffix.lstrip('.').lower()}"
+        name, n = f"{base}.png", 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}_{n}.png"
+        taken.add(name.lower())
+        plan.append((path, output / name))
+    inputs = {path.resolve(): path for path in files}
+    for _, target in plan:
+        if target.resolve() in inputs:
+            raise RCOTError(
+                f"output: writing {target} would replace the input "
+                f"{inputs[target.resolve()]}; choose another output folder (nothing was written)"
+            )
+    return plan
+
+
+def _check_writable(output: Path) -> None:
+    """Fail before the work, not after it, when the output folder cannot be written."""
+    if output.exists() and not output.is_dir():
+        raise RCOTError(f"output: {output} is a file; pass a folder to write images into")
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as err:
+        raise RCOTError(
+            f"output: cannot write into {output} ({err.strerror or err}); choose a folder you "
+            "can write to"
+        ) from None
+
+
+class Restored(list[Path]):
+    """The files :func:`restore_files` wrote, and in :attr:`skipped` the unreadable inputs."""
+
+    def __init__(self, written: Iterable[Path] = (), skipped: Iterable[Path] = ()) -> None:
+        super().__init__(written)
+        self.skipped = list(skipped)
+
+
+def restore_files(cfg: DictConfig) -> Restored:
+    """Restore ``cfg.input`` into ``cfg.output``; returns the files written (and skipped)."""
     from rich.progress import Progress
 
+    from rcot_lightning.atomic import atomic_path
     from rcot_lightning.checkpoint import load_module
     from rcot_lightning.data.images import read_image
     from rcot_lightning.inference import restore_image
     from rcot_lightning.visualize import save_png
 
-    tile = cfg.get("tile")
-    if tile is not None and (int(tile) <= 0 or int(tile) % 8):
-        raise RCOTError(f"tile must be a positive multiple of 8 or null, got {tile!r}")
-    overlap = int(cfg.get("tile_overlap", 32))
-    if tile is not None and not 0 <= overlap < int(tile):
+    tile = tile_size(cfg.get("tile"))
+    overlap = cfg.get("tile_overlap", 32)
+    if isinstance(overlap, bool) or not isinstance(overlap, int):
+        raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
+    if tile is not None and not 0 <= overlap < tile:
         raise RCOTError(f"tile_overlap must be in [0, tile={tile}), got {overlap}")
+    skip_bad = bool(cfg.get("skip_bad", False))
     files = _inputs(Path(str(cfg.input)).expanduser())
     output = Path(str(cfg.output)).expanduser()
-    if output.exists() and not output.is_dir():
-        raise RCOTError(f"output: {output} is a file; pass a folder to write images into")
+    plan = plan_outputs(files, output)
+    _check_writable(output)
     device = _device(str(cfg.get("device", "auto")))
     precision = str(cfg.get("precision", "32"))
 
     module = load_module(cfg.ckpt_path, map_location=device)
     net = module.map_for_inference.to(device).eval()
     multiple = int(module.hparams.get("pad_multiple", 8))
-    written: list[Path] = []
+    result = Restored()
     with Progress(transient=True) as progress:
-        images = progress.add_task("restoring", total=len(files))
-        for path in files:
-            degraded = read_image(path).unsqueeze(0).to(device)
+        images = progress.add_task("restoring", total=len(plan))
+        for path, target in plan:
+            try:
+                degraded = read_image(path).unsqueeze(0).to(device)
+            except RCOTError as err:
+                if not skip_bad:
+                    raise RCOTError(
+                        f"input: {path} cannot be read as an image; remove it or pass "
+                        "skip_bad=true to restore the other files"
+                    ) from err
+                log.warning("skipping %s: %s", path, err)
+                result.skipped.append(path)
+                progress.advance(images)
+                continue
             with torch.inference_mode(), _autocast(precision, device):
                 restored = restore_image(
                     net,
                     degraded,
-                    tile=None if tile is None else int(tile),
+                    tile=tile,
                     overlap=overlap,
                     multiple=multiple,
                     progress=_TileProgress(progress, path.name),
                 )
-            target = output / f"{path.stem}.png"
-            if target.resolve() == path.resolve():
-                raise RCOTError(
-                    f"output: writing {target} would overwrite the input; choose another folder"
-                )
-            written.append(Path(save_png(restored[0].float().clamp(0, 1), target)))
+            with atomic_path(target) as temp:
+                save_png(restored[0].float().clamp(0, 1), temp)
+            result.append(target)
             progress.advance(images)
-    app.report(f"restored {len(written)} image(s) into {output}")
-    return written
+    app.report(f"restored {len(result)} image(s) into {output}")
+    if result.skipped:
+        names = ", ".join(p.name for p in result.skipped)
+        app.report(f"skipped {len(result.skipped)} unreadable file(s): {names}")
+    return result
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="restore")
 def _hydra_main(cfg: DictConfig) -> None:
     with app.exit_on_user_error("rcot-restore"):
-        restore_files(cfg)
+        result = restore_files(cfg)
+    if result.skipped:  # the command did not do all it was asked: say so to scripts
+        raise SystemExit(1)
 
 
 def main() -> None:

@@ -14,8 +14,13 @@ Returns (to Hydra sweepers) the best ``optimized_metric`` (validation PSNR).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shlex
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -39,8 +44,77 @@ def _metric_value(trainer: Any, name: str) -> float | None:
 
 
 def _has_test_data(datamodule: Any) -> bool:
-    eval_source = getattr(datamodule, "eval_source", None)
-    return eval_source is None or eval_source("test") is not None
+    # Named test sets (CBSD68, ...) and all-in-one tasks count, not only data.test_*_dir.
+    eval_sets = getattr(datamodule, "eval_sets", None)
+    return eval_sets is None or bool(eval_sets("test"))
+
+
+def _resume_path(ckpt_path: Any, trainer: Any, model: Any) -> str | None:
+    """``ckpt_path`` checked before fit (one-line errors), ``last`` made this run's last.ckpt."""
+    from rcot_lightning.checkpoint import check_resumable
+    from rcot_lightning.errors import RCOTError
+
+    if ckpt_path in (None, ""):
+        return None
+    path = str(ckpt_path)
+    if path == "last":
+        callback = trainer.checkpoint_callback
+        if callback is None or not getattr(callback, "dirpath", None):
+            raise RCOTError("ckpt_path=last needs the model_checkpoint callback; pass a file")
+        path = str(Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}.ckpt")
+    elif path in ("hpc", "best", "registry"):  # resolved by Lightning
+        return path
+    check_resumable(path, model)
+    return path
+
+
+@contextlib.contextmanager
+def _interruption_reported(trainer: Any, callbacks: list[Any]) -> Iterator[None]:
+    """Turn a pre-emption (signal) into its report and exit status ``128 + signal``."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from rcot_lightning.preemption import PreemptionCheckpoint, TrainingInterrupted
+
+    watcher = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
+    interrupted: TrainingInterrupted | None = None
+    try:
+        yield
+    except TrainingInterrupted as err:
+        interrupted = err
+    except SIGTERMException:  # Lightning's own exit on SIGTERM, outside a training batch
+        if watcher is None:
+            raise
+        interrupted = watcher.interruption(trainer)
+    else:
+        if watcher is None or watcher.received is None:
+            return
+        # The signal came during the final validation: training finished and last.ckpt holds it.
+        interrupted = watcher.interruption(trainer)
+    if trainer.is_global_zero:
+        app.report(_resume_report(interrupted))
+    raise SystemExit(interrupted.exit_status)
+
+
+def _resume_report(interrupted: Any) -> str:
+    name = signal.Signals(interrupted.signum).name
+    lines = [
+        "",
+        f"RCOT training interrupted by {name} at iteration {interrupted.iteration} "
+        f"(exit status {interrupted.exit_status} = 128 + {name})",
+    ]
+    if interrupted.checkpoint:
+        run_dir = Path(interrupted.checkpoint).resolve().parent.parent
+        overrides = [
+            o
+            for o in app.job_overrides()
+            if not o.lstrip("+~").startswith(("ckpt_path=", "run_dir=", "hydra."))
+        ]
+        args = [*overrides, f"run_dir={run_dir}", "ckpt_path=last"]
+        command = " ".join(["python -m rcot_lightning.train", *map(shlex.quote, args)])
+        lines += [f"  checkpoint: {interrupted.checkpoint}", f"  resume: {command}"]
+    else:
+        lines.append("  no checkpoint was written (fast_dev_run or checkpointing disabled)")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -62,30 +136,45 @@ def run(cfg: DictConfig) -> TrainingRun:
     import lightning as L
     from hydra.utils import instantiate
 
+    from rcot_lightning.atomic import AtomicCheckpointIO
     from rcot_lightning.callbacks import RestorationImageLogger
     from rcot_lightning.checkpoint import build_module
+    from rcot_lightning.checks import check_wandb_reachable
+    from rcot_lightning.recipe import RecipeReport, check_recipe, group_choices
 
     app.single_log_handlers()
     log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
     trainer_cfg = app.as_dict(cfg.trainer)
     app.check_trainer_config(trainer_cfg)
+    resolved = {key: app.as_dict(cfg.get(key)) for key in ("task", "data", "model", "trainer")}
+    check_recipe(resolved, app.job_overrides())
     trainer_cfg["strategy"] = app.resolve_strategy(trainer_cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
     datamodule = instantiate(cfg.data, _convert_="partial")
     model = build_module(app.as_dict(cfg.model))
+    check_wandb_reachable(app.as_dict(cfg.get("logger")))
     loggers = app.instantiate_group(cfg.get("logger"), "logger")
     callbacks = app.instantiate_group(cfg.get("callbacks"), "callbacks")
+    # The recipe block: printed before the first batch, saved in the run folder, logged.
+    report = RecipeReport(resolved, group_choices(), app.report, cfg.paths.get("output_dir"))
+    callbacks.append(report)
     if not loggers:
         # LearningRateMonitor refuses to run without a logger.
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
     trainer_cfg.pop("_target_", None)
+    # Checkpoints are written to a temporary file beside their destination, then renamed.
+    trainer_cfg.setdefault("plugins", [AtomicCheckpointIO()])
     trainer = L.Trainer(**trainer_cfg, logger=loggers or False, callbacks=callbacks)
 
+    iterations = None
     with hydra_ddp_launch():
         if cfg.get("train", True):
-            trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+            ckpt_path = _resume_path(cfg.get("ckpt_path"), trainer, model)
+            with _interruption_reported(trainer, callbacks):
+                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+            iterations = model.iteration  # testing the best checkpoint loads its count
         metric = _metric_value(trainer, cfg.optimized_metric)
         metrics = dict(trainer.callback_metrics)  # testing replaces the validation values
         if cfg.get("test", False) and _has_test_data(datamodule):
@@ -99,7 +188,7 @@ def run(cfg: DictConfig) -> TrainingRun:
         images = next(
             (c.last_paths for c in callbacks if isinstance(c, RestorationImageLogger)), []
         )
-        app.report(app.training_summary(trainer, metrics, images))
+        app.report(app.training_summary(trainer, metrics, images, iterations))
     return TrainingRun(metric, trainer, model, datamodule)
 
 

@@ -4,7 +4,11 @@ Importing this package registers the OmegaConf resolvers the configs use, so the
 compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
 
 * ``${rcot_run_id:}``: a run folder name every process of one launch agrees on;
-* ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured).
+* ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
+  (claimed, never shared with another run; see :mod:`rcot_lightning.run_folder`);
+* ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
+* ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
+  :func:`default_recipe`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ import os
 
 from omegaconf import OmegaConf
 
-__all__ = ["register_resolvers"]
+__all__ = ["DEMO_CHOICES", "default_recipe", "register_resolvers"]
+
+#: The choices of the default job: only these get ``recipe=demo``.
+DEMO_CHOICES = {"data": "samples", "model": "rcot_small"}
 
 
 def _wandb_offline() -> bool:
@@ -47,13 +54,45 @@ def _run_id() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
+def _run_dir(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
+    from rcot_lightning.run_folder import run_folder
+
+    return run_folder(parent, run_dir, ckpt_path)
+
+
+def default_recipe(data: str | None, model: str | None, experiment: str | None) -> str:
+    """The ``recipe`` option for these group choices, when the command line names none.
+
+    The demo's settings (a narrowed potential, 300 iterations, patch 64) make sense only for the
+    embedded sample photos and the small model; any other data or model gets the paper's recipe
+    with that model (``standard``); an experiment is a whole recipe of its own (``none``).
+
+    Example:
+        >>> default_recipe("samples", "rcot_small", None), default_recipe("paired", "rcot", None)
+        ('demo', 'standard')
+        >>> default_recipe("samples", "rcot", None), default_recipe("paired", "rcot", "paper_sr")
+        ('standard', 'none')
+    """
+    if experiment not in (None, "", "null"):
+        return "none"
+    if data == DEMO_CHOICES["data"] and model == DEMO_CHOICES["model"]:
+        return "demo"
+    return "standard"
+
+
 def register_resolvers() -> None:
-    """Register ``${rcot_wandb_offline:}`` and ``${rcot_run_id:}`` (idempotent)."""
+    """Register the resolvers of the module docstring (idempotent)."""
     if not OmegaConf.has_resolver("rcot_wandb_offline"):
         OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
     if not OmegaConf.has_resolver("rcot_run_id"):
         # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
         OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
+    if not OmegaConf.has_resolver("rcot_run_dir"):
+        # Cached: the folder is claimed once per config, however often run.dir is read.
+        OmegaConf.register_new_resolver("rcot_run_dir", _run_dir, use_cache=True)
+    if not OmegaConf.has_resolver("rcot_recipe"):
+        # Resolved in train.yaml's defaults list, where only the group choices are known.
+        OmegaConf.register_new_resolver("rcot_recipe", default_recipe)
 
 
 register_resolvers()

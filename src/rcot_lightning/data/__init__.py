@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from rcot_lightning.data.allinone import AllInOneDataModule, MixtureDataset
     from rcot_lightning.data.datamodules import (
         PairedFolderDataModule,
         RestorationDataModule,
@@ -41,9 +42,12 @@ if TYPE_CHECKING:
         build_degradation,
     )
     from rcot_lightning.data.images import read_image
+    from rcot_lightning.data.pairing import PairingRule
     from rcot_lightning.data.sampling import ShardedSampler
 
 _LAZY = {
+    "rcot_lightning.data.allinone": ("AllInOneDataModule", "MixtureDataset"),
+    "rcot_lightning.data.pairing": ("PairingRule",),
     "rcot_lightning.data.datamodules": (
         "PairedFolderDataModule",
         "RestorationDataModule",
@@ -82,6 +86,7 @@ _WHERE = {name: module for module, names in _LAZY.items() for name in names}
 __all__ = [
     "DEGRADATIONS",
     "JPEG",
+    "AllInOneDataModule",
     "Chain",
     "Degradation",
     "Downscale",
@@ -90,10 +95,12 @@ __all__ = [
     "GaussianNoise",
     "Haze",
     "LowLight",
+    "MixtureDataset",
     "MotionBlur",
     "OneOf",
     "PairedDataset",
     "PairedFolderDataModule",
+    "PairingRule",
     "RainStreaks",
     "RestorationDataModule",
     "SampleKey",

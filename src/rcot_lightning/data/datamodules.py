@@ -26,13 +26,13 @@ Common behaviour (:class:`RestorationDataModule`):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
 
 import lightning as L
 import torch
 from lightning.pytorch.accelerators import CUDAAccelerator
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.data.datasets import (
@@ -43,6 +43,7 @@ from rcot_lightning.data.datasets import (
     derive_seed,
 )
 from rcot_lightning.data.degradations import Degradation, GaussianNoise, resolve_degradation_id
+from rcot_lightning.data.pairing import as_rules
 from rcot_lightning.data.samples import TRAIN_PHOTOS, VAL_PHOTOS, sample_images
 from rcot_lightning.data.sampling import ShardedSampler
 from rcot_lightning.data.sources import (
@@ -64,7 +65,42 @@ __all__ = [
     "UnpairedDataModule",
 ]
 
+
 # The datasets each Lightning stage needs.
+class EvalSet(NamedTuple):
+    """A named evaluation set: its pairs and its metric conventions (``None``: the task's)."""
+
+    name: str
+    source: PairSource
+    metric: Mapping[str, Any] | None = None
+
+
+def _sets(spec: Mapping[str, Any] | None, key: str) -> dict[str, dict[str, Any]]:
+    """Check ``{name: {target, degraded?, metric?}}`` evaluation-set specs."""
+    sets: dict[str, dict[str, Any]] = {}
+    for name, item in (spec or {}).items():
+        if item is None:  # a set left out: data.test_sets.mcmaster=null
+            continue
+        if isinstance(item, str):
+            item = {"target": item}
+        if (
+            not isinstance(item, Mapping)
+            or "target" not in item
+            or not set(item)
+            <= {
+                "target",
+                "degraded",
+                "metric",
+            }
+        ):
+            raise RCOTError(
+                f"{key}.{name} must be a folder or a mapping with target and optionally "
+                f"degraded and metric, got {item!r}"
+            )
+        sets[str(name)] = dict(item)
+    return sets
+
+
 _NEEDS: dict[str | None, tuple[str, ...]] = {
     "fit": ("train", "val"),
     "validate": ("val",),
@@ -88,7 +124,11 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: training images **per device** (global = ``batch_size * devices *
             num_nodes``).
         patch_size: side of the square training crops.
-        samples_per_epoch: training items per epoch over all ranks (``None``: one per image).
+        samples_per_epoch: training items per epoch over all ranks (``None``: ``repeat`` per
+            training image).
+        repeat: with ``samples_per_epoch`` unset, an epoch draws ``repeat`` random crops of
+            every training image (the reference's file lists repeat 5x for denoising, 360x for
+            Rain100L, ...), so that epoch-based schedules mean what they mean there.
         num_workers: loader worker processes per device (0 loads in the main process).
         seed: base seed of crops, flips, degradations and data splits.
         augment: random flip/rot90 of training crops.
@@ -101,13 +141,26 @@ class RestorationDataModule(L.LightningDataModule):
         val_degraded_dir, val_target_dir, test_degraded_dir, test_target_dir: evaluation
             folders (see the module docstring).
         predict_dir: images to restore with ``trainer.predict``.
+        root: the dataset root; relative folders (and folder specs with mirror variants, see
+            :mod:`rcot_lightning.data.folders`) are found under it.
+        layout: the layout the folders are expected in, quoted by every folder error.
+        pairing: pairing rules for folder pairs whose names differ (see
+            :mod:`rcot_lightning.data.pairing`); ``None`` matches identical stems.
+        many_to_one: allow several degraded images per target.
+        recursive: images in sub-folders count too (named by relative path).
+        scale: degraded folder images are this many times smaller than their targets and are
+            bicubic-upsampled to the target size (DIV2K x4 LR images).
+        val_sets, test_sets: named evaluation sets, ``{name: {target: folder, degraded:
+            folder or null, metric: {y_channel, crop_border} or null}}``; training validates
+            and tests on all of them together, ``rcot-eval`` scores each one separately.
+        metric: metric conventions of this data's evaluation sets (``None``: the task's).
 
     Example:
         >>> dm = SamplesDataModule(batch_size=2, patch_size=32, samples_per_epoch=4)
         >>> dm.setup("fit")
         >>> batch = next(iter(dm.train_dataloader()))
         >>> sorted(batch), tuple(batch["degraded"].shape)
-        (['clean', 'degradation', 'degraded', 'paired', 'target'], (2, 3, 32, 32))
+        (['clean', 'degradation', 'degraded', 'paired', 'sample_key', 'target'], (2, 3, 32, 32))
     """
 
     def __init__(
@@ -117,6 +170,7 @@ class RestorationDataModule(L.LightningDataModule):
         batch_size: int = 8,
         patch_size: int = 128,
         samples_per_epoch: int | None = None,
+        repeat: int = 1,
         num_workers: int = 0,
         seed: int = 0,
         augment: bool = True,
@@ -125,11 +179,20 @@ class RestorationDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
         skip_bad_images: bool = False,
         degradation_id: str | int | None = None,
-        val_degraded_dir: str | None = None,
-        val_target_dir: str | None = None,
-        test_degraded_dir: str | None = None,
-        test_target_dir: str | None = None,
+        val_degraded_dir: Any = None,
+        val_target_dir: Any = None,
+        test_degraded_dir: Any = None,
+        test_target_dir: Any = None,
         predict_dir: str | None = None,
+        root: str | None = None,
+        layout: str | None = None,
+        pairing: Any = None,
+        many_to_one: bool = False,
+        recursive: bool = False,
+        scale: int | None = None,
+        val_sets: Mapping[str, Any] | None = None,
+        test_sets: Mapping[str, Any] | None = None,
+        metric: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if degradation is not None and not isinstance(degradation, Degradation):
@@ -143,6 +206,7 @@ class RestorationDataModule(L.LightningDataModule):
         if samples_per_epoch is not None:
             _positive(samples_per_epoch, "data.samples_per_epoch")
         self.samples_per_epoch = samples_per_epoch
+        self.repeat = _positive(repeat, "data.repeat")
         if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
             raise RCOTError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
         self.num_workers = num_workers
@@ -163,6 +227,19 @@ class RestorationDataModule(L.LightningDataModule):
             "test": (test_degraded_dir, test_target_dir),
         }
         self.predict_dir = predict_dir
+        self.root = None if root is None else str(root)
+        self.layout = layout
+        self.rules = as_rules(pairing)
+        self.many_to_one = bool(many_to_one)
+        self.recursive = bool(recursive)
+        if scale is not None:
+            _positive(scale, "data.scale")
+        self.scale = scale
+        self.named_sets = {
+            "val": _sets(val_sets, "data.val_sets"),
+            "test": _sets(test_sets, "data.test_sets"),
+        }
+        self.metric = None if metric is None else dict(metric)
         self.datasets: dict[str, Dataset[Any]] = {}
 
     # -- what subclasses provide ---------------------------------------------------------------
@@ -172,7 +249,7 @@ class RestorationDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def eval_source(self, stage: str) -> PairSource | None:
-        """Pairs for ``"val"`` or ``"test"`` (``None``: no such stage), from the folders."""
+        """Pairs of ``{stage}_degraded_dir`` / ``{stage}_target_dir`` (``None``: unset)."""
         degraded_dir, target_dir = self.eval_dirs[stage]
         if target_dir is None:
             if degraded_dir is not None:
@@ -182,11 +259,24 @@ class RestorationDataModule(L.LightningDataModule):
                     "data.predict_dir instead"
                 )
             return None
-        target = self.folder(target_dir, f"data.{stage}_target_dir")
-        if degraded_dir is None:
-            return Synthesized(target, self.require_degradation(f"data.{stage}_target_dir"))
-        degraded = self.folder(degraded_dir, f"data.{stage}_degraded_dir")
-        return FolderPairs(degraded, target, self.degradation_id)
+        return self.pairs(
+            degraded_dir, target_dir, f"data.{stage}_degraded_dir", f"data.{stage}_target_dir"
+        )
+
+    def eval_sets(self, stage: str) -> list[EvalSet]:
+        """The named evaluation sets of ``"val"`` or ``"test"``: the ``{stage}_*_dir`` folders
+        (named after the stage) and the entries of ``{stage}_sets``."""
+        sets = []
+        source = self.eval_source(stage)
+        if source is not None:
+            sets.append(EvalSet(stage, source, self.metric))
+        for name, spec in self.named_sets[stage].items():
+            where = f"data.{stage}_sets.{name}"
+            source = self.pairs(
+                spec.get("degraded"), spec["target"], f"{where}.degraded", f"{where}.target"
+            )
+            sets.append(EvalSet(name, source, spec.get("metric") or self.metric))
+        return sets
 
     def predict_source(self) -> PairSource | None:
         """Images to restore: ``predict_dir`` (``None`` when unset)."""
@@ -196,8 +286,44 @@ class RestorationDataModule(L.LightningDataModule):
 
     # -- helpers for subclasses ------------------------------------------------------------------
 
-    def folder(self, directory: str, key: str) -> FolderImages:
-        return FolderImages(directory, key, skip_bad_images=self.skip_bad_images)
+    def epoch_length(self, images: int) -> int:
+        """Training items per epoch for ``images`` training images (or pairs).
+
+        Example:
+            >>> RestorationDataModule(repeat=5).epoch_length(200)
+            1000
+            >>> RestorationDataModule(samples_per_epoch=64, repeat=5).epoch_length(200)
+            64
+        """
+        if self.samples_per_epoch is not None:
+            return self.samples_per_epoch
+        return self.repeat * images
+
+    def folder(self, directory: Any, key: str) -> FolderImages:
+        """The images a folder spec names, under ``root`` when it is set."""
+        return FolderImages(
+            directory,
+            key,
+            skip_bad_images=self.skip_bad_images,
+            recursive=self.recursive,
+            root=self.root,
+            layout=self.layout,
+        )
+
+    def pairs(self, degraded: Any, target: Any, degraded_key: str, target_key: str) -> PairSource:
+        """Folder pairs matched by the pairing rules, or the ``target`` images degraded on the
+        fly when ``degraded`` is ``None``; the keys name the folders in errors."""
+        target_images = self.folder(target, target_key)
+        if degraded is None:
+            return Synthesized(target_images, self.require_degradation(target_key))
+        return FolderPairs(
+            self.folder(degraded, degraded_key),
+            target_images,
+            self.degradation_id,
+            rules=self.rules,
+            many_to_one=self.many_to_one,
+            scale=self.scale,
+        )
 
     def require_degradation(self, key: str) -> Degradation:
         if self.degradation is None:
@@ -225,13 +351,22 @@ class RestorationDataModule(L.LightningDataModule):
                 source = self.predict_source()
                 dataset = None if source is None else EvalDataset(source, self.seed, targets=False)
             else:
-                source = self.eval_source(name)
-                crop = self.val_crop_size if name == "val" else None
-                dataset = None if source is None else EvalDataset(source, self.seed, crop)
+                dataset = self.eval_dataset(self.eval_sets(name), name)
             if dataset is None:
                 return None
             self.datasets[name] = dataset
         return self.datasets[name]
+
+    def eval_dataset(self, sets: Sequence[EvalSet], stage: str) -> Dataset[Any] | None:
+        """All ``sets`` as one dataset (names prefixed by the set's when there are several)."""
+        crop = self.val_crop_size if stage == "val" else None
+        parts = [
+            EvalDataset(s.source, self.seed, crop, prefix=f"{s.name}/" if len(sets) > 1 else "")
+            for s in sets
+        ]
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
 
     def rank_and_world_size(self) -> tuple[int, int]:
         """This process's global rank and the number of processes, from the trainer."""
@@ -285,7 +420,8 @@ class RestorationDataModule(L.LightningDataModule):
             **self._loader_options(),
         )
 
-    def _eval_loader(self, dataset: Dataset[Any]) -> DataLoader[Any]:
+    def eval_loader(self, dataset: Dataset[Any]) -> DataLoader[Any]:
+        """A loader of evaluation rows (``val_batch_size``, in order, the module's workers)."""
         return DataLoader(
             dataset, batch_size=self.val_batch_size, shuffle=False, **self._loader_options()
         )
@@ -293,13 +429,13 @@ class RestorationDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader[Any] | list[Any]:
         dataset = self._get("val")
         # An empty list makes Lightning skip validation when no validation data is configured.
-        return [] if dataset is None else self._eval_loader(dataset)
+        return [] if dataset is None else self.eval_loader(dataset)
 
     def test_dataloader(self) -> DataLoader[Any]:
-        return self._eval_loader(self._required("test"))
+        return self.eval_loader(self._required("test"))
 
     def predict_dataloader(self) -> DataLoader[Any]:
-        return self._eval_loader(self._required("predict"))
+        return self.eval_loader(self._required("predict"))
 
 
 class SamplesDataModule(RestorationDataModule):
@@ -355,7 +491,7 @@ class SamplesDataModule(RestorationDataModule):
     def build_train(self) -> Dataset[Any]:
         source = self._synthesized(self.train_images, "data.train_images")
         return PairedDataset(
-            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            source, self.patch_size, self.epoch_length(len(source)), self.seed, self.augment
         )
 
     def eval_source(self, stage: str) -> PairSource | None:
@@ -389,17 +525,30 @@ class PairedFolderDataModule(RestorationDataModule):
         ([True, True], [1, 1])
     """
 
-    def __init__(self, train_degraded_dir: str, train_target_dir: str, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        train_degraded_dir: Any = None,
+        train_target_dir: Any = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.train_degraded_dir = train_degraded_dir
         self.train_target_dir = train_target_dir
 
     def build_train(self) -> Dataset[Any]:
-        degraded = self.folder(self.train_degraded_dir, "data.train_degraded_dir")
-        target = self.folder(self.train_target_dir, "data.train_target_dir")
-        source = FolderPairs(degraded, target, self.degradation_id)
+        if self.train_degraded_dir is None or self.train_target_dir is None:
+            raise RCOTError(
+                "data.train_degraded_dir and data.train_target_dir: this data has no training "
+                "split (an evaluation-only preset); use it with rcot-eval, or set both folders"
+            )
+        source = self.pairs(
+            self.train_degraded_dir,
+            self.train_target_dir,
+            "data.train_degraded_dir",
+            "data.train_target_dir",
+        )
         return PairedDataset(
-            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            source, self.patch_size, self.epoch_length(len(source)), self.seed, self.augment
         )
 
 
@@ -414,7 +563,7 @@ class SyntheticDataModule(RestorationDataModule):
     """
 
     def __init__(
-        self, train_dir: str, degradation: Degradation | None = None, **kwargs: Any
+        self, train_dir: Any, degradation: Degradation | None = None, **kwargs: Any
     ) -> None:
         super().__init__(
             degradation=GaussianNoise(sigma=25.0) if degradation is None else degradation,
@@ -426,7 +575,7 @@ class SyntheticDataModule(RestorationDataModule):
         clean = self.folder(self.train_dir, "data.train_dir")
         source = Synthesized(clean, self.require_degradation("data.train_dir"))
         return PairedDataset(
-            source, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            source, self.patch_size, self.epoch_length(len(source)), self.seed, self.augment
         )
 
 
@@ -444,7 +593,7 @@ class UnpairedDataModule(RestorationDataModule):
         kwargs: the options of :class:`RestorationDataModule`.
     """
 
-    def __init__(self, clean_dir: str, degraded_dir: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, clean_dir: Any, degraded_dir: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.clean_dir = clean_dir
         self.degraded_dir = degraded_dir
@@ -452,6 +601,14 @@ class UnpairedDataModule(RestorationDataModule):
         self.split: tuple[list[str], list[str]] | None = None
 
     def build_train(self) -> Dataset[Any]:
+        if self.many_to_one:
+            raise RCOTError(
+                "data.many_to_one: unpaired training data (data=unpaired) draw degraded and "
+                "clean images independently, so a many-to-one rule cannot keep a scene out of "
+                "both sides; to train without pairs on a many-to-one set such as RESIDE use "
+                "data=semipaired with data.paired_fraction=0 (its unpaired rows only see other "
+                "scenes)"
+            )
         clean = self.folder(self.clean_dir, "data.clean_dir")
         degraded: PairSource
         if self.degraded_dir is not None:
@@ -472,7 +629,12 @@ class UnpairedDataModule(RestorationDataModule):
             degraded = Synthesized(degraded_half, self.require_degradation("data.clean_dir"))
             clean = clean_half  # type: ignore[assignment]
         return UnpairedDataset(
-            degraded, clean, self.patch_size, self.samples_per_epoch, self.seed, self.augment
+            degraded,
+            clean,
+            self.patch_size,
+            self.epoch_length(len(degraded)),
+            self.seed,
+            self.augment,
         )
 
 
@@ -489,8 +651,8 @@ class SemiPairedDataModule(RestorationDataModule):
 
     def __init__(
         self,
-        train_target_dir: str,
-        train_degraded_dir: str | None = None,
+        train_target_dir: Any,
+        train_degraded_dir: Any = None,
         paired_fraction: float = 0.1,
         **kwargs: Any,
     ) -> None:
@@ -500,18 +662,17 @@ class SemiPairedDataModule(RestorationDataModule):
         self.paired_fraction = paired_fraction
 
     def build_train(self) -> Dataset[Any]:
-        target = self.folder(self.train_target_dir, "data.train_target_dir")
-        source: PairSource
-        if self.train_degraded_dir is None:
-            source = Synthesized(target, self.require_degradation("data.train_target_dir"))
-        else:
-            degraded = self.folder(self.train_degraded_dir, "data.train_degraded_dir")
-            source = FolderPairs(degraded, target, self.degradation_id)
+        source = self.pairs(
+            self.train_degraded_dir,
+            self.train_target_dir,
+            "data.train_degraded_dir",
+            "data.train_target_dir",
+        )
         return SemiPairedDataset(
             source,
             self.paired_fraction,
             self.patch_size,
-            self.samples_per_epoch,
+            self.epoch_length(len(source)),
             self.seed,
             self.augment,
         )

@@ -18,7 +18,15 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED, NAME, PAIRED, TARGET
+from rcot_lightning.contract import (
+    CLEAN,
+    DEGRADATION,
+    DEGRADED,
+    NAME,
+    PAIRED,
+    SAMPLE_KEY,
+    TARGET,
+)
 from rcot_lightning.data.sources import Crop, ImageList, PairSource, crop_image, dihedral
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.seeding import derive_seed
@@ -32,6 +40,7 @@ __all__ = [
     "UnpairedDataset",
     "derive_seed",
     "random_crop",
+    "sample_key",
 ]
 
 
@@ -109,12 +118,17 @@ class _TrainDataset(Dataset[dict[str, Tensor]]):
     def __len__(self) -> int:
         return self.length
 
-    def _start(self, key: int | SampleKey) -> tuple[int, torch.Generator]:
-        """The source index of an item and its generator, seeded by (seed, epoch, index)."""
+    def _start(self, key: int | SampleKey) -> tuple[int, torch.Generator, int]:
+        """The source index of an item, its generator seeded by (seed, epoch, index), and its
+        ``sample_key``."""
         index, epoch = key if isinstance(key, tuple) else (int(key), 0)
         if not 0 <= index < self.length:
             raise IndexError(f"index {index} out of range for {self.length} items")
-        return index % len(self.source), _generator(self.seed, epoch, index)
+        return (
+            index % len(self.source),
+            _generator(self.seed, epoch, index),
+            sample_key(self.seed, epoch, index),
+        )
 
     def _view(
         self, size: tuple[int, int], generator: torch.Generator, where: str
@@ -139,8 +153,21 @@ def _check_sizes(images: PairSource | ImageList, patch_size: int) -> None:
         )
 
 
+def sample_key(seed: int, epoch: int, index: int) -> int:
+    """The ``sample_key`` of training item ``index`` in ``epoch``: the same in every process.
+
+    It depends on neither the rank nor the world size, so a sample drawn by one of two DDP
+    processes has the key it has in a single-process run.
+
+    Example:
+        >>> sample_key(0, 1, 5) == sample_key(0, 1, 5) != sample_key(0, 2, 5)
+        True
+    """
+    return derive_seed("sample", seed, epoch, index)
+
+
 def _row(
-    degraded: Tensor, clean: Tensor, target: Tensor, paired: bool, degradation: int
+    degraded: Tensor, clean: Tensor, target: Tensor, paired: bool, degradation: int, key: int
 ) -> dict[str, Tensor]:
     return {
         DEGRADED: degraded,
@@ -148,6 +175,7 @@ def _row(
         TARGET: target,
         PAIRED: torch.tensor(paired),
         DEGRADATION: torch.tensor(degradation, dtype=torch.long),
+        SAMPLE_KEY: torch.tensor(key, dtype=torch.long),
     }
 
 
@@ -184,11 +212,11 @@ class PairedDataset(_TrainDataset):
         super().__init__(source, patch_size, length, seed, augment)
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
-        index, generator = self._start(key)
+        index, generator, row_key = self._start(key)
         crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
         degraded, target, degradation = self.source.pair(index, crop, mode, generator)
         assert target is not None  # checked in __init__
-        return _row(degraded, target, target, True, degradation)
+        return _row(degraded, target, target, True, degradation, row_key)
 
 
 class UnpairedDataset(_TrainDataset):
@@ -226,13 +254,13 @@ class UnpairedDataset(_TrainDataset):
         self.clean = clean
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
-        index, generator = self._start(key)
+        index, generator, row_key = self._start(key)
         crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
         degraded, _, degradation = self.source.pair(index, crop, mode, generator)
         j = int(torch.randint(len(self.clean), (1,), generator=generator))
         clean_crop, clean_mode = self._view(self.clean.size(j), generator, self.clean.describe(j))
         clean = dihedral(crop_image(self.clean.load(j), clean_crop), clean_mode)
-        return _row(degraded, clean, torch.zeros_like(clean), False, degradation)
+        return _row(degraded, clean, torch.zeros_like(clean), False, degradation, row_key)
 
 
 class SemiPairedDataset(_TrainDataset):
@@ -269,28 +297,44 @@ class SemiPairedDataset(_TrainDataset):
         if isinstance(paired_fraction, bool) or not 0.0 <= float(paired_fraction) <= 1.0:
             raise RCOTError(f"data.paired_fraction must be in [0, 1], got {paired_fraction!r}")
         super().__init__(source, patch_size, length, seed, augment)
-        n = len(source)
+        # Pairs that share a target (RESIDE: several hazy images per clear one) show one scene:
+        # the paired subset is drawn over scenes and unpaired rows see other scenes only.
+        groups = list(getattr(source, "groups", range(len(source))))
+        scenes = sorted(set(groups))
+        members: dict[int, list[int]] = {}
+        for i, group in enumerate(groups):
+            members.setdefault(group, []).append(i)
+        n = len(scenes)
         n_paired = round(float(paired_fraction) * n)
         if n_paired < n and n < 2:
             raise RCOTError("semi-paired training needs at least 2 training images")
         order = torch.randperm(n, generator=_generator(seed, "paired subset"))
-        self.paired_indices = sorted(int(i) for i in order[:n_paired])
+        chosen = {scenes[int(i)] for i in order[:n_paired]}
+        self.paired_indices = sorted(i for i, g in enumerate(groups) if g in chosen)
         self._paired = set(self.paired_indices)
+        self._groups, self._scenes, self._members = groups, scenes, members
+        self._position = {group: k for k, group in enumerate(scenes)}
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
-        index, generator = self._start(key)
+        index, generator, row_key = self._start(key)
         crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
         degraded, target, degradation = self.source.pair(index, crop, mode, generator)
         assert target is not None  # checked in __init__
         if index in self._paired:
-            return _row(degraded, target, target, True, degradation)
-        other = int(torch.randint(len(self.source) - 1, (1,), generator=generator))
-        other += int(other >= index)  # skip our own target
+            return _row(degraded, target, target, True, degradation, row_key)
+        own = self._position[self._groups[index]]
+        scene = int(torch.randint(len(self._scenes) - 1, (1,), generator=generator))
+        scene += int(scene >= own)  # skip our own scene, so its target never leaks
+        candidates = self._members[self._scenes[scene]]
+        pick = 0
+        if len(candidates) > 1:
+            pick = int(torch.randint(len(candidates), (1,), generator=generator))
+        other = candidates[pick]
         clean_crop, clean_mode = self._view(
             self.source.size(other), generator, self.source.describe(other)
         )
         clean = self.source.target(other, clean_crop, clean_mode)
-        return _row(degraded, clean, torch.zeros_like(target), False, degradation)
+        return _row(degraded, clean, torch.zeros_like(target), False, degradation, row_key)
 
 
 class EvalDataset(Dataset[dict[str, Any]]):
@@ -305,6 +349,7 @@ class EvalDataset(Dataset[dict[str, Any]]):
         seed: base seed of the per-image generators.
         crop_size: centre-crop side (clipped to the image); ``None`` keeps full size.
         targets: include ``target`` (False for prediction batches).
+        prefix: put before every name (e.g. ``"kodak24/"`` when several sets are evaluated).
 
     Example:
         >>> from rcot_lightning.data.degradations import GaussianNoise
@@ -322,8 +367,10 @@ class EvalDataset(Dataset[dict[str, Any]]):
         seed: int = 0,
         crop_size: int | None = None,
         targets: bool = True,
+        prefix: str = "",
     ) -> None:
         _check_positive(crop_size, "data.val_crop_size", allow_none=True)
+        self.prefix = prefix
         self.source = source
         self.targets = targets
         self.seed = seed
@@ -337,7 +384,7 @@ class EvalDataset(Dataset[dict[str, Any]]):
         name = self.source.names[index]
         crop = center_crop(self.source.size(index), self.crop_size)
         degraded, target, _ = self.source.pair(index, crop, 0, _generator(self.seed, "eval", name))
-        row: dict[str, Any] = {DEGRADED: degraded, NAME: name}
+        row: dict[str, Any] = {DEGRADED: degraded, NAME: self.prefix + name}
         if target is not None and self.targets:
             row[TARGET] = target
         return row

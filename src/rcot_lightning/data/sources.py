@@ -16,14 +16,16 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
 
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.data.degradations import Degradation
-from rcot_lightning.data.images import image_size, list_images, read_image
+from rcot_lightning.data.folders import find_images, resolve_folders
+from rcot_lightning.data.images import image_size, read_image
+from rcot_lightning.data.pairing import PairingRule, match_names
 from rcot_lightning.errors import RCOTError
 
 __all__ = [
@@ -99,16 +101,20 @@ class ImageList(ABC):
 
 
 class FolderImages(ImageList):
-    """The images in one folder, read lazily; names are file stems.
+    """The images of one or more folders, read lazily; names are file stems.
 
     Sizes are read from file headers at construction, so a file that is not an image fails
     early. Truncated files are found when decoded, unless ``skip_bad_images`` decodes every
     file up front, drops the bad ones and warns with their count and names.
 
     Args:
-        directory: the folder.
+        directory: the folder, or a folder spec of :mod:`rcot_lightning.data.folders`
+            (alternatives, globs, relative to ``root``).
         key: the config key of the folder, for error messages.
         skip_bad_images: skip unreadable files (with a warning) instead of raising.
+        recursive: include sub-folders (names are relative paths without extension).
+        root: the dataset root relative specs start from.
+        layout: the expected layout, named in error messages.
 
     Example:
         >>> import tempfile
@@ -120,13 +126,23 @@ class FolderImages(ImageList):
         (['a'], (6, 8), torch.Size([3, 6, 8]))
     """
 
-    def __init__(self, directory: str | Path, key: str, skip_bad_images: bool = False) -> None:
-        files = list_images(directory, key)
-        self.location = str(Path(directory).expanduser())
+    def __init__(
+        self,
+        directory: Any,
+        key: str,
+        skip_bad_images: bool = False,
+        recursive: bool = False,
+        root: str | Path | None = None,
+        layout: str | None = None,
+    ) -> None:
+        folders = resolve_folders(directory, key, root, layout)
+        found = find_images(folders, key, recursive)
+        self.location = ", ".join(str(f.path) for f in folders)
         self.files: list[Path] = []
+        self.names = []
         self.sizes: list[tuple[int, int]] = []
         bad: list[Path] = []
-        for path in files:
+        for name, path in found:
             if skip_bad_images:
                 try:
                     self.sizes.append(tuple(read_image(path).shape[-2:]))  # type: ignore[arg-type]
@@ -136,25 +152,18 @@ class FolderImages(ImageList):
             else:
                 self.sizes.append(image_size(path))
             self.files.append(path)
+            self.names.append(name)
         if bad:
             listed = ", ".join(p.name for p in bad[:10]) + (", ..." if len(bad) > 10 else "")
             warnings.warn(
-                f"{key}: skipped {len(bad)} of {len(files)} unreadable images in "
+                f"{key}: skipped {len(bad)} of {len(found)} unreadable images in "
                 f"{self.location}: {listed}",
                 stacklevel=2,
             )
         if not self.files:
             raise RCOTError(f"{key}: no readable images in {self.location}")
-        self.skipped = frozenset(p.stem for p in bad)
-        self.names = [p.stem for p in self.files]
-        seen: dict[str, Path] = {}
-        for path in self.files:
-            if path.stem in seen:
-                raise RCOTError(
-                    f"{key}: {seen[path.stem].name} and {path.name} in {self.location} have the "
-                    "same name without extension; rename or remove one"
-                )
-            seen[path.stem] = path
+        bad_set = set(bad)
+        self.skipped = frozenset(name for name, path in found if path in bad_set)
 
     def size(self, index: int) -> tuple[int, int]:
         return self.sizes[index]
@@ -262,17 +271,19 @@ class PairSource(ABC):
         """The target of pair ``index`` alone, cropped and transformed like :meth:`pair`."""
 
 
-def _listing(names: Sequence[str]) -> str:
-    return ", ".join(names[:10]) + (", ..." if len(names) > 10 else "")
-
-
 class FolderPairs(PairSource):
-    """Degraded and target images matched by file stem (``rain/12.png`` with ``clean/12.jpg``).
+    """Degraded and target images matched by file stem (``rain/12.png`` with ``clean/12.jpg``),
+    or by :mod:`pairing rules <rcot_lightning.data.pairing>` when the names differ.
 
     Args:
         degraded: the degraded images.
         target: their ground truth.
         degradation_id: the id every pair is tagged with.
+        rules: pairing rules (none: identical stems).
+        many_to_one: allow several degraded images per target (RESIDE's hazy images).
+        scale: the degraded images are ``scale`` times smaller than their targets and are
+            bicubic-upsampled to the target size when loaded (DIV2K's LR images); ``None``:
+            both have the same size.
 
     Raises:
         RCOTError: some names have no partner (all are listed), or a pair's sizes differ.
@@ -283,62 +294,54 @@ class FolderPairs(PairSource):
         >>> pair = FolderPairs(deg, tgt).pair(0, None, 0, None)
         >>> pair.degraded.mean().item(), pair.target.mean().item(), pair.degradation
         (0.0, 1.0, 7)
+        >>> lr = MemoryImages({"0001x4": torch.zeros(3, 2, 3)}, "lr")
+        >>> hr = MemoryImages({"0001": torch.ones(3, 8, 12)}, "hr")
+        >>> rule = PairingRule("{id}x4", "{id}")
+        >>> FolderPairs(lr, hr, rules=[rule], scale=4).pair(0, None, 0, None).degraded.shape
+        torch.Size([3, 8, 12])
     """
 
     def __init__(
         self,
         degraded: ImageList,
         target: ImageList,
-        degradation_id: DegradationId = DegradationId.OTHER,
+        degradation_id: DegradationId | int = DegradationId.OTHER,
+        rules: Sequence[PairingRule] = (),
+        many_to_one: bool = False,
+        scale: int | None = None,
     ) -> None:
-        target_index = {name: i for i, name in enumerate(target.names)}
-        degraded_names = set(degraded.names)
-        # A partner skipped as unreadable was already reported by the skip warning.
-        lonely_degraded = [
-            n for n in degraded.names if n not in target_index and n not in target.skipped
-        ]
-        lonely_target = [
-            n for n in target.names if n not in degraded_names and n not in degraded.skipped
-        ]
-        if lonely_degraded or lonely_target:
-            parts = []
-            if lonely_degraded:
-                parts.append(
-                    f"{len(lonely_degraded)} degraded images have no target with the same stem: "
-                    f"{_listing(lonely_degraded)} (in {degraded.location})"
-                )
-            if lonely_target:
-                parts.append(
-                    f"{len(lonely_target)} target images have no degraded image with the same "
-                    f"stem: {_listing(lonely_target)} (in {target.location})"
-                )
-            raise RCOTError(
-                "paired folders: " + "; ".join(parts) + "; files are matched by name without "
-                "extension, so rename or remove them"
-            )
+        self.indices = match_names(
+            degraded.names,
+            target.names,
+            rules,
+            many_to_one,
+            where=(degraded.location, target.location),
+            ignore=(degraded.skipped, target.skipped),
+        )
         self.degraded = degraded
         self.target_images = target
-        self.indices = [
-            (i, target_index[n]) for i, n in enumerate(degraded.names) if n in target_index
-        ]
         self.names = [degraded.names[i] for i, _ in self.indices]
+        #: The target index of every pair (pairs sharing a target show the same scene).
+        self.groups = [j for _, j in self.indices]
         self.degradation_id = int(degradation_id)
+        self.scale = scale
+        factor = scale or 1
         mismatched = [
             f"{degraded.describe(i)} is {_hw(degraded.size(i))} but {target.describe(j)} is "
-            f"{_hw(target.size(j))}"
+            f"{_hw(target.size(j))}" + (f" (expected {factor}x smaller)" if scale else "")
             for i, j in self.indices
-            if degraded.size(i) != target.size(j)
+            if tuple(n * factor for n in degraded.size(i)) != target.size(j)
         ]
         if mismatched:
             raise RCOTError(
                 f"paired folders: {len(mismatched)} pairs differ in size: "
                 f"{'; '.join(mismatched[:3])}{'; ...' if len(mismatched) > 3 else ''}; a "
                 "degraded image and its target must have the same size (for super-resolution, "
-                "upsample the low-resolution input to the target size)"
+                "upsample the low-resolution input to the target size, or set data.scale)"
             )
 
     def size(self, index: int) -> tuple[int, int]:
-        return self.degraded.size(self.indices[index][0])
+        return self.target_images.size(self.indices[index][1])
 
     def describe(self, index: int) -> str:
         return self.degraded.describe(self.indices[index][0])
@@ -347,7 +350,10 @@ class FolderPairs(PairSource):
         self, index: int, crop: Crop | None, mode: int, generator: torch.Generator | None
     ) -> Pair:
         i, _ = self.indices[index]
-        degraded = dihedral(crop_image(self.degraded.load(i), crop), mode)
+        image = self.degraded.load(i)
+        if self.scale:
+            image = upsample(image, self.scale)
+        degraded = dihedral(crop_image(image, crop), mode)
         return Pair(degraded, self.target(index, crop, mode), self.degradation_id)
 
     def target(self, index: int, crop: Crop | None, mode: int) -> Tensor:
@@ -357,6 +363,19 @@ class FolderPairs(PairSource):
 
 def _hw(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
+
+
+def upsample(image: Tensor, scale: int) -> Tensor:
+    """Bicubic ``scale``-times upsampling of ``(3, H, W)`` to ``(3, scale H, scale W)``, clipped.
+
+    Example:
+        >>> upsample(torch.rand(3, 2, 3), 4).shape
+        torch.Size([3, 8, 12])
+    """
+    out = torch.nn.functional.interpolate(
+        image.unsqueeze(0), scale_factor=scale, mode="bicubic", align_corners=False
+    )
+    return out[0].clamp(0.0, 1.0)
 
 
 class Synthesized(PairSource):

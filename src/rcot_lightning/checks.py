@@ -1,0 +1,148 @@
+"""Checks of command-line values the entry points make before any work, each with one clear error.
+
+Each of these used to end in a traceback, hang, or silently do something else: ``tile=abc``
+(a ``ValueError`` from ``int``), ``tile=64.5`` (cut to 64), ``trainer.precision=13`` (a
+traceback from deep inside Lightning), ``device=mps`` without Apple's GPU ("checkpoint
+unreadable"), and wandb online with a key but no network (a 110 s hang, then a traceback).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from rcot_lightning.errors import RCOTError
+
+__all__ = ["check_device", "check_precision", "check_wandb_reachable", "tile_size"]
+
+#: Every ``trainer.precision`` Lightning accepts (its own spelling and the short aliases).
+PRECISIONS = (
+    "transformer-engine",
+    "transformer-engine-float16",
+    "16-true",
+    "16-mixed",
+    "bf16-true",
+    "bf16-mixed",
+    "32-true",
+    "64-true",
+    "64",
+    "32",
+    "16",
+    "bf16",
+)
+
+#: Seconds to wait for wandb's server before calling it unreachable.
+WANDB_PROBE_TIMEOUT = 5.0
+
+
+def tile_size(value: Any, key: str = "tile", multiple: int = 8) -> int | None:
+    """``value`` as a tile side: a positive whole multiple of ``multiple``, or None.
+
+    Raises:
+        RCOTError: naming ``key``, for text, fractions, zero, negatives and other multiples.
+
+    Example:
+        >>> tile_size(512), tile_size(None), tile_size("256"), tile_size(64.0)
+        (512, None, 256, 64)
+        >>> tile_size(64.5)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: tile must be a positive multiple of 8 or null, got 64.5
+    """
+    if value is None:
+        return None
+    message = f"{key} must be a positive multiple of {multiple} or null, got {value!r}"
+    if isinstance(value, bool):
+        raise RCOTError(message)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("null", "none"):
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            raise RCOTError(message) from None
+    if not isinstance(value, (int, float)) or float(value) != int(value):
+        raise RCOTError(message)
+    side = int(value)
+    if side <= 0 or side % multiple:
+        raise RCOTError(message)
+    return side
+
+
+def check_precision(precision: Any, key: str = "trainer.precision") -> None:
+    """Reject a precision Lightning does not know, naming the choices.
+
+    Example:
+        >>> check_precision("bf16-mixed")
+        >>> check_precision(13)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: trainer.precision=13 is not a precision; ...
+    """
+    if str(precision) not in PRECISIONS:
+        raise RCOTError(
+            f"{key}={precision} is not a precision; use 32-true, bf16-mixed, 16-mixed (GPU) or "
+            "64-true, or pick a hardware config (hardware=cpu, bf16, gpu, fp16)"
+        )
+
+
+def check_device(device: torch.device, key: str = "device") -> None:
+    """Reject a device this machine does not have before a checkpoint is mapped onto it."""
+    kind = device.type
+    if kind == "cpu":
+        return
+    if kind == "cuda":
+        available = torch.cuda.is_available()
+    elif kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        available = mps is not None and mps.is_available()
+    else:
+        backend = getattr(torch, kind, None)
+        is_available = getattr(backend, "is_available", None)
+        available = bool(is_available()) if callable(is_available) else False
+    if not available:
+        raise RCOTError(f"{key}={device}: this machine has no {kind} device; use {key}=cpu")
+
+
+def _wandb_online(node: Mapping[str, Any]) -> bool:
+    target = str(node.get("_target_", ""))
+    if not target.endswith("WandbLogger"):
+        return False
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    return not node.get("offline", False) and mode not in ("offline", "dryrun", "disabled")
+
+
+def check_wandb_reachable(loggers: Mapping[str, Any] | None) -> None:
+    """With an online wandb logger configured, fail fast if wandb's server cannot be reached.
+
+    wandb itself retries for about two minutes and then raises from deep inside its start-up.
+
+    Args:
+        loggers: the resolved ``logger`` config group (name -> node with ``_target_``).
+
+    Raises:
+        RCOTError: the server (``WANDB_BASE_URL`` or api.wandb.ai) does not answer within
+            :data:`WANDB_PROBE_TIMEOUT` seconds.
+    """
+    if not loggers or not any(
+        isinstance(node, Mapping) and _wandb_online(node) for node in loggers.values()
+    ):
+        return
+    url = urllib.parse.urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai"))
+    host = url.hostname or "api.wandb.ai"
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        with socket.create_connection((host, port), timeout=WANDB_PROBE_TIMEOUT):
+            pass
+    except OSError as err:
+        raise RCOTError(
+            f"logger=wandb: a wandb API key is configured but {host}:{port} cannot be reached "
+            f"({err.strerror or err}); log offline with WANDB_MODE=offline (upload later with "
+            "`wandb sync`) or use logger=csv"
+        ) from None

@@ -1,0 +1,129 @@
+"""One folder per run: the name of a new run folder, claimed before anyone else can take it.
+
+A run folder named by its start time alone collides when two runs start in the same second, or
+when one SLURM job runs twice: the second run then writes into the first one's folder
+(overwriting ``.hydra/``, its ``last.ckpt`` becomes ``last-v1.ckpt``). Here a launch of one
+process claims its folder with :func:`os.mkdir` (atomic: exactly one caller creates a name) and
+takes the next suffix ``_1``, ``_2``, ... when the name is taken.
+
+The processes of one multi-process launch (torchrun, a SLURM step of several tasks) compose
+their configs independently and must agree without talking to each other, so they get a name
+from the launcher's ids alone, with no suffix: torchrun's run id, or the SLURM job and step,
+which are unique per launch (and the same again when SLURM requeues the job, so a requeued job
+finds its checkpoints). Processes that Lightning starts itself (``trainer.devices=N``) are given
+the folder of the first on their command line, so they never reach this module.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from rcot_lightning.errors import RCOTError
+
+__all__ = ["latest_run", "new_run_folder", "run_folder"]
+
+#: Name of the checkpoint a run keeps its final state in (``<run>/checkpoints/last.ckpt``).
+LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+
+def _start_time() -> str:
+    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _launcher_id(env: Mapping[str, str]) -> tuple[str, bool] | None:
+    """``(name, shared)`` from torchrun or SLURM; ``shared``: several processes use the name."""
+    run_id = env.get("TORCHELASTIC_RUN_ID", "none")
+    if run_id not in ("", "none"):
+        return f"torchrun-{run_id}", True
+    if "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1") or 1) > 1:
+        # torchrun without --rdzv-id (or --standalone) gives its processes no common id: the
+        # start time is the best they share (they must not each claim a folder of their own).
+        return _start_time(), True
+    if "SLURM_JOB_ID" in env:
+        step = env.get("SLURM_ARRAY_TASK_ID", env.get("SLURM_STEP_ID", "0"))
+        shared = (
+            int(env.get("SLURM_NTASKS", "1") or 1) > 1
+            or int(env.get("SLURM_RESTART_COUNT", "0") or 0) > 0
+        )  # a requeued job continues in its folder
+        return f"slurm-{env['SLURM_JOB_ID']}-{step}", shared
+    return None
+
+
+def new_run_folder(parent: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Path:
+    """Create and return a run folder under ``parent`` that no other run uses.
+
+    Args:
+        parent: the folder holding the runs (created if missing).
+        env: the environment (default :data:`os.environ`).
+
+    Returns:
+        ``parent/<start time>`` (``YYYY-MM-DD_HH-MM-SS``), ``parent/<start time>_1``, ... the
+        first name nobody had; for a multi-process launch ``parent/torchrun-<id>`` or
+        ``parent/slurm-<job>-<step>`` (the same folder for every process).
+
+    Example:
+        >>> import tempfile
+        >>> parent = tempfile.mkdtemp()
+        >>> a, b = new_run_folder(parent, {}), new_run_folder(parent, {})
+        >>> a != b and a.is_dir() and b.is_dir()
+        True
+        >>> new_run_folder(parent, {"SLURM_JOB_ID": "7", "SLURM_STEP_ID": "0",
+        ...                         "SLURM_NTASKS": "4"}).name
+        'slurm-7-0'
+    """
+    env = os.environ if env is None else env
+    root = Path(parent)
+    root.mkdir(parents=True, exist_ok=True)
+    launcher = _launcher_id(env)
+    if launcher is not None and launcher[1]:
+        folder = root / launcher[0]
+        folder.mkdir(exist_ok=True)
+        return folder
+    base = launcher[0] if launcher is not None else _start_time()
+    suffix = 0
+    while True:
+        folder = root / (base if suffix == 0 else f"{base}_{suffix}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            suffix += 1
+            continue
+        return folder
+
+
+def latest_run(parent: str | os.PathLike[str]) -> Path | None:
+    """The run folder under ``parent`` whose ``checkpoints/last.ckpt`` was written last."""
+    root = Path(parent)
+    if not root.is_dir():
+        return None
+    candidates = [p for p in root.iterdir() if (p / LAST_CHECKPOINT).is_file()]
+    return max(candidates, key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, default=None)
+
+
+def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
+    """The folder of this run: ``run_dir`` if given, the latest run to resume, or a new one.
+
+    Args:
+        parent: where the task's runs live (``<log_dir>/<task_name>/runs``).
+        run_dir: an explicit folder (``run_dir=...`` on the command line): used as it is, so
+            a resumed run keeps writing next to its checkpoints.
+        ckpt_path: ``"last"`` continues the run under ``parent`` that saved a ``last.ckpt``
+            most recently, in its own folder.
+
+    Raises:
+        RCOTError: ``ckpt_path=last`` but no run under ``parent`` has a ``last.ckpt``.
+    """
+    if run_dir not in (None, ""):
+        return str(run_dir)
+    if ckpt_path == "last":
+        latest = latest_run(parent)
+        if latest is None:
+            raise RCOTError(
+                f"ckpt_path=last: no run under {parent} has a {LAST_CHECKPOINT}; pass "
+                "run_dir=<run folder> or ckpt_path=<file>.ckpt"
+            )
+        return str(latest)
+    return str(new_run_folder(parent))

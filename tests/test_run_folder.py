@@ -1,0 +1,77 @@
+"""Every run gets its own folder; processes of one launch share one; resume finds its folder."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.run_folder import new_run_folder, run_folder
+from tests.conftest import TINY_CLI, cli_env
+
+
+def test_runs_started_together_get_distinct_folders(tmp_path: Path) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        folders = list(pool.map(lambda _: new_run_folder(tmp_path, {}), range(8)))
+    assert len(set(folders)) == 8 and all(f.is_dir() for f in folders)
+    stamps = {re.sub(r"_\d+$", "", f.name) for f in folders}
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", s) for s in stamps)
+
+
+def test_slurm_processes_of_one_step_share_a_folder_and_runs_in_one_job_do_not(
+    tmp_path: Path,
+) -> None:
+    step = {"SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0", "SLURM_NTASKS": "4"}
+    assert (
+        new_run_folder(tmp_path, step)
+        == new_run_folder(tmp_path, step)
+        == tmp_path / ("slurm-42-0")
+    )
+    # One process per run, twice in one job (e.g. two python commands in one sbatch script).
+    single = {"SLURM_JOB_ID": "43", "SLURM_NTASKS": "1"}
+    first, second = new_run_folder(tmp_path, single), new_run_folder(tmp_path, single)
+    assert (first.name, second.name) == ("slurm-43-0", "slurm-43-0_1")
+    # A requeued job continues in its folder (Lightning's hpc checkpoint is there).
+    requeued = {**single, "SLURM_RESTART_COUNT": "1"}
+    assert new_run_folder(tmp_path, requeued) == first
+    torchrun = {"TORCHELASTIC_RUN_ID": "abc"}
+    assert new_run_folder(tmp_path, torchrun) == new_run_folder(tmp_path, torchrun)
+    # torchrun without a run id: the ranks must still not claim one folder each.
+    no_id = {"TORCHELASTIC_RUN_ID": "none", "WORLD_SIZE": "2", "LOCAL_RANK": "0"}
+    ranks = [new_run_folder(tmp_path / "torchrun", no_id) for _ in range(2)]
+    assert not [f for f in ranks if f.name.endswith("_1")]  # no suffix: shared by name
+
+
+def test_run_dir_and_ckpt_path_last_pick_an_existing_run(tmp_path: Path) -> None:
+    assert run_folder(str(tmp_path), run_dir="/somewhere/run") == "/somewhere/run"
+    with pytest.raises(RCOTError, match="ckpt_path=last: no run under"):
+        run_folder(str(tmp_path), ckpt_path="last")
+    older, newer = tmp_path / "a", tmp_path / "b"
+    for folder in (newer, older):  # older's last.ckpt is written last
+        (folder / "checkpoints").mkdir(parents=True)
+        (folder / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    assert run_folder(str(tmp_path), ckpt_path="last") == str(older)
+    assert Path(run_folder(str(tmp_path))).parent == tmp_path  # otherwise a new folder
+
+
+@pytest.mark.slow  # two training processes side by side: 15-50 s on a shared 2-core machine
+def test_two_launches_in_the_same_second_keep_their_own_files(tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "rcot_lightning.train", *TINY_CLI]
+    procs = [
+        subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE, text=True, env=cli_env())
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    folders = sorted((tmp_path / "outputs" / "train" / "runs").iterdir())
+    assert len(folders) == 2
+    for folder in folders:
+        (out,) = [o for o in outs if f"checkpoints: {folder}/checkpoints\n" in o]
+        assert "last: last.ckpt" in out
+        assert (folder / "checkpoints" / "last.ckpt").is_file()
+        assert (folder / ".hydra" / "overrides.yaml").is_file()
