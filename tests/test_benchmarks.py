@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
@@ -69,3 +71,39 @@ def test_inference_scaling_tiles_match_for_a_local_net() -> None:
         assert row["max_abs_diff_local_net"] < 1e-4
         # ... while the Restormer map's channel attention is global: tiling changes it a little.
         assert 0 <= row["max_abs_diff"] < 1
+
+
+# Two trainings in subprocesses: about 30 s on an idle 2-core CPU.
+@pytest.mark.slow
+def test_quality_smoke_trains_scores_and_writes_table_json_and_figures(tmp_path: Path) -> None:
+    # Two trainings through the real CLI (the tiny model, 2 iterations) and the noisy baseline.
+    out = tmp_path / "quality"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [
+            *(sys.executable, str(BENCHMARKS / "quality.py"), "--out", str(out), "--smoke"),
+            *("--variants", "noisy", "frot_l2_onepass", "--seeds", "0", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "quality.json").read_text())
+    table = report["table"]
+    assert set(table) == {"sigma25/noisy", "sigma25/frot_l2_onepass"}
+    noisy = report["results"]["sigma25/noisy"]["-"]
+    # Seeded sigma-25 noise on [0, 1] photos (clipped) sits near 20.5 dB, whatever the run.
+    assert 19.5 < noisy["psnr"] < 21.5 and 0 < noisy["ssim"] < 0.5
+    assert set(noisy["per_image"]) == {"china", "flower"}
+    trained = report["results"]["sigma25/frot_l2_onepass"]
+    assert set(trained) == {"0", "1"} and all(r["iterations"] == 2 for r in trained.values())
+    row = table["sigma25/frot_l2_onepass"]
+    assert math.isfinite(row["psnr"]) and row["psnr_std"] >= 0 and math.isfinite(row["fid"])
+    # FID of the noisy input against the clean photos is clearly above zero.
+    assert noisy["fid"] > 0
+    markdown = (out / "quality.md").read_text()
+    assert "FROT + l2, one-pass map (TRC off)" in markdown and "noisy input" in markdown
+    for name in ("noisy_sigma25.png", "frot_l2_onepass_sigma25.png"):
+        assert (out / "figures" / name).stat().st_size > 0

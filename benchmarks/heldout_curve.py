@@ -1,0 +1,93 @@
+"""Held-out PSNR/SSIM of every checkpoint of a run: the learning curve on images no job sees.
+
+Each ``*.ckpt`` under ``RUN/checkpoints`` (save them along the way with, e.g.,
+``callbacks.model_checkpoint.every_n_train_steps=200 callbacks.model_checkpoint.save_top_k=-1``)
+restores the held-out photos (:mod:`rcot_lightning.data.heldout`) with the same seeded noise as
+``benchmarks/quality.py``; one JSON line per checkpoint, sorted by iteration, then a summary with
+the noisy input's scores. ``--cpu-log`` joins a file of ``<unix time> <CPU seconds>`` lines
+(the training process's CPU time, sampled while it ran) to report the CPU time at each
+checkpoint's modification time.
+
+Run::
+
+    python benchmarks/heldout_curve.py RUN --sigma 25 [--cpu-log cpu.txt]
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import json
+import statistics
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from quality import noisy_photo
+
+from rcot_lightning.checkpoint import load_module
+from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+from rcot_lightning.metrics import psnr, ssim
+
+
+def cpu_at(log: list[tuple[float, float]], when: float) -> float | None:
+    """The CPU seconds sampled last before ``when`` (``None`` before the first sample).
+
+    Example:
+        >>> cpu_at([(10.0, 1.0), (20.0, 5.0)], 15.0)
+        1.0
+    """
+    times = [t for t, _ in log]
+    i = bisect.bisect_right(times, when) - 1
+    return None if i < 0 else log[i][1]
+
+
+def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("run", type=Path, help="a run folder (holds checkpoints/)")
+    parser.add_argument("--sigma", type=float, default=25.0)
+    parser.add_argument("--photos", nargs="+", default=list(HELDOUT_PHOTOS))
+    parser.add_argument("--cpu-log", type=Path, default=None)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    photos = {name: noisy_photo(name, args.sigma) for name in args.photos}
+    cpu_log: list[tuple[float, float]] = []
+    if args.cpu_log is not None:
+        for line in args.cpu_log.read_text().split("\n"):
+            if line.strip():
+                t, c = line.split()[:2]
+                cpu_log.append((float(t), float(c)))
+    rows = []
+    for ckpt in sorted((args.run / "checkpoints").glob("*.ckpt")):
+        module = load_module(ckpt)
+        scores = {"psnr": [], "ssim": []}
+        for clean, noisy in photos.values():
+            restored = module.restore(noisy)
+            scores["psnr"].append(float(psnr(restored, clean)[0]))
+            scores["ssim"].append(float(ssim(restored, clean)[0]))
+        row = {
+            "checkpoint": ckpt.name,
+            "iteration": module.iteration,
+            "cpu_seconds": cpu_at(cpu_log, ckpt.stat().st_mtime) if cpu_log else None,
+            "psnr": statistics.fmean(scores["psnr"]),
+            "ssim": statistics.fmean(scores["ssim"]),
+        }
+        rows.append(row)
+    rows.sort(key=lambda r: r["iteration"])
+    noisy_psnr = statistics.fmean(
+        float(psnr(noisy.clamp(0, 1), clean)[0]) for clean, noisy in photos.values()
+    )
+    for row in rows:
+        row["gain_db"] = row["psnr"] - noisy_psnr
+        print(json.dumps(row))
+    print(json.dumps({"sigma": args.sigma, "photos": args.photos, "noisy_psnr": noisy_psnr}))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
