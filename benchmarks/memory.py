@@ -1,0 +1,207 @@
+"""Peak memory of one training iteration: fp32 vs bf16, activation checkpointing off vs on.
+
+Each configuration runs in a **fresh subprocess** (a peak never goes down, and allocator caches
+would leak from one configuration into the next). The subprocess builds the map and potential of
+the preset (seeded), their RMSprop optimizers and one training batch, then runs the iteration of
+``RCOTModule.training_step`` (``ours`` of ``benchmarks/throughput.py``: ``T(y)`` once, one
+potential step with the gradient penalty, one map step):
+
+1. iteration 1, untimed: gradients and optimizer state now exist, as in a running job;
+2. ``malloc_trim`` (glibc returns freed pages) and the resident size is read: ``steady_rss_mib``,
+   the memory a job holds between iterations (Python, torch, weights, gradients, RMSprop state,
+   the batch);
+3. the peak counter is reset (``/proc/self/clear_refs``, Linux) and iteration 2 runs, timed:
+   ``peak_rss_mib`` is its ``VmHWM`` and ``activation_mib = peak - steady`` the memory the
+   iteration itself needed (activations saved for backward, the penalty's double-backward graph,
+   temporaries).
+
+``state_mib`` is the exact byte count of weights + gradients + RMSprop state (``square_avg``) of
+both networks, from which the GPU estimate in the JSON (``gpu_estimate_gib``) is
+``state + activation`` (+ about 0.5 GiB of CUDA context): an **estimate** for a CUDA card, where
+the caching allocator and cuDNN workspaces differ from the CPU allocator.
+
+Run::
+
+    python benchmarks/memory.py                          # paper size, batch 3, patch 128
+    python benchmarks/memory.py --preset tiny --batch 2 --patch 32    # smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib.util
+import json
+import platform
+import subprocess
+import sys
+import time
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
+from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+
+CONFIGS = {
+    "fp32": {"bf16": False, "checkpointing": False},
+    "bf16": {"bf16": True, "checkpointing": False},
+    "fp32_checkpointing": {"bf16": False, "checkpointing": True},
+    "bf16_checkpointing": {"bf16": True, "checkpointing": True},
+}
+#: CUDA context and library handles a GPU process holds besides tensors (order of magnitude).
+CUDA_CONTEXT_GIB = 0.5
+
+
+def throughput_module() -> Any:
+    """``benchmarks/throughput.py`` as a module: the iteration measured here is the one it times."""
+    path = Path(__file__).with_name("throughput.py")
+    spec = importlib.util.spec_from_file_location("throughput", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def proc_status_mib(key: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process in MiB (Linux ``/proc/self/status``)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{key} not in /proc/self/status (this benchmark needs Linux)")
+
+
+def release_free_memory() -> None:
+    """Give freed heap pages back to the OS so the resident size is what is really held."""
+    # Not glibc (OSError): the steady size may then hold free pages, and activation is low.
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def worker(args: argparse.Namespace) -> dict[str, Any]:
+    """One configuration in this (fresh) process; returns its measurements."""
+    torch.set_num_threads(args.threads)
+    config = CONFIGS[args.config]
+    tp = throughput_module()
+    torch.manual_seed(args.seed)
+    tmap = TwoPassMap(**MAP_PRESETS[args.preset], checkpointing=config["checkpointing"])
+    phi = Potential(**POTENTIAL_PRESETS[args.preset])
+    setup = tp.build_setup(tmap, phi)
+    del tmap, phi  # build_setup keeps its own copies
+    batch = tp.one_batch(args.batch, args.patch)
+    y, x, ids = batch[DEGRADED], batch[CLEAN], batch[DEGRADATION]
+    alpha = torch.rand(args.batch, generator=torch.Generator().manual_seed(args.seed))
+
+    def iteration() -> None:
+        context: AbstractContextManager[Any] = (
+            torch.autocast("cpu", dtype=torch.bfloat16) if config["bf16"] else nullcontext()
+        )
+        with context:
+            tp.ours_iteration(setup, y, x, ids, alpha)
+
+    iteration()
+    release_free_memory()
+    steady = proc_status_mib("VmRSS")
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # reset VmHWM to the current resident size
+    start = time.perf_counter()
+    iteration()
+    seconds = time.perf_counter() - start
+    peak = proc_status_mib("VmHWM")
+
+    params = [*setup.transport_map.parameters(), *setup.potential.parameters()]
+    param_bytes = sum(p.numel() * p.element_size() for p in params)
+    optimizer_bytes = sum(
+        t.numel() * t.element_size()
+        for opt in (setup.opt_map, setup.opt_potential)
+        for state in opt.state.values()
+        for t in state.values()
+        if isinstance(t, torch.Tensor)
+    )
+    # weights + their gradients + the optimizers' state
+    state_mib = (2 * param_bytes + optimizer_bytes) / 2**20
+    activation = peak - steady
+    return {
+        **config,
+        "s_per_iter": seconds,
+        "steady_rss_mib": steady,
+        "peak_rss_mib": peak,
+        "activation_mib": activation,
+        "state_mib": state_mib,
+        "gpu_estimate_gib": (state_mib + activation) / 1024 + CUDA_CONTEXT_GIB,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", choices=sorted(MAP_PRESETS), default="paper")
+    parser.add_argument("--batch", type=int, default=3)
+    parser.add_argument("--patch", type=int, default=128)
+    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.config is not None:  # the subprocess side
+        print(json.dumps(worker(args)))
+        return
+
+    results: dict[str, Any] = {}
+    for name in args.configs:
+        command = [sys.executable, __file__, "--config", name]
+        command += ["--preset", args.preset, "--batch", str(args.batch)]
+        command += ["--patch", str(args.patch), "--threads", str(args.threads)]
+        command += ["--seed", str(args.seed)]
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"memory.py: configuration {name} failed:\n{done.stderr[-3000:]}")
+        results[name] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    def saving(name: str, base: str) -> float | None:
+        if name not in results or base not in results:
+            return None
+        return 1 - results[name]["activation_mib"] / results[base]["activation_mib"]
+
+    result = {
+        "benchmark": "memory",
+        "method": (
+            "fresh subprocess per configuration; one untimed iteration, malloc_trim, steady = "
+            "VmRSS; VmHWM reset via /proc/self/clear_refs; peak = VmHWM of iteration 2; "
+            "activation = peak - steady; state = exact bytes of weights + grads + RMSprop state"
+        ),
+        "preset": args.preset,
+        "batch": args.batch,
+        "patch": args.patch,
+        "threads": args.threads,
+        "results": results,
+        "activation_saving": {
+            "checkpointing_fp32": saving("fp32_checkpointing", "fp32"),
+            "checkpointing_bf16": saving("bf16_checkpointing", "bf16"),
+            "bf16_vs_fp32": saving("bf16", "fp32"),
+        },
+        "gpu_estimate_note": (
+            f"state + activation + {CUDA_CONTEXT_GIB} GiB CUDA context: an estimate from CPU "
+            "measurements, not a GPU measurement"
+        ),
+        "machine": platform.machine(),
+        "torch": torch.__version__,
+    }
+    print(json.dumps(result, indent=2))
+    print(
+        "memory: "
+        + ", ".join(
+            f"{n} activation {r['activation_mib'] / 1024:.2f} GiB (GPU est. "
+            f"{r['gpu_estimate_gib']:.1f} GiB)"
+            for n, r in results.items()
+        ),
+        file=sys.stderr,
+    )
+
+
+if __name__ == "__main__":
+    main()
