@@ -159,7 +159,12 @@ def main() -> None:
         command += ["--seed", str(args.seed)]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
-            raise SystemExit(f"memory.py: configuration {name} failed:\n{done.stderr[-3000:]}")
+            # -9 without a traceback is usually the kernel's OOM killer: the configuration needs
+            # more memory than the machine has free.
+            raise SystemExit(
+                f"memory.py: configuration {name} failed (exit {done.returncode}):\n"
+                f"{done.stderr[-3000:]}"
+            )
         results[name] = json.loads(done.stdout.strip().splitlines()[-1])
 
     def saving(name: str, base: str) -> float | None:
