@@ -6,12 +6,15 @@ the preset (seeded), their RMSprop optimizers and one training batch, then runs 
 ``RCOTModule.training_step`` (``ours`` of ``benchmarks/throughput.py``: ``T(y)`` once, one
 potential step with the gradient penalty, one map step):
 
+On ``--device cuda`` the allocator's own counters replace the resident size (``steady`` =
+``torch.cuda.memory_allocated``, ``peak`` = ``torch.cuda.max_memory_allocated`` of iteration 2).
+
 1. iteration 1, untimed: gradients and optimizer state now exist, as in a running job;
-2. ``malloc_trim`` (glibc returns freed pages) and the resident size is read: ``steady_rss_mib``,
+2. ``malloc_trim`` (glibc returns freed pages) and the resident size is read: ``steady_mib``,
    the memory a job holds between iterations (Python, torch, weights, gradients, RMSprop state,
    the batch);
 3. the peak counter is reset (``/proc/self/clear_refs``, Linux) and iteration 2 runs, timed:
-   ``peak_rss_mib`` is its ``VmHWM`` and ``activation_mib = peak - steady`` the memory the
+   ``peak_mib`` is its ``VmHWM`` and ``activation_mib = peak - steady`` the memory the
    iteration itself needed (activations saved for backward, the penalty's double-backward graph,
    temporaries).
 
@@ -46,12 +49,17 @@ import torch
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
 
-CONFIGS = {
-    "fp32": {"bf16": False, "checkpointing": False},
-    "bf16": {"bf16": True, "checkpointing": False},
-    "fp32_checkpointing": {"bf16": False, "checkpointing": True},
-    "bf16_checkpointing": {"bf16": True, "checkpointing": True},
+#: Configuration -> (autocast dtype or None, checkpointing). ``fp16`` is for CUDA (the loss
+#: scaling of a real fp16 job changes no tensor sizes, so it is left out here).
+CONFIGS: dict[str, tuple[torch.dtype | None, bool]] = {
+    "fp32": (None, False),
+    "bf16": (torch.bfloat16, False),
+    "fp32_checkpointing": (None, True),
+    "bf16_checkpointing": (torch.bfloat16, True),
+    "fp16": (torch.float16, False),
+    "fp16_checkpointing": (torch.float16, True),
 }
+CPU_CONFIGS = ("fp32", "bf16", "fp32_checkpointing", "bf16_checkpointing")
 #: CUDA context and library handles a GPU process holds besides tensors (order of magnitude).
 CUDA_CONTEXT_GIB = 0.5
 
@@ -85,33 +93,41 @@ def release_free_memory() -> None:
 def worker(args: argparse.Namespace) -> dict[str, Any]:
     """One configuration in this (fresh) process; returns its measurements."""
     torch.set_num_threads(args.threads)
-    config = CONFIGS[args.config]
+    dtype, checkpointing = CONFIGS[args.config]
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
     tp = throughput_module()
     torch.manual_seed(args.seed)
-    tmap = TwoPassMap(**MAP_PRESETS[args.preset], checkpointing=config["checkpointing"])
-    phi = Potential(**POTENTIAL_PRESETS[args.preset])
+    tmap = TwoPassMap(**MAP_PRESETS[args.preset], checkpointing=checkpointing).to(device)
+    phi = Potential(**POTENTIAL_PRESETS[args.preset]).to(device)
     setup = tp.build_setup(tmap, phi)
     del tmap, phi  # build_setup keeps its own copies
-    batch = tp.one_batch(args.batch, args.patch)
+    batch = {k: v.to(device) for k, v in tp.one_batch(args.batch, args.patch).items()}
     y, x, ids = batch[DEGRADED], batch[CLEAN], batch[DEGRADATION]
-    alpha = torch.rand(args.batch, generator=torch.Generator().manual_seed(args.seed))
+    alpha = torch.rand(args.batch, generator=torch.Generator().manual_seed(args.seed)).to(device)
 
     def iteration() -> None:
         context: AbstractContextManager[Any] = (
-            torch.autocast("cpu", dtype=torch.bfloat16) if config["bf16"] else nullcontext()
+            torch.autocast(device.type, dtype=dtype) if dtype is not None else nullcontext()
         )
         with context:
             tp.ours_iteration(setup, y, x, ids, alpha)
+        if cuda:
+            torch.cuda.synchronize(device)
 
     iteration()
-    release_free_memory()
-    steady = proc_status_mib("VmRSS")
-    with open("/proc/self/clear_refs", "w") as clear:
-        clear.write("5")  # reset VmHWM to the current resident size
+    if cuda:
+        steady = torch.cuda.memory_allocated(device) / 2**20
+        torch.cuda.reset_peak_memory_stats(device)
+    else:
+        release_free_memory()
+        steady = proc_status_mib("VmRSS")
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")  # reset VmHWM to the current resident size
     start = time.perf_counter()
     iteration()
     seconds = time.perf_counter() - start
-    peak = proc_status_mib("VmHWM")
+    peak = torch.cuda.max_memory_allocated(device) / 2**20 if cuda else proc_status_mib("VmHWM")
 
     params = [*setup.transport_map.parameters(), *setup.potential.parameters()]
     param_bytes = sum(p.numel() * p.element_size() for p in params)
@@ -125,15 +141,20 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     # weights + their gradients + the optimizers' state
     state_mib = (2 * param_bytes + optimizer_bytes) / 2**20
     activation = peak - steady
-    return {
-        **config,
+    result = {
+        "autocast": str(dtype).removeprefix("torch.") if dtype is not None else None,
+        "checkpointing": checkpointing,
         "s_per_iter": seconds,
-        "steady_rss_mib": steady,
-        "peak_rss_mib": peak,
+        "steady_mib": steady,
+        "peak_mib": peak,
         "activation_mib": activation,
         "state_mib": state_mib,
-        "gpu_estimate_gib": (state_mib + activation) / 1024 + CUDA_CONTEXT_GIB,
     }
+    if cuda:
+        result["device_name"] = torch.cuda.get_device_name(device)
+    else:
+        result["gpu_estimate_gib"] = (state_mib + activation) / 1024 + CUDA_CONTEXT_GIB
+    return result
 
 
 def main() -> None:
@@ -141,8 +162,11 @@ def main() -> None:
     parser.add_argument("--preset", choices=sorted(MAP_PRESETS), default="paper")
     parser.add_argument("--batch", type=int, default=3)
     parser.add_argument("--patch", type=int, default=128)
-    parser.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
+    parser.add_argument(
+        "--configs", nargs="+", choices=sorted(CONFIGS), help=f"default: {' '.join(CPU_CONFIGS)}"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--device", default="cpu", help="cpu (peak RSS) or cuda (allocator peak)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", choices=sorted(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -151,12 +175,14 @@ def main() -> None:
         print(json.dumps(worker(args)))
         return
 
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("memory.py: --device cuda but torch sees no CUDA device")
     results: dict[str, Any] = {}
-    for name in args.configs:
+    for name in args.configs or CPU_CONFIGS:
         command = [sys.executable, __file__, "--config", name]
         command += ["--preset", args.preset, "--batch", str(args.batch)]
         command += ["--patch", str(args.patch), "--threads", str(args.threads)]
-        command += ["--seed", str(args.seed)]
+        command += ["--seed", str(args.seed), "--device", args.device]
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             # -9 without a traceback is usually the kernel's OOM killer: the configuration needs
@@ -175,10 +201,13 @@ def main() -> None:
     result = {
         "benchmark": "memory",
         "method": (
-            "fresh subprocess per configuration; one untimed iteration, malloc_trim, steady = "
-            "VmRSS; VmHWM reset via /proc/self/clear_refs; peak = VmHWM of iteration 2; "
-            "activation = peak - steady; state = exact bytes of weights + grads + RMSprop state"
+            "fresh subprocess per configuration; one untimed iteration, then on CPU: "
+            "malloc_trim, steady = VmRSS, VmHWM reset via /proc/self/clear_refs, peak = VmHWM "
+            "of iteration 2; on CUDA: steady = memory_allocated, peak = max_memory_allocated "
+            "of iteration 2; activation = peak - steady; state = exact bytes of weights + "
+            "grads + RMSprop state"
         ),
+        "device": args.device,
         "preset": args.preset,
         "batch": args.batch,
         "patch": args.patch,
@@ -200,8 +229,8 @@ def main() -> None:
     print(
         "memory: "
         + ", ".join(
-            f"{n} activation {r['activation_mib'] / 1024:.2f} GiB (GPU est. "
-            f"{r['gpu_estimate_gib']:.1f} GiB)"
+            f"{n} activation {r['activation_mib'] / 1024:.2f} GiB, peak "
+            f"{r['peak_mib'] / 1024:.2f} GiB"
             for n, r in results.items()
         ),
         file=sys.stderr,

@@ -255,7 +255,8 @@ def lightning_timer(
     ``settings`` are applied as a user would through the configs: ``bf16`` as
     ``trainer.precision=bf16-mixed``, ``foreach`` as ``foreach: true`` in both optimizer
     factories, ``compile`` as ``model.compile_map``, ``checkpointing`` as
-    ``model.transport_map.checkpointing`` (``channels_last`` has no config key and is refused).
+    ``model.transport_map.checkpointing``, ``fp16`` as ``trainer.precision=16-mixed`` (loss
+    scaling by Lightning's GradScaler; CUDA). ``channels_last`` has no config key: refused.
 
     Each call fits a fresh Trainer for one warm-up iteration plus ``n`` timed ones on the same
     module; the clock runs from the start of the first timed batch to the end of the last, so
@@ -271,6 +272,8 @@ def lightning_timer(
 
     if "channels_last" in settings:
         raise SystemExit("throughput.py: channels_last has no RCOTModule setting to time")
+    precision = "bf16-mixed" if "bf16" in settings else "32-true"
+    precision = "16-mixed" if "fp16" in settings else precision
     foreach = "foreach" in settings
     tmap = copy.deepcopy(tmap)
     if "checkpointing" in settings:
@@ -312,7 +315,7 @@ def lightning_timer(
             enable_progress_bar=False,
             enable_model_summary=False,
             num_sanity_val_steps=0,
-            precision="bf16-mixed" if "bf16" in settings else "32-true",
+            precision=precision,
             callbacks=[clock],
         )
         trainer.fit(module, train_dataloaders=batches(n + 1))
@@ -326,7 +329,8 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Interleaved repetitions; the order rotates so no variant always runs first."""
     for run in timers.values():
-        run(warmup)
+        if warmup > 0:
+            run(warmup)
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
@@ -383,6 +387,8 @@ VARIANTS = (
     "authors",
     *(f"ours_{s}" for s in (*SETTINGS, "best")),
     "ours_lightning",
+    "ours_lightning_bf16",
+    "ours_lightning_fp16",  # 16-mixed: a CUDA setting (GradScaler), for benchmarks/gpu.sh
     "ours_lightning_best",
 )
 DEFAULT_VARIANTS = ("ours", "reference", "ours_bf16", "ours_lightning")
