@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
+from omegaconf import DictConfig, OmegaConf
 
+from rcot_lightning.checkpoint import build_module
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, RestormerUNet, TwoPassMap
 from rcot_lightning.nets.restormer import TransformerStage, set_checkpointing
@@ -73,3 +77,22 @@ def test_checkpointing_keeps_the_state_dict_names() -> None:
 def test_checkpointing_flag_must_be_a_bool() -> None:
     with pytest.raises(RCOTError, match="checkpointing"):
         set_checkpointing(TwoPassMap(**MAP_PRESETS["tiny"]), "yes")  # type: ignore[arg-type]
+
+
+def test_config_key_turns_checkpointing_on(compose_train: Callable[..., DictConfig]) -> None:
+    plain = compose_train()
+    assert plain.model.transport_map.checkpointing is False
+    cfg = compose_train("model.transport_map.checkpointing=true")
+    module = build_module(OmegaConf.to_container(cfg.model, resolve=True))  # type: ignore[arg-type]
+    stages = [m for m in module.transport_map.modules() if isinstance(m, TransformerStage)]
+    assert stages and all(stage.checkpointing for stage in stages)
+
+
+def test_cpu_fast_hardware_sets_bf16_and_foreach(compose_train: Callable[..., DictConfig]) -> None:
+    cfg = compose_train("hardware=cpu_fast")
+    assert cfg.trainer.accelerator == "cpu" and cfg.trainer.precision == "bf16-mixed"
+    module = build_module(OmegaConf.to_container(cfg.model, resolve=True))  # type: ignore[arg-type]
+    configured = module.configure_optimizers()
+    # [map, potential], or ([map, potential], schedulers) when there are schedulers
+    opt_map, opt_potential = configured[0] if isinstance(configured, tuple) else configured
+    assert opt_map.defaults["foreach"] is True and opt_potential.defaults["foreach"] is True
