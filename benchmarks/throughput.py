@@ -90,7 +90,7 @@ LAMBDA_GP = OBJECTIVE.lambda_gp
 #: The CPU settings a variant can switch on (``--best`` picks a set of them).
 SETTINGS = ("bf16", "foreach", "channels_last", "compile", "checkpointing")
 #: The settings shipped in ``conf/hardware/cpu_fast.yaml``: those that won on this CPU.
-DEFAULT_BEST = ("bf16", "foreach")
+DEFAULT_BEST = ("bf16",)
 
 
 @dataclass

@@ -88,11 +88,7 @@ def test_config_key_turns_checkpointing_on(compose_train: Callable[..., DictConf
     assert stages and all(stage.checkpointing for stage in stages)
 
 
-def test_cpu_fast_hardware_sets_bf16_and_foreach(compose_train: Callable[..., DictConfig]) -> None:
+def test_cpu_fast_hardware_is_bf16_on_cpu(compose_train: Callable[..., DictConfig]) -> None:
     cfg = compose_train("hardware=cpu_fast")
     assert cfg.trainer.accelerator == "cpu" and cfg.trainer.precision == "bf16-mixed"
-    module = build_module(OmegaConf.to_container(cfg.model, resolve=True))  # type: ignore[arg-type]
-    configured = module.configure_optimizers()
-    # [map, potential], or ([map, potential], schedulers) when there are schedulers
-    opt_map, opt_potential = configured[0] if isinstance(configured, tuple) else configured
-    assert opt_map.defaults["foreach"] is True and opt_potential.defaults["foreach"] is True
+    assert cfg.trainer.devices == 1
