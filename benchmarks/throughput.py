@@ -13,14 +13,29 @@ Timings on a shared CPU vary by about +-15% run to run, so read the ratios, not 
   on the penalty alone, then ``T(y)`` computed again for the map step. Its first ``T(y)`` runs
   under ``no_grad`` — cheaper than a script that builds a graph it then detaches, so the
   measured speed-up is a lower bound.
+* ``authors``: ``reference`` with the authors' potential head as well: the same convolutional
+  trunk, then a Linear head on the *flattened* features sized by the training patch
+  (``512 * (patch / 32)**2 -> 2048 -> 64 -> 1`` at paper size), which is what their loop trains.
 * ``ours_bf16``: ``ours`` under ``torch.autocast(dtype=torch.bfloat16)`` (what Lightning's
   ``bf16-mixed`` does around a manual-optimisation ``training_step``).
+* CPU settings, each on top of ``ours`` alone so that each is measured by itself:
+  ``ours_foreach`` (RMSprop with ``foreach=True``: one multi-tensor kernel per step instead of a
+  Python loop over ~400 parameters), ``ours_channels_last`` (networks and batch in
+  ``torch.channels_last``), ``ours_compile`` (``torch.compile`` of ``T``, as
+  ``model.compile_map``), ``ours_checkpointing`` (``TwoPassMap(checkpointing=True)``: what
+  activation checkpointing costs in time), and ``ours_best``: the settings of ``--best`` together.
 
 Both algorithm variants are driven directly — the objective functions of
 :mod:`rcot_lightning.objective` and the optimizers called in the order of ``module.py``, with the
 same optimizer toggling — so nothing but the algorithm differs. ``ours_lightning`` (skip with
 ``--no-lightning``) times the real ``RCOTModule.training_step`` under a ``Trainer`` for a fixed
 number of steps, to show what the framework adds to ``ours``.
+
+With ``--flops`` the JSON also holds the floating-point operations of one iteration of ``ours``
+and ``authors`` (``torch.utils.flop_counter.FlopCounterMode``: matmuls and convolutions, forward
+and backward), this machine's matmul peak measured in the same process at the same thread count
+(a 2048 x 2048 ``torch.mm``, fp32 and bf16), and each variant's achieved FLOP/s as a fraction of
+that peak (bf16 variants against the bf16 peak).
 
 The JSON also holds the potential's parameter count against the reference's patch-sized one
 (from ``benchmarks/param_counts.py``).
@@ -29,17 +44,23 @@ Run::
 
     python benchmarks/throughput.py                      # small preset, batch 8, patch 64
     python benchmarks/throughput.py --preset tiny --repeats 2 --iters 2
+    python benchmarks/throughput.py --preset paper --batch 2 --patch 64 --threads 2 \
+        --variants authors ours ours_best ours_lightning ours_lightning_best --flops
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import importlib.util
 import json
 import logging
+import math
+import os
 import platform
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -51,10 +72,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.data.datamodules import SamplesDataModule
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+from rcot_lightning.nets.restormer import set_checkpointing
 from rcot_lightning.objective import FROTObjective, gradient_penalty
 
 #: (batch, patch) per preset: the paper's recipe (meant for a GPU), the default job, tests.
@@ -64,9 +87,18 @@ OBJECTIVE = FROTObjective()
 LAMBDA_GP = OBJECTIVE.lambda_gp
 
 
+#: The CPU settings a variant can switch on (``--best`` picks a set of them).
+SETTINGS = ("bf16", "foreach", "channels_last", "compile", "checkpointing")
+#: The settings shipped in ``conf/hardware/cpu_fast.yaml``: those that won on this CPU.
+DEFAULT_BEST = ("bf16",)
+
+
 @dataclass
 class Setup:
-    """One variant's own networks and optimizers (all variants start from the same weights)."""
+    """One variant's own networks and optimizers (all variants start from the same weights).
+
+    ``transport_map`` is what the iteration calls: a ``torch.compile`` wrapper when compiled.
+    """
 
     transport_map: nn.Module
     potential: nn.Module
@@ -74,15 +106,54 @@ class Setup:
     opt_potential: torch.optim.Optimizer
 
 
-def build_setup(tmap: nn.Module, phi: nn.Module) -> Setup:
+class AuthorsPotential(nn.Module):
+    """The authors' potential: our trunk, then a Linear head on flattened features.
+
+    The head's input size is ``C * (patch / 2**n_down)**2``, so it exists for one patch size only
+    (``512 * (patch / 32)**2 -> 2048 -> 64 -> 1`` at paper size, LeakyReLU(0.2) between).
+
+    Shape:
+        ``(B, 3, patch, patch) -> (B,)``.
+    """
+
+    def __init__(self, phi: Potential, patch: int) -> None:
+        super().__init__()
+        self.trunk = copy.deepcopy(phi.trunk)
+        side = -(-patch // 2**phi.num_downsamplings)
+        width = phi.head.in_features * side * side
+        self.head = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(width, 2048),
+            nn.LeakyReLU(0.2),
+            nn.Linear(2048, 64),
+            nn.LeakyReLU(0.2),
+            nn.Linear(64, 1),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.trunk(x)).squeeze(-1)
+
+
+def build_setup(
+    tmap: nn.Module,
+    phi: nn.Module,
+    *,
+    foreach: bool = False,
+    channels_last: bool = False,
+    compile: bool = False,
+    checkpointing: bool = False,
+) -> Setup:
     tmap, phi = copy.deepcopy(tmap), copy.deepcopy(phi)
+    if checkpointing:
+        set_checkpointing(tmap, True)
+    if channels_last:
+        tmap.to(memory_format=torch.channels_last)
+        phi.to(memory_format=torch.channels_last)
     # RMSprop at the paper's learning rates, as RCOTModule's default optimizers.
-    return Setup(
-        tmap,
-        phi,
-        torch.optim.RMSprop(tmap.parameters(), lr=5e-5),
-        torch.optim.RMSprop(phi.parameters(), lr=1e-4),
-    )
+    opt_map = torch.optim.RMSprop(tmap.parameters(), lr=5e-5, foreach=foreach)
+    opt_potential = torch.optim.RMSprop(phi.parameters(), lr=1e-4, foreach=foreach)
+    called = torch.compile(tmap) if compile else tmap
+    return Setup(called, phi, opt_map, opt_potential)  # type: ignore[arg-type]
 
 
 def train_only(active: nn.Module, frozen: nn.Module) -> None:
@@ -147,9 +218,12 @@ def direct_timer(
     batch: dict[str, Tensor],
     autocast: bool,
     device: torch.device,
+    channels_last: bool = False,
 ) -> Callable[[int], float]:
     """A function running ``n`` iterations and returning their seconds per iteration."""
     y, x = batch[DEGRADED], batch[CLEAN]
+    if channels_last:
+        y, x = (t.contiguous(memory_format=torch.channels_last) for t in (y, x))
     ids = batch[DEGRADATION].to(device)
     OBJECTIVE.to(device)
     generator = torch.Generator().manual_seed(0)
@@ -171,9 +245,19 @@ def direct_timer(
 
 
 def lightning_timer(
-    tmap: nn.Module, phi: nn.Module, batch: dict[str, Tensor], device: torch.device
+    tmap: nn.Module,
+    phi: nn.Module,
+    batch: dict[str, Tensor],
+    device: torch.device,
+    settings: tuple[str, ...] = (),
 ) -> Callable[[int], float]:
     """Seconds per iteration of the real RCOTModule.training_step under a Trainer.
+
+    ``settings`` are applied as a user would through the configs: ``bf16`` as
+    ``trainer.precision=bf16-mixed``, ``foreach`` as ``foreach: true`` in both optimizer
+    factories, ``compile`` as ``model.compile_map``, ``checkpointing`` as
+    ``model.transport_map.checkpointing``, ``fp16`` as ``trainer.precision=16-mixed`` (loss
+    scaling by Lightning's GradScaler; CUDA). ``channels_last`` has no config key: refused.
 
     Each call fits a fresh Trainer for one warm-up iteration plus ``n`` timed ones on the same
     module; the clock runs from the start of the first timed batch to the end of the last, so
@@ -187,7 +271,21 @@ def lightning_timer(
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", module="lightning")
 
-    module = RCOTModule(copy.deepcopy(tmap), copy.deepcopy(phi))
+    if "channels_last" in settings:
+        raise SystemExit("throughput.py: channels_last has no RCOTModule setting to time")
+    precision = "bf16-mixed" if "bf16" in settings else "32-true"
+    precision = "16-mixed" if "fp16" in settings else precision
+    foreach = "foreach" in settings
+    tmap = copy.deepcopy(tmap)
+    if "checkpointing" in settings:
+        set_checkpointing(tmap, True)
+    module = RCOTModule(
+        tmap,
+        copy.deepcopy(phi),
+        map_optimizer=functools.partial(torch.optim.RMSprop, lr=5e-5, foreach=foreach),
+        potential_optimizer=functools.partial(torch.optim.RMSprop, lr=1e-4, foreach=foreach),
+        compile_map="compile" in settings,
+    )
 
     class Clock(L.Callback):
         def __init__(self) -> None:
@@ -218,6 +316,7 @@ def lightning_timer(
             enable_progress_bar=False,
             enable_model_summary=False,
             num_sanity_val_steps=0,
+            precision=precision,
             callbacks=[clock],
         )
         trainer.fit(module, train_dataloaders=batches(n + 1))
@@ -231,7 +330,8 @@ def measure(
 ) -> dict[str, dict[str, Any]]:
     """Interleaved repetitions; the order rotates so no variant always runs first."""
     for run in timers.values():
-        run(warmup)
+        if warmup > 0:
+            run(warmup)
     names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
@@ -273,6 +373,92 @@ def potential_params() -> dict[str, Any]:
     return {"preset": "paper", "source": "benchmarks/param_counts.py (reference)", **rows}
 
 
+def variant_settings(name: str, best: tuple[str, ...]) -> tuple[str, ...]:
+    """The CPU settings of a variant name (``ours_bf16`` -> ``("bf16",)``)."""
+    suffix = name.removeprefix("ours").removeprefix("_lightning").removeprefix("_")
+    if suffix == "best":
+        return best
+    return (suffix,) if suffix else ()
+
+
+#: Every variant --variants accepts; DEFAULT_VARIANTS are timed when it is not given.
+VARIANTS = (
+    "ours",
+    "reference",
+    "authors",
+    *(f"ours_{s}" for s in (*SETTINGS, "best")),
+    "ours_lightning",
+    "ours_lightning_bf16",
+    "ours_lightning_fp16",  # 16-mixed: a CUDA setting (GradScaler), for benchmarks/gpu.sh
+    "ours_lightning_best",
+)
+DEFAULT_VARIANTS = ("ours", "reference", "ours_bf16", "ours_lightning")
+
+
+class _GlobalOnly:
+    """A stand-in for FlopCounterMode's module tracker that attributes everything to Global."""
+
+    parents = frozenset({"Global"})
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *args: object) -> None:
+        return None
+
+
+def _conv_backward_flops(
+    grad_out_shape: list[int],
+    x_shape: list[int],
+    w_shape: list[int],
+    *args: Any,
+    out_shape: Any = None,
+    **kwargs: Any,
+) -> int:
+    """FLOPs of ``aten.convolution_backward`` (non-transposed), ``groups`` respected."""
+    output_mask = args[7]  # bias, stride, padding, dilation, transposed, out_pad, groups, mask
+    forward = 2 * math.prod(grad_out_shape) * math.prod(w_shape[1:])
+    return forward * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def iteration_flops(step: Callable[..., None], s: Setup, batch: dict[str, Tensor]) -> int:
+    """Floating-point operations of one iteration (matmuls and convolutions, fwd + bwd).
+
+    Counted on a copy so that the timed variant's weights and optimizer state are untouched.
+    """
+    y, x = batch[DEGRADED], batch[CLEAN]
+    ids = batch[DEGRADATION]
+    s = copy.deepcopy(s)
+    alpha = torch.rand(y.shape[0], generator=torch.Generator().manual_seed(0)).to(y.device)
+    # torch's formula for convolution_backward ignores `groups` and counts a depth-wise conv's
+    # backward as if it were dense (12x the forward for the small map); count it as what it
+    # is: the forward's multiply-adds once per gradient asked for (input, weight).
+    counter = FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flops}
+    )
+    # Its per-module tracker puts hooks on every module's backward, which autograd.grad (the
+    # gradient penalty) refuses; only the global total is needed, so track no modules.
+    counter.mod_tracker = _GlobalOnly()  # type: ignore[assignment]
+    with counter:
+        step(s, y, x, ids, alpha)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype, size: int = 2048) -> float:
+    """Best-of-5 FLOP/s of a square ``torch.mm`` at the current thread count."""
+    generator = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(size, size, generator=generator).to(device, dtype) for _ in range(2))
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(5):
+        _sync(device)
+        start = time.perf_counter()
+        torch.mm(a, b)
+        _sync(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=sorted(PRESET_SIZES), default="small")
@@ -283,7 +469,18 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3, help="iterations per repetition")
     parser.add_argument("--warmup", type=int, default=1, help="untimed iterations per variant")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-lightning", action="store_true", help="skip the Trainer variant")
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, help=f"default: {' '.join(DEFAULT_VARIANTS)}"
+    )
+    parser.add_argument(
+        "--best",
+        nargs="+",
+        choices=SETTINGS,
+        default=list(DEFAULT_BEST),
+        help="the settings of ours_best and ours_lightning_best",
+    )
+    parser.add_argument("--no-lightning", action="store_true", help="skip the Trainer variants")
+    parser.add_argument("--flops", action="store_true", help="count FLOPs, measure matmul peak")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
@@ -292,21 +489,46 @@ def main() -> None:
     batch_size = args.batch or default_batch
     patch = args.patch or default_patch
     device = torch.device(args.device)
+    best = tuple(args.best)
+    names = [
+        n
+        for n in (args.variants or DEFAULT_VARIANTS)
+        if not (args.no_lightning and "lightning" in n)
+    ]
 
     torch.manual_seed(args.seed)
     tmap = TwoPassMap(**MAP_PRESETS[args.preset]).to(device)
     phi = Potential(**POTENTIAL_PRESETS[args.preset]).to(device)
     batch = {k: v.to(device) for k, v in one_batch(batch_size, patch).items()}
 
-    timers = {
-        "ours": direct_timer(ours_iteration, build_setup(tmap, phi), batch, False, device),
-        "reference": direct_timer(
-            reference_iteration, build_setup(tmap, phi), batch, False, device
-        ),
-        "ours_bf16": direct_timer(ours_iteration, build_setup(tmap, phi), batch, True, device),
-    }
-    if not args.no_lightning:
-        timers["ours_lightning"] = lightning_timer(tmap, phi, batch, device)
+    setups: dict[str, Setup] = {}
+    timers: dict[str, Callable[[int], float]] = {}
+    for name in names:
+        if "lightning" in name:
+            timers[name] = lightning_timer(tmap, phi, batch, device, variant_settings(name, best))
+            continue
+        if name in ("reference", "authors"):
+            potential = AuthorsPotential(phi, patch).to(device) if name == "authors" else phi
+            setups[name] = build_setup(tmap, potential)
+            timers[name] = direct_timer(reference_iteration, setups[name], batch, False, device)
+            continue
+        settings = variant_settings(name, best)
+        setups[name] = build_setup(
+            tmap,
+            phi,
+            foreach="foreach" in settings,
+            channels_last="channels_last" in settings,
+            compile="compile" in settings,
+            checkpointing="checkpointing" in settings,
+        )
+        timers[name] = direct_timer(
+            ours_iteration,
+            setups[name],
+            batch,
+            "bf16" in settings,
+            device,
+            channels_last="channels_last" in settings,
+        )
     rates = measure(timers, args.repeats, args.iters, args.warmup)
 
     def ratio(a: str, b: str) -> float | None:
@@ -320,11 +542,59 @@ def main() -> None:
         pairs = zip(rates[b]["s_per_iter_all"], rates[a]["s_per_iter_all"], strict=True)
         return statistics.median(tb / ta for tb, ta in pairs)
 
+    ratios: dict[str, float | None] = {
+        "ours_over_reference": ratio("ours", "reference"),
+        "bf16_over_fp32": ratio("ours_bf16", "ours"),
+        "lightning_over_direct": ratio("ours_lightning", "ours"),
+    }
+    for name in names:
+        if name.startswith("ours_") and "lightning" not in name and name != "ours_bf16":
+            ratios[f"{name}_over_ours"] = ratio(name, "ours")
+    if "authors" in rates:
+        for name in ("ours", "ours_best", "ours_lightning", "ours_lightning_best"):
+            ratios[f"{name}_over_authors"] = ratio(name, "authors")
+        ratios["reference_over_authors"] = ratio("reference", "authors")
+    ratios["lightning_best_over_direct_best"] = ratio("ours_lightning_best", "ours_best")
+    ratios = {k: v for k, v in ratios.items() if v is not None}
+
+    flops: dict[str, Any] | None = None
+    if args.flops:
+        peaks = {
+            "fp32": matmul_peak(device, torch.float32),
+            "bf16": matmul_peak(device, torch.bfloat16),
+        }
+        counted = {
+            "ours": iteration_flops(
+                ours_iteration, setups.get("ours") or build_setup(tmap, phi), batch
+            ),
+            "authors": iteration_flops(
+                reference_iteration,
+                setups.get("authors") or build_setup(tmap, AuthorsPotential(phi, patch)),
+                batch,
+            ),
+        }
+        achieved = {}
+        for name in rates:
+            algorithm = "authors" if name in ("authors", "reference") else "ours"
+            if name == "reference":
+                continue  # its potential differs from both counted ones
+            per_s = counted[algorithm] / rates[name]["s_per_iter_median"]
+            dtype = "bf16" if "bf16" in variant_settings(name, best) else "fp32"
+            if name in ("authors", "reference"):
+                dtype = "fp32"
+            achieved[name] = {"flop_per_s": per_s, "fraction_of_peak": per_s / peaks[dtype]}
+        flops = {
+            "per_iteration": counted,
+            "counter": "torch.utils.flop_counter.FlopCounterMode (matmul/conv, fwd+bwd)",
+            "matmul_peak_flop_per_s": peaks,
+            "achieved": achieved,
+        }
+
     result: dict[str, Any] = {
         "benchmark": "throughput",
         "method": (
             "direct: objective functions and optimizers called as in RCOTModule.training_step "
-            "(no Trainer) for ours, reference and ours_bf16; ours_lightning: the real "
+            "(no Trainer) for ours*, reference and authors; ours_lightning*: the real "
             "training_step under a Trainer, timed between batch hooks"
         ),
         "preset": args.preset,
@@ -334,21 +604,22 @@ def main() -> None:
         "device": str(device),
         "repeats": args.repeats,
         "iters_per_repeat": args.iters,
+        "best_settings": list(best),
         "statistic": (
             "rates: median over interleaved repetitions; ratios: median of per-repetition ratios"
         ),
         "rates": rates,
-        "ratios": {
-            "ours_over_reference": ratio("ours", "reference"),
-            "bf16_over_fp32": ratio("ours_bf16", "ours"),
-            "lightning_over_direct": ratio("ours_lightning", "ours"),
-        },
+        "ratios": ratios,
+        "flops": flops,
         "potential_params": potential_params(),
+        "load_average": list(os.getloadavg()),
         "machine": platform.machine(),
         "torch": torch.__version__,
         "note": "timings vary about +-15% run to run on a shared CPU; compare the ratios",
     }
     print(json.dumps(result, indent=2))
+    summary = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
+    print(f"throughput ({args.preset}, b{batch_size} p{patch}): {summary}", file=sys.stderr)
 
 
 if __name__ == "__main__":

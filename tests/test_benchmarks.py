@@ -107,3 +107,95 @@ def test_quality_smoke_trains_scores_and_writes_table_json_and_figures(tmp_path:
     assert "FROT + l2, one-pass map (TRC off)" in markdown and "noisy input" in markdown
     for name in ("noisy_sigma25.png", "frot_l2_onepass_sigma25.png"):
         assert (out / "figures" / name).stat().st_size > 0
+
+
+def test_throughput_times_the_authors_loop_and_each_cpu_setting() -> None:
+    variants = ["ours", "authors", "ours_foreach", "ours_channels_last", "ours_checkpointing"]
+    variants += ["ours_best", "ours_lightning", "ours_lightning_best"]
+    report = run_benchmark(
+        "throughput.py",
+        *("--preset", "tiny", "--repeats", "1", "--iters", "1", "--warmup", "0", "--flops"),
+        *("--variants", *variants, "--best", "bf16", "foreach"),
+    )
+    assert set(report["rates"]) == set(variants)
+    assert report["best_settings"] == ["bf16", "foreach"]
+    ratios = report["ratios"]
+    for key in ("ours_over_authors", "ours_best_over_authors", "ours_lightning_over_authors"):
+        assert math.isfinite(ratios[key]) and ratios[key] > 0
+    assert ratios["lightning_best_over_direct_best"] > 0
+    flops = report["flops"]
+    # The authors' loop does everything ours does plus a second map forward and a bigger head.
+    assert flops["per_iteration"]["authors"] > flops["per_iteration"]["ours"] > 0
+    peaks = flops["matmul_peak_flop_per_s"]
+    assert peaks["fp32"] > 0 and peaks["bf16"] > 0
+    for name, achieved in flops["achieved"].items():
+        assert 0 < achieved["fraction_of_peak"] < 1.5, name  # a 2048 matmul is near the peak
+    assert len(report["load_average"]) == 3
+
+
+def test_memory_reports_each_configuration_from_its_own_process() -> None:
+    report = run_benchmark(
+        "memory.py",
+        *("--preset", "tiny", "--batch", "2", "--patch", "32"),
+        *("--configs", "fp32", "bf16_checkpointing"),
+    )
+    assert report["device"] == "cpu"
+    results = report["results"]
+    assert set(results) == {"fp32", "bf16_checkpointing"}
+    for row in results.values():
+        assert row["peak_mib"] >= row["steady_mib"] > 0
+        assert row["activation_mib"] == row["peak_mib"] - row["steady_mib"]
+        assert row["state_mib"] > 0 and row["s_per_iter"] > 0
+        assert row["gpu_estimate_gib"] > row["state_mib"] / 1024
+    assert results["bf16_checkpointing"]["autocast"] == "bfloat16"
+    assert results["fp32"]["autocast"] is None and results["fp32"]["checkpointing"] is False
+    assert results["bf16_checkpointing"]["checkpointing"] is True
+    assert report["activation_saving"]["checkpointing_fp32"] is None  # not measured here
+
+
+def test_inference_scaling_extrapolates_large_images_from_a_few_tile_batches() -> None:
+    report = run_benchmark(
+        "inference_scaling.py",
+        *("--preset", "tiny", "--megapixels", "0.01", "--sizes", "48x80", "--tiled-only"),
+        *("--tile", "32", "--overlap", "16", "--max-tile-batches", "1", "--repeats", "1"),
+    )
+    rows = report["results"]
+    assert [row["size"] for row in rows] == [[104, 104], [48, 80]]
+    for row in rows:
+        assert "untiled" not in row
+        tiled = row["tiled"]
+        assert tiled["tiles_run"] == 4 < tiled["tiles_total"]  # one batch of 4 tiles ran
+        assert tiled["extrapolated"] is True
+        assert tiled["s_per_mp"] == tiled["s_per_image"] / row["megapixels"] > 0
+        assert tiled["peak_rss_mib"] > 0
+
+
+def test_tiling_quality_reports_the_psnr_cost_of_tiles() -> None:
+    pytest.importorskip("sklearn")  # the held-out photo ships with scikit-learn
+    report = run_benchmark(
+        "tiling_quality.py",
+        *("--preset", "tiny", "--photos", "china", "--crop", "192"),
+        *("--tiles", "96", "128", "--overlaps", "16", "--repeats", "1"),
+    )
+    assert report["photos"] == {"china": [192, 192]}
+    assert "untrained" in report["map"]
+    assert [(g["tile"], g["overlap"]) for g in report["grid"]] == [(96, 16), (128, 16)]
+    for g in report["grid"]:
+        assert math.isfinite(g["psnr_cost_db"]) and g["pixel_overhead"] > 1
+    assert report["grid"][0]["pixel_overhead"] > report["grid"][1]["pixel_overhead"]
+    assert math.isfinite(report["bf16"]["psnr_diff_db"]) and report["bf16"]["speedup_over_fp32"] > 0
+
+
+def test_gpu_script_fails_clearly_without_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present: the script would run the benchmarks")
+    done = subprocess.run(
+        ["bash", str(BENCHMARKS / "gpu.sh"), "/tmp/rcot-gpu-benchmarks-test"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "no CUDA device" in done.stderr

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 from rcot_lightning.errors import RCOTError
 
@@ -34,9 +35,11 @@ __all__ = [
     "RestormerEncoder",
     "RestormerUNet",
     "TransformerBlock",
+    "TransformerStage",
     "TransposedAttention",
     "crop_to",
     "reflect_pad_to_multiple",
+    "set_checkpointing",
 ]
 
 #: Number of 2x down-samplings of the U-Net; inputs are padded to a multiple of ``2**3``.
@@ -271,8 +274,46 @@ class TransformerBlock(nn.Module):
         return x + self.ffn(self.norm2(x))
 
 
-def _stage(dim: int, blocks: int, heads: int, ffn: float, bias: bool) -> nn.Sequential:
-    return nn.Sequential(*(TransformerBlock(dim, heads, ffn, bias) for _ in range(blocks)))
+class TransformerStage(nn.Sequential):
+    """A chain of :class:`TransformerBlock`, optionally under activation checkpointing.
+
+    With ``checkpointing`` set and gradients enabled, each block keeps only its input for the
+    backward pass and recomputes its inside (``torch.utils.checkpoint``, non-reentrant, so
+    autocast and ``torch.autograd.grad`` work through it): the map's activations shrink to one
+    tensor per block for about one extra forward pass. The weights and their names are those of
+    a plain ``nn.Sequential`` either way, so checkpoints load with the flag on or off.
+
+    Shape:
+        ``(B, C, H, W) -> (B, C, H, W)``.
+
+    Example:
+        >>> stage = TransformerStage(TransformerBlock(8, 2, 2.0), TransformerBlock(8, 2, 2.0))
+        >>> stage.checkpointing = True
+        >>> stage(torch.randn(1, 8, 4, 4, requires_grad=True)).shape
+        torch.Size([1, 8, 4, 4])
+    """
+
+    checkpointing: bool = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (self.checkpointing and torch.is_grad_enabled()):
+            return super().forward(x)
+        for block in self:
+            x = checkpoint(block, x, use_reentrant=False)
+        return x
+
+
+def set_checkpointing(module: nn.Module, enabled: bool) -> None:
+    """Turn activation checkpointing of every :class:`TransformerStage` in ``module`` on or off."""
+    if not isinstance(enabled, bool):
+        raise RCOTError(f"checkpointing must be true or false, got {enabled!r}")
+    for stage in module.modules():
+        if isinstance(stage, TransformerStage):
+            stage.checkpointing = enabled
+
+
+def _stage(dim: int, blocks: int, heads: int, ffn: float, bias: bool) -> TransformerStage:
+    return TransformerStage(*(TransformerBlock(dim, heads, ffn, bias) for _ in range(blocks)))
 
 
 def _downsample(dim: int) -> nn.Sequential:
@@ -453,6 +494,8 @@ class RestormerUNet(nn.Module):
         heads: attention heads of the 4 levels; ``heads[i]`` must divide ``dim * 2**i``.
         ffn_expansion_factor: GDFN hidden-width factor.
         bias: whether the convs have a bias (the layer norms always have one).
+        checkpointing: recompute each transformer block in the backward pass instead of
+            keeping its activations (:class:`TransformerStage`); less memory, more time.
 
     Shape:
         ``(B, in_channels, H, W) -> (B, out_channels, H, W)``.
@@ -474,6 +517,7 @@ class RestormerUNet(nn.Module):
         heads: Sequence[int] = (1, 2, 4, 8),
         ffn_expansion_factor: float = 2.66,
         bias: bool = False,
+        checkpointing: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
@@ -484,6 +528,7 @@ class RestormerUNet(nn.Module):
         self.decoder = RestormerDecoder(
             out_channels, dim, num_blocks, num_refinement_blocks, heads, ffn_expansion_factor, bias
         )
+        set_checkpointing(self, checkpointing)
 
     def encode(self, x: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor]:
         """Run the encoder on a padded batch.
