@@ -25,7 +25,7 @@ GROUPS = {
     | {"reside_sots_outdoor", "bsd400_wed", "lol", "gopro", "div2k_x4"},
     "logger": {"csv", "tensorboard", "wandb", "many_loggers"},
     "experiment": {"quickstart", "allinone", "allinone_samples"} | {f"paper_{t}" for t in TASKS},
-    "hparams_search": {"optuna"},
+    "hparams_search": {"optuna", "optuna_unpaired"},
 }
 
 

@@ -278,7 +278,8 @@ def test_settings_that_mean_something_pass() -> None:
             ["data=unpaired", "data.clean_dir=FOLDER", "model.objective.supervised_weight=100"],
             "rcot-train: error: model.objective.supervised_weight=100 has no effect with unpaired "
             "data (data=unpaired has no targets, so the supervised term never applies); use "
-            "data=paired, or data=semipaired with data.paired_fraction, to train with targets",
+            "data=paired, or data=semipaired with data.paired_fraction, to train with targets "
+            "(an Optuna sweep on unpaired data: hparams_search=optuna_unpaired)",
         ),
         (
             ["data=paired", "data.train_degraded_dir=FOLDER", "data.train_target_dir=FOLDER"],

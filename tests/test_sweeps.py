@@ -94,3 +94,56 @@ def test_sweep_with_two_ddp_processes_per_job(tmp_path: Path, sweeper: str) -> N
         assert (job / "checkpoints" / "last.ckpt").is_file()
     # rank 1 never wrote hydra's job files anywhere (output_subdir is null for children)
     assert sorted(p.name for p in sweep.rglob("config.yaml")) == ["config.yaml", "config.yaml"]
+
+
+def _photo_like_folder(root: Path, count: int) -> Path:
+    """``count`` 64x64 images with smooth gradients and a little texture (not flat colour)."""
+    import numpy as np
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, 64)
+    for i in range(count):
+        base = np.stack(
+            [np.add.outer(ramp * (c + 1) / 3, ramp * (i % 3) / 3) for c in range(3)], -1
+        )
+        image = (base / base.max() * 200 + rng.uniform(0, 40, base.shape)).astype(np.uint8)
+        Image.fromarray(image).save(root / f"{i:02d}.png")
+    return root
+
+
+def test_optuna_sweep_on_unpaired_data_searches_no_supervised_key(tmp_path: Path) -> None:
+    clean = _photo_like_folder(tmp_path / "clean", 8)
+    data = (
+        "data=unpaired",
+        f"data.clean_dir={clean}",
+        f"data.val_target_dir={clean}",
+        "data.num_workers=0",
+    )
+    sweep = ("hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2")
+    # The paired search space names the supervised weight, which unpaired data rejects, and says
+    # which search space to use instead.
+    proc = run_cli(
+        "rcot_lightning.train", "hparams_search=optuna", *sweep, *TINY_CLI, *data, cwd=tmp_path
+    )
+    assert proc.returncode != 0
+    assert "hparams_search=optuna_unpaired" in proc.stderr
+    proc = run_cli(
+        "rcot_lightning.train",
+        "hparams_search=optuna_unpaired",
+        *sweep,
+        *TINY_CLI,
+        *data,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweeps = sorted((tmp_path / "outputs" / "train" / "multiruns").iterdir())
+    results = yaml.safe_load((sweeps[-1] / "optimization_results.yaml").read_text())
+    assert set(results["best_params"]) == {
+        "model.map_optimizer.lr",
+        "model.potential_optimizer.lr",
+        "model.objective.transport_weight",
+        "model.objective.lambda_gp",
+    }
+    assert results["best_value"] > 10  # a PSNR in dB

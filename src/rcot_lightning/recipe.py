@@ -133,7 +133,8 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
                         f"{name}={given[name]} has no effect with unpaired data (data="
                         "unpaired has no targets, so the supervised term never applies); use "
                         "data=paired, or data=semipaired with data.paired_fraction, to train "
-                        "with targets"
+                        "with targets (an Optuna sweep on unpaired data: "
+                        "hparams_search=optuna_unpaired)"
                     )
 
 
