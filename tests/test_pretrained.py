@@ -197,7 +197,10 @@ def test_restore_speed_benchmark_reports_cpu_seconds() -> None:
     assert report["model"] == DEFAULT_MODEL and report["threads"] == 1
     assert report["size"] == [194, 258]
     assert report["cpu_s"] > 0 and report["wall_s"] > 0
-    assert report["cpu_s_12mp"] == pytest.approx(report["cpu_s"] * 12 / 0.050052, rel=0.01)
+    # Both figures are rounded (cpu_s to 1 ms, the 12 MP one to 0.1 s): on an idle machine this
+    # restore takes a fraction of a second, so the ms rounding times the 240x scale counts.
+    scale = 12 / 0.050052
+    assert report["cpu_s_12mp"] == pytest.approx(report["cpu_s"] * scale, abs=0.0005 * scale + 0.05)
 
 
 def test_quality_benchmark_scores_the_bundled_model() -> None:
@@ -226,5 +229,9 @@ def test_the_recipe_config_composes_and_builds(compose_train) -> None:
     module = build_module(as_dict(cfg.model))
     assert module.map_ema is not None
     stored = torch.load(available()[DEFAULT_MODEL].weights, weights_only=True)
-    assert stored["transport_map"] == as_dict(cfg.model.transport_map)
+    # The config has gained `checkpointing` (activation checkpointing, a memory setting that
+    # changes no weight) since the entry was bundled; everything else is what was trained.
+    built = as_dict(cfg.model.transport_map)
+    assert built.pop("checkpointing") is False
+    assert stored["transport_map"] == built
     assert instantiate(cfg.data).batch_size == 8
