@@ -9,3 +9,10 @@ class RCOTError(ValueError):
     The message names the offending file or config key and says what to do about it.
     Subclassing :class:`ValueError` keeps ``except ValueError`` handlers working.
     """
+
+
+class MissingExtraError(RCOTError):
+    """An optional dependency is needed for this input; the message names the extra to install.
+
+    Unlike a bad file, it is never skipped (``data.skip_bad_images`` does not apply).
+    """

@@ -9,20 +9,32 @@ precision; Pillow decodes 16-bit *colour* PNG to 8 bits. Every problem a user ca
 from __future__ import annotations
 
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
-import tifffile
 import torch
 from PIL import Image
 from torch import Tensor
 
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import MissingExtraError, RCOTError
 
 __all__ = ["IMAGE_EXTENSIONS", "image_size", "list_images", "read_image", "to_tensor"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _TIFF = (".tif", ".tiff")
 _SKIP_HINT = "delete or replace it, or set data.skip_bad_images=true to skip bad files"
+
+
+def _tifffile(path: Path) -> ModuleType:
+    """tifffile, imported when a TIFF is met (the ``tiff`` extra; scikit-image installs it)."""
+    try:
+        import tifffile
+    except ImportError as err:
+        raise MissingExtraError(
+            f"{path}: reading TIFF images needs tifffile; pip install 'rcot-lightning[tiff]' "
+            "(or convert the folder to PNG)"
+        ) from err
+    return tifffile
 
 
 def list_images(directory: str | Path, key: str) -> list[Path]:
@@ -86,8 +98,9 @@ def image_size(path: str | Path) -> tuple[int, int]:
         (30, 40)
     """
     path = Path(path)
+    tifffile = _tifffile(path) if path.suffix.lower() in _TIFF else None
     try:
-        if path.suffix.lower() in _TIFF:
+        if tifffile is not None:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages.first
                 return int(page.imagelength), int(page.imagewidth)
@@ -142,7 +155,7 @@ def _pil_array(img: Image.Image) -> np.ndarray:
 
 
 def _tiff_array(path: Path) -> np.ndarray:
-    array = tifffile.imread(path, key=0)
+    array = _tifffile(path).imread(path, key=0)
     # Planar TIFFs come back channels-first.
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)
@@ -172,5 +185,7 @@ def read_image(path: str | Path) -> Tensor:
                 img.load()
                 array = _pil_array(img)
         return to_tensor(array)
+    except MissingExtraError:  # tifffile missing: not a bad file
+        raise
     except Exception as err:  # decoders raise many types for one cause: a bad file
         raise _bad_image(path, err) from err

@@ -26,7 +26,7 @@ from rcot_lightning.data.degradations import Degradation
 from rcot_lightning.data.folders import find_images, resolve_folders
 from rcot_lightning.data.images import image_size, read_image
 from rcot_lightning.data.pairing import PairingRule, match_names
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import MissingExtraError, RCOTError
 
 __all__ = [
     "Crop",
@@ -146,6 +146,8 @@ class FolderImages(ImageList):
             if skip_bad_images:
                 try:
                     self.sizes.append(tuple(read_image(path).shape[-2:]))  # type: ignore[arg-type]
+                except MissingExtraError:
+                    raise
                 except RCOTError:
                     bad.append(path)
                     continue
