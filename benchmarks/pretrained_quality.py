@@ -19,6 +19,7 @@ Run::
 
     python benchmarks/pretrained_quality.py                      # 3 photos x sigma 15/25/50
     python benchmarks/pretrained_quality.py --methods pretrained --crop 64 --sigmas 25  # smoke
+    python benchmarks/pretrained_quality.py --methods pretrained --precision bf16  # bf16 autocast
 """
 
 from __future__ import annotations
@@ -87,6 +88,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=None, help="centre crop (smoke tests)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--precision", choices=["32", "bf16"], default="32", help="as rcot-restore precision="
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -101,9 +105,11 @@ def main() -> None:
             outputs = {"noisy": noisy}
             if net is not None:
                 start = time.perf_counter()
-                with torch.inference_mode():
+                bf16 = args.precision == "bf16"
+                with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                     tile = args.tile or None
-                    outputs["pretrained"] = restore_image(net, noisy, tile=tile).clamp(0, 1)
+                    restored = restore_image(net, noisy, tile=tile)
+                    outputs["pretrained"] = restored.float().clamp(0, 1)
                 seconds["pretrained"] += time.perf_counter() - start
             if "bm3d" in args.methods:
                 start = time.perf_counter()
@@ -126,6 +132,7 @@ def main() -> None:
         "metrics": "RGB PSNR (dB) / SSIM, no border crop, mean over photos",
         "seed": args.seed,
         "threads": args.threads,
+        "precision": args.precision,
         "seconds_total": {m: round(s, 2) for m, s in seconds.items() if m != "noisy"},
         "torch": torch.__version__,
         "machine": platform.machine(),

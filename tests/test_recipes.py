@@ -336,3 +336,31 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
     assert "precision bf16-mixed" in describe(facts)
     assert facts.epoch == "60 crops = 6 x 10 training images (data.repeat)"
     assert "supervised l1 x0" in facts.loss
+
+
+def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train) -> None:
+    """best_cpu_denoise: potential_weight 0, so max_steps=6000 is 6,000 iterations, not 3,000."""
+    from types import SimpleNamespace
+
+    from rcot_lightning.recipe import collect, steps_per_iteration
+
+    cfg = compose_train("experiment=best_cpu_denoise", tiny=False)
+    model = {"n_critic": 1, "objective": {"potential_weight": 0.0}}
+    assert steps_per_iteration(model) == 1
+    assert cfg.model.objective.potential_weight == 0 and cfg.trainer.max_steps == 6000
+    datamodule = SimpleNamespace(datasets={}, samples_per_epoch=800, batch_size=8)
+    trainer = SimpleNamespace(
+        num_training_batches=100,
+        max_epochs=-1,
+        max_steps=6000,
+        world_size=1,
+        datamodule=datamodule,
+        precision="32-true",
+    )
+    facts = collect(trainer, None, {"model": model, "data": {"batch_size": 8}}, {})
+    assert facts.total_iterations == 6000 and not facts.potential_trained
+    text = describe(facts)
+    assert "6,000 (trainer.max_steps=6000, 1 step each: the potential is off)" in text
+    assert "potential  : off (model.objective.potential_weight=0" in text
+    with pytest.raises(RCOTError, match="an iteration is one map step"):
+        check_recipe({"trainer": {"max_steps": 0}, "model": model})

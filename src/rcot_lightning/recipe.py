@@ -39,6 +39,7 @@ __all__ = [
     "describe",
     "group_choices",
     "recipe_name",
+    "steps_per_iteration",
 ]
 
 #: Keys of the supervised term, which only rows with a target (paired data) use.
@@ -79,6 +80,22 @@ def _objective(model: Mapping[str, Any]) -> Mapping[str, Any]:
     return objective if isinstance(objective, Mapping) else model
 
 
+def steps_per_iteration(model: Mapping[str, Any]) -> int:
+    """Optimizer steps of one iteration: ``n_critic`` potential steps and a map step, or only
+    the map step when the objective leaves the potential out (``potential_weight: 0``).
+
+    Example:
+        >>> steps_per_iteration({"n_critic": 2, "objective": {"potential_weight": 1.0}})
+        3
+        >>> steps_per_iteration({"n_critic": 1, "objective": {"potential_weight": 0.0}})
+        1
+    """
+    objective = _objective(model)
+    if float(objective.get("potential_weight", 1.0)) == 0:
+        return 1
+    return int(objective.get("n_critic", model.get("n_critic", 1))) + 1
+
+
 def _override_keys(overrides: Sequence[str]) -> dict[str, str]:
     """``{"model.supervised_weight": "10", ...}`` from ``key=value`` overrides."""
     keys = {}
@@ -109,14 +126,13 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
         rcot_lightning.errors.RCOTError: trainer.max_steps=1 is less than one iteration: ...
     """
     trainer, model, data = cfg.get("trainer", {}), cfg.get("model", {}), cfg.get("data", {})
-    n_critic = int(model.get("n_critic", 1))
-    steps = n_critic + 1
+    steps = steps_per_iteration(model)
     max_steps = trainer.get("max_steps", -1)
     if isinstance(max_steps, int) and 0 <= max_steps < steps:
+        what = f"model.n_critic + 1 = {steps} optimizer steps" if steps > 1 else "one map step"
         raise RCOTError(
             f"trainer.max_steps={max_steps} is less than one iteration: an iteration is "
-            f"model.n_critic + 1 = {steps} optimizer steps; use trainer.max_steps={steps}*N "
-            "for N iterations"
+            f"{what}; use trainer.max_steps={steps}*N for N iterations"
         )
     given = _override_keys(overrides)
     if "data.repeat" in given and data.get("samples_per_epoch") is not None:
@@ -162,6 +178,9 @@ class RecipeFacts:
     loss: str
     map_parameters: int
     potential_parameters: int
+    #: False when the objective leaves the potential out (``potential_weight: 0``): one
+    #: optimizer step per iteration and no potential training.
+    potential_trained: bool = True
 
     def hparams(self) -> dict[str, Any]:
         """The facts as flat ``recipe/<name>`` hyper-parameters for a logger."""
@@ -185,10 +204,13 @@ def _iterations(facts: RecipeFacts) -> str:
     planned = facts.epochs * facts.iterations_per_epoch
     if facts.max_steps < 0 or facts.total_iterations >= planned:
         return f"{_count(facts.total_iterations)} = {epochs}"
-    return (
-        f"{_count(facts.total_iterations)} (trainer.max_steps={facts.max_steps}, "
-        f"n_critic + 1 = {facts.n_critic + 1} steps each) of {epochs}"
+    each = (
+        f"n_critic + 1 = {facts.n_critic + 1} steps each"
+        if facts.potential_trained
+        else "1 step each: the potential is off"
     )
+    cap = f"trainer.max_steps={facts.max_steps}, {each}"
+    return f"{_count(facts.total_iterations)} ({cap}) of {epochs}"
 
 
 def _target_name(node: Mapping[str, Any] | None) -> str:
@@ -256,12 +278,13 @@ def collect(
     per_epoch = trainer.num_training_batches
     per_epoch = int(per_epoch) if not math.isinf(per_epoch) else 0
     n_critic = int(objective.get("n_critic", model.get("n_critic", 1)))
+    steps = steps_per_iteration(model)
     max_epochs = trainer.max_epochs
     epochs = math.inf if max_epochs in (None, -1) else float(max_epochs)
     total = epochs * per_epoch if per_epoch else math.inf
     max_steps = int(trainer.max_steps if trainer.max_steps is not None else -1)
     if max_steps >= 0:
-        total = min(total, max_steps // (n_critic + 1))
+        total = min(total, max_steps // steps)
     batch = int(data.get("batch_size", getattr(trainer.datamodule, "batch_size", 0)))
     world = int(trainer.world_size)
     return RecipeFacts(
@@ -287,6 +310,7 @@ def collect(
         loss=_loss({**model, **objective}),
         map_parameters=_parameters(module, "transport_map"),
         potential_parameters=_parameters(module, "potential"),
+        potential_trained=steps > 1,
     )
 
 
@@ -307,8 +331,12 @@ def describe(facts: RecipeFacts, unit: str = "epochs") -> str:
             f"({devices})",
             f"  patch      : {facts.patch_size} x {facts.patch_size}, precision {facts.precision}",
             f"  map T      : {_with_unit(facts.map_optimizer, unit)}",
-            f"  potential  : {_with_unit(facts.potential_optimizer, unit)}, "
-            f"n_critic {facts.n_critic}",
+            (
+                f"  potential  : {_with_unit(facts.potential_optimizer, unit)}, "
+                f"n_critic {facts.n_critic}"
+                if facts.potential_trained
+                else "  potential  : off (model.objective.potential_weight=0: not trained)"
+            ),
             f"  loss       : {facts.loss}",
             f"  parameters : map T {_size(facts.map_parameters)}, potential "
             f"{_size(facts.potential_parameters)}",
