@@ -14,9 +14,13 @@ def test_unpaired_recipe_is_pure_frot_on_disjoint_images(compose_train) -> None:
     objective = cfg.model.objective
     assert objective.supervised_weight == 0 and objective.potential_weight > 0
     assert objective.transport_cost == "l2" and objective.transport_weight == 200
-    assert cfg.data.unpaired and cfg.data.dead_leaves == 32
+    assert cfg.data.unpaired and cfg.data.dead_leaves == 256
     assert cfg.data.degradation.sigma == 25
-    assert cfg.model.ema_decay == 0.99
+    assert cfg.model.ema_decay == 0.995
+    # Both learning rates decay per iteration (a constant rate drifts after the noise is gone).
+    assert cfg.model.scheduler_interval == "step"
+    for scheduler in (cfg.model.map_scheduler, cfg.model.potential_scheduler):
+        assert scheduler.step_size == 1000 and scheduler.gamma == 0.5
 
 
 def test_best_cpu_recipe_is_supervised_with_generated_variety(compose_train) -> None:
