@@ -3,6 +3,7 @@ checkpoint (``model=NAME``, ``ckpt_path`` winning, one-line errors)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -131,15 +132,22 @@ def test_checkpoint_whose_config_cannot_be_rebuilt(tmp_path: Path) -> None:
         choose_map(ckpt, None)
 
 
-def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> None:
+def _restore(tmp_path: Path, *args: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """``rcot-restore <args>`` on a small photo, written to ``tmp_path/out``."""
     photo = _photo(tmp_path / "photo.png")
     proc = run_cli(
         "rcot_lightning.restore",
+        *args,
         f"input={photo}",
         f"output={tmp_path / 'out'}",
         cwd=tmp_path,
         timeout=300,
     )
+    return photo, proc
+
+
+def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> None:
+    photo, proc = _restore(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert f"model: bundled model {DEFAULT_MODEL}" in proc.stdout
     restored = read_image(tmp_path / "out" / "photo.png")
@@ -165,16 +173,7 @@ def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> 
     ids=["unknown-model", "unbuildable-checkpoint"],
 )
 def test_restore_bad_model_is_one_line(make_args, expected: str, tmp_path: Path) -> None:
-    photo = _photo(tmp_path / "photo.png")
-    args = make_args(tmp_path)
-    proc = run_cli(
-        "rcot_lightning.restore",
-        *args,
-        f"input={photo}",
-        f"output={tmp_path / 'out'}",
-        cwd=tmp_path,
-        timeout=300,
-    )
+    _, proc = _restore(tmp_path, *make_args(tmp_path))
     assert proc.returncode == 2, proc.stderr[-2000:]
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(expected.format(ckpt=tmp_path / "broken.ckpt")), line

@@ -90,10 +90,14 @@ def steps_per_iteration(model: Mapping[str, Any]) -> int:
         >>> steps_per_iteration({"n_critic": 1, "objective": {"potential_weight": 0.0}})
         1
     """
-    objective = _objective(model)
-    if float(objective.get("potential_weight", 1.0)) == 0:
+    # The module's own rule (FROTObjective.uses_potential): only a positive weight trains it.
+    if not float(_objective(model).get("potential_weight", 1.0)) > 0:
         return 1
-    return int(objective.get("n_critic", model.get("n_critic", 1))) + 1
+    return _n_critic(model) + 1
+
+
+def _n_critic(model: Mapping[str, Any]) -> int:
+    return int(_objective(model).get("n_critic", model.get("n_critic", 1)))
 
 
 def _override_keys(overrides: Sequence[str]) -> dict[str, str]:
@@ -277,7 +281,7 @@ def collect(
     objective = _objective(model)
     per_epoch = trainer.num_training_batches
     per_epoch = int(per_epoch) if not math.isinf(per_epoch) else 0
-    n_critic = int(objective.get("n_critic", model.get("n_critic", 1)))
+    n_critic = _n_critic(model)
     steps = steps_per_iteration(model)
     max_epochs = trainer.max_epochs
     epochs = math.inf if max_epochs in (None, -1) else float(max_epochs)

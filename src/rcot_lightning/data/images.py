@@ -154,8 +154,8 @@ def _pil_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def _tiff_array(path: Path) -> np.ndarray:
-    array = _tifffile(path).imread(path, key=0)
+def _tiff_array(tifffile: ModuleType, path: Path) -> np.ndarray:
+    array = tifffile.imread(path, key=0)
     # Planar TIFFs come back channels-first.
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 3, 4):
         array = np.moveaxis(array, 0, -1)
@@ -177,15 +177,14 @@ def read_image(path: str | Path) -> Tensor:
         (torch.Size([3, 4, 5]), 1.0)
     """
     path = Path(path)
+    tifffile = _tifffile(path) if path.suffix.lower() in _TIFF else None
     try:
-        if path.suffix.lower() in _TIFF:
-            array = _tiff_array(path)
+        if tifffile is not None:
+            array = _tiff_array(tifffile, path)
         else:
             with Image.open(path) as img:
                 img.load()
                 array = _pil_array(img)
         return to_tensor(array)
-    except MissingExtraError:  # tifffile missing: not a bad file
-        raise
     except Exception as err:  # decoders raise many types for one cause: a bad file
         raise _bad_image(path, err) from err
