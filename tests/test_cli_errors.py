@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from rcot_lightning.app import _one_line, user_error_message
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import ArgumentError, RCOTError
 from tests.conftest import cli_env, run_cli
 
 CASES = [
@@ -75,6 +75,29 @@ def test_user_errors_are_found_through_wrapping_exceptions() -> None:
     except InstantiationException as outer:
         assert user_error_message(outer) == "data.degradation.sigma must be >= 0, got -5"
     assert user_error_message(KeyError("bug")) is None  # a bug keeps its traceback
+
+
+def test_argument_errors_of_instantiated_nodes_name_the_config_key() -> None:
+    import hydra
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    cfg = OmegaConf.create(
+        {"data": {"degradation": {"_target_": "rcot_lightning.data.GaussianNoise", "sigma": -5}}}
+    )
+    with pytest.raises(Exception) as info:
+        instantiate(cfg.data.degradation)
+    # The key comes from the `full_key:` line of Hydra's InstantiationException message; if a
+    # Hydra release drops it, this fails and says so.
+    assert "full_key: data.degradation" in str(info.value), (
+        f"hydra-core {hydra.__version__} no longer names the node in InstantiationException "
+        f"({str(info.value)!r}); rcot_lightning.app._instantiated_key must read it elsewhere"
+    )
+    assert user_error_message(info.value) == "data.degradation.sigma must be >= 0, got -5"
+    # Raised outside Hydra, the same error names the argument only.
+    with pytest.raises(ArgumentError) as direct:
+        instantiate(cfg.data.degradation, _convert_="all", sigma=1).__class__(sigma=-5)
+    assert user_error_message(direct.value) == "sigma must be >= 0, got -5"
 
 
 def test_multi_line_messages_become_one_line() -> None:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from rcot_lightning.inference import pad_to_multiple, restore_image, tile_starts
+from rcot_lightning.inference import restore_image, tile_starts
+from rcot_lightning.shapes import pad_to_multiple
 
 
 def _conv_net() -> nn.Module:
@@ -96,9 +97,35 @@ def test_small_image_is_only_padded() -> None:
         return t + 1
 
     y = torch.rand(1, 3, 13, 21)
-    out = restore_image(fn, y, tile=64, overlap=16)
+    out = restore_image(fn, y, tile=64, overlap=16, multiple=8)
     assert calls == [(1, 3, 16, 24)]
     torch.testing.assert_close(out, y + 1)
+
+
+def test_multiple_defaults_to_what_the_network_declares() -> None:
+    class Declared(nn.Module):
+        size_multiple = 8
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.calls: list[tuple[int, ...]] = []
+
+        def forward(self, t: torch.Tensor) -> torch.Tensor:
+            self.calls.append(tuple(t.shape))
+            return t + 1
+
+    y = torch.rand(1, 3, 13, 21)
+    net = Declared()
+    torch.testing.assert_close(restore_image(net, y), y + 1)
+    assert net.calls == [(1, 3, 16, 24)]  # padded to the declared multiple, cropped back
+    calls: list[tuple[int, ...]] = []
+
+    def plain(t: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return t
+
+    restore_image(plain, y)
+    assert calls == [(1, 3, 13, 21)]  # a plain callable declares nothing: not padded
 
 
 def test_tiles_are_batched_and_progress_wrapper_sees_all() -> None:
@@ -130,9 +157,9 @@ def test_output_channels_and_dtype_follow_fn() -> None:
 
 def test_shape_and_argument_errors() -> None:
     y = torch.rand(1, 3, 40, 40)
-    with pytest.raises(ValueError, match="y must be"):
+    with pytest.raises(ValueError, match="y must have shape"):
         restore_image(lambda t: t, y[0])
-    with pytest.raises(ValueError, match="x must be"):
+    with pytest.raises(ValueError, match="x must have shape"):
         pad_to_multiple(y[0], 8)
     with pytest.raises(ValueError, match="multiple"):
         pad_to_multiple(y, 0)

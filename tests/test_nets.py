@@ -16,12 +16,9 @@ from rcot_lightning.nets import (
     RestormerUNet,
     TwoPassMap,
 )
-from rcot_lightning.nets.restormer import (
-    RestormerDecoder,
-    RestormerEncoder,
-    crop_to,
-    reflect_pad_to_multiple,
-)
+from rcot_lightning.nets.restormer import RestormerDecoder, RestormerEncoder
+from rcot_lightning.shapes import crop_to
+from rcot_lightning.shapes import pad_to_multiple as reflect_pad_to_multiple
 
 TINY = MAP_PRESETS["tiny"]
 MODES = ("bottleneck", "decoder")

@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 from rcot_lightning.checks import check_precision
 from rcot_lightning.conf import register_resolvers
 from rcot_lightning.crash_log import report_unexpected
-from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,22 @@ def _one_line(text: str) -> str:
     return "; ".join(parts)
 
 
+def _instantiated_key(err: BaseException) -> str | None:
+    """The config key of the node whose instantiation raised ``err`` (Hydra's ``full_key``)."""
+    from hydra.errors import InstantiationException
+
+    if isinstance(err, InstantiationException):
+        for line in str(err).splitlines():
+            if line.startswith("full_key: "):
+                return line[len("full_key: ") :].strip() or None
+    return None
+
+
 def user_error_message(err: BaseException) -> str | None:
     """The one-line message for an error a user caused, or None for a bug.
+
+    An :class:`ArgumentError` raised while Hydra instantiated a config node is named by the
+    node's key (``data.degradation.sigma must be >= 0``, not ``sigma must be >= 0``).
 
     User errors: :class:`RCOTError` anywhere in the exception chain, Hydra's composition,
     override and instantiation errors, OmegaConf's config errors and Lightning's
@@ -84,7 +98,11 @@ def user_error_message(err: BaseException) -> str | None:
         seen.add(id(current))
         chain.append(current)
         current = current.__cause__ or current.__context__
-    for item in chain:
+    for position, item in enumerate(chain):
+        if isinstance(item, ArgumentError):
+            # Built by Hydra from a config node: name the argument by its config key.
+            key = next(filter(None, map(_instantiated_key, chain[:position])), None)
+            return _one_line(item.at(key) if key else str(item))
         if isinstance(item, RCOTError):
             return _one_line(str(item))
     for item in chain:

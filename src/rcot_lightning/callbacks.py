@@ -19,7 +19,6 @@ from torch import Tensor, nn
 
 from rcot_lightning.contract import CLEAN, DEGRADED, TARGET
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.inference import pad_to_multiple
 from rcot_lightning.visualize import (
     comparison_grid,
     log_spectrum,
@@ -70,7 +69,6 @@ class RestorationImageLogger(Callback):
         log_on_validation: also log after each validation epoch (not the sanity check).
         crop_size: centre-crop inputs to at most this side first, which keeps pictures and the
             extra forward pass small on full-size validation images; None keeps the full image.
-        multiple: inputs are reflect-padded to this multiple for the map, then cropped back.
         spectrum: add the residual's log-spectrum column.
 
     Example:
@@ -85,7 +83,6 @@ class RestorationImageLogger(Callback):
         num_images: int = 4,
         log_on_validation: bool = True,
         crop_size: int | None = 256,
-        multiple: int = 8,
         spectrum: bool = True,
     ) -> None:
         super().__init__()
@@ -99,7 +96,6 @@ class RestorationImageLogger(Callback):
         self.num_images = num_images
         self.log_on_validation = log_on_validation
         self.crop_size = crop_size
-        self.multiple = multiple
         self.spectrum = spectrum
         self.last_paths: list[str] = []
         self._val_images: tuple[Tensor, Tensor] | None = None
@@ -209,26 +205,27 @@ class RestorationImageLogger(Callback):
         """(pass-1 output, residual, output) of ``net`` on ``degraded``, in float32."""
         param = next(net.parameters(), None)
         dtype = param.dtype if param is not None else torch.float32
-        padded, (h, w) = pad_to_multiple(degraded.to(device=device, dtype=dtype), self.multiple)
+        # No padding here: the map pads to its own size multiple and crops back.
+        degraded = degraded.to(device=device, dtype=dtype)
         modes = [(m, m.training) for m in net.modules()]
         net.eval()
         try:
             with torch.no_grad():
                 forward_with_intermediates = getattr(net, "forward_with_intermediates", None)
                 if callable(forward_with_intermediates):
-                    parts = forward_with_intermediates(padded)
+                    parts = forward_with_intermediates(degraded)
                     first, residual, output = (
                         parts["first_pass"],
                         parts["residual"],
                         parts["output"],
                     )
                 else:
-                    output = net(padded)
-                    first, residual = output, padded - output
+                    output = net(degraded)
+                    first, residual = output, degraded - output
         finally:
             for module, mode in modes:
                 module.training = mode
-        first, residual, output = (t[..., :h, :w].float().cpu() for t in (first, residual, output))
+        first, residual, output = (t.float().cpu() for t in (first, residual, output))
         return first, residual, output
 
     def _log_grid(

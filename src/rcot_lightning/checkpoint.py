@@ -44,13 +44,17 @@ def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
 
     Version 0.1 kept the objective's settings at the top of the model config and built the
     potential with 3x3 convs only: they move under ``objective`` and the potential keeps
-    ``layout: uniform``, so old checkpoints rebuild the networks they were trained with.
+    ``layout: uniform``, so old checkpoints rebuild the networks they were trained with. Up to
+    version 0.2 the module took ``pad_multiple``; the map declares its multiple now, so the key
+    is dropped.
 
     Example:
         >>> upgrade_config({"_target_": "m", "lambda_gp": 5.0})["objective"]["lambda_gp"]
         5.0
     """
     plain = dict(config)
+    # Version 0.2 padded to `pad_multiple` in the module; the map declares its multiple now.
+    plain.pop("pad_multiple", None)
     legacy = {k: plain.pop(k) for k in _LEGACY_OBJECTIVE_KEYS if k in plain}
     if legacy and "objective" not in plain:
         plain["objective"] = {"_target_": "rcot_lightning.objective.FROTObjective", **legacy}

@@ -16,3 +16,39 @@ class MissingExtraError(RCOTError):
 
     Unlike a bad file, it is never skipped (``data.skip_bad_images`` does not apply).
     """
+
+
+class ArgumentError(RCOTError):
+    """A bad argument of a torch-only class or function: the message names the argument.
+
+    Torch-only layers do not know where their arguments came from. An entry point that built the
+    object from a config node names the key instead: ``err.at("data.degradation")`` reads
+    ``data.degradation.sigma must be >= 0, got -5`` (``rcot_lightning.app`` does this for
+    objects built by Hydra, whose errors carry the node's key).
+
+    Args:
+        argument: the argument's name; None when the problem is the call as a whole.
+        problem: what is wrong and what is allowed, e.g. ``must be >= 0, got -5`` (a leading
+            ``:``, ``[`` or ``=`` is kept next to the name: ``heads[2]=3 must divide ...``).
+
+    Example:
+        >>> err = ArgumentError("sigma", "must be >= 0, got -5")
+        >>> str(err), err.at("data.degradation")
+        ('sigma must be >= 0, got -5', 'data.degradation.sigma must be >= 0, got -5')
+    """
+
+    def __init__(self, argument: str | None, problem: str) -> None:
+        self.argument, self.problem = argument, problem
+        super().__init__(self._join(argument, problem))
+
+    @staticmethod
+    def _join(name: str | None, problem: str) -> str:
+        if not name:
+            return problem
+        return f"{name}{problem}" if problem[:1] in (":", "[", "=") else f"{name} {problem}"
+
+    def at(self, key: str) -> str:
+        """The message with the argument named by its config key under ``key``."""
+        if not self.argument:
+            return f"{key}: {self.problem}"
+        return self._join(f"{key}.{self.argument}", self.problem)

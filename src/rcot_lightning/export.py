@@ -35,6 +35,7 @@ from torch import Tensor, nn
 from rcot_lightning import app
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets.restormer import ChannelLayerNorm
+from rcot_lightning.shapes import size_multiple
 
 __all__ = ["FORMATS", "ONNX_OPSET", "PaddedMap", "export_map", "run_exported"]
 
@@ -68,12 +69,14 @@ class _StaticLayerNorm(nn.Module):
 class PaddedMap(nn.Module):
     """A map that reflect-pads H and W to ``multiple`` and crops back, traceable at any size.
 
-    Unlike the map's own padding it always pads (by zero when already aligned), so a trace keeps
-    the pad amounts as functions of the input size instead of the traced branch.
+    Not :func:`rcot_lightning.shapes.pad_to_multiple`: that one computes the pad amounts as Python
+    integers and skips aligned inputs, which a trace would freeze at the traced size. This one
+    always pads (by zero when aligned) with amounts computed from the traced input's shape.
 
     Args:
         net: the transport map (copied; its channel LayerNorms get a static shape).
-        multiple: the size multiple the map needs.
+        multiple: the size multiple the map needs; None takes the one ``net`` declares
+            (:func:`rcot_lightning.shapes.size_multiple`).
 
     Shape:
         ``(B, 3, H, W) -> (B, 3, H, W)``, H and W at least ``multiple``.
@@ -87,8 +90,9 @@ class PaddedMap(nn.Module):
         True
     """
 
-    def __init__(self, net: nn.Module, multiple: int = 8) -> None:
+    def __init__(self, net: nn.Module, multiple: int | None = None) -> None:
         super().__init__()
+        multiple = size_multiple(net) if multiple is None else multiple
         self.net = copy.deepcopy(net).eval().requires_grad_(False)
         for parent in list(self.net.modules()):
             for name, child in list(parent.named_children()):
@@ -108,7 +112,7 @@ def export_map(
     net: nn.Module,
     output: str | Path,
     format: str = "onnx",
-    multiple: int = 8,
+    multiple: int | None = None,
     opset: int = ONNX_OPSET,
 ) -> Path:
     """Write ``net`` as an ONNX or TorchScript file with dynamic batch, height and width.
@@ -117,7 +121,7 @@ def export_map(
         net: the transport map ``(B, 3, H, W) -> (B, 3, H, W)``.
         output: the file to write (its folder is created).
         format: ``"onnx"`` or ``"torchscript"``.
-        multiple: the size multiple the map pads to.
+        multiple: the size multiple the map pads to; None takes the one ``net`` declares.
         opset: the ONNX opset (ONNX only; at least 17).
 
     Returns:
@@ -205,7 +209,7 @@ def export_files(cfg: DictConfig) -> Path:
     chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location="cpu")
     app.report(f"model: {chosen.source}")
     net = chosen.net.cpu().eval()
-    path = export_map(net, str(cfg.output), format, chosen.multiple, int(cfg.get("opset", 17)))
+    path = export_map(net, str(cfg.output), format, opset=int(cfg.get("opset", 17)))
     message = f"wrote {format} to {path}"
     if cfg.get("verify", True):
         try:

@@ -1,9 +1,10 @@
-"""Restore images of any size: pad to a multiple, or cut into overlapping blended tiles.
+"""Restore images of any size: whole, or cut into overlapping blended tiles.
 
-The transport map works on sizes that are multiples of 8 (its U-Net downsamples three times),
-and full-resolution photos can exceed memory. :func:`restore_image` pads with reflection, and
-optionally runs the map on overlapping tiles whose outputs are blended with a smooth window, so
-that a network whose receptive field fits inside the overlap gives the same result tiled or not.
+The transport map works on sizes that are multiples of 8 (its U-Net downsamples three times; the
+map declares this as ``size_multiple``), and full-resolution photos can exceed memory.
+:func:`restore_image` pads with reflection to the network's declared multiple, and optionally runs
+it on overlapping tiles whose outputs are blended with a smooth window, so that a network whose
+receptive field fits inside the overlap gives the same result tiled or not.
 """
 
 from __future__ import annotations
@@ -13,51 +14,17 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["pad_to_multiple", "restore_image", "tile_starts"]
+from rcot_lightning.shapes import check_images, pad_to_multiple, size_multiple
+
+__all__ = ["restore_image", "tile_starts"]
 
 ProgressWrapper = Callable[[Sequence[Any]], Iterable[Any]]
 
 # Weight of a tile's outermost pixels (near a neighbouring tile). Not zero, so every pixel has a
 # positive total weight; small enough that a tile's border artefacts do not show.
 _EDGE_WEIGHT = 1e-8
-
-
-def _check_image(y: Tensor, name: str = "y") -> None:
-    if y.ndim != 4:
-        raise ValueError(f"{name} must be (B, C, H, W), got shape {tuple(y.shape)}")
-
-
-def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Pad the bottom and right of ``x`` so that H and W are multiples of ``multiple``.
-
-    Reflection padding keeps image statistics at the border (zeros would look like a dark
-    frame to the network); when the image is too small to reflect (pad >= size) it falls back to
-    replicating the last row/column.
-
-    Args:
-        x: images, shape :math:`(B, C, H, W)`.
-        multiple: the size granularity, >= 1.
-
-    Returns:
-        The padded images :math:`(B, C, H', W')` and the original ``(H, W)`` to crop back to.
-
-    Example:
-        >>> padded, (h, w) = pad_to_multiple(torch.rand(1, 3, 13, 16), 8)
-        >>> padded.shape, (h, w)
-        (torch.Size([1, 3, 16, 16]), (13, 16))
-    """
-    _check_image(x, "x")
-    if multiple < 1:
-        raise ValueError(f"multiple must be >= 1, got {multiple}")
-    h, w = x.shape[-2:]
-    pad_h, pad_w = (-h) % multiple, (-w) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x, (h, w)
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
 
 
 def tile_starts(size: int, tile: int, overlap: int) -> list[int]:
@@ -114,16 +81,16 @@ def restore_image(
     y: Tensor,
     tile: int | None = None,
     overlap: int = 32,
-    multiple: int = 8,
+    multiple: int | None = None,
     tile_batch_size: int = 4,
     progress: ProgressWrapper | None = None,
 ) -> Tensor:
     r"""Apply a restoration network to images of any size, whole or in overlapping tiles.
 
     Without ``tile`` (or when the image fits in one tile) the image is padded to a multiple of
-    ``multiple`` (:func:`pad_to_multiple`), restored and cropped back. With ``tile`` the padded
-    image is cut into ``tile x tile`` crops overlapping by at least ``overlap`` pixels; each
-    output pixel is the weighted mean over the tiles that cover it,
+    ``multiple`` (:func:`rcot_lightning.shapes.pad_to_multiple`), restored and cropped back.
+    With ``tile`` the padded image is cut into ``tile x tile`` crops overlapping by at least
+    ``overlap`` pixels; each output pixel is the weighted mean over the tiles that cover it,
 
     .. math::
         \hat x(p) = \frac{\sum_t w_t(p)\, f(y_t)(p)}{\sum_t w_t(p)},
@@ -141,7 +108,8 @@ def restore_image(
         y: degraded images, shape :math:`(B, C, H, W)`, any H, W.
         tile: tile side, a multiple of ``multiple`` and larger than ``overlap``; None = whole.
         overlap: minimum overlap between neighbouring tiles, in pixels.
-        multiple: the size granularity ``fn`` needs.
+        multiple: the size granularity ``fn`` needs; None (the default) takes the multiple ``fn``
+            declares (``size_multiple``, 8 for the library's maps; 1 for a plain callable).
         tile_batch_size: tile positions per call of ``fn`` (each call sees ``B *`` that many).
         progress: wraps the sequence of tile batches for display, e.g. ``rich.progress.track``
             or ``tqdm.tqdm``; called once with a sized sequence and must yield its items.
@@ -155,7 +123,9 @@ def restore_image(
         >>> out.shape, torch.allclose(out, y * 2)
         (torch.Size([1, 3, 67, 93]), True)
     """
-    _check_image(y)
+    check_images(y, "y")
+    if multiple is None:
+        multiple = size_multiple(fn)
     if multiple < 1:
         raise ValueError(f"multiple must be >= 1, got {multiple}")
     if tile is not None:

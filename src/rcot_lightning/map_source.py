@@ -25,9 +25,8 @@ log = logging.getLogger(__name__)
 class ChosenMap(NamedTuple):
     """The map to run (eval mode; EMA weights when the run kept them) and where it came from."""
 
+    #: Declares its size multiple (``size_multiple``) and pads to it itself.
     net: nn.Module
-    #: The size multiple the map pads to (tiles are cut on it).
-    multiple: int
     #: For the user: ``bundled model denoise-blind (...)`` or ``checkpoint <path>``.
     source: str
 
@@ -49,8 +48,7 @@ def _from_checkpoint(ckpt_path: str | Path, map_location: Any) -> ChosenMap:
             f"version of rcot-lightning ({reason}); retrain, or load it with the version that "
             "wrote it"
         ) from err
-    multiple = int(module.hparams.get("pad_multiple", 8))
-    return ChosenMap(module.map_for_inference.eval(), multiple, f"checkpoint {ckpt_path}")
+    return ChosenMap(module.map_for_inference.eval(), f"checkpoint {ckpt_path}")
 
 
 def model_alias(argv: Sequence[str]) -> list[str]:
@@ -76,7 +74,6 @@ def choose_map(
         RCOTError: a missing or unreadable checkpoint, one whose stored config this version
             cannot rebuild, or an unknown model name (the message lists the known ones).
     """
-    from rcot_lightning.nets.restormer import PAD_MULTIPLE
     from rcot_lightning.pretrained import DEFAULT_MODEL, _known, load
 
     if ckpt_path is not None and str(ckpt_path) != "":
@@ -85,4 +82,4 @@ def choose_map(
         return _from_checkpoint(ckpt_path, map_location)
     name = DEFAULT_MODEL if pretrained is None else str(pretrained)
     entry = _known(name)
-    return ChosenMap(load(name, map_location), PAD_MULTIPLE, f"bundled model {entry.summary()}")
+    return ChosenMap(load(name, map_location), f"bundled model {entry.summary()}")

@@ -97,8 +97,8 @@ class RCOTModule(L.LightningModule):
         metric_y_channel: PSNR/SSIM on the BT.601 Y channel.
         metric_crop_border: pixels shaved from each border before PSNR/SSIM.
         metric_also_y: with RGB metrics, also log ``psnr_y`` / ``ssim_y`` on the Y channel.
-        pad_multiple: inputs are reflect-padded to this multiple at inference.
-        val_tile_size: restore validation/test/predict images in overlapping tiles of this size.
+        val_tile_size: restore validation/test/predict images in overlapping tiles of this size
+            (a multiple of the map's ``size_multiple``; the map pads each input to it itself).
         seed: seeds the gradient penalty's mixing weights, per sample (``batch["sample_key"]``)
             or, without keys, per (rank, iteration, critic step), so a resumed run draws
             exactly what an uninterrupted run would.
@@ -126,7 +126,6 @@ class RCOTModule(L.LightningModule):
         metric_y_channel: bool = False,
         metric_crop_border: int = 0,
         metric_also_y: bool = False,
-        pad_multiple: int = 8,
         val_tile_size: int | None = None,
         seed: int = 0,
         build_config: Mapping[str, Any] | None = None,
@@ -253,7 +252,6 @@ class RCOTModule(L.LightningModule):
             net,
             degraded,
             tile=tile if tile is not None else self.hparams["val_tile_size"],
-            multiple=self.hparams["pad_multiple"],
         )
         return out.clamp(0, 1)
 

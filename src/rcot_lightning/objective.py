@@ -25,7 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from rcot_lightning.contract import DegradationId
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.shapes import check_images, check_same_shape
 
 __all__ = [
     "DEFAULT_FOURIER_NORMS",
@@ -52,23 +53,6 @@ _SQRT_EPS = 1e-12
 #: l2-type norm; rain, haze, blur, SR, JPEG and low light leave residuals that are sparse in
 #: frequency, so l1 (reference §2).
 DEFAULT_FOURIER_NORMS: dict[str, int] = {d.name.lower(): 1 for d in DegradationId} | {"noise": 2}
-
-
-def _check_image_batch(name: str, t: Tensor) -> None:
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
-    if t.dim() != 4:
-        raise ValueError(f"{name} must have shape (B, C, H, W), got {tuple(t.shape)}")
-
-
-def _check_image_pair(name_a: str, a: Tensor, name_b: str, b: Tensor) -> None:
-    _check_image_batch(name_a, a)
-    _check_image_batch(name_b, b)
-    if a.shape != b.shape:
-        raise ValueError(
-            f"{name_a} and {name_b} must have the same shape, got {tuple(a.shape)} and "
-            f"{tuple(b.shape)}"
-        )
 
 
 def _upcast(t: Tensor) -> Tensor:
@@ -105,7 +89,7 @@ def transport_cost(output: Tensor, degraded: Tensor, kind: TransportCost = "rms"
         >>> transport_cost(t, y, "rms")
         tensor([0.5000, 0.5000])
     """
-    _check_image_pair("output", output, "degraded", degraded)
+    check_same_shape("output", output, "degraded", degraded)
     r = (degraded - output).flatten(1)
     if kind == "rms":
         return _safe_sqrt(r.pow(2).mean(1))
@@ -113,7 +97,7 @@ def transport_cost(output: Tensor, degraded: Tensor, kind: TransportCost = "rms"
         return r.abs().mean(1)
     if kind == "l2":
         return r.pow(2).mean(1)
-    raise RCOTError(f"transport_cost must be one of 'rms', 'l1', 'l2', got {kind!r}")
+    raise ArgumentError("transport_cost", f"must be one of 'rms', 'l1', 'l2', got {kind!r}")
 
 
 def fourier_residual_cost(
@@ -154,7 +138,7 @@ def fourier_residual_cost(
         >>> fourier_residual_cost(torch.zeros(1, 3, 8, 8), torch.tensor([1]))
         tensor([0.])
     """
-    _check_image_batch("residual", residual)
+    check_images(residual, "residual")
     batch = residual.shape[0]
     exp = torch.as_tensor(exponent, device=residual.device)
     if exp.dim() == 0:
@@ -167,7 +151,7 @@ def fourier_residual_cost(
         raise RCOTError(f"Fourier norm exponents must be 1 or 2, got {exp.unique().tolist()}")
     norm: FFTNorm = "backward" if reference_formula else fft_norm
     if norm not in ("ortho", "backward", "forward"):
-        raise RCOTError(f"fft_norm must be 'ortho', 'backward' or 'forward', got {norm!r}")
+        raise ArgumentError("fft_norm", f"must be 'ortho', 'backward' or 'forward', got {norm!r}")
 
     with torch.autocast(device_type=residual.device.type, enabled=False):
         r = _upcast(residual)
@@ -223,11 +207,12 @@ def fourier_exponent_table(norms: Mapping[str, int] | None = None) -> Tensor:
     for key, value in (norms or {}).items():
         name = str(key).lower()
         if name not in merged:
-            raise RCOTError(
-                f"fourier_norms has unknown degradation {key!r}; known: {', '.join(sorted(merged))}"
+            raise ArgumentError(
+                "fourier_norms",
+                f"has unknown degradation {key!r}; known: {', '.join(sorted(merged))}",
             )
         if value not in (1, 2):
-            raise RCOTError(f"fourier_norms.{name} must be 1 or 2, got {value!r}")
+            raise ArgumentError(f"fourier_norms.{name}", f"must be 1 or 2, got {value!r}")
         merged[name] = int(value)
     return torch.tensor([merged[d.name.lower()] for d in DegradationId], dtype=torch.long)
 
@@ -268,7 +253,7 @@ def gradient_penalty(
         >>> bool(gp.abs() < 1e-10)
         True
     """
-    _check_image_pair("real", real, "fake", fake)
+    check_same_shape("real", real, "fake", fake)
     batch = real.shape[0]
     if alpha is None:
         alpha = torch.rand(batch, device=real.device, dtype=real.dtype)
@@ -314,14 +299,14 @@ def supervised_cost(
         >>> supervised_cost(out, tgt, torch.tensor([False, False]))
         tensor(0.)
     """
-    _check_image_pair("output", output, "target", target)
+    check_same_shape("output", output, "target", target)
     diff = (output - target).flatten(1)
     if kind == "l1":
         per_sample = diff.abs().mean(1)
     elif kind == "l2":
         per_sample = diff.pow(2).mean(1)
     else:
-        raise RCOTError(f"supervised_loss must be 'l1' or 'l2', got {kind!r}")
+        raise ArgumentError("supervised_loss", f"must be 'l1' or 'l2', got {kind!r}")
     if paired is None:
         return per_sample.mean()
     if paired.shape != (output.shape[0],):
@@ -458,7 +443,7 @@ class FROTObjective(nn.Module):
         }
         for name, value in weights.items():
             if not (isinstance(value, int | float) and value >= 0):
-                raise RCOTError(f"{name} must be a number >= 0, got {value!r}")
+                raise ArgumentError(name, f"must be a number >= 0, got {value!r}")
         _check_choice("transport_cost", transport_cost, ("rms", "l1", "l2"))
         _check_choice("fft_norm", fft_norm, ("ortho", "backward", "forward"))
         _check_choice("supervised_loss", supervised_loss, ("l1", "l2"))
@@ -596,4 +581,4 @@ class FROTObjective(nn.Module):
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise RCOTError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+        raise ArgumentError(name, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")

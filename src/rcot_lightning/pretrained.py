@@ -18,7 +18,7 @@ Restoring with one (any size; tiles bound the memory)::
     from rcot_lightning.pretrained import load
 
     net = load("denoise-blind")
-    restored = restore_image(net, noisy, tile=512, multiple=8).clamp(0, 1)  # (B, 3, H, W)
+    restored = restore_image(net, noisy, tile=512).clamp(0, 1)  # (B, 3, H, W)
 
 Add an entry with :func:`bundle` (from a checkpoint of ``rcot_lightning.train``) and a YAML file
 next to it.

@@ -161,9 +161,13 @@ def restore_files(cfg: DictConfig) -> Restored:
     from rcot_lightning.data.images import read_image
     from rcot_lightning.inference import restore_image
     from rcot_lightning.map_source import choose_map
+    from rcot_lightning.shapes import size_multiple
     from rcot_lightning.visualize import save_png
 
-    tile = tile_size(cfg.get("tile"))
+    device = _device(str(cfg.get("device", "auto")))
+    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location=device)
+    net = chosen.net.to(device).eval()
+    tile = tile_size(cfg.get("tile"), multiple=size_multiple(net))
     overlap = cfg.get("tile_overlap", 32)
     if isinstance(overlap, bool) or not isinstance(overlap, int):
         raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
@@ -174,12 +178,9 @@ def restore_files(cfg: DictConfig) -> Restored:
     output = Path(str(cfg.output)).expanduser()
     plan = plan_outputs(files, output)
     _check_writable(output)
-    device = _device(str(cfg.get("device", "auto")))
     precision = str(cfg.get("precision", "32"))
 
-    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location=device)
     app.report(f"model: {chosen.source}")
-    net, multiple = chosen.net.to(device).eval(), chosen.multiple
     result = Restored()
     with Progress(transient=True) as progress:
         images = progress.add_task("restoring", total=len(plan))
@@ -202,7 +203,6 @@ def restore_files(cfg: DictConfig) -> Restored:
                     degraded,
                     tile=tile,
                     overlap=overlap,
-                    multiple=multiple,
                     progress=_TileProgress(progress, path.name),
                 )
             with atomic_path(target) as temp:

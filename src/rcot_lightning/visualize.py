@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rcot_lightning.shapes import check_images
+
 __all__ = [
     "comparison_grid",
     "log_spectrum",
@@ -24,8 +26,7 @@ __all__ = [
 
 
 def _as_rgb(x: Tensor) -> Tensor:
-    if x.ndim != 4 or x.shape[1] not in (1, 3):
-        raise ValueError(f"images must be (B, 1 or 3, H, W), got shape {tuple(x.shape)}")
+    check_images(x, "images", channels=(1, 3))
     return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
@@ -118,8 +119,7 @@ def residual_image(r: Tensor, gain: float | None = None) -> Tensor:
         >>> residual_image(torch.tensor([-0.2, 0.0, 0.1]).view(1, 1, 1, 3)).flatten()
         tensor([0.0000, 0.5000, 0.7500])
     """
-    if r.ndim != 4:
-        raise ValueError(f"r must be (B, C, H, W), got shape {tuple(r.shape)}")
+    check_images(r, "r")
     r = r.detach().float()
     if gain is None:
         peak = r.abs().amax(dim=(1, 2, 3), keepdim=True).clamp_min(1e-12)
@@ -151,8 +151,7 @@ def log_spectrum(r: Tensor) -> Tensor:
         >>> s.shape, s[0, 0, 4, 4].item(), s[0, 0, 0, 0].item()
         (torch.Size([1, 3, 8, 8]), 1.0, 0.0)
     """
-    if r.ndim != 4:
-        raise ValueError(f"r must be (B, C, H, W), got shape {tuple(r.shape)}")
+    check_images(r, "r")
     # FFT in float32: half-precision FFTs are unsupported on CPU and limited on GPU.
     spectrum = torch.fft.fftshift(torch.fft.fft2(r.detach().float(), norm="ortho"), dim=(-2, -1))
     mag = torch.log1p(spectrum.abs()).mean(dim=1, keepdim=True)

@@ -54,7 +54,7 @@ from rcot_lightning.data.sources import (
     Subset,
     Synthesized,
 )
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import ArgumentError, RCOTError
 
 __all__ = [
     "PairedFolderDataModule",
@@ -219,9 +219,12 @@ class RestorationDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.skip_bad_images = skip_bad_images
         default_id = DegradationId.OTHER if degradation is None else degradation.degradation_id
-        self.degradation_id = resolve_degradation_id(
-            degradation_id, default_id, "data.degradation_id"
-        )
+        try:
+            self.degradation_id = resolve_degradation_id(
+                degradation_id, default_id, "degradation_id"
+            )
+        except ArgumentError as err:
+            raise RCOTError(err.at("data")) from None
         self.eval_dirs = {
             "val": (val_degraded_dir, val_target_dir),
             "test": (test_degraded_dir, test_target_dir),

@@ -8,8 +8,9 @@ seed one per sample (training) or per image name (validation), which makes runs 
 across epochs, ranks and worker processes.
 
 A parameter given as a number is fixed; given as a pair ``[low, high]`` it is drawn uniformly per
-image (the "blind" setting). Invalid parameters raise :class:`~rcot_lightning.errors.RCOTError`
-naming the config key, e.g. ``data.degradation.sigma must be >= 0, got -5``.
+image (the "blind" setting). Invalid parameters raise :class:`~rcot_lightning.errors.ArgumentError`
+naming the argument (``sigma must be >= 0, got -5``); the command-line entry points name the config
+key instead (``data.degradation.sigma must be >= 0, got -5``).
 
 Kornia supplies the operations it has (Gaussian and motion blur kernels, the JPEG codec, gamma,
 bicubic resampling of the haze field); rain streaks, the haze scattering model, noise and the
@@ -31,7 +32,8 @@ from kornia.geometry.transform import resize
 from torch import Tensor
 
 from rcot_lightning.contract import DegradationId
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.shapes import check_images
 
 __all__ = [
     "DEGRADATIONS",
@@ -48,9 +50,6 @@ __all__ = [
     "RainStreaks",
     "build_degradation",
 ]
-
-#: Config prefix used in error messages; degradations are configured under ``data.degradation``.
-KEY = "data.degradation"
 
 ParamRange = tuple[float, float]
 
@@ -69,34 +68,34 @@ def _as_range(
 ) -> ParamRange:
     """Read a fixed value or a ``[low, high]`` pair and check it lies in ``[low, high]``."""
     if isinstance(value, bool):
-        raise RCOTError(f"{KEY}.{name} must be a number or a pair [low, high], got {value!r}")
+        raise ArgumentError(name, f"must be a number or a pair [low, high], got {value!r}")
     if isinstance(value, (int, float)):
         lo = hi = float(value)
     else:
         try:
             items = [float(v) for v in value]
         except (TypeError, ValueError):
-            raise RCOTError(
-                f"{KEY}.{name} must be a number or a pair [low, high], got {value!r}"
+            raise ArgumentError(
+                name, f"must be a number or a pair [low, high], got {value!r}"
             ) from None
         if len(items) != 2:
-            raise RCOTError(f"{KEY}.{name} must be a number or a pair [low, high], got {value!r}")
+            raise ArgumentError(name, f"must be a number or a pair [low, high], got {value!r}")
         lo, hi = items
     if not (math.isfinite(lo) and math.isfinite(hi)):
-        raise RCOTError(f"{KEY}.{name} must be finite, got {value!r}")
+        raise ArgumentError(name, f"must be finite, got {value!r}")
     if lo > hi:
-        raise RCOTError(f"{KEY}.{name} must be [low, high] with low <= high, got {value!r}")
+        raise ArgumentError(name, f"must be [low, high] with low <= high, got {value!r}")
     if low is not None and (lo < low or (strict and lo <= low)):
         op = ">" if strict else ">="
-        raise RCOTError(f"{KEY}.{name} must be {op} {_fmt(low)}, got {_fmt(lo)}")
+        raise ArgumentError(name, f"must be {op} {_fmt(low)}, got {_fmt(lo)}")
     if high is not None and hi > high:
-        raise RCOTError(f"{KEY}.{name} must be <= {_fmt(high)}, got {_fmt(hi)}")
+        raise ArgumentError(name, f"must be <= {_fmt(high)}, got {_fmt(hi)}")
     return lo, hi
 
 
 def _odd_kernel(value: int, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 3 or value % 2 == 0:
-        raise RCOTError(f"{KEY}.{name} must be an odd integer >= 3, got {value!r}")
+        raise ArgumentError(name, f"must be an odd integer >= 3, got {value!r}")
     return value
 
 
@@ -126,16 +125,6 @@ def _sample(value: ParamRange, n: int, generator: torch.Generator | None, like: 
 def _quantize(x: Tensor) -> Tensor:
     """Round to the 256 levels of an 8-bit image, as saving to PNG or JPEG would."""
     return torch.round(x * 255.0) / 255.0
-
-
-def _check_images(clean: Tensor) -> None:
-    if not isinstance(clean, Tensor):
-        raise TypeError(f"clean must be a Tensor, got {type(clean).__name__}")
-    if clean.ndim != 4 or not clean.is_floating_point():
-        raise ValueError(
-            f"clean must be a float tensor of shape (B, C, H, W), got {clean.dtype} "
-            f"{tuple(clean.shape)}"
-        )
 
 
 class Degradation:
@@ -168,7 +157,7 @@ class Degradation:
 
     def forward(self, clean: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Degrade ``clean`` :math:`(B, C, H, W)`; see the class docstring."""
-        _check_images(clean)
+        check_images(clean, "clean", floating=True)
         return self._degrade(clean, generator)
 
     def __call__(self, clean: Tensor, generator: torch.Generator | None = None) -> Tensor:
@@ -184,7 +173,7 @@ class Degradation:
         self, clean: Tensor, generator: torch.Generator | None = None
     ) -> tuple[Tensor, Tensor]:
         """Degrade ``clean`` and return ``(degraded, ids)`` with one id per row."""
-        _check_images(clean)
+        check_images(clean, "clean", floating=True)
         return self._degrade_tagged(clean, generator)
 
     def _degrade(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -331,7 +320,7 @@ class Haze(Degradation):
         self.beta = _as_range(beta, "beta", low=0.0)
         self.airlight = _as_range(airlight, "airlight", low=0.0, high=1.0)
         if isinstance(grid, bool) or not isinstance(grid, int) or grid < 2:
-            raise RCOTError(f"{KEY}.grid must be an integer >= 2, got {grid!r}")
+            raise ArgumentError("grid", f"must be an integer >= 2, got {grid!r}")
         self.grid = grid
 
     def transmission(
@@ -445,7 +434,7 @@ class Downscale(Degradation):
 
     def __init__(self, scale: int = 4, upsample: bool = True) -> None:
         if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
-            raise RCOTError(f"{KEY}.scale must be an integer >= 2 (e.g. 2, 3 or 4), got {scale!r}")
+            raise ArgumentError("scale", f"must be an integer >= 2 (e.g. 2, 3 or 4), got {scale!r}")
         self.scale = scale
         self.upsample = upsample
         self.changes_size = not upsample
@@ -544,15 +533,16 @@ class LowLight(Degradation):
 def _as_degradations(items: Sequence[Any], key: str) -> list[Degradation]:
     """Accept Degradation objects or ``{"name": ..., **params}`` mappings for the registry."""
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or len(items) == 0:
-        raise RCOTError(f"{KEY}.{key} must be a non-empty list of degradations, got {items!r}")
+        raise ArgumentError(key, f"must be a non-empty list of degradations, got {items!r}")
     out: list[Degradation] = []
     for item in items:
         if isinstance(item, Mapping):
             item = build_degradation(**dict(item))
         if not isinstance(item, Degradation):
-            raise RCOTError(
-                f"{KEY}.{key} entries must be degradations (a `_target_` node or a mapping with "
-                f"`name`), got {item!r}"
+            raise ArgumentError(
+                key,
+                f"entries must be degradations (a `_target_` node or a mapping with "
+                f"`name`), got {item!r}",
             )
         out.append(item)
     return out
@@ -580,18 +570,20 @@ class OneOf(Degradation):
         items = _as_degradations(degradations, "degradations")
         for item in items:
             if item.changes_size:
-                raise RCOTError(
-                    f"{KEY}.degradations: {item!r} changes the image size, so its rows cannot "
-                    "be batched with the others; set upsample=true"
+                raise ArgumentError(
+                    "degradations",
+                    f": {item!r} changes the image size, so its rows cannot "
+                    "be batched with the others; set upsample=true",
                 )
         self.degradations = items
         if weights is None:
             weights = [1.0] * len(items)
         probs = [float(w) for w in weights]
         if len(probs) != len(items) or min(probs) < 0 or sum(probs) <= 0:
-            raise RCOTError(
-                f"{KEY}.weights must be {len(items)} non-negative numbers with a positive sum, "
-                f"got {list(weights)!r}"
+            raise ArgumentError(
+                "weights",
+                f"must be {len(items)} non-negative numbers with a positive sum, "
+                f"got {list(weights)!r}",
             )
         self.weights = [p / sum(probs) for p in probs]
 
@@ -642,7 +634,7 @@ class Chain(Degradation):
         self.degradations = items
         self.changes_size = any(item.changes_size for item in items)
         self.degradation_id = resolve_degradation_id(
-            degradation_id, default=_common_id(items), key=f"{KEY}.degradation_id"
+            degradation_id, default=_common_id(items), key="degradation_id"
         )
 
     def _degrade(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
@@ -672,12 +664,12 @@ def resolve_degradation_id(
         try:
             return DegradationId.from_name(value)
         except RCOTError as err:
-            raise RCOTError(f"{key}: {err}") from None
+            raise ArgumentError(key, f": {err}") from None
     try:
         return DegradationId(int(value))
     except ValueError:
         known = ", ".join(f"{m.name.lower()}={int(m)}" for m in DegradationId)
-        raise RCOTError(f"{key} must be one of {known}, got {value!r}") from None
+        raise ArgumentError(key, f"must be one of {known}, got {value!r}") from None
 
 
 DEGRADATIONS: dict[str, type[Degradation]] = {
@@ -706,8 +698,8 @@ def build_degradation(name: str, **kwargs: Any) -> Degradation:
         GaussianNoise(sigma=(15.0, 50.0), clip=True, quantize=True)
     """
     if name not in DEGRADATIONS:
-        raise RCOTError(
-            f"{KEY}.name: unknown degradation {name!r}; known: {', '.join(DEGRADATIONS)}"
+        raise ArgumentError(
+            "name", f": unknown degradation {name!r}; known: {', '.join(DEGRADATIONS)}"
         )
     cls = DEGRADATIONS[name]
     signature = inspect.signature(cls)
@@ -715,7 +707,7 @@ def build_degradation(name: str, **kwargs: Any) -> Degradation:
         signature.bind(**kwargs)
     except TypeError as err:
         params = ", ".join(signature.parameters)
-        raise RCOTError(
-            f"{KEY}: {name} ({cls.__name__}): {err}; its parameters are {params}"
+        raise ArgumentError(
+            None, f"{name} ({cls.__name__}): {err}; its parameters are {params}"
         ) from None
     return cls(**kwargs)

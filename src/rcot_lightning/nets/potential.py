@@ -13,8 +13,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-from rcot_lightning.errors import RCOTError
-from rcot_lightning.nets.restormer import check_image
+from rcot_lightning.errors import ArgumentError
+from rcot_lightning.shapes import check_images
 
 __all__ = ["Potential"]
 
@@ -64,22 +64,22 @@ class Potential(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise RCOTError(f"in_channels must be a positive integer, got {in_channels!r}")
+            raise ArgumentError("in_channels", f"must be a positive integer, got {in_channels!r}")
         if (
             not isinstance(channels, Sequence)
             or isinstance(channels, str)
             or len(channels) == 0
             or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
         ):
-            raise RCOTError(
-                f"channels must be a non-empty sequence of positive integers, got {channels!r}"
+            raise ArgumentError(
+                "channels", f"must be a non-empty sequence of positive integers, got {channels!r}"
             )
         if not init_std > 0:
-            raise RCOTError(f"init_std must be positive, got {init_std!r}")
+            raise ArgumentError("init_std", f"must be positive, got {init_std!r}")
         if init not in ("normal", "kaiming"):
-            raise RCOTError(f"init must be 'normal' or 'kaiming', got {init!r}")
+            raise ArgumentError("init", f"must be 'normal' or 'kaiming', got {init!r}")
         if layout not in ("reference", "uniform"):
-            raise RCOTError(f"layout must be 'reference' or 'uniform', got {layout!r}")
+            raise ArgumentError("layout", f"must be 'reference' or 'uniform', got {layout!r}")
         self.in_channels = in_channels
         self.num_downsamplings = len(channels) // 2
         layers: list[nn.Module] = []
@@ -106,7 +106,7 @@ class Potential(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Score images ``(B, in_channels, H, W)``; returns ``(B,)``."""
-        check_image(x, self.in_channels)
+        check_images(x, "x", self.in_channels)
         if min(x.shape[-2:]) < self.min_size:
             raise ValueError(
                 f"x must be at least {self.min_size}x{self.min_size} for "

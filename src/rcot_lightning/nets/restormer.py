@@ -20,13 +20,15 @@ twice, and can use a second encoder on the transport residual.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import ArgumentError
+from rcot_lightning.shapes import check_images, crop_to, pad_to_multiple
 
 __all__ = [
     "ChannelLayerNorm",
@@ -37,67 +39,26 @@ __all__ = [
     "TransformerBlock",
     "TransformerStage",
     "TransposedAttention",
-    "crop_to",
-    "reflect_pad_to_multiple",
     "set_checkpointing",
 ]
 
 #: Number of 2x down-samplings of the U-Net; inputs are padded to a multiple of ``2**3``.
 NUM_DOWNSAMPLINGS = 3
+#: The size multiple the U-Net needs; the maps declare it as ``size_multiple`` and pad to it.
 PAD_MULTIPLE = 2**NUM_DOWNSAMPLINGS
 
 Conditions = Sequence[Tensor | None]
 
 
-def reflect_pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
-    """Pad the bottom and right of an image batch so that H and W are multiples of ``multiple``.
-
-    Reflection avoids the hard edge that zero padding would put into the attention statistics.
-    Reflection needs a side longer than the pad, so sides shorter than that are replicated instead.
-
-    Args:
-        x: images ``(B, C, H, W)``.
-        multiple: the size multiple, ``>= 1``.
-
-    Returns:
-        The padded batch ``(B, C, H', W')`` and the original ``(H, W)`` for :func:`crop_to`.
-
-    Example:
-        >>> padded, size = reflect_pad_to_multiple(torch.zeros(1, 3, 37, 53), 8)
-        >>> padded.shape, size
-        (torch.Size([1, 3, 40, 56]), (37, 53))
-    """
-    h, w = x.shape[-2:]
-    pad_h = (-h) % multiple
-    pad_w = (-w) % multiple
-    if pad_h == 0 and pad_w == 0:
-        return x, (h, w)
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode), (h, w)
-
-
-def crop_to(x: Tensor, size: tuple[int, int]) -> Tensor:
-    """Undo :func:`reflect_pad_to_multiple`: keep the top-left ``size`` of ``(B, C, H', W')``."""
-    return x[..., : size[0], : size[1]]
-
-
-def check_image(x: object, channels: int, name: str = "x") -> None:
-    """Raise TypeError/ValueError unless ``x`` is a tensor ``(B, channels, H, W)``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim != 4 or x.shape[1] != channels:
-        raise ValueError(f"{name} must have shape (B, {channels}, H, W), got {tuple(x.shape)}")
-
-
 def _check_positive_int(value: object, key: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise RCOTError(f"{key} must be an integer >= {minimum}, got {value!r}")
+        raise ArgumentError(key, f"must be an integer >= {minimum}, got {value!r}")
     return value
 
 
 def _check_int_tuple(values: object, key: str, length: int, minimum: int) -> tuple[int, ...]:
     if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != length:
-        raise RCOTError(f"{key} must be a sequence of {length} integers, got {values!r}")
+        raise ArgumentError(key, f"must be a sequence of {length} integers, got {values!r}")
     return tuple(_check_positive_int(v, f"{key}[{i}]", minimum) for i, v in enumerate(values))
 
 
@@ -133,16 +94,20 @@ def check_restormer_config(
     for level, h in enumerate(head_counts):
         width = dim * 2**level
         if width % h:
-            raise RCOTError(
-                f"heads[{level}]={h} must divide the level-{level + 1} width "
-                f"{dim_key}*2**{level}={width}; change heads or {dim_key}"
+            raise ArgumentError(
+                "heads",
+                f"[{level}]={h} must divide the level-{level + 1} width "
+                f"{dim_key}*2**{level}={width}; change heads or {dim_key}",
             )
     if isinstance(ffn_expansion_factor, bool) or not isinstance(ffn_expansion_factor, int | float):
-        raise RCOTError(f"ffn_expansion_factor must be a number, got {ffn_expansion_factor!r}")
+        raise ArgumentError(
+            "ffn_expansion_factor", f"must be a number, got {ffn_expansion_factor!r}"
+        )
     if int(dim * ffn_expansion_factor) < 1:
-        raise RCOTError(
-            f"ffn_expansion_factor={ffn_expansion_factor} gives an empty feed-forward layer at "
-            f"{dim_key}={dim}; use a larger factor"
+        raise ArgumentError(
+            "ffn_expansion_factor",
+            f"={ffn_expansion_factor} gives an empty feed-forward layer at "
+            f"{dim_key}={dim}; use a larger factor",
         )
     return blocks, head_counts
 
@@ -306,7 +271,7 @@ class TransformerStage(nn.Sequential):
 def set_checkpointing(module: nn.Module, enabled: bool) -> None:
     """Turn activation checkpointing of every :class:`TransformerStage` in ``module`` on or off."""
     if not isinstance(enabled, bool):
-        raise RCOTError(f"checkpointing must be true or false, got {enabled!r}")
+        raise ArgumentError("checkpointing", f"must be true or false, got {enabled!r}")
     for stage in module.modules():
         if isinstance(stage, TransformerStage):
             stage.checkpointing = enabled
@@ -507,6 +472,10 @@ class RestormerUNet(nn.Module):
         torch.Size([2, 3, 13, 21])
     """
 
+    #: Inputs are padded to this multiple inside :meth:`forward` (read by
+    #: :func:`rcot_lightning.shapes.size_multiple`: tiles and exports are cut on it).
+    size_multiple: ClassVar[int] = PAD_MULTIPLE
+
     def __init__(
         self,
         in_channels: int = 3,
@@ -540,11 +509,11 @@ class RestormerUNet(nn.Module):
             ``(skips, bottleneck)``: skips ``((B, dim, H, W), (B, 2dim, H/2, W/2),
             (B, 4dim, H/4, W/4))`` and bottleneck ``(B, 8dim, H/8, W/8)``.
         """
-        check_image(x, self.in_channels)
+        check_images(x, "x", self.in_channels)
         if x.shape[-2] % PAD_MULTIPLE or x.shape[-1] % PAD_MULTIPLE:
             raise ValueError(
                 f"encode needs H and W multiples of {PAD_MULTIPLE}, got {tuple(x.shape[-2:])}; "
-                "use forward (which pads) or reflect_pad_to_multiple"
+                "use forward (which pads) or rcot_lightning.shapes.pad_to_multiple"
             )
         return self.encoder(x)
 
@@ -568,8 +537,8 @@ class RestormerUNet(nn.Module):
         return self.decoder(skips, bottleneck, conditions)
 
     def forward(self, x: Tensor) -> Tensor:
-        check_image(x, self.in_channels)
-        padded, size = reflect_pad_to_multiple(x, PAD_MULTIPLE)
+        check_images(x, "x", self.in_channels)
+        padded, size = pad_to_multiple(x, self.size_multiple)
         out = self.decoder(*self.encoder(padded))
         if self.out_channels == self.in_channels:
             out = padded + out

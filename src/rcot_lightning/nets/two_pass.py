@@ -11,21 +11,20 @@ through r0, which is what makes the residual a learned, degradation-specific cue
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import ArgumentError
 from rcot_lightning.nets.restormer import (
     PAD_MULTIPLE,
     RestormerEncoder,
     RestormerUNet,
-    check_image,
     check_restormer_config,
-    crop_to,
-    reflect_pad_to_multiple,
     set_checkpointing,
 )
+from rcot_lightning.shapes import check_images, crop_to, pad_to_multiple
 
 __all__ = ["CONDITIONING_MODES", "TwoPassMap"]
 
@@ -76,6 +75,10 @@ class TwoPassMap(nn.Module):
 
     channels = 3
 
+    #: Inputs are padded to this multiple inside :meth:`forward` (read by
+    #: :func:`rcot_lightning.shapes.size_multiple`: tiles and exports are cut on it).
+    size_multiple: ClassVar[int] = PAD_MULTIPLE
+
     def __init__(
         self,
         dim: int = 48,
@@ -92,11 +95,11 @@ class TwoPassMap(nn.Module):
     ) -> None:
         super().__init__()
         if conditioning not in CONDITIONING_MODES:
-            raise RCOTError(
-                f"conditioning must be one of {CONDITIONING_MODES}, got {conditioning!r}"
+            raise ArgumentError(
+                "conditioning", f"must be one of {CONDITIONING_MODES}, got {conditioning!r}"
             )
         if isinstance(condition_scale, bool) or not isinstance(condition_scale, int | float):
-            raise RCOTError(f"condition_scale must be a number, got {condition_scale!r}")
+            raise ArgumentError("condition_scale", f"must be a number, got {condition_scale!r}")
         residual_dim = dim if residual_dim is None else residual_dim
         residual_blocks = num_blocks if residual_blocks is None else residual_blocks
         check_restormer_config(
@@ -156,8 +159,8 @@ class TwoPassMap(nn.Module):
         Returns:
             ``{"first_pass": G(y), "residual": y - G(y), "output": T(y)}``, each ``(B, 3, H, W)``.
         """
-        check_image(y, self.channels, "y")
-        padded, size = reflect_pad_to_multiple(y, PAD_MULTIPLE)
+        check_images(y, "y", self.channels)
+        padded, size = pad_to_multiple(y, self.size_multiple)
         unet = self.restoration
         skips, bottleneck = unet.encoder(padded)
         first_pass = padded + unet.decoder(skips, bottleneck)
