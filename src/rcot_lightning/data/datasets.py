@@ -12,7 +12,7 @@ degradation by ``(seed, image name)``, so every epoch and every rank sees the sa
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -95,17 +95,39 @@ def _check_positive(value: int | None, key: str, allow_none: bool = False) -> No
         raise RCOTError(f"{key} must be a positive integer, got {value!r}")
 
 
+class _Item(NamedTuple):
+    """One drawn training item: its degraded crop and what drew it."""
+
+    degraded: Tensor
+    #: The matching target crop; None when the source has no targets.
+    target: Tensor | None
+    degradation: int
+    #: The item's generator, for anything else the item draws (an unpaired clean crop).
+    generator: torch.Generator
+    #: The item's ``sample_key``.
+    key: int
+    #: The source index of the pair.
+    source_index: int
+
+
 class _TrainDataset(Dataset[dict[str, Tensor]]):
     """Shared by the training datasets: length, keys, per-item generators, crops and modes."""
+
+    #: Training mode named when the source has no targets (None: targets are not needed).
+    needs_targets: ClassVar[str | None] = None
 
     def __init__(
         self,
         source: PairSource,
         patch_size: int,
-        length: int | None,
-        seed: int,
-        augment: bool,
+        length: int | None = None,
+        seed: int = 0,
+        augment: bool = True,
     ) -> None:
+        if self.needs_targets and not source.has_targets:
+            raise RCOTError(
+                f"{self.needs_targets} training needs targets; this source has degraded images only"
+            )
         _check_positive(patch_size, "data.patch_size")
         _check_positive(length, "data.samples_per_epoch", allow_none=True)
         self.source = source
@@ -136,6 +158,13 @@ class _TrainDataset(Dataset[dict[str, Tensor]]):
         crop = random_crop(size, self.patch_size, generator, where)
         mode = int(torch.randint(8, (1,), generator=generator)) if self.augment else 0
         return crop, mode
+
+    def _draw(self, key: int | SampleKey) -> _Item:
+        """The item ``key``: a random view (crop and flip/rot90 mode) of its pair, degraded."""
+        index, generator, row_key = self._start(key)
+        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
+        degraded, target, degradation = self.source.pair(index, crop, mode, generator)
+        return _Item(degraded, target, degradation, generator, row_key, index)
 
 
 def _check_sizes(images: PairSource | ImageList, patch_size: int) -> None:
@@ -199,24 +228,12 @@ class PairedDataset(_TrainDataset):
         (torch.Size([3, 16, 16]), True, 0)
     """
 
-    def __init__(
-        self,
-        source: PairSource,
-        patch_size: int,
-        length: int | None = None,
-        seed: int = 0,
-        augment: bool = True,
-    ) -> None:
-        if not source.has_targets:
-            raise RCOTError("paired training needs targets; this source has degraded images only")
-        super().__init__(source, patch_size, length, seed, augment)
+    needs_targets = "paired"
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
-        index, generator, row_key = self._start(key)
-        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
-        degraded, target, degradation = self.source.pair(index, crop, mode, generator)
-        assert target is not None  # checked in __init__
-        return _row(degraded, target, target, True, degradation, row_key)
+        item = self._draw(key)
+        assert item.target is not None  # checked in __init__
+        return _row(item.degraded, item.target, item.target, True, item.degradation, item.key)
 
 
 class UnpairedDataset(_TrainDataset):
@@ -254,9 +271,7 @@ class UnpairedDataset(_TrainDataset):
         self.clean = clean
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
-        index, generator, row_key = self._start(key)
-        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
-        degraded, _, degradation = self.source.pair(index, crop, mode, generator)
+        degraded, _, degradation, generator, row_key, _ = self._draw(key)
         j = int(torch.randint(len(self.clean), (1,), generator=generator))
         clean_crop, clean_mode = self._view(self.clean.size(j), generator, self.clean.describe(j))
         clean = dihedral(crop_image(self.clean.load(j), clean_crop), clean_mode)
@@ -283,6 +298,8 @@ class SemiPairedDataset(_TrainDataset):
         (3, 3)
     """
 
+    needs_targets = "semi-paired"
+
     def __init__(
         self,
         source: PairSource,
@@ -292,8 +309,6 @@ class SemiPairedDataset(_TrainDataset):
         seed: int = 0,
         augment: bool = True,
     ) -> None:
-        if not source.has_targets:
-            raise RCOTError("semi-paired training needs targets; this source has none")
         if isinstance(paired_fraction, bool) or not 0.0 <= float(paired_fraction) <= 1.0:
             raise RCOTError(f"data.paired_fraction must be in [0, 1], got {paired_fraction!r}")
         super().__init__(source, patch_size, length, seed, augment)
@@ -316,9 +331,7 @@ class SemiPairedDataset(_TrainDataset):
         self._position = {group: k for k, group in enumerate(scenes)}
 
     def __getitem__(self, key: int | SampleKey) -> dict[str, Tensor]:
-        index, generator, row_key = self._start(key)
-        crop, mode = self._view(self.source.size(index), generator, self.source.describe(index))
-        degraded, target, degradation = self.source.pair(index, crop, mode, generator)
+        degraded, target, degradation, generator, row_key, index = self._draw(key)
         assert target is not None  # checked in __init__
         if index in self._paired:
             return _row(degraded, target, target, True, degradation, row_key)
