@@ -23,8 +23,8 @@ CASES = [
     ),
     (
         ["trainer.devices=0"],
-        "rcot-train: error: trainer.devices must be >= 1 (on CPU: the number of processes), "
-        "got 0; use a positive number of devices, a list of device ids, or 'auto'",
+        "rcot-train: error: trainer.devices=0: `Trainer(devices=0)` value is not a valid input "
+        "using cpu accelerator; use a positive number of devices, a list of device ids, or 'auto'",
     ),
     (
         ["trainer.gradient_clip_val=1.0"],
@@ -36,8 +36,9 @@ if not torch.cuda.is_available():
     CASES.append(
         (
             ["hardware=fp16"],
-            "rcot-train: error: trainer.precision=16-mixed (hardware=fp16) needs a CUDA GPU and "
-            "none is available; use hardware=bf16 for mixed precision on a CPU",
+            "rcot-train: error: trainer.accelerator=gpu: No supported gpu backend found!; use "
+            "hardware=auto (a GPU if there is one, else the CPU), hardware=cpu, or hardware=bf16 "
+            "for mixed precision on a CPU",
         )
     )
 

@@ -1,4 +1,4 @@
-"""What the Hydra entry points share: one-line errors, config checks, strategy choice, summaries.
+"""What the Hydra entry points share: one-line errors, the Trainer, summaries.
 
 The entry points (``train``, ``eval``, ``restore``) stay thin: they compose a config, call the
 helpers here, build the Lightning objects and run them. Nothing in the library imports this
@@ -15,16 +15,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NoReturn
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rcot_lightning.checks import check_precision
 from rcot_lightning.conf import register_resolvers
 from rcot_lightning.crash_log import report_unexpected
 from rcot_lightning.errors import MissingExtraError, RCOTError
@@ -176,109 +175,94 @@ def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
         hydra_main()
 
 
-# ------------------------------------------------------------------------- config checks
-def _accelerator(accelerator: Any) -> str:
-    """``"cpu"``, ``"gpu"`` or another accelerator name, resolving ``"auto"``."""
-    name = str(accelerator).lower()
-    if name in ("auto", "gpu", "cuda"):
-        if torch.cuda.is_available():
-            return "gpu"
-        if name == "auto":
-            mps = getattr(torch.backends, "mps", None)
-            return "mps" if mps is not None and mps.is_available() else "cpu"
-        raise RCOTError(
-            f"trainer.accelerator={accelerator} but no CUDA GPU is available; use hardware=cpu "
-            "(or hardware=bf16 for mixed precision on a CPU)"
-        )
-    return name
+# -------------------------------------------------------------------------------- trainer
+#: What to do about a Trainer setting that Lightning rejects, by config key.
+_TRAINER_HINTS = {
+    "accelerator": "use hardware=auto (a GPU if there is one, else the CPU), hardware=cpu, or "
+    "hardware=bf16 for mixed precision on a CPU",
+    "devices": "use a positive number of devices, a list of device ids, or 'auto'",
+    "num_nodes": "use an integer >= 1",
+    "precision": "use 32-true, bf16-mixed, 16-mixed (GPU) or 64-true, or pick a hardware config "
+    "(hardware=cpu, bf16, gpu, fp16)",
+    "strategy": f"use auto (several processes get {DDP_STRATEGY})",
+}
+
+#: Lightning errors that name no Trainer argument: (text of the message, the argument).
+_UNNAMED = (("gpu backend", "accelerator"), ("machine only has", "devices"))
 
 
-def _device_count(devices: Any, accelerator: str) -> int:
-    """Processes per node that ``trainer.devices`` asks for (after validating it)."""
-    key = "trainer.devices"
-    hint = "use a positive number of devices, a list of device ids, or 'auto'"
-    if isinstance(devices, bool):
-        raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}; {hint}")
-    if isinstance(devices, str):
-        text = devices.strip()
-        if text == "auto":
-            return torch.cuda.device_count() if accelerator == "gpu" else 1
-        if "," in text:
-            ids = [part for part in text.split(",") if part.strip()]
-            if not ids:
-                raise RCOTError(f"{key} lists no device, got {devices!r}; {hint}")
-            return len(ids)
-        try:
-            devices = int(text)
-        except ValueError:
-            raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}") from None
-    if isinstance(devices, int):
-        if devices == -1 and accelerator != "cpu":
-            return torch.cuda.device_count() if accelerator == "gpu" else 1
-        if devices < 1:
-            extra = "" if accelerator != "cpu" else " (on CPU: the number of processes)"
-            raise RCOTError(f"{key} must be >= 1{extra}, got {devices}; {hint}")
-        return devices
-    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
-        if len(devices) == 0:
-            raise RCOTError(f"{key} lists no device; {hint}")
-        return len(devices)
-    raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}; {hint}")
+def trainer_error_message(err: BaseException, trainer: Mapping[str, Any]) -> str:
+    """Lightning's error about ``trainer`` (the resolved config) as one line naming the key.
+
+    Example:
+        >>> error = ValueError("`Trainer(num_nodes=0)` is invalid.")
+        >>> trainer_error_message(error, {"devices": 1, "num_nodes": 0})
+        'trainer.num_nodes=0: `Trainer(num_nodes=0)` is invalid; use an integer >= 1'
+    """
+    text = _one_line(str(err)).rstrip(".")
+    named = [(m.start(), str(k)) for k in trainer if (m := re.search(rf"\b{k}\b", text, re.I))]
+    key = min(named)[1] if named else next((k for w, k in _UNNAMED if w in text.lower()), None)
+    if key is None:
+        return f"trainer: {text}"
+    if "unexpected keyword argument" in text:
+        hint = "not an argument of lightning.pytorch.Trainer: remove it or correct its name"
+    else:
+        hint = _TRAINER_HINTS.get(key, "")
+    return f"trainer.{key}={trainer.get(key)}: {text}" + (f"; {hint}" if hint else "")
 
 
-def check_trainer_config(trainer: Mapping[str, Any]) -> None:
-    """Reject trainer settings that cannot work, with the key to change and how.
+def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
+    """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
+
+    With ``strategy: auto`` and more than one process (devices or nodes), the strategy is DDP with
+    ``find_unused_parameters=True``: RCOT's potential and map backward passes each reach one
+    network only, which the plain DDP that Lightning picks treats as an error.
 
     Raises:
-        RCOTError: devices or num_nodes out of range, ``16-mixed`` on a CPU, or
-            ``gradient_clip_val`` set (illegal with RCOT's manual optimisation).
+        RCOTError: a setting Lightning rejects (the key and its value, Lightning's reason, what
+            to do), ``16-mixed`` on a CPU (Lightning would run bf16-mixed instead), or
+            ``gradient_clip_val`` set (Lightning rejects it only inside ``fit``, since RCOT
+            optimises manually).
     """
-    precision = str(trainer.get("precision", "32-true"))
-    check_precision(precision)
-    if precision in ("16", "16-mixed", "fp16") and not torch.cuda.is_available():
-        raise RCOTError(
-            f"trainer.precision={precision} (hardware=fp16) needs a CUDA GPU and none is "
-            "available; use hardware=bf16 for mixed precision on a CPU"
-        )
-    accelerator = _accelerator(trainer.get("accelerator", "auto"))
-    _device_count(trainer.get("devices", "auto"), accelerator)
-    num_nodes = trainer.get("num_nodes", 1)
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise RCOTError(f"trainer.num_nodes must be an integer >= 1, got {num_nodes!r}")
-    if precision in ("16", "16-mixed", "fp16") and accelerator == "cpu":
-        raise RCOTError(
-            f"trainer.precision={precision} (hardware=fp16) does not run on the CPU; "
-            "use hardware=bf16 for mixed precision on a CPU"
-        )
-    if trainer.get("gradient_clip_val") not in (None, 0, 0.0):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    settings = as_dict(node)
+    if settings.get("gradient_clip_val") not in (None, 0, 0.0):
         raise RCOTError(
             "trainer.gradient_clip_val cannot be used with RCOT's two manual optimisers; "
             "set model.map_grad_clip and/or model.potential_grad_clip instead"
         )
+    strategy = settings.get("strategy", "auto")
+    if strategy in ("ddp", "ddp_spawn"):
+        log.warning(
+            "trainer.strategy=%s: RCOTModule's alternating backward passes need "
+            "find_unused_parameters=True; use %s (strategy: auto picks it)",
+            strategy,
+            DDP_STRATEGY,
+        )
 
+    def build(**extra: Any) -> Any:
+        try:
+            return instantiate(node, _convert_="all", **kwargs, **extra)
+        except InstantiationException as err:
+            cause = err.__cause__
+            if isinstance(cause, (MisconfigurationException, ValueError, TypeError)):
+                raise RCOTError(trainer_error_message(cause, settings)) from cause
+            raise
 
-def resolve_strategy(trainer: Mapping[str, Any]) -> Any:
-    """The strategy to pass to the Trainer.
-
-    With ``strategy: auto`` and more than one process (devices or nodes), DDP with
-    ``find_unused_parameters=True``: RCOT's potential and map backward passes each reach one
-    network only, which plain DDP treats as an error.
-    """
-    strategy = trainer.get("strategy", "auto")
-    if strategy != "auto":
-        if strategy in ("ddp", "ddp_spawn"):
-            log.warning(
-                "trainer.strategy=%s: RCOTModule's alternating backward passes need "
-                "find_unused_parameters=True; use %s (strategy: auto picks it)",
-                strategy,
-                DDP_STRATEGY,
-            )
-        return strategy
-    accelerator = _accelerator(trainer.get("accelerator", "auto"))
-    processes = _device_count(trainer.get("devices", "auto"), accelerator)
-    if processes > 1 or int(trainer.get("num_nodes", 1)) > 1:
-        return DDP_STRATEGY
-    return "auto"
+    trainer = build()
+    if strategy == "auto" and trainer.world_size > 1:
+        trainer = build(strategy=DDP_STRATEGY)
+    precision = str(settings.get("precision"))
+    if precision in ("16", "16-mixed") and isinstance(trainer.accelerator, CPUAccelerator):
+        raise RCOTError(
+            f"trainer.precision={precision} (hardware=fp16) needs a CUDA GPU and this run uses "
+            "the CPU; use hardware=bf16 for mixed precision on a CPU"
+        )
+    return trainer
 
 
 def job_overrides() -> list[str]:
