@@ -109,70 +109,55 @@ def fail(prog: str, message: str) -> NoReturn:
     raise SystemExit(USAGE_ERROR)
 
 
-@contextlib.contextmanager
-def _hydra_error_report(prog: str) -> Iterator[None]:
-    """Make Hydra report user errors in one line (its own report spans many lines).
+#: Hydra's switch: with "1" it raises an error instead of printing its own multi-line report.
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+#: The user's own ``HYDRA_FULL_ERROR``, for the processes a command starts (DDP ranks): they
+#: inherit the "1" that :func:`run_cli` sets.
+_ASKED = "RCOT_FULL_ERROR"
 
-    Hydra routes every exception of config composition and of the task function through
-    ``hydra._internal.utils.run_and_report``; this wraps it for the duration of one command.
-    """
-    try:
-        from hydra._internal import utils as hydra_utils
-    except ImportError:  # pragma: no cover - a Hydra without the hook: keep its own report
-        yield
-        return
-    original = getattr(hydra_utils, "run_and_report", None)
-    if original is None:  # pragma: no cover
-        yield
-        return
 
-    def run_and_report(func: Callable[[], Any]) -> Any:
-        try:
-            return func()
-        except Exception as err:
-            full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-            message = None if full else user_error_message(err)
-            if message is None:
-                if not full:
-                    report_unexpected(prog, err)
-                exc = err
-
-                def reraise() -> Any:
-                    raise exc
-
-                return original(reraise)
-            fail(prog, message)
-
-    hydra_utils.run_and_report = run_and_report
-    try:
-        yield
-    finally:
-        hydra_utils.run_and_report = original
+def full_error_asked() -> bool:
+    """Whether the user asked for full tracebacks (``HYDRA_FULL_ERROR=1``)."""
+    return os.environ.get(_ASKED, os.environ.get(_FULL_ERROR)) == "1"
 
 
 @contextlib.contextmanager
 def exit_on_user_error(prog: str) -> Iterator[None]:
-    """Inside a task function: end a user error with one line and status 2.
+    """End a user error with one line and status 2, anything else with one line and status 1.
 
-    Raising :class:`SystemExit` from the task function also keeps Hydra from printing its own
-    "Error executing job" line first.
+    Inside a task function, raising :class:`SystemExit` also keeps Hydra from printing its own
+    "Error executing job" line first. With ``HYDRA_FULL_ERROR=1`` errors propagate unchanged.
     """
     try:
         yield
     except Exception as err:
-        full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-        message = None if full else user_error_message(err)
+        if full_error_asked():
+            raise
+        message = user_error_message(err)
         if message is None:
-            if full:
-                raise
             report_unexpected(prog, err)
         fail(prog, message)
 
 
 def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
-    """Run a ``@hydra.main`` function as the command ``prog`` with one-line user errors."""
-    with _hydra_error_report(prog):
-        hydra_main()
+    """Run a ``@hydra.main`` function as the command ``prog`` with one-line errors.
+
+    Hydra reports an error of its own (a bad override, a missing config) in many lines and exits
+    with status 1, unless ``HYDRA_FULL_ERROR=1``: then it raises the error, which is reported
+    here like an error of the task.
+    """
+    saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
+    os.environ[_ASKED] = "1" if full_error_asked() else "0"
+    os.environ[_FULL_ERROR] = "1"
+    try:
+        with exit_on_user_error(prog):
+            hydra_main()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 # -------------------------------------------------------------------------------- trainer
