@@ -185,6 +185,28 @@ def test_bad_trainer_values_raise_rcot_errors(trainer: dict, message: str) -> No
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            "You requested gpu: [0, 1, 2, 3]\n But your machine only has: [0]",
+            "trainer.devices=4: You requested gpu: [0, 1, 2, 3]; But your machine only has: [0]; "
+            "use a positive number of devices, a list of device ids, or 'auto'",
+        ),
+        ("No supported gpu backend found!", "trainer.accelerator=gpu: No supported gpu backend"),
+        ("Something else went wrong.", "trainer: Something else went wrong"),
+    ],
+)
+def test_lightning_errors_that_name_no_argument(error: str, expected: str) -> None:
+    """GPU-machine messages of Lightning that do not name the argument they are about."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from rcot_lightning.app import trainer_error_message
+
+    trainer = {"accelerator": "gpu", "devices": 4, "precision": "32-true"}
+    assert trainer_error_message(MisconfigurationException(error), trainer).startswith(expected)
+
+
 _TORCHRUN = {
     "TORCHELASTIC_RUN_ID": "job42",
     "WORLD_SIZE": "4",

@@ -196,6 +196,10 @@ def trainer_error_message(err: BaseException, trainer: Mapping[str, Any]) -> str
     return f"trainer.{key}={trainer.get(key)}: {text}" + (f"; {hint}" if hint else "")
 
 
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
 def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
     """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
 
@@ -240,7 +244,13 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
 
     trainer = build()
     if strategy == "auto" and trainer.world_size > 1:
-        trainer = build(strategy=DDP_STRATEGY)
+        # Built again without repeating Lightning's lines about the devices.
+        lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        lightning_info.addFilter(_drop)
+        try:
+            trainer = build(strategy=DDP_STRATEGY)
+        finally:
+            lightning_info.removeFilter(_drop)
     precision = str(settings.get("precision"))
     if precision in ("16", "16-mixed") and isinstance(trainer.accelerator, CPUAccelerator):
         raise RCOTError(
