@@ -19,7 +19,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -27,6 +27,9 @@ from omegaconf.errors import OmegaConfBaseException
 from rcot_lightning.conf import register_resolvers
 from rcot_lightning.crash_log import report_unexpected
 from rcot_lightning.errors import MissingExtraError, RCOTError
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +203,7 @@ def _drop(record: logging.LogRecord) -> bool:
     return False
 
 
-def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
+def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
 
     With ``strategy: auto`` and more than one process (devices or nodes), the strategy is DDP with
@@ -233,7 +236,7 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Any:
             DDP_STRATEGY,
         )
 
-    def build(**extra: Any) -> Any:
+    def build(**extra: Any) -> Trainer:
         try:
             return instantiate(node, _convert_="all", **kwargs, **extra)
         except InstantiationException as err:
