@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -23,8 +26,8 @@ CASES = [
     ),
     (
         ["trainer.devices=0"],
-        "rcot-train: error: trainer.devices must be >= 1 (on CPU: the number of processes), "
-        "got 0; use a positive number of devices, a list of device ids, or 'auto'",
+        "rcot-train: error: trainer.devices=0: `Trainer(devices=0)` value is not a valid input "
+        "using cpu accelerator; use a positive number of devices, a list of device ids, or 'auto'",
     ),
     (
         ["trainer.gradient_clip_val=1.0"],
@@ -36,8 +39,9 @@ if not torch.cuda.is_available():
     CASES.append(
         (
             ["hardware=fp16"],
-            "rcot-train: error: trainer.precision=16-mixed (hardware=fp16) needs a CUDA GPU and "
-            "none is available; use hardware=bf16 for mixed precision on a CPU",
+            "rcot-train: error: trainer.accelerator=gpu: No supported gpu backend found!; use "
+            "hardware=auto (a GPU if there is one, else the CPU), hardware=cpu, or hardware=bf16 "
+            "for mixed precision on a CPU",
         )
     )
 
@@ -105,3 +109,55 @@ def test_multi_line_messages_become_one_line() -> None:
     assert (
         _one_line(text) == "Could not find 'task/x'; Available options in 'task': denoise, derain"
     )
+
+
+def _hydra_main_without_config() -> Callable[[], Any]:
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=None, config_name=None)
+    def main(cfg: object) -> None:
+        raise AssertionError("composition should have failed")
+
+    return main
+
+
+def test_hydra_raises_its_own_errors_when_asked_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``app.run_cli`` rests on this: with HYDRA_FULL_ERROR=1 a composition error propagates."""
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.errors import HydraException
+
+    monkeypatch.setattr("sys.argv", ["prog", "task=foo"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    try:
+        with pytest.raises(HydraException):
+            _hydra_main_without_config()()
+    except BaseException as err:
+        raise AssertionError(
+            f"hydra-core {hydra.__version__} no longer raises a composition error from the "
+            "@hydra.main function with HYDRA_FULL_ERROR=1 (it raised or exited with "
+            f"{err!r}); app.run_cli relies on it for one-line errors"
+        ) from err
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def test_run_cli_reports_a_composition_error_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rcot_lightning import app
+
+    monkeypatch.setattr("sys.argv", ["prog", "task=foo"])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    monkeypatch.delenv("RCOT_FULL_ERROR", raising=False)
+    try:
+        with pytest.raises(SystemExit) as info:
+            app.run_cli("rcot-test", _hydra_main_without_config())
+    finally:
+        GlobalHydra.instance().clear()
+    assert info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("rcot-test: error: Could not override 'task'")
+    assert "HYDRA_FULL_ERROR" not in os.environ and "RCOT_FULL_ERROR" not in os.environ

@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import rcot_lightning
-from rcot_lightning.app import DDP_STRATEGY, check_trainer_config, resolve_strategy
+from rcot_lightning.app import DDP_STRATEGY, build_trainer
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
 from tests.test_train import TASKS
@@ -120,7 +120,7 @@ def test_slurm_launcher_config_composes(compose_train) -> None:
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert launcher.nodes == 2 and launcher.tasks_per_node == 4 and launcher.gpus_per_node == 4
-    assert resolve_strategy(cfg.trainer) == DDP_STRATEGY
+    assert cfg.trainer.strategy == DDP_STRATEGY
 
 
 @pytest.mark.parametrize("name", ["eval", "restore"])
@@ -141,34 +141,70 @@ def test_user_config_dir_joins_the_search_path(compose_train, tmp_path: Path) ->
     assert cfg.model.objective.lambda_gp == 3.5
 
 
+def _trainer(**settings: object) -> object:
+    node = OmegaConf.create({"_target_": "lightning.pytorch.Trainer", **settings})
+    return build_trainer(node, logger=False, enable_checkpointing=False)
+
+
 @pytest.mark.parametrize(
-    ("trainer", "expected"),
+    ("trainer", "processes", "find_unused"),
     [
-        ({"accelerator": "cpu", "devices": 1}, "auto"),
-        ({"accelerator": "cpu", "devices": 2}, DDP_STRATEGY),
-        ({"accelerator": "cpu", "devices": "4"}, DDP_STRATEGY),
-        ({"accelerator": "cpu", "devices": 1, "num_nodes": 2}, DDP_STRATEGY),
-        ({"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}, "ddp_spawn"),
+        ({"accelerator": "cpu", "devices": 1}, 1, None),
+        ({"accelerator": "cpu", "devices": 2}, 2, True),
+        ({"accelerator": "cpu", "devices": "4"}, 4, True),
+        ({"accelerator": "cpu", "devices": 1, "num_nodes": 2}, 2, True),
+        ({"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"}, 2, None),
     ],
 )
-def test_strategy_resolution(trainer: dict, expected: str) -> None:
-    assert resolve_strategy(trainer) == expected
+def test_strategy_resolution(trainer: dict, processes: int, find_unused: bool | None) -> None:
+    """Several processes with ``strategy: auto``: DDP that tolerates unused parameters."""
+    strategy = _trainer(**trainer).strategy
+    assert strategy.world_size == processes
+    assert getattr(strategy, "_ddp_kwargs", {}).get("find_unused_parameters") is find_unused
 
 
 @pytest.mark.parametrize(
     ("trainer", "message"),
     [
-        ({"accelerator": "cpu", "devices": 0}, "trainer.devices must be >= 1"),
-        ({"accelerator": "cpu", "devices": "zero"}, "trainer.devices must be a number"),
-        ({"accelerator": "cpu", "devices": []}, "lists no device"),
-        ({"accelerator": "cpu", "num_nodes": 0}, "trainer.num_nodes"),
+        ({"accelerator": "cpu", "devices": 0}, r"^trainer.devices=0: .*; use a positive number"),
+        ({"accelerator": "cpu", "devices": "zero"}, r"^trainer.devices=zero: .*; use a positive"),
+        ({"accelerator": "cpu", "devices": []}, r"^trainer.devices=\[\]: "),
+        ({"accelerator": "cpu", "num_nodes": 0}, r"^trainer.num_nodes=0: .*; use an integer >= 1"),
+        ({"accelerator": "foo"}, r"^trainer.accelerator=foo: .*; use hardware=auto"),
+        ({"strategy": "foo"}, r"^trainer.strategy=foo: .*; use auto"),
+        ({"precision": 13}, r"^trainer.precision=13: .*; use 32-true, bf16-mixed"),
+        ({"max_epoch": 3}, r"^trainer.max_epoch=3: .*not an argument of lightning.pytorch.Trainer"),
         ({"accelerator": "cpu", "precision": "16-mixed"}, "hardware=bf16"),
         ({"accelerator": "cpu", "gradient_clip_val": 1.0}, "model.map_grad_clip"),
     ],
 )
 def test_bad_trainer_values_raise_rcot_errors(trainer: dict, message: str) -> None:
-    with pytest.raises(RCOTError, match=message):
-        check_trainer_config(trainer)
+    """What Lightning rejects, in one line that names the key, with what to do."""
+    with pytest.raises(RCOTError, match=message) as info:
+        _trainer(**trainer)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            "You requested gpu: [0, 1, 2, 3]\n But your machine only has: [0]",
+            "trainer.devices=4: You requested gpu: [0, 1, 2, 3]; But your machine only has: [0]; "
+            "use a positive number of devices, a list of device ids, or 'auto'",
+        ),
+        ("No supported gpu backend found!", "trainer.accelerator=gpu: No supported gpu backend"),
+        ("Something else went wrong.", "trainer: Something else went wrong"),
+    ],
+)
+def test_lightning_errors_that_name_no_argument(error: str, expected: str) -> None:
+    """GPU-machine messages of Lightning that do not name the argument they are about."""
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+    from rcot_lightning.app import trainer_error_message
+
+    trainer = {"accelerator": "gpu", "devices": 4, "precision": "32-true"}
+    assert trainer_error_message(MisconfigurationException(error), trainer).startswith(expected)
 
 
 _TORCHRUN = {
@@ -205,8 +241,6 @@ def test_multi_node_configs_meet_lightning_cluster_environments(
     compose_train, monkeypatch: pytest.MonkeyPatch, env: dict, environment: str, run_id: str
 ) -> None:
     """2 nodes x 2 processes as torchrun or SLURM would start them: composition and Trainer only."""
-    import lightning as L
-
     for key in list(os.environ):
         if key.startswith(("SLURM_", "TORCHELASTIC_")) or key in _TORCHRUN:
             monkeypatch.delenv(key)
@@ -214,15 +248,7 @@ def test_multi_node_configs_meet_lightning_cluster_environments(
         monkeypatch.setenv(key, value)
     cfg = compose_train("hardware=cpu", "trainer.devices=2", "trainer.num_nodes=2")
     assert cfg.hydra.run.dir.endswith(run_id)  # every rank of the job finds the same folder
-    trainer_cfg = {
-        k: v
-        for k, v in OmegaConf.to_container(cfg.trainer, resolve=True).items()
-        if k != "_target_"
-    }
-    check_trainer_config(trainer_cfg)
-    trainer_cfg["strategy"] = resolve_strategy(trainer_cfg)
-    assert trainer_cfg["strategy"] == DDP_STRATEGY
-    trainer = L.Trainer(**trainer_cfg, logger=False, enable_checkpointing=False)
+    trainer = build_trainer(cfg.trainer, logger=False, enable_checkpointing=False)
     assert type(trainer.strategy.cluster_environment).__name__ == environment
     assert trainer.world_size == 4 and trainer.num_nodes == 2
     assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True

@@ -1,6 +1,7 @@
 """Hydra multiruns of ``rcot_lightning.train``: basic grid, optuna, and with DDP processes.
 
-Each test runs one command of tiny jobs (5-15 s on a 2-core CPU), so they are not marked slow.
+Each test runs one command of tiny jobs (5-15 s on a 2-core CPU), so they are not marked slow;
+the last one checks the launch of one sweep job in-process.
 
 The trap tested here: Lightning starts DDP ranks 1..N-1 by re-running the command line, which
 under ``-m`` would start a second sweep in every child. Each job's ranks must compose that
@@ -147,3 +148,37 @@ def test_optuna_sweep_on_unpaired_data_searches_no_supervised_key(tmp_path: Path
         "model.objective.lambda_gp",
     }
     assert results["best_value"] > 10  # a PSNR in dB
+
+
+def test_ddp_launch_of_a_sweep_job_points_children_at_the_job_and_restores_run_dir(
+    compose_train, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process: the children's command line and folder, and ``run.dir`` left unresolved."""
+    import sys
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf, read_write
+
+    from rcot_lightning.launch import hydra_ddp_launch
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    monkeypatch.setattr(sys, "argv", ["train.py", "-m", "model.map_optimizer.lr=1e-3,1e-4"])
+    cfg = compose_train("model.map_optimizer.lr=1e-4")
+    with read_write(cfg.hydra):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.overrides.task = ["model.map_optimizer.lr=1e-4"]
+    HydraConfig().set_config(cfg)
+
+    def run_dir() -> str:
+        run = OmegaConf.to_container(HydraConfig.get().run, resolve=False)
+        assert isinstance(run, dict)
+        return str(run["dir"])
+
+    before = run_dir()
+    assert before.startswith("${rcot_run_dir:")  # resolving it would claim a run folder
+    with hydra_ddp_launch():
+        assert sys.argv == ["train.py", "model.map_optimizer.lr=1e-4", "hydra.mode=RUN"]
+        assert run_dir() == HydraConfig.get().runtime.output_dir
+    assert run_dir() == before
+    assert sys.argv == ["train.py", "-m", "model.map_optimizer.lr=1e-3,1e-4"]

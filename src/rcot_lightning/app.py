@@ -1,4 +1,4 @@
-"""What the Hydra entry points share: one-line errors, config checks, strategy choice, summaries.
+"""What the Hydra entry points share: one-line errors, the Trainer, summaries.
 
 The entry points (``train``, ``eval``, ``restore``) stay thin: they compose a config, call the
 helpers here, build the Lightning objects and run them. Nothing in the library imports this
@@ -15,19 +15,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rcot_lightning.checks import check_precision
 from rcot_lightning.conf import register_resolvers
 from rcot_lightning.crash_log import report_unexpected
 from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError
+
+if TYPE_CHECKING:
+    from lightning.pytorch import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -128,175 +130,155 @@ def fail(prog: str, message: str) -> NoReturn:
     raise SystemExit(USAGE_ERROR)
 
 
-@contextlib.contextmanager
-def _hydra_error_report(prog: str) -> Iterator[None]:
-    """Make Hydra report user errors in one line (its own report spans many lines).
+#: Hydra's switch: with "1" it raises an error instead of printing its own multi-line report.
+_FULL_ERROR = "HYDRA_FULL_ERROR"
+#: The user's own ``HYDRA_FULL_ERROR``, for the processes a command starts (DDP ranks): they
+#: inherit the "1" that :func:`run_cli` sets.
+_ASKED = "RCOT_FULL_ERROR"
 
-    Hydra routes every exception of config composition and of the task function through
-    ``hydra._internal.utils.run_and_report``; this wraps it for the duration of one command.
-    """
-    try:
-        from hydra._internal import utils as hydra_utils
-    except ImportError:  # pragma: no cover - a Hydra without the hook: keep its own report
-        yield
-        return
-    original = getattr(hydra_utils, "run_and_report", None)
-    if original is None:  # pragma: no cover
-        yield
-        return
 
-    def run_and_report(func: Callable[[], Any]) -> Any:
-        try:
-            return func()
-        except Exception as err:
-            full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-            message = None if full else user_error_message(err)
-            if message is None:
-                if not full:
-                    report_unexpected(prog, err)
-                exc = err
-
-                def reraise() -> Any:
-                    raise exc
-
-                return original(reraise)
-            fail(prog, message)
-
-    hydra_utils.run_and_report = run_and_report
-    try:
-        yield
-    finally:
-        hydra_utils.run_and_report = original
+def full_error_asked() -> bool:
+    """Whether the user asked for full tracebacks (``HYDRA_FULL_ERROR=1``)."""
+    return os.environ.get(_ASKED, os.environ.get(_FULL_ERROR)) == "1"
 
 
 @contextlib.contextmanager
 def exit_on_user_error(prog: str) -> Iterator[None]:
-    """Inside a task function: end a user error with one line and status 2.
+    """End a user error with one line and status 2, anything else with one line and status 1.
 
-    Raising :class:`SystemExit` from the task function also keeps Hydra from printing its own
-    "Error executing job" line first.
+    Inside a task function, raising :class:`SystemExit` also keeps Hydra from printing its own
+    "Error executing job" line first. With ``HYDRA_FULL_ERROR=1`` errors propagate unchanged.
     """
     try:
         yield
     except Exception as err:
-        full = os.environ.get("HYDRA_FULL_ERROR") == "1"
-        message = None if full else user_error_message(err)
+        if full_error_asked():
+            raise
+        message = user_error_message(err)
         if message is None:
-            if full:
-                raise
             report_unexpected(prog, err)
         fail(prog, message)
 
 
 def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
-    """Run a ``@hydra.main`` function as the command ``prog`` with one-line user errors."""
-    with _hydra_error_report(prog):
-        hydra_main()
+    """Run a ``@hydra.main`` function as the command ``prog`` with one-line errors.
+
+    Hydra reports an error of its own (a bad override, a missing config) in many lines and exits
+    with status 1, unless ``HYDRA_FULL_ERROR=1``: then it raises the error, which is reported
+    here like an error of the task.
+    """
+    saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
+    os.environ[_ASKED] = "1" if full_error_asked() else "0"
+    os.environ[_FULL_ERROR] = "1"
+    try:
+        with exit_on_user_error(prog):
+            hydra_main()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
-# ------------------------------------------------------------------------- config checks
-def _accelerator(accelerator: Any) -> str:
-    """``"cpu"``, ``"gpu"`` or another accelerator name, resolving ``"auto"``."""
-    name = str(accelerator).lower()
-    if name in ("auto", "gpu", "cuda"):
-        if torch.cuda.is_available():
-            return "gpu"
-        if name == "auto":
-            mps = getattr(torch.backends, "mps", None)
-            return "mps" if mps is not None and mps.is_available() else "cpu"
-        raise RCOTError(
-            f"trainer.accelerator={accelerator} but no CUDA GPU is available; use hardware=cpu "
-            "(or hardware=bf16 for mixed precision on a CPU)"
-        )
-    return name
+# -------------------------------------------------------------------------------- trainer
+#: What to do about a Trainer setting that Lightning rejects, by config key.
+_TRAINER_HINTS = {
+    "accelerator": "use hardware=auto (a GPU if there is one, else the CPU), hardware=cpu, or "
+    "hardware=bf16 for mixed precision on a CPU",
+    "devices": "use a positive number of devices, a list of device ids, or 'auto'",
+    "num_nodes": "use an integer >= 1",
+    "precision": "use 32-true, bf16-mixed, 16-mixed (GPU) or 64-true, or pick a hardware config "
+    "(hardware=cpu, bf16, gpu, fp16)",
+    "strategy": f"use auto (several processes get {DDP_STRATEGY})",
+}
+
+#: Lightning errors that name no Trainer argument: (text of the message, the argument).
+_UNNAMED = (("gpu backend", "accelerator"), ("machine only has", "devices"))
 
 
-def _device_count(devices: Any, accelerator: str) -> int:
-    """Processes per node that ``trainer.devices`` asks for (after validating it)."""
-    key = "trainer.devices"
-    hint = "use a positive number of devices, a list of device ids, or 'auto'"
-    if isinstance(devices, bool):
-        raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}; {hint}")
-    if isinstance(devices, str):
-        text = devices.strip()
-        if text == "auto":
-            return torch.cuda.device_count() if accelerator == "gpu" else 1
-        if "," in text:
-            ids = [part for part in text.split(",") if part.strip()]
-            if not ids:
-                raise RCOTError(f"{key} lists no device, got {devices!r}; {hint}")
-            return len(ids)
-        try:
-            devices = int(text)
-        except ValueError:
-            raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}") from None
-    if isinstance(devices, int):
-        if devices == -1 and accelerator != "cpu":
-            return torch.cuda.device_count() if accelerator == "gpu" else 1
-        if devices < 1:
-            extra = "" if accelerator != "cpu" else " (on CPU: the number of processes)"
-            raise RCOTError(f"{key} must be >= 1{extra}, got {devices}; {hint}")
-        return devices
-    if isinstance(devices, (list, tuple)) or OmegaConf.is_list(devices):
-        if len(devices) == 0:
-            raise RCOTError(f"{key} lists no device; {hint}")
-        return len(devices)
-    raise RCOTError(f"{key} must be a number, a list or 'auto', got {devices!r}; {hint}")
+def trainer_error_message(err: BaseException, trainer: Mapping[str, Any]) -> str:
+    """Lightning's error about ``trainer`` (the resolved config) as one line naming the key.
+
+    Example:
+        >>> error = ValueError("`Trainer(num_nodes=0)` is invalid.")
+        >>> trainer_error_message(error, {"devices": 1, "num_nodes": 0})
+        'trainer.num_nodes=0: `Trainer(num_nodes=0)` is invalid; use an integer >= 1'
+    """
+    text = _one_line(str(err)).rstrip(".")
+    named = [(m.start(), str(k)) for k in trainer if (m := re.search(rf"\b{k}\b", text, re.I))]
+    key = min(named)[1] if named else next((k for w, k in _UNNAMED if w in text.lower()), None)
+    if key is None:
+        return f"trainer: {text}"
+    if "unexpected keyword argument" in text:
+        hint = "not an argument of lightning.pytorch.Trainer: remove it or correct its name"
+    else:
+        hint = _TRAINER_HINTS.get(key, "")
+    return f"trainer.{key}={trainer.get(key)}: {text}" + (f"; {hint}" if hint else "")
 
 
-def check_trainer_config(trainer: Mapping[str, Any]) -> None:
-    """Reject trainer settings that cannot work, with the key to change and how.
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
+def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
+    """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
+
+    With ``strategy: auto`` and more than one process (devices or nodes), the strategy is DDP with
+    ``find_unused_parameters=True``: RCOT's potential and map backward passes each reach one
+    network only, which the plain DDP that Lightning picks treats as an error.
 
     Raises:
-        RCOTError: devices or num_nodes out of range, ``16-mixed`` on a CPU, or
-            ``gradient_clip_val`` set (illegal with RCOT's manual optimisation).
+        RCOTError: a setting Lightning rejects (the key and its value, Lightning's reason, what
+            to do), ``16-mixed`` on a CPU (Lightning would run bf16-mixed instead), or
+            ``gradient_clip_val`` set (Lightning rejects it only inside ``fit``, since RCOT
+            optimises manually).
     """
-    precision = str(trainer.get("precision", "32-true"))
-    check_precision(precision)
-    if precision in ("16", "16-mixed", "fp16") and not torch.cuda.is_available():
-        raise RCOTError(
-            f"trainer.precision={precision} (hardware=fp16) needs a CUDA GPU and none is "
-            "available; use hardware=bf16 for mixed precision on a CPU"
-        )
-    accelerator = _accelerator(trainer.get("accelerator", "auto"))
-    _device_count(trainer.get("devices", "auto"), accelerator)
-    num_nodes = trainer.get("num_nodes", 1)
-    if isinstance(num_nodes, bool) or not isinstance(num_nodes, int) or num_nodes < 1:
-        raise RCOTError(f"trainer.num_nodes must be an integer >= 1, got {num_nodes!r}")
-    if precision in ("16", "16-mixed", "fp16") and accelerator == "cpu":
-        raise RCOTError(
-            f"trainer.precision={precision} (hardware=fp16) does not run on the CPU; "
-            "use hardware=bf16 for mixed precision on a CPU"
-        )
-    if trainer.get("gradient_clip_val") not in (None, 0, 0.0):
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate
+    from lightning.fabric.utilities.exceptions import MisconfigurationException
+    from lightning.pytorch.accelerators import CPUAccelerator
+
+    settings = as_dict(node)
+    if settings.get("gradient_clip_val") not in (None, 0, 0.0):
         raise RCOTError(
             "trainer.gradient_clip_val cannot be used with RCOT's two manual optimisers; "
             "set model.map_grad_clip and/or model.potential_grad_clip instead"
         )
+    strategy = settings.get("strategy", "auto")
+    if strategy in ("ddp", "ddp_spawn"):
+        log.warning(
+            "trainer.strategy=%s: RCOTModule's alternating backward passes need "
+            "find_unused_parameters=True; use %s (strategy: auto picks it)",
+            strategy,
+            DDP_STRATEGY,
+        )
 
+    def build(**extra: Any) -> Trainer:
+        try:
+            return instantiate(node, _convert_="all", **kwargs, **extra)
+        except InstantiationException as err:
+            cause = err.__cause__
+            if isinstance(cause, (MisconfigurationException, ValueError, TypeError)):
+                raise RCOTError(trainer_error_message(cause, settings)) from cause
+            raise
 
-def resolve_strategy(trainer: Mapping[str, Any]) -> Any:
-    """The strategy to pass to the Trainer.
-
-    With ``strategy: auto`` and more than one process (devices or nodes), DDP with
-    ``find_unused_parameters=True``: RCOT's potential and map backward passes each reach one
-    network only, which plain DDP treats as an error.
-    """
-    strategy = trainer.get("strategy", "auto")
-    if strategy != "auto":
-        if strategy in ("ddp", "ddp_spawn"):
-            log.warning(
-                "trainer.strategy=%s: RCOTModule's alternating backward passes need "
-                "find_unused_parameters=True; use %s (strategy: auto picks it)",
-                strategy,
-                DDP_STRATEGY,
-            )
-        return strategy
-    accelerator = _accelerator(trainer.get("accelerator", "auto"))
-    processes = _device_count(trainer.get("devices", "auto"), accelerator)
-    if processes > 1 or int(trainer.get("num_nodes", 1)) > 1:
-        return DDP_STRATEGY
-    return "auto"
+    trainer = build()
+    if strategy == "auto" and trainer.world_size > 1:
+        # Built again without repeating Lightning's lines about the devices.
+        lightning_info = logging.getLogger("lightning.pytorch.utilities.rank_zero")
+        lightning_info.addFilter(_drop)
+        try:
+            trainer = build(strategy=DDP_STRATEGY)
+        finally:
+            lightning_info.removeFilter(_drop)
+    precision = str(settings.get("precision"))
+    if precision in ("16", "16-mixed") and isinstance(trainer.accelerator, CPUAccelerator):
+        raise RCOTError(
+            f"trainer.precision={precision} (hardware=fp16) needs a CUDA GPU and this run uses "
+            "the CPU; use hardware=bf16 for mixed precision on a CPU"
+        )
+    return trainer
 
 
 def job_overrides() -> list[str]:

@@ -1,9 +1,9 @@
 """Checks of command-line values the entry points make before any work, each with one clear error.
 
 Each of these used to end in a traceback, hang, or silently do something else: ``tile=abc``
-(a ``ValueError`` from ``int``), ``tile=64.5`` (cut to 64), ``trainer.precision=13`` (a
-traceback from deep inside Lightning), ``device=mps`` without Apple's GPU ("checkpoint
-unreadable"), and wandb online with a key but no network (a 110 s hang, then a traceback).
+(a ``ValueError`` from ``int``), ``tile=64.5`` (cut to 64), ``device=mps`` without Apple's GPU
+("checkpoint unreadable"), and wandb online with a key but no network (a 110 s hang, then a
+traceback). Trainer settings are Lightning's to check.
 """
 
 from __future__ import annotations
@@ -18,23 +18,7 @@ import torch
 
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["check_device", "check_precision", "check_wandb_reachable", "tile_size"]
-
-#: Every ``trainer.precision`` Lightning accepts (its own spelling and the short aliases).
-PRECISIONS = (
-    "transformer-engine",
-    "transformer-engine-float16",
-    "16-true",
-    "16-mixed",
-    "bf16-true",
-    "bf16-mixed",
-    "32-true",
-    "64-true",
-    "64",
-    "32",
-    "16",
-    "bf16",
-)
+__all__ = ["check_device", "check_wandb_reachable", "tile_size"]
 
 #: Seconds to wait for wandb's server before calling it unreachable.
 WANDB_PROBE_TIMEOUT = 5.0
@@ -73,23 +57,6 @@ def tile_size(value: Any, key: str = "tile", multiple: int = 8) -> int | None:
     if side <= 0 or side % multiple:
         raise RCOTError(message)
     return side
-
-
-def check_precision(precision: Any, key: str = "trainer.precision") -> None:
-    """Reject a precision Lightning does not know, naming the choices.
-
-    Example:
-        >>> check_precision("bf16-mixed")
-        >>> check_precision(13)
-        Traceback (most recent call last):
-        ...
-        rcot_lightning.errors.RCOTError: trainer.precision=13 is not a precision; ...
-    """
-    if str(precision) not in PRECISIONS:
-        raise RCOTError(
-            f"{key}={precision} is not a precision; use 32-true, bf16-mixed, 16-mixed (GPU) or "
-            "64-true, or pick a hardware config (hardware=cpu, bf16, gpu, fp16)"
-        )
 
 
 def check_device(device: torch.device, key: str = "device") -> None:

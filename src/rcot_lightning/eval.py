@@ -105,14 +105,11 @@ def evaluate(cfg: DictConfig) -> float:
     """Restore and score the evaluation split of ``cfg.data`` with ``cfg.ckpt_path``."""
     from hydra.utils import instantiate
     from lightning.pytorch.callbacks import RichProgressBar
+    from lightning.pytorch.strategies import SingleDeviceStrategy
 
     from rcot_lightning.checkpoint import load_module
 
     app.single_log_handlers()
-    trainer_cfg = app.as_dict(cfg.trainer)
-    app.check_trainer_config(trainer_cfg)
-    if app.resolve_strategy(trainer_cfg) != "auto":
-        raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
     if cfg.split not in ("test", "val"):
         raise RCOTError(f"split must be 'test' or 'val', got {cfg.split!r}")
 
@@ -125,8 +122,9 @@ def evaluate(cfg: DictConfig) -> float:
     images_dir = output_dir / cfg.images_dir if cfg.save_images else None
     metric = cfg.task.metric
     writer = RestoredImageWriter(images_dir, bool(metric.y_channel), int(metric.crop_border))
-    trainer_cfg.pop("_target_", None)
-    trainer = L.Trainer(**trainer_cfg, callbacks=[writer, RichProgressBar(leave=False)])
+    trainer = app.build_trainer(cfg.trainer, callbacks=[writer, RichProgressBar(leave=False)])
+    if not isinstance(trainer.strategy, SingleDeviceStrategy):
+        raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
     sigmas = cfg.get("sigmas")
     sets = scored_sets(datamodule, cfg.split, None if sigmas is None else list(sigmas))
     if len(sets) > 1 or sigmas:

@@ -108,7 +108,7 @@ def hydra_ddp_launch() -> Iterator[None]:
     Use it around everything that may start DDP processes (``trainer.fit``, ``trainer.test``).
     Outside a Hydra multirun it only cleans up after the job.
     """
-    from omegaconf import read_write
+    from omegaconf import OmegaConf, read_write
 
     argv = list(sys.argv)
     environ = {key: os.environ.get(key) for key in _LAUNCH_ENV}
@@ -117,7 +117,9 @@ def hydra_ddp_launch() -> Iterator[None]:
     if hydra_cfg is not None:
         sys.argv = child_argv(argv, list(hydra_cfg.overrides.hydra), list(hydra_cfg.overrides.task))
         with read_write(hydra_cfg):
-            old_run_dir = hydra_cfg.run._get_node("dir")._value()
+            run = OmegaConf.to_container(hydra_cfg.run, resolve=False)  # resolving claims a folder
+            assert isinstance(run, dict)
+            old_run_dir = run["dir"]
             hydra_cfg.run.dir = hydra_cfg.runtime.output_dir
         log.debug("DDP children of this sweep job run: %s", sys.argv)
     try:

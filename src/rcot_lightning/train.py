@@ -131,7 +131,7 @@ def run(cfg: DictConfig) -> TrainingRun:
     """Build everything from ``cfg``, fit, optionally test.
 
     Ranks 1..N-1 of a DDP run re-run this function (Lightning starts them as new processes), so
-    everything before ``Trainer(...)`` only builds objects: no data is read, nothing written.
+    everything before ``trainer.fit`` only builds objects: no data is read, nothing written.
     """
     import lightning as L
     from hydra.utils import instantiate
@@ -144,16 +144,8 @@ def run(cfg: DictConfig) -> TrainingRun:
 
     app.single_log_handlers()
     log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
-    trainer_cfg = app.as_dict(cfg.trainer)
-    app.check_trainer_config(trainer_cfg)
     resolved = {key: app.as_dict(cfg.get(key)) for key in ("task", "data", "model", "trainer")}
     check_recipe(resolved, app.job_overrides())
-    trainer_cfg["strategy"] = app.resolve_strategy(trainer_cfg)
-    if cfg.get("seed") is not None:
-        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-
-    datamodule = instantiate(cfg.data, _convert_="partial")
-    model = build_module(app.as_dict(cfg.model))
     check_wandb_reachable(app.as_dict(cfg.get("logger")))
     loggers = app.instantiate_group(cfg.get("logger"), "logger")
     callbacks = app.instantiate_group(cfg.get("callbacks"), "callbacks")
@@ -163,10 +155,15 @@ def run(cfg: DictConfig) -> TrainingRun:
     if not loggers:
         # LearningRateMonitor refuses to run without a logger.
         callbacks = [c for c in callbacks if type(c).__name__ != "LearningRateMonitor"]
-    trainer_cfg.pop("_target_", None)
     # Checkpoints are written to a temporary file beside their destination, then renamed.
-    trainer_cfg.setdefault("plugins", [AtomicCheckpointIO()])
-    trainer = L.Trainer(**trainer_cfg, logger=loggers or False, callbacks=callbacks)
+    plugins = {} if "plugins" in cfg.trainer else {"plugins": [AtomicCheckpointIO()]}
+    trainer = app.build_trainer(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, **plugins
+    )
+    if cfg.get("seed") is not None:
+        L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = instantiate(cfg.data, _convert_="partial")
+    model = build_module(app.as_dict(cfg.model))
 
     iterations = None
     with hydra_ddp_launch():
