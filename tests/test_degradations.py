@@ -21,7 +21,7 @@ from rcot_lightning.data.degradations import (
     RainStreaks,
     build_degradation,
 )
-from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.errors import ArgumentError
 
 
 def _gen(seed: int = 0) -> torch.Generator:
