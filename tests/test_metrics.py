@@ -22,6 +22,7 @@ from rcot_lightning.metrics import (
     lpips_available,
     psnr,
     rgb_to_y,
+    score_images,
     ssim,
 )
 
@@ -123,6 +124,30 @@ def test_per_image_not_pooled() -> None:
     pred[0] += 0.1
     pred[1] += 0.01
     assert psnr(pred, clean).tolist() == pytest.approx([20.0, 40.0])
+
+
+def test_score_images_is_psnr_and_ssim_with_the_conventions() -> None:
+    restored, target = _pair(6, (2, 3, 30, 28))
+    degraded = target + 0.3 * torch.randn(target.shape, generator=torch.Generator().manual_seed(7))
+    scores = score_images(restored, target, degraded=degraded, crop_border=2, also_y=True)
+    assert list(scores) == ["psnr", "ssim", "psnr_input", "ssim_input", "psnr_y", "ssim_y"]
+    rgb = {"crop_border": 2, "y_channel": False}
+    luma = {"crop_border": 2, "y_channel": True}
+    clamped = degraded.clamp(0, 1)  # the input is scored as it would be saved
+    expected = {
+        "psnr": psnr(restored, target, **rgb),
+        "ssim": ssim(restored, target, **rgb),
+        "psnr_input": psnr(clamped, target, **rgb),
+        "ssim_input": ssim(clamped, target, **rgb),
+        "psnr_y": psnr(restored, target, **luma),
+        "ssim_y": ssim(restored, target, **luma),
+    }
+    for name, value in expected.items():
+        assert torch.equal(scores[name], value), name
+    # Y-channel scores are the main ones already: no duplicate *_y; no input: no *_input.
+    on_y = score_images(restored, target, y_channel=True, crop_border=2, also_y=True)
+    assert list(on_y) == ["psnr", "ssim"]
+    assert torch.equal(on_y["psnr"], expected["psnr_y"])
 
 
 @pytest.mark.parametrize("fn", [psnr, ssim])

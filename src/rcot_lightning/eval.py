@@ -55,26 +55,24 @@ class RestoredImageWriter(L.Callback):
         dataloader_idx: int = 0,
     ) -> None:
         from rcot_lightning.atomic import atomic_path
-        from rcot_lightning.metrics import psnr, ssim
+        from rcot_lightning.metrics import score_images
         from rcot_lightning.visualize import save_png
 
         restored = outputs["restored"].float()
-        degraded = batch[DEGRADED].float().clamp(0, 1)
         target = batch.get(TARGET)
         if target is None:
             raise RCOTError(
                 "eval needs ground truth: the chosen split has no targets; to restore images "
                 "without targets use rcot_lightning.restore"
             )
-        target = target.float()
         names = batch.get(NAME) or [f"image_{batch_idx}_{i}" for i in range(len(restored))]
-        crop, y = self.crop_border, self.y_channel
-        scores = {
-            "psnr_input": psnr(degraded, target, crop_border=crop, y_channel=y),
-            "ssim_input": ssim(degraded, target, crop_border=crop, y_channel=y),
-            "psnr": psnr(restored, target, crop_border=crop, y_channel=y),
-            "ssim": ssim(restored, target, crop_border=crop, y_channel=y),
-        }
+        scores = score_images(
+            restored,
+            target,
+            degraded=batch[DEGRADED],
+            y_channel=self.y_channel,
+            crop_border=self.crop_border,
+        )
         for i, name in enumerate(names):
             row = {"name": str(name)} | {k: float(v[i]) for k, v in scores.items()}
             self.rows.append(self.extra | row)

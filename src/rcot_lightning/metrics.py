@@ -34,6 +34,7 @@ __all__ = [
     "lpips_available",
     "psnr",
     "rgb_to_y",
+    "score_images",
     "ssim",
 ]
 
@@ -216,6 +217,51 @@ def ssim(
         (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
     )
     return ssim_map.flatten(2).mean(dim=2).mean(dim=1)
+
+
+def score_images(
+    restored: Tensor,
+    target: Tensor,
+    *,
+    degraded: Tensor | None = None,
+    y_channel: bool = False,
+    crop_border: int = 0,
+    also_y: bool = False,
+) -> dict[str, Tensor]:
+    """PSNR and SSIM of each image with a task's conventions: the scoring of val, test and eval.
+
+    Args:
+        restored: restored images in [0, 1], shape :math:`(B, C, H, W)`.
+        target: ground truth, same shape.
+        degraded: the network's input, scored against ``target`` too (clamped to [0, 1] first,
+            the input as a viewer sees it); omitted: no ``*_input`` scores.
+        y_channel: score the BT.601 luma instead of RGB.
+        crop_border: pixels shaved from each side before scoring.
+        also_y: with RGB scores, also score the luma (``psnr_y``, ``ssim_y``).
+
+    Returns:
+        Per-image scores, each of shape :math:`(B,)`, float64, in this order: ``psnr``, ``ssim``,
+        then ``psnr_input``, ``ssim_input`` when ``degraded`` is given, then ``psnr_y``,
+        ``ssim_y`` when ``also_y`` and not ``y_channel``.
+
+    Example:
+        >>> x = torch.zeros(2, 3, 16, 16)
+        >>> list(score_images(x + 0.1, x, degraded=x + 0.2, also_y=True))
+        ['psnr', 'ssim', 'psnr_input', 'ssim_input', 'psnr_y', 'ssim_y']
+    """
+    conventions = {"crop_border": crop_border, "y_channel": y_channel}
+    scores = {
+        "psnr": psnr(restored, target, **conventions),
+        "ssim": ssim(restored, target, **conventions),
+    }
+    if degraded is not None:
+        degraded = degraded.clamp(0, 1)
+        scores["psnr_input"] = psnr(degraded, target, **conventions)
+        scores["ssim_input"] = ssim(degraded, target, **conventions)
+    if also_y and not y_channel:
+        scores["psnr_y"] = psnr(restored, target, crop_border=crop_border, y_channel=True)
+        scores["ssim_y"] = ssim(restored, target, crop_border=crop_border, y_channel=True)
+    return scores
 
 
 # --------------------------------------------------------------------------------------------
