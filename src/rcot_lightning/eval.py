@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
 
 from rcot_lightning import app
@@ -35,30 +37,32 @@ log = logging.getLogger(__name__)
 _COLUMNS = ("name", "psnr_input", "ssim_input", "psnr", "ssim")
 
 
-class RestoredImageWriter(L.Callback):
+class RestoredImageWriter(BasePredictionWriter):
     """Scores each predicted batch against its targets and saves the outputs by name."""
 
     def __init__(self, directory: Path | None, y_channel: bool, crop_border: int) -> None:
+        super().__init__(write_interval="batch")
         self.directory = directory
         self.y_channel, self.crop_border = y_channel, crop_border
         self.rows: list[dict[str, Any]] = []
         #: Extra columns of every row (the set being scored, when there are several).
         self.extra: dict[str, Any] = {}
 
-    def on_predict_batch_end(
+    def write_on_batch_end(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        outputs: Any,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
         batch: Any,
         batch_idx: int,
-        dataloader_idx: int = 0,
+        dataloader_idx: int,
     ) -> None:
         from rcot_lightning.atomic import atomic_path
         from rcot_lightning.metrics import score_images
         from rcot_lightning.visualize import save_png
 
-        restored = outputs["restored"].float()
+        restored = prediction["restored"].float()
         target = batch.get(TARGET)
         if target is None:
             raise RCOTError(
