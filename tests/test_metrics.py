@@ -14,8 +14,11 @@ from rcot_lightning import metrics
 from rcot_lightning.metrics import (
     MetricAvailability,
     PooledFeatures,
+    RandomFeatureDistances,
+    RandomFeatures,
     feature_fid,
     feature_kid,
+    image_patches,
     inception_fid,
     inception_fid_available,
     lpips,
@@ -265,3 +268,55 @@ def test_inception_fid_reason_names_missing_weights(monkeypatch, tmp_path) -> No
     status = inception_fid_available()
     assert not status
     assert str(tmp_path) in status.reason
+
+
+def test_image_patches_cover_each_image_at_the_stride() -> None:
+    image = torch.arange(3 * 96 * 128, dtype=torch.float32).view(3, 96, 128)
+    out = image_patches([image, image[:1].expand(3, -1, -1)[:, :32]])  # the second is too small
+    assert out.shape == (2 * 3, 3, 64, 64)
+    torch.testing.assert_close(out[4], image[:, 32:96, 32:96])  # row 1, column 1
+    assert image_patches(image[None, :1]).shape == (6, 1, 64, 64)  # a batch, one channel
+
+
+def test_random_features_are_fixed_by_the_seed() -> None:
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(RandomFeatures(0)(x), RandomFeatures(0)(x))
+    assert not torch.allclose(RandomFeatures(0)(x), RandomFeatures(1)(x))
+    assert not any(p.requires_grad for p in RandomFeatures().parameters())
+
+
+def test_random_feature_distances_equal_the_metrics_on_the_patches() -> None:
+    # The features are computed once for FID and KID: the same values as each metric fed with
+    # the patches through the random network itself.
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 96, 96, generator=g)
+    restored = (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    distances = RandomFeatureDistances(subsets=3)
+    distances.update(restored[:2], target[:2])
+    distances.update(restored[2:], target[2:])
+    assert distances.count == 12
+    torch.manual_seed(1)
+    scores = distances.compute()
+    fid = feature_fid(RandomFeatures(0), num_features=256)
+    kid = feature_kid(RandomFeatures(0), num_features=256, subsets=3, subset_size=12)
+    for metric in (fid, kid):
+        metric.update(image_patches(target), real=True)
+        metric.update(image_patches(restored), real=False)
+    torch.manual_seed(1)
+    assert scores["kid"] == pytest.approx(float(kid.compute()[0]), rel=1e-6)
+    assert scores["fid"] == pytest.approx(float(fid.compute()), rel=1e-6)
+    assert scores["fid"] > 0
+    distances.reset()
+    assert distances.count == 0
+    grey = target[:, :1]
+    distances.update(grey, grey)  # one channel is compared as RGB
+    assert abs(distances.compute()["fid"]) < 1e-3
+
+
+def test_random_feature_distances_need_two_patches() -> None:
+    distances = RandomFeatureDistances()
+    distances.update(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="at least 2 patches of 64x64 per side, got 1"):
+        distances.compute()
+    with pytest.raises(ValueError, match="target shape"):
+        distances.update(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 65))
