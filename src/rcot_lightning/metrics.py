@@ -255,18 +255,18 @@ def score_images(
         >>> list(score_images(x + 0.1, x, degraded=x + 0.2, also_y=True))
         ['psnr', 'ssim', 'psnr_input', 'ssim_input', 'psnr_y', 'ssim_y']
     """
-    conventions = {"crop_border": crop_border, "y_channel": y_channel}
+    crop = crop_border
     scores = {
-        "psnr": psnr(restored, target, **conventions),
-        "ssim": ssim(restored, target, **conventions),
+        "psnr": psnr(restored, target, crop_border=crop, y_channel=y_channel),
+        "ssim": ssim(restored, target, crop_border=crop, y_channel=y_channel),
     }
     if degraded is not None:
         degraded = degraded.clamp(0, 1)
-        scores["psnr_input"] = psnr(degraded, target, **conventions)
-        scores["ssim_input"] = ssim(degraded, target, **conventions)
+        scores["psnr_input"] = psnr(degraded, target, crop_border=crop, y_channel=y_channel)
+        scores["ssim_input"] = ssim(degraded, target, crop_border=crop, y_channel=y_channel)
     if also_y and not y_channel:
-        scores["psnr_y"] = psnr(restored, target, crop_border=crop_border, y_channel=True)
-        scores["ssim_y"] = ssim(restored, target, crop_border=crop_border, y_channel=True)
+        scores["psnr_y"] = psnr(restored, target, crop_border=crop, y_channel=True)
+        scores["ssim_y"] = ssim(restored, target, crop_border=crop, y_channel=True)
     return scores
 
 
@@ -432,23 +432,19 @@ class RandomFeatures(nn.Module):
         super().__init__()
         generator = torch.Generator().manual_seed(seed)
         widths = [3, 32, 64, 64, 64]
-        self.convs = nn.ModuleList()
+        # Buffers drawn from the seeded generator alone (no nn.Conv2d, whose own initialisation
+        # would draw from the global generator), zero biases omitted.
+        self.strides = [1 if i == 0 else 2 for i in range(len(widths) - 1)]
         for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
-            conv = nn.Conv2d(cin, cout, 3, stride=1 if i == 0 else 2, padding=1)
-            with torch.no_grad():
-                conv.weight.copy_(
-                    torch.randn(conv.weight.shape, generator=generator) * math.sqrt(2 / (cin * 9))
-                )
-                conv.bias.zero_()
-            self.convs.append(conv)
-        self.requires_grad_(False)
+            weight = torch.randn((cout, cin, 3, 3), generator=generator) * math.sqrt(2 / (cin * 9))
+            self.register_buffer(f"weight{i}", weight)
 
     def forward(self, images: Tensor) -> Tensor:
         """``(N, 3, H, W)`` in [0, 1] to ``(N, 256)``."""
         x = images * 2 - 1
         pooled = []
-        for i, conv in enumerate(self.convs):
-            x = torch.relu(conv(x))
+        for i, stride in enumerate(self.strides):
+            x = torch.relu(F.conv2d(x, getattr(self, f"weight{i}"), stride=stride, padding=1))
             if i >= 2:
                 pooled += [x.mean(dim=(2, 3)), x.std(dim=(2, 3))]
         return torch.cat(pooled, dim=1)
@@ -495,7 +491,7 @@ class RandomFeatureDistances:
         stride: step between patches.
         subsets: KID subsets.
         max_subset_size: KID subset size when there are more patches.
-        seed: seed of the random network.
+        seed: seed of the random network and of KID's subsets.
 
     Example:
         >>> distances = RandomFeatureDistances()
@@ -514,6 +510,7 @@ class RandomFeatureDistances:
         seed: int = 0,
     ) -> None:
         self.size, self.stride, self.max_subset_size = size, stride, max_subset_size
+        self.seed = seed
         self.features = PooledFeatures(RandomFeatures(seed), RandomFeatures.num_features)
         # The metrics get the features, computed once for both: an identity extractor.
         given = PooledFeatures(nn.Identity(), RandomFeatures.num_features)
@@ -546,14 +543,20 @@ class RandomFeatureDistances:
         self.count += len(real)
 
     def compute(self) -> dict[str, float]:
-        """``{"fid": ..., "kid": ...}`` (KID: mean over subsets); needs at least two patches."""
+        """``{"fid": ..., "kid": ...}`` (KID: mean over subsets); needs at least two patches.
+
+        KID's random subsets are drawn with ``seed`` (the global generator is left untouched), so
+        the same images give the same KID.
+        """
         if self.count < 2:
             raise ValueError(
                 f"FID/KID need at least 2 patches of {self.size}x{self.size} per side, got "
                 f"{self.count} (an image smaller than {self.size} px on a side gives none)"
             )
         self.kid.subset_size = min(self.max_subset_size, self.count)
-        kid_mean, _ = self.kid.compute()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            kid_mean, _ = self.kid.compute()
         return {"fid": float(self.fid.compute()), "kid": float(kid_mean)}
 
     def reset(self) -> None:
