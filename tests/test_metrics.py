@@ -325,3 +325,18 @@ def test_random_feature_distances_need_two_patches() -> None:
         distances.compute()
     with pytest.raises(ValueError, match="target shape"):
         distances.update(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 65))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_random_feature_distances_run_on_the_images_device() -> None:
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 96, 96, generator=g)
+    restored = (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    cpu, gpu = RandomFeatureDistances(), RandomFeatureDistances()
+    cpu.update(restored, target)
+    gpu.update(restored.cuda(), target.cuda())
+    assert gpu.fid.real_features_sum.device.type == "cuda"
+    expected, scores = cpu.compute(), gpu.compute()
+    # cuDNN may convolve in TF32: close, not equal.
+    assert scores["fid"] == pytest.approx(expected["fid"], rel=0.05, abs=1e-3)
+    assert scores["kid"] == pytest.approx(expected["kid"], rel=0.05, abs=1e-4)
