@@ -26,10 +26,11 @@ never trained or validated on) get Gaussian noise seeded by (photo, sigma), iden
 variant and seed, and are restored whole. PSNR and SSIM are per image (RGB, no border crop, the
 denoising task's conventions, :mod:`rcot_lightning.metrics`), then averaged. FID and KID compare
 the 64x64 patches (stride 32) of the restored photos with those of the clean photos in the
-feature space of a *fixed random network* (:class:`RandomFeatures`: seeded He-initialised convs,
-no training, no download). Random-feature distances rank images by low-level statistics (noise,
-blur, texture) and are only comparable within this benchmark, never with the paper's
-Inception FID.
+feature space of a *fixed random network*
+(:class:`rcot_lightning.metrics.RandomFeatureDistances`, the same as ``rcot-eval fid=true``:
+seeded He-initialised convs, no training, no download). Random-feature distances rank images by
+low-level statistics (noise, blur, texture) and are only comparable within this protocol, never
+with the paper's Inception FID.
 
 Output (``--out DIR``): ``quality.json`` (every score, per image and per seed), ``quality.md``
 (the table: mean +- standard deviation over seeds), and ``figures/<variant>_sigma<s>.png``
@@ -46,9 +47,7 @@ Run::
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -60,13 +59,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rcot_lightning.checkpoint import load_module
 from rcot_lightning.data.datasets import derive_seed
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
-from rcot_lightning.metrics import feature_fid, feature_kid, psnr, ssim
+from rcot_lightning.metrics import RandomFeatureDistances, psnr, ssim
 from rcot_lightning.visualize import comparison_grid, save_png
 
 # The objective's Hydra keys. `model.objective.potential_weight=0` drops the potential and its
@@ -110,61 +109,6 @@ DESCRIPTIONS = {
     "frot_l2_ref": "FROT + l2, authors' Fourier strength",
     "frot_l2_onepass": "FROT + l2, one-pass map (TRC off)",
 }
-
-
-class RandomFeatures(nn.Module):
-    """A fixed, seeded random convolutional network: the offline feature space of FID/KID.
-
-    Four 3x3 convs (3 -> 32 -> 64 -> 64 -> 64 channels, stride 2 after the first), He-normal
-    weights drawn from ``torch.Generator().manual_seed(seed)``, ReLU, and global average and
-    standard-deviation pooling of the last two layers: 256 features that respond to noise,
-    blur and texture. Random conv features need no weights file (nothing to download) and are a
-    documented choice for distribution distances of low-level statistics; they are not Inception
-    features, so the values are not comparable with any published FID.
-
-    Example:
-        >>> RandomFeatures()(torch.rand(2, 3, 64, 64)).shape
-        torch.Size([2, 256])
-    """
-
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__()
-        generator = torch.Generator().manual_seed(seed)
-        widths = [3, 32, 64, 64, 64]
-        self.convs = nn.ModuleList()
-        for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
-            conv = nn.Conv2d(cin, cout, 3, stride=1 if i == 0 else 2, padding=1)
-            with torch.no_grad():
-                conv.weight.copy_(
-                    torch.randn(conv.weight.shape, generator=generator) * math.sqrt(2 / (cin * 9))
-                )
-                conv.bias.zero_()
-            self.convs.append(conv)
-        self.requires_grad_(False)
-
-    def forward(self, images: Tensor) -> Tensor:
-        """``(N, 3, H, W)`` in [0, 1] to ``(N, 256)``."""
-        x = images * 2 - 1
-        pooled = []
-        for i, conv in enumerate(self.convs):
-            x = torch.relu(conv(x))
-            if i >= 2:
-                pooled += [x.mean(dim=(2, 3)), x.std(dim=(2, 3))]
-        return torch.cat(pooled, dim=1)
-
-
-def patches(images: Sequence[Tensor], size: int = 64, stride: int = 32) -> Tensor:
-    """All ``size x size`` patches at ``stride`` of ``(3, H, W)`` images, ``(N, 3, size, size)``.
-
-    Example:
-        >>> patches([torch.zeros(3, 96, 64)]).shape
-        torch.Size([2, 3, 64, 64])
-    """
-    out = []
-    for image in images:
-        tiles = image.unfold(1, size, stride).unfold(2, size, stride)  # (3, nh, nw, s, s)
-        out.append(tiles.permute(1, 2, 0, 3, 4).reshape(-1, 3, size, size))
-    return torch.cat(out)
 
 
 def noisy_photo(name: str, sigma: float) -> tuple[Tensor, Tensor]:
@@ -251,9 +195,7 @@ def bm3d_restore(noisy: Tensor, sigma: float) -> Tensor:
     return torch.from_numpy(out).permute(2, 0, 1)[None].float().clamp(0, 1)
 
 
-def score(
-    restored: dict[str, Tensor], clean: dict[str, Tensor], features: nn.Module
-) -> dict[str, Any]:
+def score(restored: dict[str, Tensor], clean: dict[str, Tensor]) -> dict[str, Any]:
     """PSNR/SSIM per image and their means; FID/KID of the patches against the clean ones."""
     per_image = {
         name: {
@@ -262,20 +204,14 @@ def score(
         }
         for name in restored
     }
-    real = patches([clean[n][0] for n in restored])
-    fake = patches([restored[n][0] for n in restored])
-    fid = feature_fid(features, num_features=256)
-    kid = feature_kid(features, num_features=256, subsets=10, subset_size=min(100, len(real)))
-    for metric in (fid, kid):
-        metric.update(real, real=True)
-        metric.update(fake, real=False)
-    kid_mean, _ = kid.compute()
+    distances = RandomFeatureDistances()
+    for name in restored:
+        distances.update(restored[name], clean[name])
     return {
         "per_image": per_image,
         "psnr": statistics.fmean(v["psnr"] for v in per_image.values()),
         "ssim": statistics.fmean(v["ssim"] for v in per_image.values()),
-        "fid": float(fid.compute()),
-        "kid": float(kid_mean),
+        **distances.compute(),
     }
 
 
@@ -378,7 +314,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out: Path = args.out
     runs = out / "runs"
     runs.mkdir(parents=True, exist_ok=True)
-    features = RandomFeatures(seed=0)
     results: dict[str, Any] = {}
     # Trainings run in the background, --jobs at a time; scoring waits for each in turn.
     pool = ThreadPoolExecutor(max_workers=args.jobs)
@@ -413,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     module = load_module(ckpt)
                     restored = {n: module.restore(noisy[n]) for n in noisy}
                     extra = {**timing, "iterations": module.iteration}
-                scores = score(restored, clean, features) | extra
+                scores = score(restored, clean) | extra
                 by_seed["-" if seed is None else str(seed)] = scores
                 if seed in (None, args.seeds[0]):
                     figure(
@@ -437,8 +372,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "budget_minutes": args.budget,
         "iterations_cap": args.iterations,
         "threads": args.threads,
-        "features": "RandomFeatures(seed=0): fixed random convs, 256 pooled features, "
-        "64x64 patches at stride 32; not comparable with Inception FID",
+        "features": "rcot_lightning.metrics.RandomFeatureDistances(): RandomFeatures(seed=0), "
+        "fixed random convs, 256 pooled features, 64x64 patches at stride 32; not comparable "
+        "with Inception FID",
         "table": table,
         "results": results,
     }

@@ -109,8 +109,97 @@ def test_eval_prints_a_table_and_saves_images_by_name(
     assert {p.name for p in (tmp_path / "restored").iterdir()} == {"chelsea.png", "coffee.png"}
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert [r["name"] for r in rows] == ["chelsea", "coffee", "mean"]
+    assert list(rows[0]) == ["name", "psnr_input", "ssim_input", "psnr", "ssim"]  # no extras
     assert float(rows[-1]["psnr"]) == pytest.approx(mean_psnr)
     assert read_image(tmp_path / "restored" / "chelsea.png").shape == (3, 64, 64)
+
+
+def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
+    trained_checkpoint: Path,
+    compose_config,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # An empty torch hub: whatever is installed, the pretrained weights are absent.
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    overrides = [f"ckpt_path={trained_checkpoint}", "split=val", "fid=true", "save_images=false"]
+    cfg = compose_config("eval", *overrides, "data.val_crop_size=96", "lpips=true")
+    evaluate(cfg)  # 96x96 images: 4 patches of 64x64 each
+    out = capsys.readouterr().out
+    notes = [line for line in out.splitlines() if line.startswith("note: ")]
+    assert len(notes) == 3
+    assert notes[0].startswith("note: LPIPS skipped: ")
+    assert notes[1].startswith("note: Inception FID skipped: ")
+    assert "torch-fidelity" in notes[1] or "weights" in notes[1]
+    assert "FID rf, KID rf: random-conv features" in notes[2]
+    assert "FID rf" in out and "KID rf" in out
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert list(rows[0]) == [
+        *("name", "psnr_input", "ssim_input", "psnr", "ssim"),
+        *("lpips", "fid", "kid", "fid_inception"),
+    ]
+    image, mean = rows[0], rows[-1]
+    assert image["fid"] == image["kid"] == image["lpips"] == ""  # per set / skipped
+    assert mean["lpips"] == mean["fid_inception"] == ""
+    assert float(mean["fid"]) > 0 and np.isfinite(float(mean["kid"]))
+
+    # The same images give the same distances (KID's subsets are seeded).
+    evaluate(cfg)
+    again = list(csv.DictReader((tmp_path / "metrics.csv").open()))[-1]
+    assert (again["fid"], again["kid"]) == (mean["fid"], mean["kid"])
+
+    # Images smaller than a patch: no FID/KID, and one line says why.
+    evaluate(compose_config("eval", *overrides, "data.val_crop_size=48"))
+    out = capsys.readouterr().out
+    assert "note: FID/KID skipped for val: FID/KID need at least 2 patches of 64x64" in out
+    assert list(csv.DictReader((tmp_path / "metrics.csv").open()))[-1]["fid"] == ""
+
+
+def test_eval_uses_lpips_and_inception_fid_when_their_weights_are_present(
+    trained_checkpoint: Path,
+    compose_config,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stand-ins for the pretrained metrics (no weights here): any torchmetrics metric with the
+    # same calls. LPIPS -> per-image MSE; Inception FID -> FID on a tiny random network.
+    from torchmetrics import MeanSquaredError
+
+    from rcot_lightning import metrics
+
+    present = metrics.MetricAvailability(True, "stand-in")
+    monkeypatch.setattr(metrics, "lpips_available", lambda: present)
+    monkeypatch.setattr(metrics, "inception_fid_available", lambda weights_path=None: present)
+    monkeypatch.setattr(metrics, "lpips", lambda: MeanSquaredError())
+    seen: list[str | None] = []
+
+    def inception_fid(weights_path: str | None = None) -> object:
+        seen.append(weights_path)
+        return metrics.feature_fid(torch.nn.Conv2d(3, 4, 3), num_features=4)
+
+    monkeypatch.setattr(metrics, "inception_fid", inception_fid)
+    cfg = compose_config(
+        "eval",
+        f"ckpt_path={trained_checkpoint}",
+        "split=val",
+        "data.val_crop_size=64",
+        "fid=true",
+        "lpips=true",
+        "inception_weights=/weights/inception.pth",
+        "save_images=false",
+    )
+    evaluate(cfg)
+    out = capsys.readouterr().out
+    assert "skipped" not in out
+    assert seen == ["/weights/inception.pth"]
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    lpips = [float(r["lpips"]) for r in rows[:-1]]
+    assert all(value > 0 for value in lpips)
+    assert float(rows[-1]["lpips"]) == pytest.approx(sum(lpips) / 2)
+    assert np.isfinite(float(rows[-1]["fid_inception"]))
+    assert np.isfinite(float(rows[-1]["fid"]))  # 64x64 images: one patch each, two in all
 
 
 def test_restore_keeps_odd_sizes_and_tiles_match_whole_images(

@@ -14,14 +14,18 @@ from rcot_lightning import metrics
 from rcot_lightning.metrics import (
     MetricAvailability,
     PooledFeatures,
+    RandomFeatureDistances,
+    RandomFeatures,
     feature_fid,
     feature_kid,
+    image_patches,
     inception_fid,
     inception_fid_available,
     lpips,
     lpips_available,
     psnr,
     rgb_to_y,
+    score_images,
     ssim,
 )
 
@@ -123,6 +127,30 @@ def test_per_image_not_pooled() -> None:
     pred[0] += 0.1
     pred[1] += 0.01
     assert psnr(pred, clean).tolist() == pytest.approx([20.0, 40.0])
+
+
+def test_score_images_is_psnr_and_ssim_with_the_conventions() -> None:
+    restored, target = _pair(6, (2, 3, 30, 28))
+    degraded = target + 0.3 * torch.randn(target.shape, generator=torch.Generator().manual_seed(7))
+    scores = score_images(restored, target, degraded=degraded, crop_border=2, also_y=True)
+    assert list(scores) == ["psnr", "ssim", "psnr_input", "ssim_input", "psnr_y", "ssim_y"]
+    rgb = {"crop_border": 2, "y_channel": False}
+    luma = {"crop_border": 2, "y_channel": True}
+    clamped = degraded.clamp(0, 1)  # the input is scored as it would be saved
+    expected = {
+        "psnr": psnr(restored, target, **rgb),
+        "ssim": ssim(restored, target, **rgb),
+        "psnr_input": psnr(clamped, target, **rgb),
+        "ssim_input": ssim(clamped, target, **rgb),
+        "psnr_y": psnr(restored, target, **luma),
+        "ssim_y": ssim(restored, target, **luma),
+    }
+    for name, value in expected.items():
+        assert torch.equal(scores[name], value), name
+    # Y-channel scores are the main ones already: no duplicate *_y; no input: no *_input.
+    on_y = score_images(restored, target, y_channel=True, crop_border=2, also_y=True)
+    assert list(on_y) == ["psnr", "ssim"]
+    assert torch.equal(on_y["psnr"], expected["psnr_y"])
 
 
 @pytest.mark.parametrize("fn", [psnr, ssim])
@@ -240,3 +268,75 @@ def test_inception_fid_reason_names_missing_weights(monkeypatch, tmp_path) -> No
     status = inception_fid_available()
     assert not status
     assert str(tmp_path) in status.reason
+
+
+def test_image_patches_cover_each_image_at_the_stride() -> None:
+    image = torch.arange(3 * 96 * 128, dtype=torch.float32).view(3, 96, 128)
+    out = image_patches([image, image[:1].expand(3, -1, -1)[:, :32]])  # the second is too small
+    assert out.shape == (2 * 3, 3, 64, 64)
+    torch.testing.assert_close(out[4], image[:, 32:96, 32:96])  # row 1, column 1
+    assert image_patches(image[None, :1]).shape == (6, 1, 64, 64)  # a batch, one channel
+
+
+def test_random_features_are_fixed_by_the_seed() -> None:
+    x = torch.rand(2, 3, 64, 64)
+    torch.testing.assert_close(RandomFeatures(0)(x), RandomFeatures(0)(x))
+    assert not torch.allclose(RandomFeatures(0)(x), RandomFeatures(1)(x))
+    assert not list(RandomFeatures().parameters())  # fixed: buffers, nothing to train
+    state = torch.get_rng_state()
+    RandomFeatures(2)
+    assert torch.equal(torch.get_rng_state(), state)  # drawn from its own generator only
+
+
+def test_random_feature_distances_equal_the_metrics_on_the_patches() -> None:
+    # The features are computed once for FID and KID: the same values as each metric fed with
+    # the patches through the random network itself.
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(3, 3, 96, 96, generator=g)
+    restored = (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    distances = RandomFeatureDistances(subsets=3)
+    distances.update(restored[:2], target[:2])
+    distances.update(restored[2:], target[2:])
+    assert distances.count == 12
+    state = torch.get_rng_state()
+    scores = distances.compute()
+    assert distances.compute() == scores  # KID's subsets are seeded ...
+    assert torch.equal(torch.get_rng_state(), state)  # ... by their own generator
+    fid = feature_fid(RandomFeatures(0), num_features=256)
+    kid = feature_kid(RandomFeatures(0), num_features=256, subsets=3, subset_size=12)
+    for metric in (fid, kid):
+        metric.update(image_patches(target), real=True)
+        metric.update(image_patches(restored), real=False)
+    torch.manual_seed(0)
+    assert scores["kid"] == pytest.approx(float(kid.compute()[0]), rel=1e-6)
+    assert scores["fid"] == pytest.approx(float(fid.compute()), rel=1e-6)
+    assert scores["fid"] > 0
+    distances.reset()
+    assert distances.count == 0
+    grey = target[:, :1]
+    distances.update(grey, grey)  # one channel is compared as RGB
+    assert abs(distances.compute()["fid"]) < 1e-3
+
+
+def test_random_feature_distances_need_two_patches() -> None:
+    distances = RandomFeatureDistances()
+    distances.update(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+    with pytest.raises(ValueError, match="at least 2 patches of 64x64 per side, got 1"):
+        distances.compute()
+    with pytest.raises(ValueError, match="target shape"):
+        distances.update(torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 65))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_random_feature_distances_run_on_the_images_device() -> None:
+    g = torch.Generator().manual_seed(0)
+    target = torch.rand(2, 3, 96, 96, generator=g)
+    restored = (target + 0.1 * torch.randn(target.shape, generator=g)).clamp(0, 1)
+    cpu, gpu = RandomFeatureDistances(), RandomFeatureDistances()
+    cpu.update(restored, target)
+    gpu.update(restored.cuda(), target.cuda())
+    assert gpu.fid.real_features_sum.device.type == "cuda"
+    expected, scores = cpu.compute(), gpu.compute()
+    # cuDNN may convolve in TF32: close, not equal.
+    assert scores["fid"] == pytest.approx(expected["fid"], rel=0.05, abs=1e-3)
+    assert scores["kid"] == pytest.approx(expected["kid"], rel=0.05, abs=1e-4)

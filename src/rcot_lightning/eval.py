@@ -10,18 +10,28 @@ all-in-one data, and with ``sigmas=[15,25,50]`` every noisy set at each level): 
 means per set (a table per task for all-in-one data, each with its task's metric
 conventions), ``metrics.csv`` with a ``set`` column, images under ``<images_dir>/<set>/``.
 Returns the mean over the sets of their mean restored PSNR.
+
+Optional scores (off by default, never downloaded): ``lpips=true`` adds LPIPS (AlexNet) per
+image; ``fid=true`` adds, per set, FID and KID of restored against target 64x64 patches in a
+fixed random-conv feature space (offline; the quality benchmark's protocol) and the Inception-v3
+FID of the whole images. LPIPS and the Inception FID need pretrained weights present locally;
+without them their cells stay empty and one line says why.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+import torch
+from lightning.pytorch.callbacks import BasePredictionWriter
 from omegaconf import DictConfig
+from torch import Tensor
 
 from rcot_lightning import app
 from rcot_lightning.atomic import atomic_write
@@ -34,71 +44,220 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = ("name", "psnr_input", "ssim_input", "psnr", "ssim")
 
+#: How the table prints each score: CSV column -> (header, width, format).
+_PRINTED = {
+    "psnr_input": ("PSNR in", 8, ".2f"),
+    "ssim_input": ("SSIM in", 7, ".4f"),
+    "psnr": ("PSNR out", 8, ".2f"),
+    "ssim": ("SSIM out", 8, ".4f"),
+    "lpips": ("LPIPS", 7, ".4f"),
+    "fid": ("FID rf", 8, ".2f"),
+    "kid": ("KID rf", 8, ".5f"),
+    "fid_inception": ("FID", 8, ".2f"),
+}
 
-class RestoredImageWriter(L.Callback):
+
+def _rgb(images: Tensor) -> Tensor:
+    """Float RGB images for the pretrained metrics (one channel is repeated)."""
+    images = images.float()
+    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+
+
+class OptionalScores:
+    """The optional scores of ``rcot-eval``: LPIPS per image, FID/KID per set.
+
+    Each is a column of the table and of ``metrics.csv`` when asked for; a score that cannot run
+    here (pretrained weights absent: nothing is ever downloaded) or not on this set (too few
+    images or patches) leaves its cells empty and adds a line to :attr:`notes`.
+
+    Args:
+        fid: FID and KID of 64x64 patches in random-conv features
+            (:class:`~rcot_lightning.metrics.RandomFeatureDistances`), and the Inception-v3 FID
+            of the whole images when its weights are present.
+        lpips: LPIPS (AlexNet) of each image when torchvision and its weights are present.
+        inception_weights: a local copy of torch-fidelity's Inception weights, if not in the
+            torch hub cache.
+    """
+
+    def __init__(self, fid: bool, lpips: bool, inception_weights: str | None = None) -> None:
+        from rcot_lightning import metrics
+
+        #: One line per score skipped, and why.
+        self.notes: list[str] = []
+        #: Per-image columns (their set mean in the mean row).
+        self.image_columns: list[str] = []
+        #: Per-set columns (in the mean row only).
+        self.set_columns: list[str] = []
+        self.lpips: Any = None
+        self.distances: metrics.RandomFeatureDistances | None = None
+        self.inception: Any = None
+        self._inception_images = 0
+        if lpips:
+            self.image_columns.append("lpips")
+            status = metrics.lpips_available()
+            if status:
+                self.lpips = metrics.lpips()
+            else:
+                self.notes.append(f"LPIPS skipped: {status.reason}")
+        if fid:
+            self.set_columns += ["fid", "kid", "fid_inception"]
+            self.distances = metrics.RandomFeatureDistances()
+            status = metrics.inception_fid_available(inception_weights)
+            if status:
+                self.inception = metrics.inception_fid(inception_weights)
+            else:
+                self.notes.append(f"Inception FID skipped: {status.reason}")
+            self.notes.append(
+                "FID rf, KID rf: random-conv features of 64x64 patches (offline; comparable "
+                "between runs of rcot-eval and benchmarks/quality.py only, not with Inception FID)"
+            )
+
+    @property
+    def columns(self) -> list[str]:
+        return self.image_columns + self.set_columns
+
+    def update(self, restored: Tensor, target: Tensor) -> dict[str, list[float | None]]:
+        """Add a batch to the set's distances; the per-image scores of the batch."""
+        if self.distances is not None:
+            self.distances.update(restored, target)
+        device = torch.device("cpu") if restored.device.type == "mps" else restored.device
+        if self.inception is not None:
+            self.inception.to(device)
+            self.inception.update(_rgb(target).to(device), real=True)
+            self.inception.update(_rgb(restored).to(device), real=False)
+            self._inception_images += len(restored)
+        per_image: dict[str, list[float | None]] = {}
+        if "lpips" in self.image_columns:
+            if self.lpips is None:
+                per_image["lpips"] = [None] * len(restored)
+            else:
+                self.lpips.to(device)
+                restored, target = _rgb(restored).to(device), _rgb(target).to(device)
+                per_image["lpips"] = [
+                    float(self.lpips(restored[i : i + 1], target[i : i + 1]))
+                    for i in range(len(restored))
+                ]
+        return per_image
+
+    def compute(self, label: str) -> dict[str, float | None]:
+        """The set's distances (``label`` names it in notes); then start the next set empty."""
+        scores: dict[str, float | None] = dict.fromkeys(self.set_columns)
+        if self.distances is not None:
+            try:
+                scores |= self.distances.compute()
+            except ValueError as err:
+                self.notes.append(f"FID/KID skipped for {label}: {err}")
+            self.distances.reset()
+        if self.inception is not None:
+            if self._inception_images < 2:
+                self.notes.append(
+                    f"Inception FID skipped for {label}: needs at least 2 images, got "
+                    f"{self._inception_images}"
+                )
+            else:
+                scores["fid_inception"] = float(self.inception.compute())
+            self.inception.reset()
+            self._inception_images = 0
+        return scores
+
+
+class RestoredImageWriter(BasePredictionWriter):
     """Scores each predicted batch against its targets and saves the outputs by name."""
 
     def __init__(self, directory: Path | None, y_channel: bool, crop_border: int) -> None:
+        super().__init__(write_interval="batch")
         self.directory = directory
         self.y_channel, self.crop_border = y_channel, crop_border
         self.rows: list[dict[str, Any]] = []
         #: Extra columns of every row (the set being scored, when there are several).
         self.extra: dict[str, Any] = {}
+        #: LPIPS, FID and KID when asked for (``lpips=true``, ``fid=true``).
+        self.optional = OptionalScores(fid=False, lpips=False)
 
-    def on_predict_batch_end(
+    def write_on_batch_end(
         self,
         trainer: L.Trainer,
         pl_module: L.LightningModule,
-        outputs: Any,
+        prediction: Any,
+        batch_indices: Sequence[int] | None,
         batch: Any,
         batch_idx: int,
-        dataloader_idx: int = 0,
+        dataloader_idx: int,
     ) -> None:
         from rcot_lightning.atomic import atomic_path
-        from rcot_lightning.metrics import psnr, ssim
+        from rcot_lightning.metrics import score_images
         from rcot_lightning.visualize import save_png
 
-        restored = outputs["restored"].float()
-        degraded = batch[DEGRADED].float().clamp(0, 1)
+        restored = prediction["restored"].float()
         target = batch.get(TARGET)
         if target is None:
             raise RCOTError(
                 "eval needs ground truth: the chosen split has no targets; to restore images "
                 "without targets use rcot_lightning.restore"
             )
-        target = target.float()
         names = batch.get(NAME) or [f"image_{batch_idx}_{i}" for i in range(len(restored))]
-        crop, y = self.crop_border, self.y_channel
-        scores = {
-            "psnr_input": psnr(degraded, target, crop_border=crop, y_channel=y),
-            "ssim_input": ssim(degraded, target, crop_border=crop, y_channel=y),
-            "psnr": psnr(restored, target, crop_border=crop, y_channel=y),
-            "ssim": ssim(restored, target, crop_border=crop, y_channel=y),
-        }
+        scores = score_images(
+            restored,
+            target,
+            degraded=batch[DEGRADED],
+            y_channel=self.y_channel,
+            crop_border=self.crop_border,
+        )
+        optional = self.optional.update(restored, target)
         for i, name in enumerate(names):
-            row = {"name": str(name)} | {k: float(v[i]) for k, v in scores.items()}
+            row: dict[str, Any] = {"name": str(name)}
+            row |= {k: float(v[i]) for k, v in scores.items()}
+            row |= {k: v[i] for k, v in optional.items()}
             self.rows.append(self.extra | row)
             if self.directory is not None:
                 with atomic_path(self.directory / f"{name}.png") as temp:
                     save_png(restored[i], temp)
 
-    def mean(self, rows: list[dict[str, Any]] | None = None) -> dict[str, float]:
+    @property
+    def columns(self) -> list[str]:
+        """Every column of a row of scores, in the order of the table and of ``metrics.csv``."""
+        return [*_COLUMNS, *self.optional.columns]
+
+    def mean(self, rows: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Mean of each per-image score over ``rows`` (all rows by default); None if skipped."""
         rows = self.rows if rows is None else rows
-        return {k: sum(r[k] for r in rows) / len(rows) for k in _COLUMNS[1:]}
+        mean: dict[str, float | None] = {}
+        for key in [*_COLUMNS[1:], *self.optional.image_columns]:
+            values = [r[key] for r in rows if r.get(key) is not None]
+            mean[key] = sum(values) / len(values) if values else None
+        return mean
 
 
-def _table(rows: list[dict[str, Any]], mean: dict[str, float]) -> str:
+def _cells(row: dict[str, Any], columns: list[str]) -> str:
+    """The score columns of a table line; a skipped score is a blank cell."""
+    cells = []
+    for key in columns:
+        _, width, spec = _PRINTED[key]
+        value = row.get(key)
+        cells.append(" " * width if value is None else f"{value:{width}{spec}}")
+    return "  ".join(cells)
+
+
+def _heads(columns: list[str]) -> str:
+    return "  ".join(f"{_PRINTED[key][0]:>{_PRINTED[key][1]}}" for key in columns)
+
+
+def _table(rows: list[dict[str, Any]], mean: dict[str, Any], columns: list[str]) -> str:
+    """Each image's scores, then the mean (and the set's FID/KID when asked for)."""
     width = max([len("mean")] + [len(r["name"]) for r in rows])
-    head = f"{'image':<{width}}  {'PSNR in':>8}  {'SSIM in':>7}  {'PSNR out':>8}  {'SSIM out':>8}"
+    head = f"{'image':<{width}}  {_heads(columns)}"
     lines = [head, "-" * len(head)]
     for row in [*rows, {"name": "mean"} | mean]:
         if row["name"] == "mean":
             lines.append("-" * len(head))
-        lines.append(
-            f"{row['name']:<{width}}  {row['psnr_input']:8.2f}  {row['ssim_input']:7.4f}  "
-            f"{row['psnr']:8.2f}  {row['ssim']:8.4f}"
-        )
+        lines.append(f"{row['name']:<{width}}  {_cells(row, columns)}".rstrip())
     return "\n".join(lines)
+
+
+def _report(tables: str, writer: RestoredImageWriter, output_dir: Path) -> None:
+    notes = "".join(f"note: {note}\n" for note in writer.optional.notes)
+    where = f"restored images: {writer.directory}\n" if writer.directory is not None else ""
+    app.report(f"\n{tables}\n\n{notes}{where}metrics: {output_dir / 'metrics.csv'}")
 
 
 def evaluate(cfg: DictConfig) -> float:
@@ -127,6 +286,11 @@ def evaluate(cfg: DictConfig) -> float:
         raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
     sigmas = cfg.get("sigmas")
     sets = scored_sets(datamodule, cfg.split, None if sigmas is None else list(sigmas))
+    writer.optional = OptionalScores(
+        fid=bool(cfg.get("fid", False)),
+        lpips=bool(cfg.get("lpips", False)),
+        inception_weights=cfg.get("inception_weights"),
+    )
     if len(sets) > 1 or sigmas:
         return _evaluate_sets(cfg, module, datamodule, sets, trainer, writer)
 
@@ -138,13 +302,12 @@ def evaluate(cfg: DictConfig) -> float:
     if not writer.rows:
         raise RCOTError(f"the {cfg.split} split of data is empty")
 
-    mean = writer.mean()
+    mean = writer.mean() | writer.optional.compute(cfg.split)
     with atomic_write(output_dir / "metrics.csv", "w", newline="") as handle:
-        table = csv.DictWriter(handle, fieldnames=list(_COLUMNS))
+        table = csv.DictWriter(handle, fieldnames=writer.columns)
         table.writeheader()
         table.writerows([*writer.rows, {"name": "mean"} | mean])
-    where = f"restored images: {images_dir}\n" if images_dir is not None else ""
-    app.report(f"\n{_table(writer.rows, mean)}\n\n{where}metrics: {output_dir / 'metrics.csv'}")
+    _report(_table(writer.rows, mean, writer.columns[1:]), writer, output_dir)
     return mean["psnr"]
 
 
@@ -157,7 +320,7 @@ def _evaluate_sets(
     writer: RestoredImageWriter,
 ) -> float:
     """Score every set separately with its own metric conventions; one table of set means."""
-    summary: list[tuple[ScoredSet, int, dict[str, float], str]] = []
+    summary: list[tuple[ScoredSet, int, dict[str, Any], str]] = []
     for item in sets:
         metric = {**app.as_dict(cfg.task.metric), **(item.metric or {})}
         writer.y_channel, writer.crop_border = bool(metric["y_channel"]), int(metric["crop_border"])
@@ -171,29 +334,26 @@ def _evaluate_sets(
         convention = ("Y" if writer.y_channel else "RGB") + (
             f", crop {writer.crop_border}" if writer.crop_border else ""
         )
-        summary.append((item, len(rows), writer.mean(rows), convention))
+        mean = writer.mean(rows) | writer.optional.compute(item.label)
+        summary.append((item, len(rows), mean, convention))
 
     output_dir = Path(cfg.paths.output_dir)
     with atomic_write(output_dir / "metrics.csv", "w", newline="") as handle:
-        table = csv.DictWriter(handle, fieldnames=["set", *_COLUMNS])
+        table = csv.DictWriter(handle, fieldnames=["set", *writer.columns])
         table.writeheader()
         for item, _, mean, _ in summary:
             table.writerows([r for r in writer.rows if r["set"] == item.label])
             table.writerow({"set": item.label, "name": "mean"} | mean)
-    where = f"restored images: {writer.directory}\n" if writer.directory is not None else ""
-    app.report(
-        f"\n{_set_tables(summary, cfg.split)}\n\n{where}metrics: {output_dir / 'metrics.csv'}"
-    )
+    _report(_set_tables(summary, cfg.split, writer.columns[1:]), writer, output_dir)
     return sum(mean["psnr"] for _, _, mean, _ in summary) / len(summary)
 
 
-def _set_tables(summary: list[tuple[ScoredSet, int, dict[str, float], str]], split: str) -> str:
+def _set_tables(
+    summary: list[tuple[ScoredSet, int, dict[str, Any], str]], split: str, columns: list[str]
+) -> str:
     """One table of set means per task (one table when the data have no tasks)."""
     width = max(len("set"), *(len(item.label) for item, *_ in summary))
-    head = (
-        f"{'set':<{width}}  {'images':>6}  {'PSNR in':>8}  {'SSIM in':>7}  {'PSNR out':>8}  "
-        f"{'SSIM out':>8}  metric"
-    )
+    head = f"{'set':<{width}}  {'images':>6}  {_heads(columns)}  metric"
     blocks = []
     for task in dict.fromkeys(item.task for item, *_ in summary):
         title = f"task {task}" if task else f"{split} sets"
@@ -201,9 +361,7 @@ def _set_tables(summary: list[tuple[ScoredSet, int, dict[str, float], str]], spl
         for item, count, mean, convention in summary:
             if item.task == task:
                 lines.append(
-                    f"{item.label:<{width}}  {count:>6}  {mean['psnr_input']:8.2f}  "
-                    f"{mean['ssim_input']:7.4f}  {mean['psnr']:8.2f}  {mean['ssim']:8.4f}  "
-                    f"{convention}"
+                    f"{item.label:<{width}}  {count:>6}  {_cells(mean, columns)}  {convention}"
                 )
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

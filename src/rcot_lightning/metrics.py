@@ -14,8 +14,11 @@ weights that are not always present, and this module never downloads anything.
 from __future__ import annotations
 
 import importlib.util
+import itertools
 import logging
+import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,14 +29,18 @@ from torch import Tensor, nn
 __all__ = [
     "MetricAvailability",
     "PooledFeatures",
+    "RandomFeatureDistances",
+    "RandomFeatures",
     "feature_fid",
     "feature_kid",
+    "image_patches",
     "inception_fid",
     "inception_fid_available",
     "lpips",
     "lpips_available",
     "psnr",
     "rgb_to_y",
+    "score_images",
     "ssim",
 ]
 
@@ -218,6 +225,51 @@ def ssim(
     return ssim_map.flatten(2).mean(dim=2).mean(dim=1)
 
 
+def score_images(
+    restored: Tensor,
+    target: Tensor,
+    *,
+    degraded: Tensor | None = None,
+    y_channel: bool = False,
+    crop_border: int = 0,
+    also_y: bool = False,
+) -> dict[str, Tensor]:
+    """PSNR and SSIM of each image with a task's conventions: the scoring of val, test and eval.
+
+    Args:
+        restored: restored images in [0, 1], shape :math:`(B, C, H, W)`.
+        target: ground truth, same shape.
+        degraded: the network's input, scored against ``target`` too (clamped to [0, 1] first,
+            the input as a viewer sees it); omitted: no ``*_input`` scores.
+        y_channel: score the BT.601 luma instead of RGB.
+        crop_border: pixels shaved from each side before scoring.
+        also_y: with RGB scores, also score the luma (``psnr_y``, ``ssim_y``).
+
+    Returns:
+        Per-image scores, each of shape :math:`(B,)`, float64, in this order: ``psnr``, ``ssim``,
+        then ``psnr_input``, ``ssim_input`` when ``degraded`` is given, then ``psnr_y``,
+        ``ssim_y`` when ``also_y`` and not ``y_channel``.
+
+    Example:
+        >>> x = torch.zeros(2, 3, 16, 16)
+        >>> list(score_images(x + 0.1, x, degraded=x + 0.2, also_y=True))
+        ['psnr', 'ssim', 'psnr_input', 'ssim_input', 'psnr_y', 'ssim_y']
+    """
+    crop = crop_border
+    scores = {
+        "psnr": psnr(restored, target, crop_border=crop, y_channel=y_channel),
+        "ssim": ssim(restored, target, crop_border=crop, y_channel=y_channel),
+    }
+    if degraded is not None:
+        degraded = degraded.clamp(0, 1)
+        scores["psnr_input"] = psnr(degraded, target, crop_border=crop, y_channel=y_channel)
+        scores["ssim_input"] = ssim(degraded, target, crop_border=crop, y_channel=y_channel)
+    if also_y and not y_channel:
+        scores["psnr_y"] = psnr(restored, target, crop_border=crop, y_channel=True)
+        scores["ssim_y"] = ssim(restored, target, crop_border=crop, y_channel=True)
+    return scores
+
+
 # --------------------------------------------------------------------------------------------
 # Distribution metrics
 # --------------------------------------------------------------------------------------------
@@ -357,6 +409,161 @@ def feature_kid(
             subset_size=subset_size,
             **kwargs,
         )
+
+
+class RandomFeatures(nn.Module):
+    """A fixed, seeded random convolutional network: the offline feature space of FID/KID.
+
+    Four 3x3 convs (3 -> 32 -> 64 -> 64 -> 64 channels, stride 2 after the first), He-normal
+    weights drawn from ``torch.Generator().manual_seed(seed)``, ReLU, and global average and
+    standard-deviation pooling of the last two layers: 256 features that respond to noise,
+    blur and texture. Random conv features need no weights file (nothing to download) and are a
+    documented choice for distribution distances of low-level statistics; they are not Inception
+    features, so the values are not comparable with any published FID.
+
+    Example:
+        >>> RandomFeatures()(torch.rand(2, 3, 64, 64)).shape
+        torch.Size([2, 256])
+    """
+
+    num_features = 256
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        widths = [3, 32, 64, 64, 64]
+        # Buffers drawn from the seeded generator alone (no nn.Conv2d, whose own initialisation
+        # would draw from the global generator), zero biases omitted.
+        self.strides = [1 if i == 0 else 2 for i in range(len(widths) - 1)]
+        for i, (cin, cout) in enumerate(itertools.pairwise(widths)):
+            weight = torch.randn((cout, cin, 3, 3), generator=generator) * math.sqrt(2 / (cin * 9))
+            self.register_buffer(f"weight{i}", weight)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """``(N, 3, H, W)`` in [0, 1] to ``(N, 256)``."""
+        x = images * 2 - 1
+        pooled = []
+        for i, stride in enumerate(self.strides):
+            x = torch.relu(F.conv2d(x, getattr(self, f"weight{i}"), stride=stride, padding=1))
+            if i >= 2:
+                pooled += [x.mean(dim=(2, 3)), x.std(dim=(2, 3))]
+        return torch.cat(pooled, dim=1)
+
+
+def image_patches(images: Iterable[Tensor], size: int = 64, stride: int = 32) -> Tensor:
+    """All ``size x size`` patches at ``stride`` of ``(C, H, W)`` images, ``(N, C, size, size)``.
+
+    A batch ``(B, C, H, W)`` is an iterable of images. An image smaller than ``size`` on a side
+    gives no patch.
+
+    Example:
+        >>> image_patches([torch.zeros(3, 96, 64)]).shape
+        torch.Size([2, 3, 64, 64])
+    """
+    out = []
+    for image in images:
+        channels, height, width = image.shape
+        if min(height, width) < size:
+            out.append(image.new_empty(0, channels, size, size))
+            continue
+        tiles = image.unfold(1, size, stride).unfold(2, size, stride)  # (C, nh, nw, s, s)
+        out.append(tiles.permute(1, 2, 0, 3, 4).reshape(-1, channels, size, size))
+    if not out:
+        raise ValueError("image_patches needs at least one image")
+    return torch.cat(out)
+
+
+class RandomFeatureDistances:
+    """FID and KID of restored against target images, on patches, in :class:`RandomFeatures` space.
+
+    The offline distribution distances of ``rcot-eval fid=true`` and ``benchmarks/quality.py``:
+    every ``size x size`` patch at ``stride`` of each image (one channel is repeated to RGB) is
+    embedded once by ``RandomFeatures(seed)``; the restored and the target patches are then
+    compared by :func:`feature_fid` and by :func:`feature_kid` (``subsets`` random subsets of
+    ``min(max_subset_size, patches)`` patches). Patches make a few whole images a sample large
+    enough for a 256-dimensional covariance and need no resizing. Nothing is downloaded; the
+    values compare runs of this protocol only, never a published (Inception) FID.
+
+    Features are computed on the images' device (on the CPU for MPS, which has no float64).
+
+    Args:
+        size: patch side.
+        stride: step between patches.
+        subsets: KID subsets.
+        max_subset_size: KID subset size when there are more patches.
+        seed: seed of the random network and of KID's subsets.
+
+    Example:
+        >>> distances = RandomFeatureDistances()
+        >>> target = torch.rand(2, 3, 96, 96)
+        >>> distances.update(target.flip(-1), target)
+        >>> distances.count, sorted(distances.compute())
+        (8, ['fid', 'kid'])
+    """
+
+    def __init__(
+        self,
+        size: int = 64,
+        stride: int = 32,
+        subsets: int = 10,
+        max_subset_size: int = 100,
+        seed: int = 0,
+    ) -> None:
+        self.size, self.stride, self.max_subset_size = size, stride, max_subset_size
+        self.seed = seed
+        self.features = PooledFeatures(RandomFeatures(seed), RandomFeatures.num_features)
+        # The metrics get the features, computed once for both: an identity extractor.
+        given = PooledFeatures(nn.Identity(), RandomFeatures.num_features)
+        self.fid = feature_fid(given)
+        self.kid = feature_kid(given, subsets=subsets, subset_size=max_subset_size)
+        #: Patches of each side so far.
+        self.count = 0
+
+    def _patches(self, images: Tensor, device: torch.device) -> Tensor:
+        if images.shape[1] == 1:
+            images = images.expand(-1, 3, -1, -1)
+        return image_patches(images.float().to(device), self.size, self.stride)
+
+    def update(self, restored: Tensor, target: Tensor) -> None:
+        """Add a batch of restored images and their targets, both :math:`(B, C, H, W)`, C 1 or 3."""
+        if restored.shape != target.shape:
+            raise ValueError(
+                f"target shape {tuple(target.shape)} must equal restored {tuple(restored.shape)}"
+            )
+        device = torch.device("cpu") if restored.device.type == "mps" else restored.device
+        for module in (self.features, self.fid, self.kid):
+            module.to(device)
+        real = self._patches(target, device)
+        if not len(real):
+            return
+        fake, real = self.features(self._patches(restored, device)), self.features(real)
+        for metric in (self.fid, self.kid):
+            metric.update(real, real=True)
+            metric.update(fake, real=False)
+        self.count += len(real)
+
+    def compute(self) -> dict[str, float]:
+        """``{"fid": ..., "kid": ...}`` (KID: mean over subsets); needs at least two patches.
+
+        KID's random subsets are drawn with ``seed`` (the global generator is left untouched), so
+        the same images give the same KID.
+        """
+        if self.count < 2:
+            raise ValueError(
+                f"FID/KID need at least 2 patches of {self.size}x{self.size} per side, got "
+                f"{self.count} (an image smaller than {self.size} px on a side gives none)"
+            )
+        self.kid.subset_size = min(self.max_subset_size, self.count)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed)
+            kid_mean, _ = self.kid.compute()
+        return {"fid": float(self.fid.compute()), "kid": float(kid_mean)}
+
+    def reset(self) -> None:
+        """Forget every image (the next set starts empty)."""
+        self.fid.reset()
+        self.kid.reset()
+        self.count = 0
 
 
 @dataclass(frozen=True)

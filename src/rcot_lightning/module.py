@@ -25,7 +25,7 @@ from rcot_lightning.contract import (
 )
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.inference import restore_image
-from rcot_lightning.metrics import psnr, ssim
+from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
 
@@ -426,22 +426,15 @@ class RCOTModule(L.LightningModule):
         self._evaluate(batch, "test")
 
     def _evaluate(self, batch: Mapping[str, Any], stage: str) -> None:
-        y, target = batch[DEGRADED], batch[TARGET]
-        restored, degraded = self.restore(y), y.clamp(0, 1)
-        kwargs = {
-            "crop_border": self.hparams["metric_crop_border"],
-            "y_channel": self.hparams["metric_y_channel"],
-        }
-        values = {
-            "psnr": psnr(restored, target, **kwargs),
-            "ssim": ssim(restored, target, **kwargs),
-            "psnr_input": psnr(degraded, target, **kwargs),
-            "ssim_input": ssim(degraded, target, **kwargs),
-        }
-        if self.hparams["metric_also_y"] and not self.hparams["metric_y_channel"]:
-            kwargs["y_channel"] = True
-            values["psnr_y"] = psnr(restored, target, **kwargs)
-            values["ssim_y"] = ssim(restored, target, **kwargs)
+        y = batch[DEGRADED]
+        values = score_images(
+            self.restore(y),
+            batch[TARGET],
+            degraded=y,
+            y_channel=self.hparams["metric_y_channel"],
+            crop_border=self.hparams["metric_crop_border"],
+            also_y=self.hparams["metric_also_y"],
+        )
         for name, per_image in values.items():
             metric: MeanMetric = getattr(self, f"{stage}_{name}")
             metric.update(per_image.float())
