@@ -109,7 +109,7 @@ def test_rgb_to_y_bt601_studio_range() -> None:
     x = torch.tensor([1.0, 0.0, 0.0]).view(1, 3, 1, 1)
     assert rgb_to_y(x).item() == pytest.approx((16 + 65.481) / 255)
     assert rgb_to_y(torch.rand(2, 3, 4, 5)).shape == (2, 1, 4, 5)
-    with pytest.raises(ValueError, match="x must be"):
+    with pytest.raises(ValueError, match="x must have shape"):
         rgb_to_y(torch.rand(2, 1, 4, 5))
 
 
@@ -158,7 +158,7 @@ def test_validation_errors(fn) -> None:
     x = torch.rand(1, 3, 16, 16)
     with pytest.raises(ValueError, match="target shape"):
         fn(x, torch.rand(1, 3, 16, 15))
-    with pytest.raises(ValueError, match="pred must be"):
+    with pytest.raises(ValueError, match="pred must have shape"):
         fn(x[0], x[0])
     with pytest.raises(ValueError, match="crop_border"):
         fn(x, x, crop_border=8)

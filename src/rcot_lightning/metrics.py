@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rcot_lightning.shapes import check_images, check_same_shape
+
 __all__ = [
     "MetricAvailability",
     "PooledFeatures",
@@ -56,26 +58,6 @@ _INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 _ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 
 
-def _check_pair(
-    pred: Tensor, target: Tensor, crop_border: int, min_size: int, y_channel: bool
-) -> None:
-    if pred.ndim != 4:
-        raise ValueError(f"pred must be (B, C, H, W), got shape {tuple(pred.shape)}")
-    if target.shape != pred.shape:
-        raise ValueError(
-            f"target shape {tuple(target.shape)} must equal pred shape {tuple(pred.shape)}"
-        )
-    if y_channel and pred.shape[1] != 3:
-        raise ValueError(f"y_channel=True needs RGB images (C == 3), got C == {pred.shape[1]}")
-    if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
-    h, w = pred.shape[-2:]
-    if min(h, w) - 2 * crop_border < min_size:
-        raise ValueError(
-            f"crop_border={crop_border} leaves less than {min_size} pixels of a {h}x{w} image"
-        )
-
-
 def _work_dtype(x: Tensor) -> torch.dtype:
     # MPS has no float64; everywhere else the extra precision is free at metric sizes.
     return torch.float32 if x.device.type == "mps" else torch.float64
@@ -90,6 +72,34 @@ def _prepare(
     if crop_border > 0:
         x = x[..., crop_border:-crop_border, crop_border:-crop_border]
     return x
+
+
+def _prepared_pair(
+    pred: Tensor,
+    target: Tensor,
+    data_range: float,
+    crop_border: int,
+    y_channel: bool,
+    min_size: int,
+) -> tuple[Tensor, Tensor]:
+    """Check a (pred, target) pair and bring both to the compared form (dtype, Y, crop)."""
+    check_same_shape("pred", pred, "target", target)
+    if y_channel and pred.shape[1] != 3:
+        raise ValueError(f"y_channel=True needs RGB images (C == 3), got C == {pred.shape[1]}")
+    if crop_border < 0:
+        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+    h, w = pred.shape[-2:]
+    if min(h, w) - 2 * crop_border < min_size:
+        raise ValueError(
+            f"crop_border={crop_border} leaves less than {min_size} pixels of a {h}x{w} image"
+        )
+    if data_range <= 0:
+        raise ValueError(f"data_range must be > 0, got {data_range}")
+    dtype = _work_dtype(pred)
+    return (
+        _prepare(pred, data_range, crop_border, y_channel, dtype),
+        _prepare(target, data_range, crop_border, y_channel, dtype),
+    )
 
 
 def rgb_to_y(x: Tensor) -> Tensor:
@@ -112,8 +122,7 @@ def rgb_to_y(x: Tensor) -> Tensor:
         tensor([[235., 235., 235., 235.],
                 [ 16.,  16.,  16.,  16.]])
     """
-    if x.ndim != 4 or x.shape[1] != 3:
-        raise ValueError(f"x must be (B, 3, H, W), got shape {tuple(x.shape)}")
+    check_images(x, "x", channels=3)
     weights = x.new_tensor([65.481, 128.553, 24.966]).view(1, 3, 1, 1)
     return (16.0 + (x * weights).sum(dim=1, keepdim=True)) / 255.0
 
@@ -149,12 +158,7 @@ def psnr(
         >>> psnr(x + 0.1, x)
         tensor([20.0000, 20.0000], dtype=torch.float64)
     """
-    _check_pair(pred, target, crop_border, min_size=1, y_channel=y_channel)
-    if data_range <= 0:
-        raise ValueError(f"data_range must be > 0, got {data_range}")
-    dtype = _work_dtype(pred)
-    p = _prepare(pred, data_range, crop_border, y_channel, dtype)
-    t = _prepare(target, data_range, crop_border, y_channel, dtype)
+    p, t = _prepared_pair(pred, target, data_range, crop_border, y_channel, min_size=1)
     mse = (p - t).pow(2).flatten(1).mean(dim=1)
     peak = float(data_range) ** 2
     return 10.0 * torch.log10(peak / mse.clamp_min(_MSE_FLOOR * peak))
@@ -201,12 +205,7 @@ def ssim(
         tensor([1., 1.], dtype=torch.float64)
     """
     size, sigma = 11, 1.5
-    _check_pair(pred, target, crop_border, min_size=size, y_channel=y_channel)
-    if data_range <= 0:
-        raise ValueError(f"data_range must be > 0, got {data_range}")
-    dtype = _work_dtype(pred)
-    x = _prepare(pred, data_range, crop_border, y_channel, dtype)
-    y = _prepare(target, data_range, crop_border, y_channel, dtype)
+    x, y = _prepared_pair(pred, target, data_range, crop_border, y_channel, min_size=size)
     channels = x.shape[1]
     window = _gaussian_window(size, sigma, channels, x)
 
@@ -526,10 +525,7 @@ class RandomFeatureDistances:
 
     def update(self, restored: Tensor, target: Tensor) -> None:
         """Add a batch of restored images and their targets, both :math:`(B, C, H, W)`, C 1 or 3."""
-        if restored.shape != target.shape:
-            raise ValueError(
-                f"target shape {tuple(target.shape)} must equal restored {tuple(restored.shape)}"
-            )
+        check_same_shape("restored", restored, "target", target)
         device = torch.device("cpu") if restored.device.type == "mps" else restored.device
         for module in (self.features, self.fid, self.kid):
             module.to(device)
