@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator
 from functools import partial
 from itertools import pairwise
@@ -454,6 +455,16 @@ def test_ema_is_the_decayed_average_of_every_iterate() -> None:
         assert torch.allclose(got, want_formula, rtol=1e-12, atol=1e-14)
     assert int(module.map_ema.n_averaged) == 5  # T_0 and four iterates
     assert not torch.equal(ema[0], snapshots.weights[-1][0])  # an average, not the last map
+
+
+def test_training_starts_with_every_submodule_in_train_mode() -> None:
+    """The EMA copy is not left in eval mode, so Lightning has nothing to warn about."""
+    module = RCOTModule(ConvMap(), ConvPotential(), ema_decay=0.9)
+    assert all(m.training for m in module.modules())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(max_epochs=1).fit(module, loader([make_batch(0)]))
+    assert not [w for w in caught if "eval mode" in str(w.message)]
 
 
 def test_invalid_hyperparameters_name_the_argument() -> None:

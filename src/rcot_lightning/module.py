@@ -130,7 +130,10 @@ class RCOTModule(L.LightningModule):
             ``ema = decay * ema + (1 - decay) * T`` after every iteration, starting from ``T``'s
             initial weights; validation, test, predict and export then use it. It is
             :attr:`map_ema`, an :class:`~torch.optim.swa_utils.AveragedModel` whose ``module``
-            is the averaged map.
+            is the averaged map. It follows the module's train/eval mode like every submodule
+            (Lightning evaluates, tests and predicts in eval mode, and ``export_map`` and
+            ``load_module`` return eval-mode maps), so training starts with no module in eval
+            mode.
         compile_map: run ``T`` through ``torch.compile`` (the potential is never compiled: its
             double backward is not supported by the compiler).
         metric_y_channel: PSNR/SSIM on the BT.601 Y channel.
@@ -213,13 +216,9 @@ class RCOTModule(L.LightningModule):
         self.map_ema: AveragedModel | None = None
         if ema_decay is not None:
             # use_buffers=False: buffers are copied from T at each update, not averaged.
-            self.map_ema = (
-                AveragedModel(
-                    transport_map, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False
-                )
-                .requires_grad_(False)
-                .eval()
-            )
+            self.map_ema = AveragedModel(
+                transport_map, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False
+            ).requires_grad_(False)
             # Count T's initial weights as the first average: the first update then mixes
             # them in (decay * T_0 + (1 - decay) * T_1) instead of copying T_1.
             self.map_ema.update_parameters(transport_map)
