@@ -1,4 +1,5 @@
-"""Checkpoints of version 0.1 (objective settings at the top, 3x3-only potential) still load."""
+"""Checkpoints of older versions still load: version 0.1 (objective settings at the top,
+3x3-only potential) and version 0.2 (the EMA as a plain copy of the map)."""
 
 from __future__ import annotations
 
@@ -6,10 +7,19 @@ from pathlib import Path
 
 import torch
 
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, load_module, upgrade_config
+from rcot_lightning.checkpoint import (
+    BUILD_CONFIG_KEY,
+    build_module,
+    check_resumable,
+    load_module,
+    upgrade_config,
+    upgrade_state_dict,
+)
 from rcot_lightning.module import RCOTModule
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
 from rcot_lightning.objective import FROTObjective
+from rcot_lightning.pretrained import bundle, map_from_bundle
+from tests import test_module
 
 
 def _legacy_config() -> dict:
@@ -44,3 +54,80 @@ def test_current_configs_are_left_alone() -> None:
     assert upgrade_config(config) == config
     assert config["potential"]["layout"] == "uniform"
     assert "lambda_gp" not in config and config["objective"]["lambda_gp"] == 5.0
+
+
+def _version_0_2_layout(state: dict) -> dict:
+    """A state dict as version 0.2 saved it: the EMA was a copy of the map, without a count."""
+    return {
+        key.replace("map_ema.module.", "map_ema.", 1): value
+        for key, value in state.items()
+        if key != "map_ema.n_averaged"
+    }
+
+
+def test_a_version_0_2_checkpoint_loads_its_ema_weights(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    module = build_module(
+        {
+            "_target_": "rcot_lightning.RCOTModule",
+            "transport_map": {"_target_": "rcot_lightning.nets.TwoPassMap", **MAP_PRESETS["tiny"]},
+            "potential": {"_target_": "rcot_lightning.nets.Potential", **POTENTIAL_PRESETS["tiny"]},
+            "ema_decay": 0.9,
+        }
+    )
+    assert module.map_ema is not None
+    with torch.no_grad():  # an EMA that differs from the map
+        for param in module.map_ema.parameters():
+            param.add_(0.05 * torch.randn_like(param))
+    ema = {k: v.clone() for k, v in module.map_ema.module.state_dict().items()}
+    old = _version_0_2_layout(module.state_dict())
+    assert any(k.startswith("map_ema.") for k in old)
+    assert not any(k.startswith("map_ema.module.") for k in old)
+    ckpt = tmp_path / "v0.2.ckpt"
+    torch.save(
+        {"state_dict": old, BUILD_CONFIG_KEY: module.build_config, "rcot_iteration": 7}, ckpt
+    )
+
+    loaded = load_module(ckpt)
+    assert loaded.map_ema is not None
+    for key, value in ema.items():
+        assert torch.equal(loaded.map_ema.module.state_dict()[key], value), key
+    assert int(loaded.map_ema.n_averaged) == 8  # the initial weights and 7 iterations
+    bundled = map_from_bundle(torch.load(bundle(ckpt, tmp_path / "b.pt"), weights_only=True))
+    for key, value in ema.items():
+        assert torch.equal(bundled.state_dict()[key], value), key
+
+
+def test_a_version_0_2_training_checkpoint_resumes_identically(tmp_path: Path) -> None:
+    batches = [test_module.make_batch(i) for i in range(2)]
+    straight = test_module.build_module()
+    test_module.make_trainer(max_epochs=2).fit(straight, test_module.loader(batches))
+
+    first = test_module.build_module()
+    trainer = test_module.make_trainer(max_epochs=1)
+    trainer.fit(first, test_module.loader(batches))
+    ckpt = tmp_path / "v0.2.ckpt"
+    trainer.save_checkpoint(ckpt)
+    stored = torch.load(ckpt, weights_only=False)
+    stored["state_dict"] = _version_0_2_layout(stored["state_dict"])
+    torch.save(stored, ckpt)
+
+    resumed = test_module.build_module(seed=123)
+    check_resumable(ckpt, resumed)
+    test_module.make_trainer(max_epochs=2).fit(resumed, test_module.loader(batches), ckpt_path=ckpt)
+    assert resumed.iteration == straight.iteration == 4
+    got, want = resumed.state_dict(), straight.state_dict()
+    assert list(got) == list(want)
+    for key, value in want.items():
+        assert torch.equal(got[key], value), key
+
+
+def test_current_state_dicts_are_left_alone() -> None:
+    state = RCOTModule(
+        TwoPassMap(**MAP_PRESETS["tiny"]), Potential(**POTENTIAL_PRESETS["tiny"]), ema_decay=0.9
+    ).state_dict()
+    upgraded = upgrade_state_dict(state, iteration=3)
+    assert list(upgraded) == list(state)
+    assert all(upgraded[k] is v for k, v in state.items())
+    no_ema = {"transport_map.w": torch.zeros(1)}
+    assert upgrade_state_dict(no_ema) == no_ema

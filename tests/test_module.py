@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterator
 from functools import partial
 from itertools import pairwise
@@ -402,7 +403,7 @@ def test_gradient_clipping_goes_through_clip_gradients() -> None:
 
 def test_validation_on_odd_sized_full_images_uses_ema() -> None:
     module = RCOTModule(ConvMap(), ConvPotential(), ema_decay=0.99)
-    assert module.map_for_inference is module.map_ema
+    assert module.map_ema is not None and module.map_for_inference is module.map_ema.module
     val = [
         {"degraded": torch.rand(1, 3, 37, 53), "target": torch.rand(1, 3, 37, 53), "name": ["a"]}
     ]
@@ -412,6 +413,58 @@ def test_validation_on_odd_sized_full_images_uses_ema() -> None:
         assert key in trainer.callback_metrics
     out = trainer.predict(module, DataLoader(ListDataset(val), batch_size=None))
     assert out is not None and out[0]["restored"].shape == (1, 3, 37, 53)
+
+
+class MapSnapshots(L.Callback):
+    """The map's weights before training and after every iteration."""
+
+    def __init__(self) -> None:
+        self.weights: list[list[Tensor]] = []
+
+    def _snap(self, pl_module: L.LightningModule) -> None:
+        self.weights.append([p.detach().clone() for p in pl_module.transport_map.parameters()])
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._snap(pl_module)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *_: Any) -> None:
+        self._snap(pl_module)
+
+
+def test_ema_is_the_decayed_average_of_every_iterate() -> None:
+    """ema_0 = T_0, ema_k = decay * ema_(k-1) + (1 - decay) * T_k, as torch.lerp computes it."""
+    torch.manual_seed(0)
+    decay, snapshots = 0.7, MapSnapshots()
+    module = RCOTModule(ConvMap().double(), ConvPotential().double(), ema_decay=decay)
+    batches = [
+        {k: v.double() if v.is_floating_point() else v for k, v in make_batch(i).items()}
+        for i in range(4)
+    ]
+    make_trainer(max_epochs=1, precision="64-true", callbacks=[snapshots]).fit(
+        module, loader(batches)
+    )
+    assert module.map_ema is not None and len(snapshots.weights) == 5
+    lerped = [w.clone() for w in snapshots.weights[0]]
+    formula = [w.clone() for w in snapshots.weights[0]]
+    for step in snapshots.weights[1:]:
+        lerped = [torch.lerp(e, p, 1 - decay) for e, p in zip(lerped, step, strict=True)]
+        formula = [decay * e + (1 - decay) * p for e, p in zip(formula, step, strict=True)]
+    ema = list(module.map_ema.module.parameters())
+    for got, want_lerp, want_formula in zip(ema, lerped, formula, strict=True):
+        assert torch.equal(got, want_lerp)
+        assert torch.allclose(got, want_formula, rtol=1e-12, atol=1e-14)
+    assert int(module.map_ema.n_averaged) == 5  # T_0 and four iterates
+    assert not torch.equal(ema[0], snapshots.weights[-1][0])  # an average, not the last map
+
+
+def test_training_starts_with_every_submodule_in_train_mode() -> None:
+    """The EMA copy is not left in eval mode, so Lightning has nothing to warn about."""
+    module = RCOTModule(ConvMap(), ConvPotential(), ema_decay=0.9)
+    assert all(m.training for m in module.modules())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        make_trainer(max_epochs=1).fit(module, loader([make_batch(0)]))
+    assert not [w for w in caught if "eval mode" in str(w.message)]
 
 
 def test_invalid_hyperparameters_name_the_argument() -> None:

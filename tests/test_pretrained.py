@@ -97,14 +97,14 @@ def test_bundle_keeps_the_ema_map_only(tmp_path: Path) -> None:
     ckpt = _checkpoint(tmp_path / "ema.ckpt", _module_config(LOCAL_MAP, ema_decay=0.9))
     stored_ckpt = torch.load(ckpt, weights_only=False)
     with torch.no_grad():  # make the EMA copy differ from the trained map
-        stored_ckpt["state_dict"]["map_ema.weight"] += 1.0
+        stored_ckpt["state_dict"]["map_ema.module.weight"] += 1.0
     torch.save(stored_ckpt, ckpt)
     out = bundle(ckpt, tmp_path / "mine.pt")
     stored = torch.load(out, weights_only=True)
     assert set(stored) == {"format", "transport_map", "state_dict"}
     assert set(stored["state_dict"]) == {"weight", "bias"}
     net = map_from_bundle(stored)
-    assert torch.equal(net.weight, stored_ckpt["state_dict"]["map_ema.weight"])
+    assert torch.equal(net.weight, stored_ckpt["state_dict"]["map_ema.module.weight"])
 
 
 def test_model_alias_only_renames_the_bare_model_key() -> None:

@@ -14,7 +14,12 @@ from typing import Any
 import torch
 
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.module import BUILD_CONFIG_KEY, RCOTModule
+from rcot_lightning.module import (
+    BUILD_CONFIG_KEY,
+    RCOTModule,
+    upgrade_checkpoint,
+    upgrade_state_dict,
+)
 
 __all__ = [
     "BUILD_CONFIG_KEY",
@@ -22,7 +27,9 @@ __all__ = [
     "check_finite",
     "check_resumable",
     "load_module",
+    "upgrade_checkpoint",
     "upgrade_config",
+    "upgrade_state_dict",
 ]
 
 #: Settings that sat at the top of the ``model`` config before the objective became one object.
@@ -112,7 +119,7 @@ def _read(path: Path, map_location: Any) -> dict[str, Any]:
         raise RCOTError(f"ckpt_path: {path} is not a readable PyTorch checkpoint ({err})") from err
     if not isinstance(checkpoint, dict):
         raise RCOTError(f"ckpt_path: {path} is not a Lightning checkpoint (not a dict)")
-    return checkpoint
+    return upgrade_checkpoint(checkpoint)
 
 
 def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:

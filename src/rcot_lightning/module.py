@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics import MeanMetric
 
 from rcot_lightning.contract import (
@@ -37,6 +38,41 @@ SchedulerFactory = Callable[[Optimizer], LRScheduler]
 #: Where a checkpoint stores the config that rebuilds the module (see ``checkpoint.py``).
 BUILD_CONFIG_KEY = "rcot_build_config"
 _ITERATION_KEY = "rcot_iteration"
+_EMA_PREFIX = "map_ema."
+_EMA_COUNT_KEY = "map_ema.n_averaged"
+
+
+def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dict[str, Any]:
+    """A state dict of an older checkpoint in today's layout (newer ones are returned as they are).
+
+    Up to version 0.2 the EMA of the map was a plain copy of it (``map_ema.<name>``); it is now a
+    :class:`~torch.optim.swa_utils.AveragedModel` (``map_ema.module.<name>`` and the count of
+    averaged models ``map_ema.n_averaged``). The old EMA had averaged the initial weights and
+    ``iteration`` updates, hence a count of ``iteration + 1``.
+
+    Example:
+        >>> new = upgrade_state_dict({"map_ema.w": torch.zeros(1), "potential.w": 1}, 4)
+        >>> sorted(new), int(new["map_ema.n_averaged"])
+        (['map_ema.module.w', 'map_ema.n_averaged', 'potential.w'], 5)
+    """
+    plain = dict(state_dict)
+    if _EMA_COUNT_KEY in plain or not any(k.startswith(_EMA_PREFIX) for k in plain):
+        return plain
+    upgraded = {
+        f"{_EMA_PREFIX}module.{k[len(_EMA_PREFIX) :]}" if k.startswith(_EMA_PREFIX) else k: v
+        for k, v in plain.items()
+    }
+    upgraded[_EMA_COUNT_KEY] = torch.tensor(iteration + 1, dtype=torch.long)
+    return upgraded
+
+
+def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Bring ``checkpoint["state_dict"]`` (if any) to today's layout, in place; returns it."""
+    state = checkpoint.get("state_dict")
+    if isinstance(state, Mapping):
+        iteration = int(checkpoint.get(_ITERATION_KEY, 0))
+        checkpoint["state_dict"] = upgrade_state_dict(state, iteration)
+    return checkpoint
 
 
 class DivergedError(RCOTError):
@@ -90,8 +126,14 @@ class RCOTModule(L.LightningModule):
             consecutive iterations with a skipped update training stops with
             :class:`DivergedError`. A skipped update is not an optimizer step, so it does not
             count towards ``global_step`` (nor ``max_steps``).
-        ema_decay: keep an exponential moving average of ``T`` with this decay (e.g. 0.999);
-            validation, test, predict and export then use it.
+        ema_decay: keep an exponential moving average of ``T`` with this decay (e.g. 0.999),
+            ``ema = decay * ema + (1 - decay) * T`` after every iteration, starting from ``T``'s
+            initial weights; validation, test, predict and export then use it. It is
+            :attr:`map_ema`, an :class:`~torch.optim.swa_utils.AveragedModel` whose ``module``
+            is the averaged map. It follows the module's train/eval mode like every submodule
+            (Lightning evaluates, tests and predicts in eval mode, and ``export_map`` and
+            ``load_module`` return eval-mode maps), so training starts with no module in eval
+            mode.
         compile_map: run ``T`` through ``torch.compile`` (the potential is never compiled: its
             double backward is not supported by the compiler).
         metric_y_channel: PSNR/SSIM on the BT.601 Y channel.
@@ -170,9 +212,15 @@ class RCOTModule(L.LightningModule):
         self.potential = potential
         self.objective = objective if objective is not None else FROTObjective()
         self.hparams["objective"] = self.objective.settings()
-        self.map_ema: nn.Module | None = None
+        self.map_ema: AveragedModel | None = None
         if ema_decay is not None:
-            self.map_ema = copy.deepcopy(transport_map).requires_grad_(False).eval()
+            # use_buffers=False: buffers are copied from T at each update, not averaged.
+            self.map_ema = AveragedModel(
+                transport_map, multi_avg_fn=get_ema_multi_avg_fn(ema_decay), use_buffers=False
+            ).requires_grad_(False)
+            # Count T's initial weights as the first average: the first update then mixes
+            # them in (decay * T_0 + (1 - decay) * T_1) instead of copying T_1.
+            self.map_ema.update_parameters(transport_map)
         self._map_optimizer = map_optimizer or _default_rmsprop(5e-5)
         self._potential_optimizer = potential_optimizer or _default_rmsprop(1e-4)
         self._map_scheduler = map_scheduler
@@ -233,8 +281,8 @@ class RCOTModule(L.LightningModule):
 
     @property
     def map_for_inference(self) -> nn.Module:
-        """The EMA copy of ``T`` when enabled, else ``T`` itself."""
-        return self.map_ema if self.map_ema is not None else self.transport_map
+        """The EMA of ``T`` (``map_ema.module``) when enabled, else ``T`` itself."""
+        return self.map_ema.module if self.map_ema is not None else self.transport_map
 
     @torch.no_grad()
     def restore(self, degraded: Tensor, tile: int | None = None) -> Tensor:
@@ -397,15 +445,8 @@ class RCOTModule(L.LightningModule):
 
     @torch.no_grad()
     def _update_ema(self) -> None:
-        if self.map_ema is None:
-            return
-        decay = self.hparams["ema_decay"]
-        ema_params: list[Tensor] = list(self.map_ema.parameters())
-        params: list[Tensor] = [p.detach() for p in self.transport_map.parameters()]
-        torch._foreach_lerp_(ema_params, params, 1.0 - decay)
-        buffers = zip(self.map_ema.buffers(), self.transport_map.buffers(), strict=True)
-        for ema_buffer, buffer in buffers:
-            ema_buffer.copy_(buffer)
+        if self.map_ema is not None:
+            self.map_ema.update_parameters(self.transport_map)
 
     def _step_schedulers(self) -> None:
         schedulers = self.lr_schedulers()
@@ -458,6 +499,8 @@ class RCOTModule(L.LightningModule):
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning loads checkpoint["state_dict"] after this hook (resume, load_from_checkpoint).
+        upgrade_checkpoint(checkpoint)
         self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
             self.build_config = checkpoint[BUILD_CONFIG_KEY]

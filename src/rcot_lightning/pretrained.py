@@ -159,15 +159,16 @@ def bundle(ckpt_path: str | Path, output: str | Path) -> Path:
     Returns:
         ``output``.
     """
-    from rcot_lightning.checkpoint import BUILD_CONFIG_KEY
+    from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, upgrade_checkpoint
 
     path = Path(ckpt_path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=False)
     config = checkpoint.get(BUILD_CONFIG_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(config, Mapping) or "transport_map" not in config:
         raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.train")
-    weights = checkpoint["state_dict"]
-    prefix = "map_ema." if any(k.startswith("map_ema.") for k in weights) else "transport_map."
+    weights = upgrade_checkpoint(checkpoint)["state_dict"]
+    ema = "map_ema.module."
+    prefix = ema if any(k.startswith(ema) for k in weights) else "transport_map."
     state = {k[len(prefix) :]: v.clone() for k, v in weights.items() if k.startswith(prefix)}
     stored = {"format": BUNDLE_FORMAT, "transport_map": dict(config["transport_map"])}
     stored["state_dict"] = state
