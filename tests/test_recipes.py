@@ -335,7 +335,11 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
     assert "batch      : 3 per device, 12 global (4 devices)" in describe(facts)
     assert "precision bf16-mixed" in describe(facts)
     assert facts.epoch == "60 crops = 6 x 10 training images (data.repeat)"
-    assert "supervised l1 x0" in facts.loss
+    assert "supervised l1 x0," in facts.loss
+    # Unpaired data has no targets: the block says the supervised term does nothing.
+    cfg["data"]["_target_"] = "rcot_lightning.data.datamodules.UnpairedDataModule"
+    facts = collect(trainer, module, cfg, {"recipe": "standard", "data": "unpaired"})
+    assert "supervised l1 x0 (unused: the data has no targets)," in facts.loss
 
 
 def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train) -> None:

@@ -164,7 +164,13 @@ class OptionalScores:
 class RestoredImageWriter(BasePredictionWriter):
     """Scores each predicted batch against its targets and saves the outputs by name."""
 
-    def __init__(self, directory: Path | None, y_channel: bool, crop_border: int) -> None:
+    def __init__(
+        self,
+        directory: Path | None,
+        y_channel: bool,
+        crop_border: int,
+        optional: OptionalScores | None = None,
+    ) -> None:
         super().__init__(write_interval="batch")
         self.directory = directory
         self.y_channel, self.crop_border = y_channel, crop_border
@@ -172,7 +178,7 @@ class RestoredImageWriter(BasePredictionWriter):
         #: Extra columns of every row (the set being scored, when there are several).
         self.extra: dict[str, Any] = {}
         #: LPIPS, FID and KID when asked for (``lpips=true``, ``fid=true``).
-        self.optional = OptionalScores(fid=False, lpips=False)
+        self.optional = optional if optional is not None else OptionalScores(fid=False, lpips=False)
 
     def write_on_batch_end(
         self,
@@ -267,30 +273,33 @@ def evaluate(cfg: DictConfig) -> float:
     from lightning.pytorch.strategies import SingleDeviceStrategy
 
     from rcot_lightning.checkpoint import load_module
+    from rcot_lightning.shapes import size_multiple
 
     app.single_log_handlers()
     if cfg.split not in ("test", "val"):
         raise RCOTError(f"split must be 'test' or 'val', got {cfg.split!r}")
 
-    tile = tile_size(cfg.get("tile"))
     module = load_module(cfg.ckpt_path)
+    tile = tile_size(cfg.get("tile"), multiple=size_multiple(module.map_for_inference))
     if tile is not None:
         module.hparams["val_tile_size"] = tile
     datamodule = instantiate(cfg.data, _convert_="partial")
     output_dir = Path(cfg.paths.output_dir)
     images_dir = output_dir / cfg.images_dir if cfg.save_images else None
     metric = cfg.task.metric
-    writer = RestoredImageWriter(images_dir, bool(metric.y_channel), int(metric.crop_border))
+    optional = OptionalScores(
+        fid=bool(cfg.get("fid", False)),
+        lpips=bool(cfg.get("lpips", False)),
+        inception_weights=cfg.get("inception_weights"),
+    )
+    writer = RestoredImageWriter(
+        images_dir, bool(metric.y_channel), int(metric.crop_border), optional
+    )
     trainer = app.build_trainer(cfg.trainer, callbacks=[writer, RichProgressBar(leave=False)])
     if not isinstance(trainer.strategy, SingleDeviceStrategy):
         raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
     sigmas = cfg.get("sigmas")
     sets = scored_sets(datamodule, cfg.split, None if sigmas is None else list(sigmas))
-    writer.optional = OptionalScores(
-        fid=bool(cfg.get("fid", False)),
-        lpips=bool(cfg.get("lpips", False)),
-        inception_weights=cfg.get("inception_weights"),
-    )
     if len(sets) > 1 or sigmas:
         return _evaluate_sets(cfg, module, datamodule, sets, trainer, writer)
 

@@ -234,14 +234,16 @@ def _optimizer(optimizer: Mapping[str, Any] | None, scheduler: Mapping[str, Any]
     return f"{text}, {name}"
 
 
-def _loss(objective: Mapping[str, Any]) -> str:
+def _loss(objective: Mapping[str, Any], has_targets: bool = True) -> str:
+    """The objective's terms and weights; the supervised term is marked unused without targets."""
     return (
         f"transport {objective.get('transport_cost', 'rms')} "
         f"x{objective.get('transport_weight', 1.0):g}, "
         f"Fourier x{objective.get('fourier_weight', 1.0):g}"
         f"{' (reference strength)' if objective.get('reference_fourier') else ''}, "
         f"supervised {objective.get('supervised_loss', 'l1')} "
-        f"x{objective.get('supervised_weight', 1.0):g}, "
+        f"x{objective.get('supervised_weight', 1.0):g}"
+        f"{'' if has_targets else ' (unused: the data has no targets)'}, "
         f"gradient penalty x{objective.get('lambda_gp', 10.0):g}"
     )
 
@@ -311,7 +313,10 @@ def collect(
             model.get("potential_optimizer"), model.get("potential_scheduler")
         ),
         n_critic=n_critic,
-        loss=_loss({**model, **objective}),
+        loss=_loss(
+            {**model, **objective},
+            has_targets=not str(data.get("_target_", "")).endswith("UnpairedDataModule"),
+        ),
         map_parameters=_parameters(module, "transport_map"),
         potential_parameters=_parameters(module, "potential"),
         potential_trained=steps > 1,
