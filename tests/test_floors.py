@@ -67,3 +67,6 @@ def test_every_dependency_floor_is_the_version_ci_installs() -> None:
     }
     assert not differ, f"floor in pyproject.toml != pin in ci/floors.txt: {differ}"
 
+
+def test_ci_installs_the_floors_file() -> None:
+    assert '-c ci/floors.txt -e ".[dev]"' in (REPO / ".ci" / "run").read_text()
