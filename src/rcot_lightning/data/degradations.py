@@ -275,7 +275,7 @@ class RainStreaks(Degradation):
         # Reflect padding needs the kernel radius below the image size.
         length = max(3, min(length | 1, (2 * min(h, w) - 1) | 1))
         angle = 90.0 + _sample(self.angle, b, generator, clean)
-        streaks = motion_blur(seeds, length, angle, torch.zeros_like(angle))
+        streaks = motion_blur(seeds, length, angle, torch.zeros_like(angle), border_type="reflect")
         # The kernel averages over its length; undo that so a drop keeps its brightness.
         streaks = (streaks * length).clamp(0.0, 1.0)
         opacity = _sample(self.opacity, b, generator, clean).view(-1, 1, 1, 1)
@@ -404,7 +404,8 @@ class MotionBlur(Degradation):
         b = clean.shape[0]
         angle = _sample(self.angle, b, generator, clean)
         direction = _sample(self.direction, b, generator, clean)
-        return motion_blur(clean, self.kernel_size, angle, direction)
+        # Named: kornia < 0.9 pads with zeros by default, which darkens the borders.
+        return motion_blur(clean, self.kernel_size, angle, direction, border_type="reflect")
 
     def extra_repr(self) -> str:
         return f"kernel_size={self.kernel_size}, angle={self.angle}, direction={self.direction}"
