@@ -39,6 +39,7 @@ from rcot_lightning.checks import tile_size
 from rcot_lightning.contract import DEGRADED, NAME, TARGET
 from rcot_lightning.data.evaluation import ScoredSet, scored_sets
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.shapes import as_rgb
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,9 @@ _PRINTED = {
 }
 
 
-def _rgb(images: Tensor) -> Tensor:
-    """Float RGB images for the pretrained metrics (one channel is repeated)."""
-    images = images.float()
-    return images.expand(-1, 3, -1, -1) if images.shape[1] == 1 else images
+def _rgb(images: Tensor, device: torch.device) -> Tensor:
+    """Float RGB images on ``device`` for the pretrained metrics (one channel is repeated)."""
+    return as_rgb(images).float().to(device)
 
 
 class OptionalScores:
@@ -120,11 +120,13 @@ class OptionalScores:
         """Add a batch to the set's distances; the per-image scores of the batch."""
         if self.distances is not None:
             self.distances.update(restored, target)
-        device = torch.device("cpu") if restored.device.type == "mps" else restored.device
+        from rcot_lightning.metrics import metric_device
+
+        device = metric_device(restored)
         if self.inception is not None:
             self.inception.to(device)
-            self.inception.update(_rgb(target).to(device), real=True)
-            self.inception.update(_rgb(restored).to(device), real=False)
+            self.inception.update(_rgb(target, device), real=True)
+            self.inception.update(_rgb(restored, device), real=False)
             self._inception_images += len(restored)
         per_image: dict[str, list[float | None]] = {}
         if "lpips" in self.image_columns:
@@ -132,7 +134,7 @@ class OptionalScores:
                 per_image["lpips"] = [None] * len(restored)
             else:
                 self.lpips.to(device)
-                restored, target = _rgb(restored).to(device), _rgb(target).to(device)
+                restored, target = _rgb(restored, device), _rgb(target, device)
                 per_image["lpips"] = [
                     float(self.lpips(restored[i : i + 1], target[i : i + 1]))
                     for i in range(len(restored))

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rcot_lightning.shapes import check_images, check_same_shape
+from rcot_lightning.shapes import as_rgb, check_images, check_same_shape
 
 __all__ = [
     "MetricAvailability",
@@ -40,6 +40,7 @@ __all__ = [
     "inception_fid_available",
     "lpips",
     "lpips_available",
+    "metric_device",
     "psnr",
     "rgb_to_y",
     "score_images",
@@ -56,6 +57,11 @@ _MSE_FLOOR = 1e-10
 # and torchvision's AlexNet, the LPIPS backbone). Present in the hub cache = usable offline.
 _INCEPTION_WEIGHTS = "weights-inception-2015-12-05-6726825d.pth"
 _ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
+
+
+def metric_device(x: Tensor) -> torch.device:
+    """Where to compute scores of ``x``: its device, or the CPU for MPS (which has no float64)."""
+    return torch.device("cpu") if x.device.type == "mps" else x.device
 
 
 def _work_dtype(x: Tensor) -> torch.dtype:
@@ -519,14 +525,12 @@ class RandomFeatureDistances:
         self.count = 0
 
     def _patches(self, images: Tensor, device: torch.device) -> Tensor:
-        if images.shape[1] == 1:
-            images = images.expand(-1, 3, -1, -1)
-        return image_patches(images.float().to(device), self.size, self.stride)
+        return image_patches(as_rgb(images).float().to(device), self.size, self.stride)
 
     def update(self, restored: Tensor, target: Tensor) -> None:
         """Add a batch of restored images and their targets, both :math:`(B, C, H, W)`, C 1 or 3."""
         check_same_shape("restored", restored, "target", target)
-        device = torch.device("cpu") if restored.device.type == "mps" else restored.device
+        device = metric_device(restored)
         for module in (self.features, self.fid, self.kid):
             module.to(device)
         real = self._patches(target, device)

@@ -17,7 +17,14 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["check_images", "check_same_shape", "crop_to", "pad_to_multiple", "size_multiple"]
+__all__ = [
+    "as_rgb",
+    "check_images",
+    "check_same_shape",
+    "crop_to",
+    "pad_to_multiple",
+    "size_multiple",
+]
 
 
 def check_images(
@@ -74,6 +81,18 @@ def check_same_shape(name_a: str, a: object, name_b: str, b: object) -> None:
             f"{name_a} and {name_b} must have the same shape, got {name_a} shape "
             f"{tuple(a.shape)} and {name_b} shape {tuple(b.shape)}"
         )
+
+
+def as_rgb(x: Tensor, name: str = "images") -> Tensor:
+    """Images ``(B, 1 or 3, H, W)`` as RGB: one channel is repeated (a view, no copy).
+
+    Example:
+        >>> import torch
+        >>> as_rgb(torch.zeros(2, 1, 4, 4)).shape
+        torch.Size([2, 3, 4, 4])
+    """
+    check_images(x, name, channels=(1, 3))
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:

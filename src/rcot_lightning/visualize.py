@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from rcot_lightning.shapes import check_images
+from rcot_lightning.shapes import as_rgb, check_images
 
 __all__ = [
     "comparison_grid",
@@ -23,11 +23,6 @@ __all__ = [
     "save_png",
     "to_uint8_hwc",
 ]
-
-
-def _as_rgb(x: Tensor) -> Tensor:
-    check_images(x, "images", channels=(1, 3))
-    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
 
 
 def make_grid(
@@ -56,7 +51,7 @@ def make_grid(
     parts = [images] if isinstance(images, Tensor) else list(images)
     if not parts:
         raise ValueError("images must hold at least one image")
-    rgb = [_as_rgb(p.detach()).float().cpu() for p in parts]
+    rgb = [as_rgb(p.detach()).float().cpu() for p in parts]
     sizes = {tuple(p.shape[-2:]) for p in rgb}
     if len(sizes) != 1:
         raise ValueError(f"images must share one (H, W), got {sorted(sizes)}")
@@ -96,7 +91,7 @@ def comparison_grid(columns: Sequence[Tensor], padding: int = 2, pad_value: floa
     batches = {c.shape[0] for c in columns}
     if len(batches) != 1:
         raise ValueError(f"columns must have the same batch size, got {sorted(batches)}")
-    rgb = [_as_rgb(c.detach()).float().cpu() for c in columns]
+    rgb = [as_rgb(c.detach()).float().cpu() for c in columns]
     interleaved = torch.stack(rgb, dim=1).flatten(0, 1)
     return make_grid(interleaved, nrow=len(columns), padding=padding, pad_value=pad_value)
 
