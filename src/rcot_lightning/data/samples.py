@@ -11,7 +11,10 @@ and validation content apart:
   measures generalisation rather than memorisation.
 
 Five colour photos are little variety: expect a model trained on them to denoise well but to
-stay below models trained on a real dataset (see the README's results).
+stay below models trained on a real dataset (see the README's results). For more structure,
+scikit-image's natural grayscale photos (:data:`GREY_PHOTOS`: ``camera``, ``coins``, ``moon``,
+``brick``, ``grass``, ``gravel``) can be named too; they load as RGB with three equal channels
+(the noise added to them is still independent per channel).
 """
 
 from __future__ import annotations
@@ -26,7 +29,14 @@ from rcot_lightning.data.images import to_tensor
 from rcot_lightning.data.sources import MemoryImages
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["SAMPLE_PHOTOS", "TRAIN_PHOTOS", "VAL_PHOTOS", "load_photo", "sample_images"]
+__all__ = [
+    "GREY_PHOTOS",
+    "SAMPLE_PHOTOS",
+    "TRAIN_PHOTOS",
+    "VAL_PHOTOS",
+    "load_photo",
+    "sample_images",
+]
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -47,7 +57,12 @@ def _motorcycle(side: int) -> Callable[[], np.ndarray]:
     return load
 
 
-#: Name -> loader of every offline colour photo of scikit-image usable for training.
+#: scikit-image's offline natural grayscale photos (``clock`` is left out: it is motion-blurred;
+#: ``page`` and ``text`` are scanned text).
+GREY_PHOTOS = ("camera", "coins", "moon", "brick", "grass", "gravel")
+
+#: Name -> loader of every offline photo of scikit-image usable for training: the colour photos,
+#: then the grayscale ones (read as RGB).
 SAMPLE_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
     "astronaut": _skimage("astronaut"),
     "rocket": _skimage("rocket"),
@@ -55,6 +70,7 @@ SAMPLE_PHOTOS: dict[str, Callable[[], np.ndarray]] = {
     "motorcycle_right": _motorcycle(1),
     "chelsea": _skimage("chelsea"),
     "coffee": _skimage("coffee"),
+    **{name: _skimage(name) for name in GREY_PHOTOS},
 }
 TRAIN_PHOTOS = ("astronaut", "rocket", "motorcycle_left", "motorcycle_right")
 VAL_PHOTOS = ("chelsea", "coffee")
