@@ -269,6 +269,35 @@ def test_tiled_restore_of_a_local_map_equals_the_whole_image(
     assert (tiled - untiled).abs().max() <= 1e-4
 
 
+def test_restore_self_ensemble_writes_the_averaged_map(
+    trained_checkpoint: Path, compose_config, tmp_path: Path
+) -> None:
+    from rcot_lightning.inference import restore_image
+
+    image = _save_image(tmp_path / "photo.png", 29, 43, seed=2)
+
+    def run(*overrides: str) -> Path:
+        (path,) = restore_files(
+            compose_config(
+                "restore",
+                f"ckpt_path={trained_checkpoint}",
+                f"input={image}",
+                f"output={tmp_path / 'out'}",
+                "tile=null",
+                *overrides,
+            )
+        )
+        return path
+
+    ensembled = read_image(run("ensemble=8"))
+    with torch.no_grad():
+        net = load_module(trained_checkpoint).map_for_inference
+        expected = restore_image(net, read_image(image)[None], ensemble=8)[0].clamp(0, 1)
+    assert (ensembled - expected).abs().max() <= 1 / 255 + 1e-6
+    with pytest.raises(RCOTError, match=r"ensemble must be one of 1, 2, 4, 8 .* got 3"):
+        run("ensemble=3")
+
+
 @pytest.mark.parametrize("module", ["rcot_lightning.eval", "rcot_lightning.restore"])
 def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path: Path) -> None:
     args = ["ckpt_path=missing.ckpt"]

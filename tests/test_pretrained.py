@@ -192,8 +192,12 @@ def _broken_checkpoint(tmp_path: Path) -> Path:
 def test_restore_speed_benchmark_reports_cpu_seconds() -> None:
     from tests.test_benchmarks import run_benchmark
 
-    report = run_benchmark("restore_speed.py", "--megapixels", "0.05")
+    report = run_benchmark("restore_speed.py", "--megapixels", "0.05", "--ensemble", "1", "2")
     assert report["model"] == DEFAULT_MODEL and report["threads"] == 1
+    settings = [(r["precision"], r["ensemble"]) for r in report["runs"]]
+    assert settings == [("32", 1), ("32", 2), ("bf16", 1), ("bf16", 2)]
+    assert report["cpu_s"] == report["runs"][0]["cpu_s"]
+    assert report["runs"][0]["cpu_ratio_to_first"] == 1.0
     assert report["size"] == [194, 258]
     assert report["cpu_s"] > 0 and report["wall_s"] > 0
     # Both figures are rounded (cpu_s to 1 ms, the 12 MP one to 0.1 s): on an idle machine this

@@ -159,7 +159,7 @@ def restore_files(cfg: DictConfig) -> Restored:
 
     from rcot_lightning.atomic import atomic_path
     from rcot_lightning.data.images import read_image
-    from rcot_lightning.inference import restore_image
+    from rcot_lightning.inference import ENSEMBLE_SIZES, restore_image
     from rcot_lightning.map_source import choose_map
     from rcot_lightning.shapes import size_multiple
     from rcot_lightning.visualize import save_png
@@ -179,6 +179,12 @@ def restore_files(cfg: DictConfig) -> Restored:
     plan = plan_outputs(files, output)
     _check_writable(output)
     precision = str(cfg.get("precision", "32"))
+    ensemble = cfg.get("ensemble", 1)
+    if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
+        raise RCOTError(
+            f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
+            f"all flips and 90-degree rotations at 8x the time), got {ensemble!r}"
+        )
 
     app.report(f"model: {chosen.source}")
     result = Restored()
@@ -204,6 +210,7 @@ def restore_files(cfg: DictConfig) -> Restored:
                     tile=tile,
                     overlap=overlap,
                     progress=_TileProgress(progress, path.name),
+                    ensemble=ensemble,
                 )
             with atomic_path(target) as temp:
                 save_png(restored[0].float().clamp(0, 1), temp)
