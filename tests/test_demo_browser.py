@@ -109,19 +109,22 @@ def demo(
         env=cli_env(),
     )
     url = f"http://127.0.0.1:{port}/"
+    workspace = None
     try:
         _wait_for_http(url, process, START)
         timings["demo start"] = time.perf_counter() - start
-        yield {"url": url, "runs": runs, "root": root}
+        assert process.stdout is not None
+        for line in iter(process.stdout.readline, ""):  # printed once the page is served
+            if "temporary files in " in line:
+                workspace = Path(line.split("temporary files in ")[1].split(" ")[0])
+                break
+        assert workspace is not None and workspace.is_dir()
+        yield {"url": url, "runs": runs, "workspace": workspace}
     finally:
         process.terminate()
         output = process.communicate(timeout=60)[0]
     assert process.returncode == 0, output
-    assert "serving http://127.0.0.1:" in output
-    # Everything the page uploaded or wrote went with the demo.
-    folders = [line.split("temporary files in ")[1].split(" ")[0] for line in output.splitlines()
-               if "temporary files in " in line]  # fmt: skip
-    assert folders and not Path(folders[0]).exists(), output
+    assert workspace is not None and not workspace.exists()  # every file went with the demo
 
 
 @pytest.fixture(scope="module")
@@ -175,6 +178,16 @@ def _download(driver: Any, elem_id: str) -> torch.Tensor:
         return to_tensor(np.asarray(Image.open(io.BytesIO(answer.read())).convert("RGB")))
 
 
+#: Five mouse-wheel steps (zoom in) over the element given as the script's argument.
+_WHEEL = """
+const target = arguments[0], box = target.getBoundingClientRect();
+for (let step = 0; step < 5; step++) {
+  target.dispatchEvent(new WheelEvent("wheel", {deltaY: -100, bubbles: true, cancelable: true,
+    clientX: box.left + box.width / 3, clientY: box.top + box.height / 3}));
+}
+"""
+
+
 def _screenshot(driver: Any, path: Path) -> Path:
     driver.save_screenshot(str(path))
     return path
@@ -224,6 +237,12 @@ def test_restore_download_compare_and_refuse_a_non_image(
     assert result_b.shape == clean.shape
     ab_report = browser.find_element(By.ID, "ab-report").text
     assert "B − A" in ab_report, ab_report
+    # Zoom on the A | B view (mouse wheel): both halves get the same transform.
+    halves = browser.find_elements(By.CSS_SELECTOR, "#ab-slider img")
+    browser.execute_script(_WHEEL, halves[0])
+    transforms = {half.value_of_css_property("transform") for half in halves}
+    assert len(halves) == 2 and len(transforms) == 1, transforms
+    assert transforms.isdisjoint({"none", "matrix(1, 0, 0, 1, 0, 0)"}), transforms  # zoomed
     _screenshot(browser, tmp_path / "demo_ab.png")
 
     # Not an image: one line on the page, no traceback.
@@ -245,7 +264,21 @@ def test_restore_download_compare_and_refuse_a_non_image(
     WebDriverWait(browser, MESSAGE).until(
         ec.text_to_be_present_in_element((By.TAG_NAME, "body"), "(demo.max_megapixels)")
     )
+
+    # Closing the page deletes its uploads and results (Gradio tells the server it left).
+    browser.get("about:blank")
+    workspace = demo["workspace"]
+    deadline = time.monotonic() + MESSAGE
+    while time.monotonic() < deadline and _kept(workspace):
+        time.sleep(0.5)
+    assert not _kept(workspace), _kept(workspace)
     sys.stdout.write(f"\nscreenshots: {sorted(str(p) for p in tmp_path.glob('demo_*.png'))}\n")
+
+
+def _kept(workspace: Path) -> list[Path]:
+    """The test's uploads and the page's results still in the demo's folder."""
+    uploads = [p for p in workspace.rglob("*") if p.name in ("noisy.png", "clean.png", "large.png")]
+    return uploads + [p for p in (workspace / "sessions").rglob("*") if p.is_file()]
 
 
 def _small_copy(screenshot: Path, target: Path, width: int = 900) -> None:

@@ -185,7 +185,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     maps = LoadedMaps(settings.device)
 
     def load_input(
-        session: str, photo: str | None, sample: str | None, reference: str | None, kind: str,
+        photo: str | None, sample: str | None, reference: str | None, kind: str,
         noise_sigma: float, blur_sigma: float, jpeg_quality: float,
     ) -> tuple[Tensor, Tensor | None, str]:  # fmt: skip
         """(degraded input, clean reference or None, a file stem for downloads)."""
@@ -237,7 +237,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     ) -> tuple[Any, ...]:  # fmt: skip
         session = request.session_hash or "anonymous"
         degraded, clean, stem = load_input(
-            session, photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality
+            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality
         )
         restored, seconds, source = restore_with(model, degraded, tile, precision, progress)
         target = save_png(restored, workspace.session_dir(session) / f"{stem}_restored.png")
@@ -254,7 +254,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     ) -> tuple[Any, ...]:  # fmt: skip
         session = request.session_hash or "anonymous"
         degraded, clean, stem = load_input(
-            session, photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality
+            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality
         )
         results = {}
         for name, label in (("A", model_a), ("B", model_b)):
