@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 class Workspace:
     """The demo's one temporary folder: Gradio's cache and each page's files.
 
-    Each page (Gradio session) writes its results under ``sessions/<id>/``; :meth:`forget`
+    Each page (Gradio session) writes its results under ``gradio/sessions/<id>/``; :meth:`forget`
     deletes them and the page's uploads when the page is closed, :meth:`close` everything.
     """
 
@@ -58,7 +58,8 @@ class Workspace:
         self._lock = threading.Lock()
 
     def _session_folder(self, session: str) -> Path:
-        return self.root / "sessions" / "".join(c for c in session if c.isalnum())[:64]
+        # Inside Gradio's cache, so that Gradio serves the results from there, uncopied.
+        return self.cache / "sessions" / "".join(c for c in session if c.isalnum())[:64]
 
     def session_dir(self, session: str) -> Path:
         """The folder of one page's results (created)."""
