@@ -46,8 +46,9 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-#: Seconds to wait for the page, for a restoration, for an error message.
-START, RESULT, MESSAGE = 180, 240, 60
+#: Seconds to wait for the page, for a restoration, for a message. Generous: on a loaded 2-core
+#: machine the first checkpoint loaded (which imports Lightning) took 90 s.
+START, RESULT, MESSAGE = 180, 480, 60
 
 
 def _free_port() -> int:
