@@ -108,9 +108,12 @@ def test_the_chooser_lists_bundled_models_and_checkpoints_under_its_folder_only(
     (runs / "link.ckpt").symlink_to(outside)  # a link leading out of the folder
     (runs / "notes.txt").write_text("not a checkpoint")
 
+    from rcot_lightning.pretrained import available
+
+    bundled = [f"bundled: {name}" for name in available()]
     choices = list_models(runs)
     assert list(choices) == [
-        "bundled: denoise-blind",
+        *bundled,
         f"latest run in {runs}",
         "checkpoint: new/checkpoints/last.ckpt",
         "checkpoint: new/checkpoints/epoch=1.ckpt",
@@ -118,8 +121,9 @@ def test_the_chooser_lists_bundled_models_and_checkpoints_under_its_folder_only(
     ]
     assert choices[f"latest run in {runs}"].ckpt_path == newest
     assert choices["bundled: denoise-blind"].pretrained == "denoise-blind"
-    assert len(list_models(runs, limit=1)) == 3  # bundled, latest run, the newest file
-    assert list(list_models(tmp_path / "missing")) == ["bundled: denoise-blind"]
+    # The bundled entries, the latest run, the newest file.
+    assert len(list_models(runs, limit=1)) == len(bundled) + 2
+    assert list(list_models(tmp_path / "missing")) == bundled
 
 
 def test_the_browser_can_name_only_a_listed_model(tmp_path: Path) -> None:
@@ -178,6 +182,21 @@ def test_a_large_image_is_restored_in_tiles_with_progress() -> None:
     )  # fmt: skip
     assert torch.allclose(restored, image, atol=1e-6) and seconds >= 0
     assert seen and seen[0] >= 2  # tile batches were reported
+
+
+def test_the_self_ensemble_setting_reaches_the_map() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return t
+
+    image = torch.rand(3, 16, 24)
+    restored, _ = run_map(
+        net, image, device=torch.device("cpu"), tile=None, overlap=0, precision="32", ensemble=4
+    )
+    assert torch.allclose(restored, image, atol=1e-6)
+    assert len(calls) == 4  # one call per flip/rotation
 
 
 def test_scores_and_the_ab_difference() -> None:

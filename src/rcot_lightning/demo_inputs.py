@@ -246,8 +246,10 @@ def run_map(
     overlap: int,
     precision: str,
     progress: Callable[[Sequence[Any]], Iterable[Any]] | None = None,
+    ensemble: int = 1,
 ) -> tuple[Tensor, float]:
-    """Restore one image ``(3, H, W)`` with the library's tiled inference.
+    """Restore one image ``(3, H, W)`` with the library's tiled inference (and ``ensemble``:
+    its geometric self-ensemble, 1 = off).
 
     Returns:
         The restored image ``(3, H, W)`` float32 in [0, 1] on the CPU, and the seconds taken.
@@ -258,7 +260,12 @@ def run_map(
     start = time.perf_counter()
     with torch.inference_mode(), _autocast(precision, device):
         restored = restore_image(
-            net, image[None].to(device), tile=tile, overlap=overlap, progress=progress
+            net,
+            image[None].to(device),
+            tile=tile,
+            overlap=overlap,
+            progress=progress,
+            ensemble=ensemble,
         )
     restored = restored[0].float().clamp(0.0, 1.0).cpu()  # .cpu() waits for the device
     return restored, time.perf_counter() - start

@@ -101,6 +101,7 @@ class DemoSettings:
     tile: int | None
     overlap: int
     precision: str
+    ensemble: int
     default_model: str
     checkpoints_dir: str | None
     max_checkpoints: int
@@ -118,6 +119,13 @@ class DemoSettings:
         device = _device(str(cfg.get("device", "auto")))
         precision = str(cfg.get("precision", "32"))
         _autocast(precision, device)  # rejects an unknown precision now, not on first use
+        from rcot_lightning.inference import ENSEMBLE_SIZES
+
+        ensemble = cfg.get("ensemble", 1)
+        if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
+            raise RCOTError(
+                f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble!r}"
+            )
         overlap = cfg.get("tile_overlap", 32)
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
             raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
@@ -129,6 +137,7 @@ class DemoSettings:
             tile=tile_size(cfg.get("tile")),
             overlap=overlap,
             precision=precision,
+            ensemble=int(ensemble),
             default_model=f"{BUNDLED}{name}",
             checkpoints_dir=None if folder in (None, "") else str(folder),
             max_checkpoints=_positive_int(node, "max_checkpoints"),
@@ -226,7 +235,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
 
         restored, seconds = run_map(
             net, image, device=settings.device, tile=side, overlap=settings.overlap,
-            precision=str(precision), progress=tiles,
+            precision=str(precision), progress=tiles, ensemble=settings.ensemble,
         )  # fmt: skip
         log.info("restored a %s image with %s in %.2f s", tuple(image.shape), source, seconds)
         return restored, seconds, source
