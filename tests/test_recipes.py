@@ -246,6 +246,7 @@ def test_describe_shows_an_uncapped_recipe() -> None:
     [
         ({"trainer": {"max_steps": 1}, "model": {"n_critic": 1}}, [], "max_steps=1 is less"),
         ({"trainer": {"max_steps": 2}, "model": {"n_critic": 2}}, [], "n_critic \\+ 1 = 3"),
+        ({"trainer": {"max_steps": 5}, "model": {"n_critic": 1}}, [], "max_steps=4 \\(2 it"),
         (
             {"data": {"_target_": "x.UnpairedDataModule"}},
             ["model.objective.supervised_weight=10"],
@@ -275,6 +276,12 @@ def test_settings_that_mean_something_pass() -> None:
             "model.n_critic + 1 = 2 optimizer steps; use trainer.max_steps=2*N for N iterations",
         ),
         (
+            ["trainer.max_steps=5"],
+            "rcot-train: error: trainer.max_steps=5 is not a whole number of iterations: an "
+            "iteration is model.n_critic + 1 = 2 optimizer steps; use trainer.max_steps=4 (2 "
+            "iterations) or trainer.max_steps=6 (3 iterations)",
+        ),
+        (
             ["data=unpaired", "data.clean_dir=FOLDER", "model.objective.supervised_weight=100"],
             "rcot-train: error: model.objective.supervised_weight=100 has no effect with unpaired "
             "data (data=unpaired has no targets, so the supervised term never applies); use "
@@ -286,7 +293,7 @@ def test_settings_that_mean_something_pass() -> None:
             "rcot-train: error: 200 images are smaller than data.patch_size=256",
         ),
     ],
-    ids=["max_steps", "unpaired-supervised", "patch"],
+    ids=["max_steps", "odd-max_steps", "unpaired-supervised", "patch"],
 )
 def test_meaningless_settings_end_in_one_line(
     args: list[str], expected: str, folder: Path, tmp_path: Path
@@ -335,11 +342,13 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
     assert "batch      : 3 per device, 12 global (4 devices)" in describe(facts)
     assert "precision bf16-mixed" in describe(facts)
     assert facts.epoch == "60 crops = 6 x 10 training images (data.repeat)"
-    assert "supervised l1 x0," in facts.loss
-    # Unpaired data has no targets: the block says the supervised term does nothing.
+    # Only the terms that act: a supervised weight of 0 is left out.
+    assert facts.loss == "transport rms x1, Fourier x1, gradient penalty x10"
+    # Unpaired data has no targets: a supervised weight does nothing, so it is not listed.
+    cfg["model"]["objective"]["supervised_weight"] = 1e4
     cfg["data"]["_target_"] = "rcot_lightning.data.datamodules.UnpairedDataModule"
     facts = collect(trainer, module, cfg, {"recipe": "standard", "data": "unpaired"})
-    assert "supervised l1 x0 (unused: the data has no targets)," in facts.loss
+    assert "supervised" not in facts.loss
 
 
 def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train) -> None:
@@ -366,5 +375,6 @@ def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train
     text = describe(facts)
     assert "6,000 (trainer.max_steps=6000, 1 step each: the potential is off)" in text
     assert "potential  : off (model.objective.potential_weight=0" in text
+    assert "gradient penalty" not in text  # no potential, no penalty
     with pytest.raises(RCOTError, match="an iteration is one map step"):
         check_recipe({"trainer": {"max_steps": 0}, "model": model})
