@@ -11,7 +11,7 @@ and validation content apart:
   measures generalisation rather than memorisation.
 
 Five colour photos are little variety: expect a model trained on them to denoise well but to
-stay below models trained on a real dataset (see the README's results).
+stay below models trained on a real dataset (see docs/quality.md).
 """
 
 from __future__ import annotations
