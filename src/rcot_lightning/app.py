@@ -353,42 +353,24 @@ def _check_extra(key: str, target: str) -> None:
             )
 
 
-#: Lines of other packages that tell the user nothing about the run: Lightning's
-#: advertisements of its cloud services (logged at INFO on every run).
-_ADVERTISEMENTS = ("litlogger", "litmodels")
-
-#: Deprecation warnings raised inside a dependency about its own dependencies, which a user can
-#: do nothing about (Lightning's pytree helper against torch's newer API).
-_FOREIGN_DEPRECATIONS = (r"`isinstance\(treespec, LeafSpec\)` is deprecated",)
-
-
-def _not_an_advertisement(record: logging.LogRecord) -> bool:
-    message = str(record.msg).lower()
-    return not any(name in message for name in _ADVERTISEMENTS)
-
-
 def single_log_handlers() -> None:
     """A console with the run's own lines: each message once, no third-party advertisements.
 
     ``import lightning`` attaches a console handler to the ``lightning`` logger that also
     propagates to the root logger, to which Hydra attaches its own console and file handlers:
     that handler is removed. Lightning's tips about its cloud services and deprecation warnings
-    between two dependencies are dropped (by their text, so anything else still shows).
+    between two dependencies are dropped (:func:`rcot_lightning.console.quiet_third_party`).
     """
-    import warnings
-
     import lightning  # noqa: F401  (attaches the handler being removed)
+
+    from rcot_lightning.console import quiet_third_party
 
     if logging.getLogger().handlers:
         logger = logging.getLogger("lightning")
         for handler in list(logger.handlers):
             if type(handler) is logging.StreamHandler:
                 logger.removeHandler(handler)
-    rank_zero = logging.getLogger("lightning.pytorch.utilities.rank_zero")
-    if _not_an_advertisement not in rank_zero.filters:
-        rank_zero.addFilter(_not_an_advertisement)
-    for message in _FOREIGN_DEPRECATIONS:
-        warnings.filterwarnings("ignore", message=message)
+    quiet_third_party()
 
 
 # -------------------------------------------------------------------------------- summary

@@ -14,6 +14,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from rcot_lightning.console import quiet_third_party
 from rcot_lightning.contract import (
     CLEAN,
     DEGRADATION,
@@ -30,6 +31,9 @@ from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
 
 log = logging.getLogger(__name__)
+
+# A Trainer built around RCOTModule by a user's own code gets the entry points' quiet console.
+quiet_third_party()
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
