@@ -35,6 +35,7 @@ class RCOTProgressBar(RichProgressBar):
         items.pop("v_num", None)
         for name in COUNTERS:
             value = items.get(name)
-            if isinstance(value, float):
-                items[name] = int(value)
+            if isinstance(value, (int, float)):
+                # A string: the bar formats every number with three decimals, ints included.
+                items[name] = str(int(value))
         return items
