@@ -281,6 +281,22 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     return trainer
 
 
+def checkpoint_of(cfg: DictConfig) -> str | None:
+    """The command's ``ckpt_path`` (``None`` when unset), ``last`` resolved to the
+    ``checkpoints/last.ckpt`` of the latest training run under ``cfg.train_runs``.
+
+    Raises:
+        RCOTError: ``ckpt_path=last`` and no training run has a ``last.ckpt`` (the message
+            names the folder searched and what to pass instead).
+    """
+    from rcot_lightning.run_folder import checkpoint_path
+
+    value = cfg.get("ckpt_path")
+    if value is None or str(value) == "":
+        return None
+    return str(checkpoint_path(str(value), str(cfg.get("train_runs", "outputs/train/runs"))))
+
+
 def job_overrides() -> list[str]:
     """This Hydra job's overrides (one job of a sweep: its chosen values); [] outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
@@ -338,18 +354,23 @@ def _check_extra(key: str, target: str) -> None:
 
 
 def single_log_handlers() -> None:
-    """Stop Lightning's console handler from printing every message a second time.
+    """A console with the run's own lines: each message once, no third-party advertisements.
 
     ``import lightning`` attaches a console handler to the ``lightning`` logger that also
-    propagates to the root logger, to which Hydra attaches its own console and file handlers.
+    propagates to the root logger, to which Hydra attaches its own console and file handlers:
+    that handler is removed. Lightning's tips about its cloud services and deprecation warnings
+    between two dependencies are dropped (:func:`rcot_lightning.console.quiet_third_party`).
     """
     import lightning  # noqa: F401  (attaches the handler being removed)
+
+    from rcot_lightning.console import quiet_third_party
 
     if logging.getLogger().handlers:
         logger = logging.getLogger("lightning")
         for handler in list(logger.handlers):
             if type(handler) is logging.StreamHandler:
                 logger.removeHandler(handler)
+    quiet_third_party()
 
 
 # -------------------------------------------------------------------------------- summary
@@ -411,5 +432,48 @@ def training_summary(
     for logger in trainer.loggers:
         directory = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
         if directory:
-            lines.append(f"  {type(logger).__name__}: {directory}")
+            lines.append(f"  {logger_label(logger)}: {directory}")
+    if psnr_out is None and trainer.lightning_module is not None:
+        lines += _no_validation_hint(trainer)
     return "\n".join(lines)
+
+
+#: What the summary calls each logger, by the Lightning class it is or derives from.
+_LOGGER_LABELS = {
+    "CSVLogger": "metrics (CSV)",
+    "TensorBoardLogger": "TensorBoard logs",
+    "WandbLogger": "wandb run",
+    "MLFlowLogger": "MLflow run",
+}
+
+
+def logger_label(logger: Any) -> str:
+    """``metrics (CSV)`` for a CSV logger (ours writes atomically), else the class name.
+
+    Example:
+        >>> from rcot_lightning.atomic import AtomicCSVLogger
+        >>> logger_label(AtomicCSVLogger("/tmp"))
+        'metrics (CSV)'
+    """
+    for cls in type(logger).__mro__:
+        if cls.__name__ in _LOGGER_LABELS:
+            return _LOGGER_LABELS[cls.__name__]
+    return type(logger).__name__
+
+
+def _no_validation_hint(trainer: Any) -> list[str]:
+    """Why a run has no validation score, pictures or best checkpoint, and how to get one."""
+    if not trainer.num_val_batches or not any(trainer.num_val_batches):
+        return ["  no validation: the data have no validation split (data.val_*_dir)"]
+    interval = trainer.val_check_batch
+    when = (
+        f"every {interval} training batches"
+        if isinstance(interval, int) and interval < trainer.num_training_batches
+        else f"at the end of each epoch of {trainer.num_training_batches:,} training batches"
+    )
+    return [
+        f"  no validation yet: the run ended before the first one ({when}), so there is no "
+        "validation score, no validation picture and no best checkpoint;",
+        "    validate sooner with trainer.val_check_interval=N (every N training batches), "
+        "or train the short demo recipe on your data with recipe=demo",
+    ]

@@ -281,7 +281,11 @@ def evaluate(cfg: DictConfig) -> float:
     if cfg.split not in ("test", "val"):
         raise RCOTError(f"split must be 'test' or 'val', got {cfg.split!r}")
 
-    module = load_module(cfg.ckpt_path)
+    ckpt_path = app.checkpoint_of(cfg)
+    if ckpt_path is None:
+        raise RCOTError("ckpt_path is empty; pass a checkpoint (ckpt_path=<file>.ckpt or last)")
+    app.report(f"model: checkpoint {ckpt_path}")
+    module = load_module(ckpt_path)
     tile = tile_size(cfg.get("tile"), multiple=size_multiple(module.map_for_inference))
     if tile is not None:
         module.hparams["val_tile_size"] = tile

@@ -206,7 +206,7 @@ def export_files(cfg: DictConfig) -> Path:
     format = str(cfg.format)
     if format not in FORMATS:
         raise RCOTError(f"format: {format!r} is not supported; use one of {', '.join(FORMATS)}")
-    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location="cpu")
+    chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), map_location="cpu")
     app.report(f"model: {chosen.source}")
     net = chosen.net.cpu().eval()
     path = export_map(net, str(cfg.output), format, opset=int(cfg.get("opset", 17)))

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torchmetrics import MeanMetric
 
+from rcot_lightning.console import quiet_third_party
 from rcot_lightning.contract import (
     CLEAN,
     DEGRADATION,
@@ -31,6 +31,9 @@ from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
 
 log = logging.getLogger(__name__)
+
+# A Trainer built around RCOTModule by a user's own code gets the entry points' quiet console.
+quiet_third_party()
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -231,12 +234,6 @@ class RCOTModule(L.LightningModule):
         self._bad_streak = 0
         self._skipped_now: list[str] = []
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
-        self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
-        self.val_psnr_input, self.val_ssim_input = MeanMetric(), MeanMetric()
-        self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
-        self.test_psnr_input, self.test_ssim_input = MeanMetric(), MeanMetric()
-        self.val_psnr_y, self.val_ssim_y = MeanMetric(), MeanMetric()
-        self.test_psnr_y, self.test_ssim_y = MeanMetric(), MeanMetric()
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
@@ -476,16 +473,18 @@ class RCOTModule(L.LightningModule):
             crop_border=self.hparams["metric_crop_border"],
             also_y=self.hparams["metric_also_y"],
         )
+        # Per-image scores averaged over the set: Lightning's epoch mean weights each batch's
+        # mean by its size and sums over ranks, so no metric objects are needed (they would
+        # also fill the model summary with a dozen rows of no parameters).
         for name, per_image in values.items():
-            metric: MeanMetric = getattr(self, f"{stage}_{name}")
-            metric.update(per_image.float())
             self.log(
                 f"{stage}/{name}",
-                metric,
+                per_image.float().mean(),
                 on_step=False,
                 on_epoch=True,
                 prog_bar=name == "psnr",
                 batch_size=y.shape[0],
+                sync_dist=True,
             )
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:

@@ -165,7 +165,7 @@ def restore_files(cfg: DictConfig) -> Restored:
     from rcot_lightning.visualize import save_png
 
     device = _device(str(cfg.get("device", "auto")))
-    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location=device)
+    chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), map_location=device)
     net = chosen.net.to(device).eval()
     tile = tile_size(cfg.get("tile"), multiple=size_multiple(net))
     overlap = cfg.get("tile_overlap", 32)
