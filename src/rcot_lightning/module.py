@@ -29,6 +29,7 @@ from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
+from rcot_lightning.trust import plain
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,8 @@ class RCOTModule(L.LightningModule):
         self._potential_optimizer = potential_optimizer or _default_rmsprop(1e-4)
         self._map_scheduler = map_scheduler
         self._potential_scheduler = potential_scheduler
-        self.build_config = dict(build_config) if build_config is not None else None
+        # Plain containers: a checkpoint must load with torch.load(weights_only=True).
+        self.build_config = plain(build_config) if build_config is not None else None
         self.iteration = 0
         self.skipped_updates = 0
         self._bad_streak = 0
@@ -494,6 +496,11 @@ class RCOTModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning's hook order puts this one last: hyper-parameters given as OmegaConf nodes
+        # or paths become plain values, so the file loads with torch.load(weights_only=True).
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = plain(checkpoint[key])
         checkpoint[_ITERATION_KEY] = self.iteration
         if self.build_config is not None:
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
@@ -503,4 +510,4 @@ class RCOTModule(L.LightningModule):
         upgrade_checkpoint(checkpoint)
         self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
-            self.build_config = checkpoint[BUILD_CONFIG_KEY]
+            self.build_config = plain(checkpoint[BUILD_CONFIG_KEY])
