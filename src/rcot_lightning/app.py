@@ -125,6 +125,11 @@ def user_error_message(err: BaseException) -> str | None:
             cause = item.__cause__
             if isinstance(cause, (TypeError, ValueError)) and str(cause) not in message:
                 message = f"{message}: {_one_line(str(cause))}"
+            if "Could not override 'data.root'" in message:
+                message += (
+                    "; with several tasks (experiment=allinone, data=allinone) each task has its "
+                    "own root: data.tasks.<task>.root=... (e.g. data.tasks.noise.root=...)"
+                )
             if "Could not override 'data.degradation" in message:
                 message += (
                     "; data.degradation is the task's: override task.degradation.<key> "

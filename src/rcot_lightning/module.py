@@ -41,6 +41,8 @@ BUILD_CONFIG_KEY = "rcot_build_config"
 _ITERATION_KEY = "rcot_iteration"
 _EMA_PREFIX = "map_ema."
 _EMA_COUNT_KEY = "map_ema.n_averaged"
+#: A gradient-penalty weight above this is a typo or a probe, not a setting (the paper uses 10).
+_LARGE_PENALTY_WEIGHT = 1e6
 
 
 def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dict[str, Any]:
@@ -408,10 +410,22 @@ class RCOTModule(L.LightningModule):
             raise DivergedError(
                 f"training stopped at iteration {self.iteration}: {limit} iterations in a row "
                 f"had a non-finite loss or gradient ({', '.join(self._skipped_now)}), the weights "
-                "are those of the last finite update (last.ckpt); lower the learning rates "
-                "(model.map_optimizer.lr, model.potential_optimizer.lr) or clip gradients "
-                "(model.map_grad_clip); model.max_bad_steps sets the limit"
+                f"are those of the last finite update (last.ckpt); {self._divergence_advice()}; "
+                "model.max_bad_steps sets the limit"
             )
+
+    def _divergence_advice(self) -> str:
+        """What to change: a weight of the objective far off its usual range overflows first."""
+        lambda_gp = float(self.objective.lambda_gp)
+        if not lambda_gp <= _LARGE_PENALTY_WEIGHT:
+            return (
+                f"model.objective.lambda_gp={lambda_gp:g} overflows the gradient penalty; use "
+                "a value near the usual 10"
+            )
+        return (
+            "lower the learning rates (model.map_optimizer.lr, model.potential_optimizer.lr) "
+            "or clip gradients (model.map_grad_clip)"
+        )
 
     def _score(self, images: Tensor) -> Tensor:
         scores = self.potential(images)
