@@ -121,9 +121,9 @@ def set_max_megapixels(value: object) -> None:
 def _too_large(path: Path, err: BaseException) -> RCOTError:
     limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
     found = re.search(r"\((\d+) pixels\)", str(err))
-    size = f"{int(found.group(1)) / 1e6:.0f} megapixels" if found else "too large"
+    size = f"{int(found.group(1)) / 1e6:.3g} megapixels" if found else "too large"
     return RCOTError(
-        f"image {path} is {size}, over the {MAX_MEGAPIXELS_KEY}={limit:.0f} limit that guards "
+        f"image {path} is {size}, over the {MAX_MEGAPIXELS_KEY}={limit:.3g} limit that guards "
         f"against decompression bombs; if you trust the file, raise it (e.g. "
         f"{MAX_MEGAPIXELS_KEY}={max(2 * limit, 500):.0f})"
     )
