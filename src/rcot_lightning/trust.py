@@ -164,11 +164,16 @@ def _within(name: str, prefixes: Iterable[str]) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
+#: What :func:`_resolve` returns for a name an allowed module does not have.
+_MISSING = object()
+
+
 def _resolve(target: str, prefixes: Sequence[str]) -> Any:
     """The object ``target`` names, reached only through allowed modules and their classes.
 
     Returns None when the path leaves the allowed modules on the way (``rcot_lightning.app.os``
-    is the ``os`` module), names a private attribute, or does not exist.
+    is the ``os`` module) or names a private attribute; :data:`_MISSING` when an allowed module
+    has no such attribute (a class of another version).
     """
     parts = target.split(".")
     if any(not p or p.startswith("_") for p in parts):
@@ -187,9 +192,9 @@ def _resolve(target: str, prefixes: Sequence[str]) -> Any:
     else:
         return None
     for part in rest:
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
+        obj = getattr(obj, part, _MISSING)
+        if obj is _MISSING:
+            return _MISSING
         module = obj if isinstance(obj, types.ModuleType) else None
         owner = module.__name__ if module is not None else getattr(obj, "__module__", "")
         if not _within(str(owner or ""), prefixes):
@@ -216,6 +221,12 @@ def check_targets(
     for key, target in _targets(config):
         name = str(target)
         obj = _resolve(name, prefixes) if isinstance(target, str) else None
+        if obj is _MISSING:
+            raise RCOTError(
+                f"{source}: {key}={name} does not exist in this version, so its stored model "
+                "config cannot be rebuilt by this version of rcot-lightning; retrain, or load "
+                "it with the version that wrote it"
+            )
         own = obj is not None and _within(str(getattr(obj, "__module__", "")) or name, extra)
         # Classes only from the default list: a function of this package can write files.
         if obj is None or not (inspect.isclass(obj) or (own and callable(obj))):
