@@ -140,7 +140,7 @@ def user_error_message(err: BaseException) -> str | None:
 
 
 def worker_message(text: str) -> str | None:
-    """The error of a DataLoader worker without the traceback torch puts in its message.
+    r"""The error of a DataLoader worker without the traceback torch puts in its message.
 
     torch re-raises a worker's exception as ``Caught <Type> in DataLoader worker process N.
     Original Traceback (most recent call last): ...``; the last line holds the message.
