@@ -125,9 +125,12 @@ def read_checkpoint(
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        if "weights_only" not in str(err) and "GLOBAL" not in str(err):
+        # Junk bytes fail in the same unpickler ("Unsupported operand"): only a refused class
+        # or function means the file holds more than weights.
+        if not any(word in str(err) for word in ("GLOBAL", "unrecognized function")):
             raise RCOTError(
-                f"{key}: {path} is not a readable PyTorch checkpoint ({_first_line(err)})"
+                f"{key}: {path} is not a readable PyTorch checkpoint (its bytes are not a "
+                "pickle torch.save wrote)"
             ) from err
         raise RCOTError(
             f"{key}: {path} holds more than tensors and plain values ({_needed_global(err)}); "
