@@ -29,6 +29,7 @@ from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
+from rcot_lightning.trust import plain
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ BUILD_CONFIG_KEY = "rcot_build_config"
 _ITERATION_KEY = "rcot_iteration"
 _EMA_PREFIX = "map_ema."
 _EMA_COUNT_KEY = "map_ema.n_averaged"
+#: A gradient-penalty weight above this is a typo or a probe, not a setting (the paper uses 10).
+_LARGE_PENALTY_WEIGHT = 1e6
 
 
 def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dict[str, Any]:
@@ -228,7 +231,8 @@ class RCOTModule(L.LightningModule):
         self._potential_optimizer = potential_optimizer or _default_rmsprop(1e-4)
         self._map_scheduler = map_scheduler
         self._potential_scheduler = potential_scheduler
-        self.build_config = dict(build_config) if build_config is not None else None
+        # Plain containers: a checkpoint must load with torch.load(weights_only=True).
+        self.build_config = plain(build_config) if build_config is not None else None
         self.iteration = 0
         self.skipped_updates = 0
         self._bad_streak = 0
@@ -403,10 +407,22 @@ class RCOTModule(L.LightningModule):
             raise DivergedError(
                 f"training stopped at iteration {self.iteration}: {limit} iterations in a row "
                 f"had a non-finite loss or gradient ({', '.join(self._skipped_now)}), the weights "
-                "are those of the last finite update (last.ckpt); lower the learning rates "
-                "(model.map_optimizer.lr, model.potential_optimizer.lr) or clip gradients "
-                "(model.map_grad_clip); model.max_bad_steps sets the limit"
+                f"are those of the last finite update (last.ckpt); {self._divergence_advice()}; "
+                "model.max_bad_steps sets the limit"
             )
+
+    def _divergence_advice(self) -> str:
+        """What to change: a weight of the objective far off its usual range overflows first."""
+        lambda_gp = float(self.objective.lambda_gp)
+        if not lambda_gp <= _LARGE_PENALTY_WEIGHT:
+            return (
+                f"model.objective.lambda_gp={lambda_gp:g} overflows the gradient penalty; use "
+                "a value near the usual 10"
+            )
+        return (
+            "lower the learning rates (model.map_optimizer.lr, model.potential_optimizer.lr) "
+            "or clip gradients (model.map_grad_clip)"
+        )
 
     def _score(self, images: Tensor) -> Tensor:
         scores = self.potential(images)
@@ -493,6 +509,11 @@ class RCOTModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning's hook order puts this one last: hyper-parameters given as OmegaConf nodes
+        # or paths become plain values, so the file loads with torch.load(weights_only=True).
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = plain(checkpoint[key])
         checkpoint[_ITERATION_KEY] = self.iteration
         if self.build_config is not None:
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
@@ -502,4 +523,4 @@ class RCOTModule(L.LightningModule):
         upgrade_checkpoint(checkpoint)
         self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
-            self.build_config = checkpoint[BUILD_CONFIG_KEY]
+            self.build_config = plain(checkpoint[BUILD_CONFIG_KEY])
