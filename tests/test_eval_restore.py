@@ -276,13 +276,13 @@ def test_restore_self_ensemble_writes_the_averaged_map(
 
     image = _save_image(tmp_path / "photo.png", 29, 43, seed=2)
 
-    def run(*overrides: str) -> Path:
+    def run(*overrides: str, output: str = "out") -> Path:
         (path,) = restore_files(
             compose_config(
                 "restore",
                 f"ckpt_path={trained_checkpoint}",
                 f"input={image}",
-                f"output={tmp_path / 'out'}",
+                f"output={tmp_path / output}",
                 "tile=null",
                 *overrides,
             )
@@ -295,7 +295,8 @@ def test_restore_self_ensemble_writes_the_averaged_map(
         expected = restore_image(net, read_image(image)[None], ensemble=8)[0].clamp(0, 1)
     assert (ensembled - expected).abs().max() <= 1 / 255 + 1e-6
     with pytest.raises(RCOTError, match=r"ensemble must be one of 1, 2, 4, 8 .* got 3"):
-        run("ensemble=3")
+        run("ensemble=3", output="refused")
+    assert not (tmp_path / "refused").exists()
 
 
 @pytest.mark.parametrize("module", ["rcot_lightning.eval", "rcot_lightning.restore"])

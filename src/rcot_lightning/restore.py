@@ -187,6 +187,12 @@ def restore_files(cfg: DictConfig) -> Restored:
     from rcot_lightning.visualize import save_png
 
     set_max_megapixels(cfg.get("max_megapixels", 178))
+    ensemble = cfg.get("ensemble", 1)
+    if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
+        raise RCOTError(
+            f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
+            f"all flips and 90-degree rotations at 8x the time), got {ensemble!r}"
+        )
     device = _device(str(cfg.get("device", "auto")))
     trust, targets = trust_settings(cfg)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
@@ -204,12 +210,6 @@ def restore_files(cfg: DictConfig) -> Restored:
     if tile is not None and not 0 <= overlap < tile:
         raise RCOTError(f"tile_overlap must be in [0, tile={tile}), got {overlap}")
     precision = str(cfg.get("precision", "32"))
-    ensemble = cfg.get("ensemble", 1)
-    if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
-        raise RCOTError(
-            f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
-            f"all flips and 90-degree rotations at 8x the time), got {ensemble!r}"
-        )
 
     app.report(f"model: {chosen.source}")
     result = Restored()
