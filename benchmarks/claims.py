@@ -489,7 +489,7 @@ def _ci(row: dict[str, Any], digits: int = 2) -> str:
         return "-"
     if row["lo"] is None:
         return f"{row['mean']:.{digits}f} (n=1)"
-    return f"{row['mean']:.{digits}f} ± {row['half_width']:.{digits}f}"
+    return f"{row['mean']:.{digits}f} ± {row['half_width']:.{digits}f} (n={row['n']})"
 
 
 def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
@@ -506,7 +506,7 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
         lines.append(
             f"| {row['id']}: {row['claim']} | {VARIANTS[row['a']].label} | "
             f"{VARIANTS[row['b']].label} | {_ci(row['psnr_a'])} | {_ci(row['psnr_b'])} | "
-            f"{_ci(row['psnr_diff'])} (n={row['psnr_diff']['n']}) | "
+            f"{_ci(row['psnr_diff'])} | "
             f"{_ci(row['ssim_diff'], 3)} | {row['target']} | **{row['verdict']}** |"
         )
     lines += [
@@ -517,7 +517,7 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
     for key, row in summary["variants"].items():
         lines.append(
             f"| `{key}`: {row['label']} | {_ci(row['psnr'])} | {_ci(row['ssim'], 3)} | "
-            f"{_ci(row['iterations'], 0)} | {_ci(row['budget_cpu_minutes'], 1)} | "
+            f"{_ci(row['iterations'], 0)} | {_ci(row['budget_cpu_minutes'], 2)} | "
             f"{len(row['seeds'])} |"
         )
     inputs = ", ".join(f"{t} {v['psnr']:.2f} dB" for t, v in report["inputs"].items())

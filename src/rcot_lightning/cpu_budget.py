@@ -89,7 +89,7 @@ class CPUBudget(Callback):
         stop = trainer.strategy.broadcast(self.spent_seconds >= self.budget_seconds)
         if stop and not trainer.should_stop:
             log.info(
-                "CPU budget of %.1f minutes used (%.1f CPU minutes): stopping",
+                "CPU budget of %.3g minutes used (%.3g CPU minutes): stopping",
                 self.budget_seconds / 60,
                 self.spent_seconds / 60,
             )
