@@ -101,7 +101,8 @@ class VarietyDataModule(SamplesDataModule):
     coffee); only training changes.
 
     Args:
-        dead_leaves: number of generated dead-leaves training images (0: none).
+        dead_leaves: number of generated dead-leaves training images (0: none), drawn at
+            set-up.
         dead_leaves_size: their side in pixels.
         scales: the training photos are used at each of these scales (``[1.0]``: as they are).
         unpaired: draw degraded and clean crops independently, from disjoint images.
@@ -180,7 +181,13 @@ class VarietyDataModule(SamplesDataModule):
         if self.train_images:
             parts.append(_scaled_photos(self.train_images, self.scales))
         if self.dead_leaves:
-            parts.append(DeadLeavesImages(self.dead_leaves, self.dead_leaves_size, self.seed))
+            generated = DeadLeavesImages(self.dead_leaves, self.dead_leaves_size, self.seed)
+            # Draw them all now, at set-up (about 0.5 CPU s per 256 x 256 image), not lazily in
+            # the first epochs: a CPU budget or a speed measurement then covers training alone,
+            # every training mode pays the same, and worker processes inherit the images.
+            for i in range(len(generated)):
+                generated.load(i)
+            parts.append(generated)
         images = ConcatImages(parts)
         groups: dict[str, list[int]] = {}
         for i, name in enumerate(images.names):
