@@ -68,7 +68,7 @@ def paired_difference(a: dict[str, float], b: dict[str, float]) -> dict[str, Any
     Example:
         >>> d = paired_difference({"0": 30.0, "1": 31.0, "2": 29.0}, {"0": 29.0, "1": 30.5})
         >>> d["seeds"], d["mean"], round(d["hi"], 3)
-        (['0', '1'], 0.75, 11.427)
+        (['0', '1'], 0.75, 3.927)
     """
     seeds = sorted(set(a) & set(b), key=lambda s: (len(s), s))
     return {**interval([a[s] - b[s] for s in seeds]), "seeds": seeds}
