@@ -8,9 +8,10 @@ loading is: ``data.num_workers=0``). A cheaper variant gets more iterations from
 budget, so a comparison is at equal compute. CPU time per iteration still rises with the
 machine's load (caches and cores are shared: the unpaired recipe took 0.22 CPU s per iteration
 alone, 0.49 at a load average of 10 on 2 cores), so run the study on a quiet machine; runs go
-seed by seed, so the two runs of a claim's pair train side by side. Every run uses the same map (``--model``, default
-``rcot_small``) and the same data: ``data=variety`` with 256 dead-leaves images and the four
-scikit-image training photos at scales 1 and 0.5, random 48x48 crops, batch 8, seeded by the
+seed by seed, so the two runs of a claim's pair train side by side. Every run uses the same
+map (``--model``, default ``rcot_small``) and the same data: ``data=variety`` with 256
+dead-leaves images (drawn at set-up, outside the budget) and the four scikit-image training
+photos at scales 1 and 0.5, random 48x48 crops, batch 8, seeded by the
 run's seed (``seed`` and ``data.seed``). The last weights are scored (the EMA copy when the
 recipe has one); nothing is chosen on validation data.
 
