@@ -5,8 +5,10 @@ trains or validates on) and each sigma, one noisy copy is drawn with a seed fixe
 sigma, photo), the same way the model was trained (``GaussianNoise``: clipped to [0, 1] and
 rounded to 8 bits). Then:
 
-* ``pretrained``: the bundled map (``--model``), blind (it is not told sigma), in overlapping
-  ``--tile`` tiles as ``rcot-restore`` runs it, clamped to [0, 1];
+* each bundled map of ``--model`` (one column per map, and per ``--ensemble`` size above 1,
+  named ``<model>+ens<n>``), blind (it is not told sigma), in overlapping ``--tile`` tiles as
+  ``rcot-restore`` runs it, clamped to [0, 1]. The noisy input is exactly what ``rcot-restore``
+  reads from an 8-bit PNG of it (clipped, rounded to 1/255);
 * ``bm3d``: ``bm3d.bm3d_rgb`` of the ``bm3d`` package, *told* the true sigma (its usual,
   non-blind use), clipped to [0, 1];
 * ``noisy``: the input itself.
@@ -20,6 +22,7 @@ Run::
     python benchmarks/pretrained_quality.py                      # 3 photos x sigma 15/25/50
     python benchmarks/pretrained_quality.py --methods pretrained --crop 64 --sigmas 25  # smoke
     python benchmarks/pretrained_quality.py --methods pretrained --precision bf16  # bf16 autocast
+    python benchmarks/pretrained_quality.py --model denoise-blind denoise-blind-fast --ensemble 1 8
 """
 
 from __future__ import annotations
@@ -80,7 +83,12 @@ def _mean(rows: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="a bundled entry")
+    parser.add_argument(
+        "--model", nargs="+", default=[DEFAULT_MODEL], help="bundled entries, side by side"
+    )
+    parser.add_argument(
+        "--ensemble", type=int, nargs="+", default=[1], help="self-ensemble sizes (1: off)"
+    )
     parser.add_argument("--sigmas", type=float, nargs="+", default=[15.0, 25.0, 50.0])
     parser.add_argument("--images", nargs="+", default=list(HELDOUT_PHOTOS))
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -95,22 +103,27 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     clean = {n: _centre_crop(load_heldout(n)[None], args.crop) for n in args.images}
-    net = load(args.model) if "pretrained" in args.methods else None
+    # One column per (bundled model, ensemble size): "denoise-blind", "denoise-blind+ens8", ...
+    nets = {
+        (name if size == 1 else f"{name}+ens{size}"): (load(name), size)
+        for name in (args.model if "pretrained" in args.methods else [])
+        for size in args.ensemble
+    }
     results: dict[str, Any] = {}
-    seconds = {m: 0.0 for m in ("noisy", *args.methods)}
+    seconds = {m: 0.0 for m in ("noisy", *nets, *(m for m in args.methods if m == "bm3d"))}
     for sigma in args.sigmas:
         per_method: dict[str, dict[str, dict[str, float]]] = {m: {} for m in seconds}
         for index, (name, image) in enumerate(clean.items()):
             noisy = noisy_copy(image, sigma, seed=args.seed * 1_000_003 + int(sigma) * 101 + index)
             outputs = {"noisy": noisy}
-            if net is not None:
+            for column, (net, size) in nets.items():
                 start = time.perf_counter()
                 bf16 = args.precision == "bf16"
                 with torch.inference_mode(), torch.autocast("cpu", torch.bfloat16, enabled=bf16):
                     tile = args.tile or None
-                    restored = restore_image(net, noisy, tile=tile)
-                    outputs["pretrained"] = restored.float().clamp(0, 1)
-                seconds["pretrained"] += time.perf_counter() - start
+                    restored = restore_image(net, noisy, tile=tile, ensemble=size)
+                    outputs[column] = restored.float().clamp(0, 1)
+                seconds[column] += time.perf_counter() - start
             if "bm3d" in args.methods:
                 start = time.perf_counter()
                 outputs["bm3d"] = bm3d_restore(noisy, sigma)
@@ -120,15 +133,17 @@ def main() -> None:
         results[f"sigma{sigma:g}"] = {
             method: {"mean": _mean(rows), "per_image": rows} for method, rows in per_method.items()
         }
-    entry = available()[args.model]
+    entries = available()
     report = {
         "benchmark": "pretrained_quality",
-        "model": args.model,
-        "model_iterations": entry.info.get("iterations"),
+        "models": {
+            name: {"iterations": entries[name].info.get("iterations")} for name in args.model
+        },
+        "ensemble": args.ensemble,
         "images": {n: list(image.shape[-2:]) for n, image in clean.items()},
         "noise": "GaussianNoise(sigma): clipped to [0, 1], 8-bit; seed per (seed, sigma, photo)",
         "bm3d": "bm3d.bm3d_rgb(noisy, sigma_psd=sigma/255): told the true sigma",
-        "pretrained": f"blind; restore_image(tile={args.tile or None}, overlap=32), clamped",
+        "models_run": f"blind; restore_image(tile={args.tile or None}, overlap=32), clamped",
         "metrics": "RGB PSNR (dB) / SSIM, no border crop, mean over photos",
         "seed": args.seed,
         "threads": args.threads,

@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 import rcot_lightning.conf  # noqa: F401  (registers the config resolvers)
+from tests import hostile
 
 CONFIG_MODULE = "rcot_lightning.conf"
 
@@ -109,3 +110,14 @@ def run_cli(
 
 #: The TINY overrides as command-line arguments, plus a run short enough for a subprocess.
 TINY_CLI = (*TINY, "trainer.max_steps=4", "trainer.val_check_interval=2")
+
+
+@pytest.fixture
+def marker(tmp_path: Path) -> Iterator[Path]:
+    """A file that a hostile checkpoint must leave as it is (checked after the test), and
+    must not create a file beside (tests/hostile.py)."""
+    path = tmp_path / "marker.txt"
+    path.write_text(hostile.MARKER_TEXT)
+    yield path
+    assert path.is_file() and path.read_text() == hostile.MARKER_TEXT, "the attack ran"
+    assert not (path.parent / hostile.CREATED).exists(), "the pickle ran"

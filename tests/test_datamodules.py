@@ -237,7 +237,7 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
     [
         ({"batch_size": 0}, r"data.batch_size must be a positive integer, got 0"),
         ({"patch_size": -1}, r"data.patch_size must be a positive integer"),
-        ({"num_workers": -1}, r"data.num_workers must be an integer >= 0"),
+        ({"num_workers": -1}, r"data.num_workers must be an integer >= 0 or auto"),
         ({"samples_per_epoch": 0}, r"data.samples_per_epoch must be a positive integer"),
         ({"degradation": {"sigma": 25}}, r"data.degradation must be a degradation node"),
         ({"degradation_id": "smog"}, r"data.degradation_id: unknown degradation 'smog'"),

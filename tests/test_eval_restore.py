@@ -269,6 +269,35 @@ def test_tiled_restore_of_a_local_map_equals_the_whole_image(
     assert (tiled - untiled).abs().max() <= 1e-4
 
 
+def test_restore_self_ensemble_writes_the_averaged_map(
+    trained_checkpoint: Path, compose_config, tmp_path: Path
+) -> None:
+    from rcot_lightning.inference import restore_image
+
+    image = _save_image(tmp_path / "photo.png", 29, 43, seed=2)
+
+    def run(*overrides: str) -> Path:
+        (path,) = restore_files(
+            compose_config(
+                "restore",
+                f"ckpt_path={trained_checkpoint}",
+                f"input={image}",
+                f"output={tmp_path / 'out'}",
+                "tile=null",
+                *overrides,
+            )
+        )
+        return path
+
+    ensembled = read_image(run("ensemble=8"))
+    with torch.no_grad():
+        net = load_module(trained_checkpoint).map_for_inference
+        expected = restore_image(net, read_image(image)[None], ensemble=8)[0].clamp(0, 1)
+    assert (ensembled - expected).abs().max() <= 1 / 255 + 1e-6
+    with pytest.raises(RCOTError, match=r"ensemble must be one of 1, 2, 4, 8 .* got 3"):
+        run("ensemble=3")
+
+
 @pytest.mark.parametrize("module", ["rcot_lightning.eval", "rcot_lightning.restore"])
 def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path: Path) -> None:
     args = ["ckpt_path=missing.ckpt"]
@@ -280,4 +309,61 @@ def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path:
     assert proc.stderr.strip().splitlines() == [
         f"{prog}: error: ckpt_path: missing.ckpt does not exist; pass a .ckpt file written by "
         "rcot_lightning.train (e.g. <run folder>/checkpoints/last.ckpt)"
+    ]
+
+
+def _training_runs(root: Path, checkpoint: Path, names: list[str]) -> list[Path]:
+    """Copies of ``checkpoint`` as the last.ckpt of training runs ``names``, saved in order."""
+    import os
+    import shutil
+
+    paths = []
+    for age, name in enumerate(reversed(names)):
+        path = root / "outputs" / "train" / "runs" / name / "checkpoints" / "last.ckpt"
+        path.parent.mkdir(parents=True)
+        shutil.copy(checkpoint, path)
+        os.utime(path, (1e9 - age * 100, 1e9 - age * 100))  # the last name saved last
+        paths.append(path)
+    return paths[::-1]
+
+
+@pytest.mark.parametrize("command", ["eval", "restore", "export"])
+def test_ckpt_path_last_is_the_latest_training_run(
+    trained_checkpoint: Path,
+    compose_config,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    _, latest = _training_runs(tmp_path, trained_checkpoint, ["2026-01-01_00-00-00", "b"])
+    if command == "eval":
+        cfg = compose_config("eval", "ckpt_path=last", "split=val", "data.val_crop_size=32")
+        evaluate(cfg)
+    elif command == "restore":
+        image = _save_image(tmp_path / "x.png", 16, 16)
+        cfg = compose_config(
+            "restore", "ckpt_path=last", f"input={image}", f"output={tmp_path / 'o'}"
+        )
+        restore_files(cfg)
+    else:
+        from rcot_lightning.export import export_files
+
+        cfg = compose_config(
+            "export", "ckpt_path=last", "format=torchscript", f"output={tmp_path / 'm.pt'}"
+        )
+        export_files(cfg)
+    assert f"model: checkpoint {latest}" in capsys.readouterr().out
+
+
+def test_ckpt_path_last_without_a_training_run_says_where_it_looked(tmp_path: Path) -> None:
+    """One command stands for the three (they share ``app.checkpoint_of``)."""
+    image = _save_image(tmp_path / "x.png", 9, 9)
+    proc = run_cli(
+        "rcot_lightning.restore", "ckpt_path=last", f"input={image}", "output=o", cwd=tmp_path
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "rcot-restore: error: ckpt_path=last: no training run under ./outputs/train/runs has "
+        "a checkpoints/last.ckpt; train one first (python -m rcot_lightning.train), pass "
+        "ckpt_path=<file>.ckpt, or set train_runs=<folder holding the training runs>"
     ]

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from rcot_lightning.inference import restore_image, tile_starts
+from rcot_lightning.nets import MAP_PRESETS, TwoPassMap
 from rcot_lightning.shapes import pad_to_multiple
 
 
@@ -184,3 +185,57 @@ def test_cuda_tiled_equals_untiled_and_cpu() -> None:
     assert tiled.device.type == "cuda"
     torch.testing.assert_close(tiled, whole, atol=1e-4, rtol=0)
     torch.testing.assert_close(whole.cpu(), cpu, atol=1e-3, rtol=0)
+
+
+# --- geometric self-ensemble ------------------------------------------------------------------
+
+
+def test_each_ensemble_transform_is_undone():
+    from rcot_lightning.inference import _DIHEDRAL, _transform, _untransform
+
+    y = torch.rand(1, 3, 5, 7)
+    seen = set()
+    for turns, mirrored in _DIHEDRAL:
+        moved = _transform(y, turns, mirrored)
+        seen.add(moved.flatten().tolist().__repr__())
+        assert torch.equal(_untransform(moved, turns, mirrored), y)
+    assert len(seen) == 8  # eight distinct images: the whole dihedral group
+
+
+def test_ensemble_is_the_mean_of_the_transformed_outputs():
+    # A map that is not rotation-equivariant: the ensemble must differ from it and equal the
+    # explicit average of the 8 back-transformed outputs.
+    torch.manual_seed(0)
+    net = TwoPassMap(**MAP_PRESETS["tiny"]).eval()
+    y = torch.rand(1, 3, 24, 40)
+    with torch.no_grad():
+        expected = torch.stack(
+            [
+                torch.rot90(net(torch.rot90(y.flip(-1) if m else y, k, (-2, -1))), -k, (-2, -1))
+                for k, m in [(0, 0), (0, 1), (2, 0), (2, 1), (1, 0), (1, 1), (3, 0), (3, 1)]
+            ]
+        )
+        expected = torch.stack(
+            [e.flip(-1) if m else e for e, m in zip(expected, [0, 1] * 4, strict=True)]
+        )
+        got = restore_image(net, y, ensemble=8)
+        plain = restore_image(net, y)
+    torch.testing.assert_close(got, expected.mean(0), rtol=1e-5, atol=1e-6)
+    assert (got - plain).abs().max() > 1e-4
+
+
+def test_ensemble_works_on_tiles_of_a_non_square_image():
+    torch.manual_seed(0)
+    net = TwoPassMap(**MAP_PRESETS["tiny"]).eval()
+    y = torch.rand(1, 3, 50, 70)
+    with torch.no_grad():
+        out = restore_image(net, y, tile=32, overlap=8, ensemble=4)
+    assert out.shape == y.shape and torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("size", [0, 3, 16, True])
+def test_ensemble_size_is_checked(size):
+    from rcot_lightning.errors import ArgumentError
+
+    with pytest.raises(ArgumentError, match=r"ensemble must be one of \(1, 2, 4, 8\)"):
+        restore_image(lambda t: t, torch.rand(1, 3, 8, 8), ensemble=size)

@@ -1,77 +1,52 @@
-"""The notebooks execute top to bottom, and the numbers they compute make sense.
+"""The notebooks execute top to bottom, the numbers they compute make sense, and they are
+stored executed (with their outputs, under 1 MB each).
 
 Each notebook writes its results to the JSON file named by ``RCOT_NOTEBOOK_RESULTS`` (it skips
-that when the variable is unset, so users never see it). The kernel is this interpreter
-(``sys.executable``) through a kernelspec written into a temporary folder: the ``python3``
-kernelspec found on the Jupyter path may point at another Python (its argv is a bare
-``python``), and installing one into the environment would leave files behind.
+that when the variable is unset, so users never see it). They run in a kernel of this
+interpreter (``tests/scripts/execute_notebooks.py``, which also stores them executed).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 nbformat = pytest.importorskip("nbformat")
-nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from jupyter_client.kernelspec import KernelSpecManager  # noqa: E402  (after the skips)
-from jupyter_client.manager import KernelManager  # noqa: E402
+from tests.scripts.execute_notebooks import NOTEBOOKS, execute  # noqa: E402  (after the skips)
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-KERNEL = "rcot-lightning-test"
+#: A stored notebook's size limit: outputs, pictures included, stay small.
+MAX_BYTES = 1_000_000
 
 
 def execute_notebook(name: str, tmp_path: Path) -> dict[str, Any]:
     """Run ``notebooks/<name>`` in a fresh kernel with ``tmp_path`` as its working directory."""
     results = tmp_path / "results.json"
-    kernel_dir = tmp_path / "kernels" / KERNEL
-    kernel_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "rcot-lightning test kernel",
-        "language": "python",
-        # One thread: the suite shares the machine with other jobs. Agg: no display needed.
-        # IPython's profile goes to the temporary folder, not the user's home.
-        "env": {
-            "RCOT_NOTEBOOK_RESULTS": str(results),
-            "OMP_NUM_THREADS": "1",
-            "MPLBACKEND": "Agg",
-            "IPYTHONDIR": str(tmp_path / "ipython"),
-        },
-    }
-    (kernel_dir / "kernel.json").write_text(json.dumps(spec))
-    manager = KernelManager(
-        kernel_name=KERNEL,
-        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")]),
-        # The connection file too, so nothing is written under the home directory.
-        connection_file=str(tmp_path / "connection.json"),
+    # Agg: no figure output is needed to check the numbers.
+    execute(
+        NOTEBOOKS / name, tmp_path, {"RCOT_NOTEBOOK_RESULTS": str(results), "MPLBACKEND": "Agg"}
     )
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = nbclient.NotebookClient(
-        notebook,
-        km=manager,
-        timeout=300,
-        resources={"metadata": {"path": str(tmp_path)}},
-    )
-    # The client shuts down only kernels it started itself; this one it must stop too.
-    client.execute(cleanup_kc=True)
     return json.loads(results.read_text())
 
 
 @pytest.mark.parametrize("name", ["quickstart.ipynb", "residual_analysis.ipynb"])
-def test_committed_notebooks_have_no_outputs(name: str) -> None:
-    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+def test_committed_notebooks_are_stored_executed(name: str) -> None:
+    """Every code cell ran, in order, without error (python -m tests.scripts.execute_notebooks)."""
+    path = NOTEBOOKS / name
+    notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
+    assert path.stat().st_size < MAX_BYTES
+    counts = [c.execution_count for c in notebook.cells if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))
     for cell in notebook.cells:
         if cell.cell_type == "code":
-            assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+            assert all(o.output_type != "error" for o in cell.outputs), cell.source[:80]
 
 
 def test_quickstart_trains_validates_and_restores(tmp_path: Path) -> None:

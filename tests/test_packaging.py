@@ -97,6 +97,8 @@ def test_wheel_ships_every_config(wheel: Path) -> None:
     assert bundled >= {
         "rcot_lightning/weights/denoise-blind.pt",
         "rcot_lightning/weights/denoise-blind.yaml",
+        "rcot_lightning/weights/denoise-blind-fast.pt",
+        "rcot_lightning/weights/denoise-blind-fast.yaml",
     }
     assert bundled <= names, sorted(bundled - names)
     entry_points = (

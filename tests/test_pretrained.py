@@ -192,8 +192,12 @@ def _broken_checkpoint(tmp_path: Path) -> Path:
 def test_restore_speed_benchmark_reports_cpu_seconds() -> None:
     from tests.test_benchmarks import run_benchmark
 
-    report = run_benchmark("restore_speed.py", "--megapixels", "0.05")
+    report = run_benchmark("restore_speed.py", "--megapixels", "0.05", "--ensemble", "1", "2")
     assert report["model"] == DEFAULT_MODEL and report["threads"] == 1
+    settings = [(r["precision"], r["ensemble"]) for r in report["runs"]]
+    assert settings == [("32", 1), ("32", 2), ("bf16", 1), ("bf16", 2)]
+    assert report["cpu_s"] == report["runs"][0]["cpu_s"]
+    assert report["runs"][0]["cpu_ratio_to_first"] == 1.0
     assert report["size"] == [194, 258]
     assert report["cpu_s"] > 0 and report["wall_s"] > 0
     # Both figures are rounded (cpu_s to 1 ms, the 12 MP one to 0.1 s): on an idle machine this
@@ -211,8 +215,8 @@ def test_quality_benchmark_scores_the_bundled_model() -> None:
         *("--methods", "pretrained", "--crop", "48", "--sigmas", "25", "--images", "china"),
     )
     result = report["results"]["sigma25"]
-    assert set(result) == {"noisy", "pretrained"}
-    assert result["pretrained"]["mean"]["psnr"] > result["noisy"]["mean"]["psnr"]
+    assert set(result) == {"noisy", DEFAULT_MODEL}
+    assert result[DEFAULT_MODEL]["mean"]["psnr"] > result["noisy"]["mean"]["psnr"]
 
 
 def test_the_recipe_config_composes_and_builds(compose_train) -> None:
@@ -222,9 +226,16 @@ def test_the_recipe_config_composes_and_builds(compose_train) -> None:
 
     cfg = compose_train("experiment=denoise_blind", tiny=False)
     assert list(cfg.data.degradation.sigma) == [0, 50]
-    assert cfg.model.ema_decay == 0.995 and cfg.model.objective.supervised_weight == 1000.0
-    assert cfg.model.objective.potential_weight > 0 and cfg.model.objective.fourier_weight > 0
-    assert cfg.model.transport_map.dim == 8 and cfg.data.patch_size == 64
+    assert cfg.model.ema_decay == 0.999 and cfg.model.objective.supervised_weight == 1.0
+    assert cfg.model.objective.potential_weight == 0 and cfg.model.objective.fourier_weight == 0
+    assert cfg.model.transport_map.dim == 16 and cfg.data.patch_size == 64
+    assert cfg.trainer.precision == "bf16-mixed"
+    # Training data: scikit-image photos and generated images only, never a held-out photo.
+    from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+    from rcot_lightning.data.samples import GREY_PHOTOS
+
+    assert set(GREY_PHOTOS) <= set(cfg.data.train_images)
+    assert not set(cfg.data.train_images) & set(HELDOUT_PHOTOS)
     module = build_module(as_dict(cfg.model))
     assert module.map_ema is not None
     stored = torch.load(available()[DEFAULT_MODEL].weights, weights_only=True)

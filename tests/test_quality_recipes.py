@@ -1,5 +1,5 @@
-"""The quality recipes (experiment=unpaired_denoise, best_cpu_denoise) hold what the README's
-Quality section measured, and train with the tiny model."""
+"""The quality recipes (experiment=unpaired_denoise, best_cpu_denoise) hold what docs/quality.md
+measured, and train with the tiny model."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
-"""Recipes: which one a run gets, what the README's commands compose to, the paper's epochs.
+"""Recipes: which one a run gets, what the documented commands compose to, the paper's epochs.
 
-The README's "Training on your own folders" and "Configs" commands are composed here with
-placeholder folders of 200 tiny images, and their key figures checked against ``README_TABLE``.
+The training commands of ``docs/training.md`` and ``docs/configs.md`` are composed here with
+placeholder folders of 200 tiny images, and their key figures checked against ``DOCS_TABLE``
+(the tables of those pages).
 """
 
 from __future__ import annotations
@@ -19,15 +20,17 @@ from rcot_lightning.recipe import RecipeFacts, check_recipe, describe, recipe_na
 from rcot_lightning.train import run
 from tests.conftest import TINY, run_cli
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+#: The pages whose training commands and tables this file checks.
+PAGES = (DOCS / "training.md", DOCS / "configs.md")
 
-#: Images in every placeholder folder (the README's table counts iterations for 200 images).
+#: Images in every placeholder folder (the pages' table counts iterations for 200 images).
 IMAGES = 200
 
-#: The README's training commands, by a piece of text unique to each, and what they must
+#: The documented training commands, by a piece of text unique to each, and what they must
 #: compose to: recipe, iterations per epoch, epochs (or the max_steps cap in iterations), patch,
 #: last potential channel count, map optimiser and learning rate.
-README_TABLE = {
+DOCS_TABLE = {
     "task=derain data=paired data.train": ("standard", 24_000, 51, 128, 256, "RMSprop", 5e-5),
     "model=rcot hardware=gpu": ("standard", 24_000, 51, 128, 512, "RMSprop", 5e-5),
     "task=dehaze data=unpaired": ("standard", 66, 51, 128, 256, "RMSprop", 5e-5),
@@ -40,7 +43,7 @@ README_TABLE = {
     "experiment=paper_denoise": ("paper_denoise", 333, 1000, 128, 512, "RMSprop", 5e-5),
 }
 
-#: The authors' file-list repeats and the training-set sizes the README's paper table assumes:
+#: The authors' file-list repeats and the training-set sizes docs/configs.md's paper table assumes:
 #: task -> (repeat, images, iterations per epoch at batch 3, total over 51 epochs).
 PAPER_EPOCHS = {
     "denoise": (5, 400 + 4744, 8573, 437_223),
@@ -54,13 +57,9 @@ PAPER_EPOCHS = {
 }
 
 
-def _readme_commands() -> list[str]:
-    """Every ``python -m rcot_lightning.train`` command of the two README sections."""
-    text = README.read_text()
-    sections = re.split(r"^## ", text, flags=re.M)
-    chosen = "".join(
-        s for s in sections if s.startswith(("Training on your own folders\n", "Configs\n"))
-    )
+def _documented_commands() -> list[str]:
+    """Every ``python -m rcot_lightning.train`` command of the two pages."""
+    chosen = "".join(page.read_text() for page in PAGES)
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", chosen, flags=re.S):
         joined = block.replace("\\\n", " ")
@@ -74,7 +73,7 @@ def _readme_commands() -> list[str]:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder of 200 tiny 128x128 images, standing in for every folder of the README."""
+    """One folder of 200 tiny 128x128 images, standing in for every documented folder."""
     root = tmp_path_factory.mktemp("images")
     for i in range(IMAGES):
         Image.new("RGB", (128, 128), color=(i, 50, 100)).save(root / f"{i:03d}.png")
@@ -87,17 +86,17 @@ def _args(command: str, folder: Path) -> list[str]:
     return [f"{a.split('=')[0]}={folder}" if a.split("=")[0].endswith("_dir") else a for a in args]
 
 
-def test_readme_commands_are_all_in_the_table() -> None:
-    commands = _readme_commands()
-    assert len(commands) == len(README_TABLE)
-    for key in README_TABLE:
+def test_documented_commands_are_all_in_the_table() -> None:
+    commands = _documented_commands()
+    assert len(commands) == len(DOCS_TABLE)
+    for key in DOCS_TABLE:
         assert sum(key in c for c in commands) == 1, key
 
 
-@pytest.mark.parametrize("key", list(README_TABLE))
-def test_readme_command_composes_to_its_figures(compose_train, folder: Path, key: str) -> None:
-    command = next(c for c in _readme_commands() if key in c)
-    recipe, per_epoch, epochs, patch, potential, optimizer, lr = README_TABLE[key]
+@pytest.mark.parametrize("key", list(DOCS_TABLE))
+def test_documented_command_composes_to_its_figures(compose_train, folder: Path, key: str) -> None:
+    command = next(c for c in _documented_commands() if key in c)
+    recipe, per_epoch, epochs, patch, potential, optimizer, lr = DOCS_TABLE[key]
     cfg = compose_train(*_args(command, folder), tiny=False)
     from hydra.core.hydra_config import HydraConfig
 
@@ -165,7 +164,7 @@ def test_paper_recipes_iterate_per_epoch_as_the_authors(
     compose_train, folder: Path, task: str
 ) -> None:
     repeat, images, per_epoch, total = PAPER_EPOCHS[task]
-    assert per_epoch == images * repeat // 3 and total == 51 * per_epoch  # the README's table
+    assert per_epoch == images * repeat // 3 and total == 51 * per_epoch  # docs/configs.md's table
     cfg = compose_train(f"experiment=paper_{task}", tiny=False)
     # `in` is False for a mandatory (???) value: look at the node's keys.
     keys = set(cfg.data.keys())
@@ -246,6 +245,7 @@ def test_describe_shows_an_uncapped_recipe() -> None:
     [
         ({"trainer": {"max_steps": 1}, "model": {"n_critic": 1}}, [], "max_steps=1 is less"),
         ({"trainer": {"max_steps": 2}, "model": {"n_critic": 2}}, [], "n_critic \\+ 1 = 3"),
+        ({"trainer": {"max_steps": 5}, "model": {"n_critic": 1}}, [], "max_steps=4 \\(2 it"),
         (
             {"data": {"_target_": "x.UnpairedDataModule"}},
             ["model.objective.supervised_weight=10"],
@@ -275,6 +275,12 @@ def test_settings_that_mean_something_pass() -> None:
             "model.n_critic + 1 = 2 optimizer steps; use trainer.max_steps=2*N for N iterations",
         ),
         (
+            ["trainer.max_steps=5"],
+            "rcot-train: error: trainer.max_steps=5 is not a whole number of iterations: an "
+            "iteration is model.n_critic + 1 = 2 optimizer steps; use trainer.max_steps=4 (2 "
+            "iterations) or trainer.max_steps=6 (3 iterations)",
+        ),
+        (
             ["data=unpaired", "data.clean_dir=FOLDER", "model.objective.supervised_weight=100"],
             "rcot-train: error: model.objective.supervised_weight=100 has no effect with unpaired "
             "data (data=unpaired has no targets, so the supervised term never applies); use "
@@ -286,7 +292,7 @@ def test_settings_that_mean_something_pass() -> None:
             "rcot-train: error: 200 images are smaller than data.patch_size=256",
         ),
     ],
-    ids=["max_steps", "unpaired-supervised", "patch"],
+    ids=["max_steps", "odd-max_steps", "unpaired-supervised", "patch"],
 )
 def test_meaningless_settings_end_in_one_line(
     args: list[str], expected: str, folder: Path, tmp_path: Path
@@ -335,11 +341,13 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
     assert "batch      : 3 per device, 12 global (4 devices)" in describe(facts)
     assert "precision bf16-mixed" in describe(facts)
     assert facts.epoch == "60 crops = 6 x 10 training images (data.repeat)"
-    assert "supervised l1 x0," in facts.loss
-    # Unpaired data has no targets: the block says the supervised term does nothing.
+    # Only the terms that act: a supervised weight of 0 is left out.
+    assert facts.loss == "transport rms x1, Fourier x1, gradient penalty x10"
+    # Unpaired data has no targets: a supervised weight does nothing, so it is not listed.
+    cfg["model"]["objective"]["supervised_weight"] = 1e4
     cfg["data"]["_target_"] = "rcot_lightning.data.datamodules.UnpairedDataModule"
     facts = collect(trainer, module, cfg, {"recipe": "standard", "data": "unpaired"})
-    assert "supervised l1 x0 (unused: the data has no targets)," in facts.loss
+    assert "supervised" not in facts.loss
 
 
 def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train) -> None:
@@ -366,5 +374,6 @@ def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train
     text = describe(facts)
     assert "6,000 (trainer.max_steps=6000, 1 step each: the potential is off)" in text
     assert "potential  : off (model.objective.potential_weight=0" in text
+    assert "gradient penalty" not in text  # no potential, no penalty
     with pytest.raises(RCOTError, match="an iteration is one map step"):
         check_recipe({"trainer": {"max_steps": 0}, "model": model})

@@ -120,8 +120,8 @@ def test_a_failed_write_keeps_the_previous_output_and_leaves_no_temporary_file(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(visualize, "save_png", half_written)
-    with pytest.raises(OSError, match="No space left"):
-        _restore(compose_config, tiny_checkpoint, source, out)
+    with pytest.raises(RCOTError, match=r"cannot write .*a\.png \(No space left on device\)"):
+        _restore(compose_config, tiny_checkpoint, source, out, "overwrite=true")
     assert _hashes(out) == previous  # a.png intact, no .tmp-* file
 
 

@@ -25,8 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from rcot_lightning.conf import register_resolvers
-from rcot_lightning.crash_log import report_unexpected
-from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError
+from rcot_lightning.crash_log import report_unexpected, write_traceback
+from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError, StopNow
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -80,6 +80,18 @@ def _instantiated_key(err: BaseException) -> str | None:
     return None
 
 
+def _chain(err: BaseException) -> list[BaseException]:
+    """``err`` and the exceptions it was raised from or during, outermost first."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
 def user_error_message(err: BaseException) -> str | None:
     """The one-line message for an error a user caused, or None for a bug.
 
@@ -93,27 +105,31 @@ def user_error_message(err: BaseException) -> str | None:
     from hydra.errors import HydraException
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    seen: set[int] = set()
-    chain: list[BaseException] = []
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    chain = _chain(err)
     for position, item in enumerate(chain):
         if isinstance(item, ArgumentError):
             # Built by Hydra from a config node: name the argument by its config key.
             key = next(filter(None, map(_instantiated_key, chain[:position])), None)
             return _one_line(item.at(key) if key else str(item))
         if isinstance(item, RCOTError):
-            return _one_line(str(item))
+            return _one_line(worker_message(str(item)) or str(item))
     for item in chain:
         if isinstance(item, (HydraException, OmegaConfBaseException, MisconfigurationException)):
             text = str(item).split("\nConfig search path:")[0]
             message = _one_line(text)
+            if "LexerNoViableAlt" in message or "token recognition error" in message:
+                message += (
+                    "; quote a value that has spaces, ~, non-ASCII letters or other special "
+                    "characters, e.g. \"data.root='~/my photos'\""
+                )
             cause = item.__cause__
             if isinstance(cause, (TypeError, ValueError)) and str(cause) not in message:
                 message = f"{message}: {_one_line(str(cause))}"
+            if "Could not override 'data.root'" in message:
+                message += (
+                    "; with several tasks (experiment=allinone, data=allinone) each task has its "
+                    "own root: data.tasks.<task>.root=... (e.g. data.tasks.noise.root=...)"
+                )
             if "Could not override 'data.degradation" in message:
                 message += (
                     "; data.degradation is the task's: override task.degradation.<key> "
@@ -121,6 +137,46 @@ def user_error_message(err: BaseException) -> str | None:
                 )
             return message
     return None
+
+
+def worker_message(text: str) -> str | None:
+    r"""The error of a DataLoader worker without the traceback torch puts in its message.
+
+    torch re-raises a worker's exception as ``Caught <Type> in DataLoader worker process N.
+    Original Traceback (most recent call last): ...``; the last line holds the message.
+
+    Example:
+        >>> worker_message("Caught RCOTError in DataLoader worker process 0.\nOriginal "
+        ...                "Traceback (most recent call last):\n  File x\n"
+        ...                "rcot_lightning.errors.RCOTError: image a.png is corrupt")
+        'image a.png is corrupt'
+        >>> worker_message("plain") is None
+        True
+    """
+    if not text.startswith("Caught ") or "Original Traceback" not in text:
+        return None
+    last = next((line for line in reversed(text.splitlines()) if line.strip()), "")
+    head, colon, message = last.partition(": ")
+    return message.strip() if colon and " " not in head else last.strip()
+
+
+#: Exit status of a command stopped by Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED = 130
+
+
+def interrupted(prog: str, err: BaseException) -> NoReturn:
+    """Print one line for a Ctrl-C and exit 130 (atomic writes leave no partial file)."""
+    import signal
+
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the line
+    detail = f" ({err})" if str(err) else ""
+    sys.stderr.write(
+        f"{prog}: interrupted by Ctrl-C{detail}; files already written are complete and no "
+        "partial file was left\n"
+    )
+    sys.stderr.flush()
+    raise SystemExit(INTERRUPTED)
 
 
 def fail(prog: str, message: str) -> NoReturn:
@@ -151,13 +207,46 @@ def exit_on_user_error(prog: str) -> Iterator[None]:
     """
     try:
         yield
+    except (KeyboardInterrupt, StopNow) as err:
+        if full_error_asked():
+            raise
+        interrupted(prog, err)
     except Exception as err:
         if full_error_asked():
             raise
         message = user_error_message(err)
         if message is None:
             report_unexpected(prog, err)
+        if worker_message(str(err)) is not None or any(worker_message(str(e)) for e in _chain(err)):
+            message += f" (worker traceback: {write_traceback(prog, err)})"
         fail(prog, message)
+
+
+#: Characters of Hydra's override grammar: a value holding one is left as the user wrote it.
+_GRAMMAR = set("[]{}(),'\"\\=$ ")
+
+
+def quote_path_value(arg: str) -> str:
+    """``key=~/x`` or a non-ASCII value as ``key='~/x'``, which Hydra's grammar accepts.
+
+    Hydra's lexer rejects an unquoted ``~`` and non-ASCII letters (``data.root=~/Rain100L``, a
+    path with accents); the README's commands are typed that way. Values with any grammar
+    character (lists, sweeps, interpolations, quotes) are left alone.
+
+    Example:
+        >>> quote_path_value("data.root=~/Rain100L"), quote_path_value("input=/tmp/été.png")
+        ("data.root='~/Rain100L'", "input='/tmp/été.png'")
+        >>> quote_path_value("~callbacks.x"), quote_path_value("a=[1,2]"), quote_path_value("a=1")
+        ('~callbacks.x', 'a=[1,2]', 'a=1')
+    """
+    key, equals, value = arg.partition("=")
+    if not equals or not value or not re.fullmatch(r"[+~]{0,2}[\w.\-/@]+", key):
+        return arg
+    if "~" not in value and value.isascii():
+        return arg
+    if _GRAMMAR & set(value):
+        return arg
+    return f"{key}='{value}'"
 
 
 def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
@@ -167,6 +256,7 @@ def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
     with status 1, unless ``HYDRA_FULL_ERROR=1``: then it raises the error, which is reported
     here like an error of the task.
     """
+    sys.argv = [*sys.argv[:1], *map(quote_path_value, sys.argv[1:])]
     saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
     os.environ[_ASKED] = "1" if full_error_asked() else "0"
     os.environ[_FULL_ERROR] = "1"
@@ -281,6 +371,22 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     return trainer
 
 
+def checkpoint_of(cfg: DictConfig) -> str | None:
+    """The command's ``ckpt_path`` (``None`` when unset), ``last`` resolved to the
+    ``checkpoints/last.ckpt`` of the latest training run under ``cfg.train_runs``.
+
+    Raises:
+        RCOTError: ``ckpt_path=last`` and no training run has a ``last.ckpt`` (the message
+            names the folder searched and what to pass instead).
+    """
+    from rcot_lightning.run_folder import checkpoint_path
+
+    value = cfg.get("ckpt_path")
+    if value is None or str(value) == "":
+        return None
+    return str(checkpoint_path(str(value), str(cfg.get("train_runs", "outputs/train/runs"))))
+
+
 def job_overrides() -> list[str]:
     """This Hydra job's overrides (one job of a sweep: its chosen values); [] outside Hydra."""
     from hydra.core.hydra_config import HydraConfig
@@ -338,18 +444,23 @@ def _check_extra(key: str, target: str) -> None:
 
 
 def single_log_handlers() -> None:
-    """Stop Lightning's console handler from printing every message a second time.
+    """A console with the run's own lines: each message once, no third-party advertisements.
 
     ``import lightning`` attaches a console handler to the ``lightning`` logger that also
-    propagates to the root logger, to which Hydra attaches its own console and file handlers.
+    propagates to the root logger, to which Hydra attaches its own console and file handlers:
+    that handler is removed. Lightning's tips about its cloud services and deprecation warnings
+    between two dependencies are dropped (:func:`rcot_lightning.console.quiet_third_party`).
     """
     import lightning  # noqa: F401  (attaches the handler being removed)
+
+    from rcot_lightning.console import quiet_third_party
 
     if logging.getLogger().handlers:
         logger = logging.getLogger("lightning")
         for handler in list(logger.handlers):
             if type(handler) is logging.StreamHandler:
                 logger.removeHandler(handler)
+    quiet_third_party()
 
 
 # -------------------------------------------------------------------------------- summary
@@ -365,11 +476,22 @@ def _fmt(value: Any, digits: int) -> str:
     return f"{float(value):.{digits}f}"
 
 
+def checkpoint_files(trainer: Any) -> tuple[str, str, str] | None:
+    """``(folder, best, last)`` of the trainer's checkpoint callback (``""`` for none yet)."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None or not getattr(checkpoint, "dirpath", None):
+        return None
+    best = getattr(checkpoint, "best_model_path", "") or ""
+    last = getattr(checkpoint, "last_model_path", "") or ""
+    return str(checkpoint.dirpath), best, last
+
+
 def training_summary(
     trainer: Any,
     metrics: Mapping[str, Any],
     image_paths: list[str],
     iterations: int | None = None,
+    files: tuple[str, str, str] | None = None,
 ) -> str:
     """A few lines: validation PSNR/SSIM of the input and of the output, where files are.
 
@@ -379,12 +501,14 @@ def training_summary(
         image_paths: pictures written by the image callback.
         iterations: the iterations trained (read after fit: testing the best checkpoint loads
             its iteration count into the module); default the module's count.
+        files: :func:`checkpoint_files` read after fit (testing a checkpoint restores the
+            callback's state of that time); default read now.
     """
     lines = ["", "RCOT training summary"]
     psnr_in, ssim_in = metrics.get("val/psnr_input"), metrics.get("val/ssim_input")
     psnr_out, ssim_out = metrics.get("val/psnr"), metrics.get("val/ssim")
     if psnr_out is not None:
-        gain = "" if psnr_in is None else f"  (+{float(psnr_out) - float(psnr_in):.2f} dB)"
+        gain = "" if psnr_in is None else f"  ({float(psnr_out) - float(psnr_in):+.2f} dB)"
         lines += [
             f"  validation input   : PSNR {_fmt(psnr_in, 2)} dB  SSIM {_fmt(ssim_in, 4)}",
             f"  validation restored: PSNR {_fmt(psnr_out, 2)} dB  SSIM {_fmt(ssim_out, 4)}{gain}",
@@ -398,12 +522,13 @@ def training_summary(
     if iterations is None:
         iterations = getattr(trainer.lightning_module, "iteration", None)
     lines.append(f"  iterations: {iterations}  (global steps: {trainer.global_step})")
-    checkpoint = trainer.checkpoint_callback
-    if checkpoint is not None and getattr(checkpoint, "dirpath", None):
-        best = getattr(checkpoint, "best_model_path", "") or "none"
-        lines.append(f"  checkpoints: {checkpoint.dirpath}")
-        last = getattr(checkpoint, "last_model_path", "") or "none"
-        lines.append(f"    best: {Path(best).name}   last: {Path(last).name}")
+    files = checkpoint_files(trainer) if files is None else files
+    if files is not None:
+        folder, best, last = files
+        # Name only files that exist: a stale path would send the user to nothing.
+        best, last = (Path(p).name if p and Path(p).is_file() else "none" for p in (best, last))
+        lines.append(f"  checkpoints: {folder}")
+        lines.append(f"    best: {best}   last: {last}")
     if image_paths:
         lines.append(
             f"  pictures: {Path(image_paths[-1]).parent}  (latest {Path(image_paths[-1]).name})"
@@ -411,5 +536,48 @@ def training_summary(
     for logger in trainer.loggers:
         directory = getattr(logger, "log_dir", None) or getattr(logger, "save_dir", None)
         if directory:
-            lines.append(f"  {type(logger).__name__}: {directory}")
+            lines.append(f"  {logger_label(logger)}: {directory}")
+    if psnr_out is None and trainer.lightning_module is not None:
+        lines += _no_validation_hint(trainer)
     return "\n".join(lines)
+
+
+#: What the summary calls each logger, by the Lightning class it is or derives from.
+_LOGGER_LABELS = {
+    "CSVLogger": "metrics (CSV)",
+    "TensorBoardLogger": "TensorBoard logs",
+    "WandbLogger": "wandb run",
+    "MLFlowLogger": "MLflow run",
+}
+
+
+def logger_label(logger: Any) -> str:
+    """``metrics (CSV)`` for a CSV logger (ours writes atomically), else the class name.
+
+    Example:
+        >>> from rcot_lightning.atomic import AtomicCSVLogger
+        >>> logger_label(AtomicCSVLogger("/tmp"))
+        'metrics (CSV)'
+    """
+    for cls in type(logger).__mro__:
+        if cls.__name__ in _LOGGER_LABELS:
+            return _LOGGER_LABELS[cls.__name__]
+    return type(logger).__name__
+
+
+def _no_validation_hint(trainer: Any) -> list[str]:
+    """Why a run has no validation score, pictures or best checkpoint, and how to get one."""
+    if not trainer.num_val_batches or not any(trainer.num_val_batches):
+        return ["  no validation: the data have no validation split (data.val_*_dir)"]
+    interval = trainer.val_check_batch
+    when = (
+        f"every {interval} training batches"
+        if isinstance(interval, int) and interval < trainer.num_training_batches
+        else f"at the end of each epoch of {trainer.num_training_batches:,} training batches"
+    )
+    return [
+        f"  no validation yet: the run ended before the first one ({when}), so there is no "
+        "validation score, no validation picture and no best checkpoint;",
+        "    validate sooner with trainer.val_check_interval=N (every N training batches), "
+        "or train the short demo recipe on your data with recipe=demo",
+    ]

@@ -134,8 +134,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         buffer = io.BytesIO()  # serialise first: a pickling error must not touch the disk
         torch.save(checkpoint, buffer)
-        with atomic_write(path, "wb") as handle:
-            handle.write(buffer.getbuffer())
+        try:
+            with atomic_write(path, "wb") as handle:
+                handle.write(buffer.getbuffer())
+        except OSError as err:
+            from rcot_lightning.errors import RCOTError
+
+            raise RCOTError(
+                f"cannot write the checkpoint {path} ({err.strerror or err}); the checkpoints "
+                f"already in {Path(path).parent} are intact (no partial file was left): free "
+                "some space, then resume with run_dir=<this run> ckpt_path=last"
+            ) from None
         log.debug("checkpoint written: %s", path)
 
 

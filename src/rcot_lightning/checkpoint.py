@@ -7,7 +7,7 @@ data and no knowledge of which backbone was trained.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,8 @@ from rcot_lightning.module import (
     upgrade_checkpoint,
     upgrade_state_dict,
 )
+from rcot_lightning.trust import check_targets, read_checkpoint
+from rcot_lightning.trust import plain as as_plain
 
 __all__ = [
     "BUILD_CONFIG_KEY",
@@ -91,7 +93,7 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    plain = {str(k): v for k, v in upgrade_config(config).items() if k != "build_config"}
+    plain = {str(k): v for k, v in upgrade_config(as_plain(config)).items() if k != "build_config"}
     if "_target_" not in plain:
         raise RCOTError("model config has no `_target_`; expected rcot_lightning.RCOTModule")
     # `build_config` is set afterwards: passed to instantiate, its nested `_target_` nodes would
@@ -105,30 +107,32 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
     return module
 
 
-def _read(path: Path, map_location: Any) -> dict[str, Any]:
-    if not path.is_file():
-        raise RCOTError(
-            f"ckpt_path: {path} does not exist; pass a .ckpt file written by rcot_lightning.train "
-            "(e.g. <run folder>/checkpoints/last.ckpt)"
-        )
-    try:
-        # Lightning checkpoints hold plain Python objects next to tensors (hyper-parameters,
-        # loop state), which the weights-only unpickler refuses.
-        checkpoint = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:
-        raise RCOTError(f"ckpt_path: {path} is not a readable PyTorch checkpoint ({err})") from err
+def _read(path: Path, map_location: Any, trust: bool = False) -> dict[str, Any]:
+    checkpoint = read_checkpoint(path, map_location, trust=trust)
     if not isinstance(checkpoint, dict):
         raise RCOTError(f"ckpt_path: {path} is not a Lightning checkpoint (not a dict)")
     return upgrade_checkpoint(checkpoint)
 
 
-def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
+def load_module(
+    ckpt_path: str | Path,
+    map_location: Any = "cpu",
+    trust_checkpoint: bool = False,
+    trusted_targets: Iterable[str] | None = None,
+) -> RCOTModule:
     """Rebuild the trained module of a checkpoint and load its weights (eval mode).
+
+    The file is read weights-only and every ``_target_`` of its stored config is checked
+    before anything is built (:mod:`rcot_lightning.trust`).
 
     Args:
         ckpt_path: a checkpoint written while training an RCOTModule built by
             :func:`build_module` (``rcot_lightning.train`` does).
         map_location: passed to :func:`torch.load`.
+        trust_checkpoint: unpickle the file in full (it can then run code): only for files
+            whose source you trust.
+        trusted_targets: modules besides rcot_lightning, torch.optim and torch.nn whose
+            classes the stored config may build (your own networks).
 
     Returns:
         The module in eval mode, with ``iteration`` restored.
@@ -138,7 +142,7 @@ def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
             non-finite weights.
     """
     path = Path(ckpt_path).expanduser()
-    checkpoint = _read(path, map_location)
+    checkpoint = _read(path, map_location, trust_checkpoint)
     config = checkpoint.get(BUILD_CONFIG_KEY)
     if not isinstance(config, Mapping) or "state_dict" not in checkpoint:
         raise RCOTError(
@@ -147,6 +151,7 @@ def load_module(ckpt_path: str | Path, map_location: Any = "cpu") -> RCOTModule:
             "module yourself and call RCOTModule.load_from_checkpoint"
         )
     check_finite(checkpoint["state_dict"], path)
+    check_targets(upgrade_config(config), trusted_targets, f"ckpt_path: {path}: stored model")
     module = build_module(config)
     try:
         module.load_state_dict(checkpoint["state_dict"])
@@ -181,7 +186,7 @@ def check_finite(state_dict: Mapping[str, Any], path: Path | str) -> None:
             )
 
 
-def check_resumable(ckpt_path: str | Path, module: RCOTModule) -> None:
+def check_resumable(ckpt_path: str | Path, module: RCOTModule, trust: bool = False) -> None:
     """Check before ``Trainer.fit(ckpt_path=...)`` that the checkpoint can continue ``module``.
 
     Lightning would otherwise fail deep inside ``fit`` with a traceback (a missing or truncated
@@ -192,7 +197,7 @@ def check_resumable(ckpt_path: str | Path, module: RCOTModule) -> None:
             a model of another shape, or holds non-finite weights.
     """
     path = Path(ckpt_path).expanduser()
-    checkpoint = _read(path, "cpu")
+    checkpoint = _read(path, "cpu", trust)
     state = checkpoint.get("state_dict")
     if not isinstance(state, Mapping) or "optimizer_states" not in checkpoint:
         raise RCOTError(

@@ -10,15 +10,23 @@ from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import urllib.parse
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["check_device", "check_wandb_reachable", "tile_size"]
+__all__ = [
+    "check_device",
+    "check_wandb_reachable",
+    "check_writable_folder",
+    "probe_map",
+    "tile_size",
+]
 
 #: Seconds to wait for wandb's server before calling it unreachable.
 WANDB_PROBE_TIMEOUT = 5.0
@@ -112,4 +120,59 @@ def check_wandb_reachable(loggers: Mapping[str, Any] | None) -> None:
             f"logger=wandb: a wandb API key is configured but {host}:{port} cannot be reached "
             f"({err.strerror or err}); log offline with WANDB_MODE=offline (upload later with "
             "`wandb sync`) or use logger=csv"
+        ) from None
+
+
+def probe_map(net: torch.nn.Module, source: str, size: int = 32) -> None:
+    """Run ``net`` once on a small fixed image; refuse it when it returns NaN or infinity.
+
+    Finite weights can still overflow (a checkpoint scaled by 1e30): without this, restore would
+    write black images and eval NaN rows with exit status 0.
+
+    Args:
+        net: the map, ``(B, 3, H, W) -> (B, 3, H, W)``, on its device.
+        source: where it came from, named in the message (``ckpt_path: run/last.ckpt``).
+        size: the probe's side (maps pad to their own multiple).
+
+    Raises:
+        RCOTError: naming ``source``.
+
+    Example:
+        >>> probe_map(torch.nn.Identity(), "identity")
+        >>> class Overflowing(torch.nn.Module):
+        ...     def forward(self, x):
+        ...         return x * 1e30 * 1e30
+        >>> probe_map(Overflowing(), "model=x")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: model=x: the map returns non-finite values ...
+    """
+    device = next((p.device for p in net.parameters()), torch.device("cpu"))
+    probe = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(device)
+    with torch.inference_mode():
+        out = net(probe)
+    if not bool(torch.isfinite(out).all()):
+        raise RCOTError(
+            f"{source}: the map returns non-finite values (NaN or infinity) on a test image, so "
+            "its outputs would be black or NaN; use another checkpoint of the run (an earlier "
+            "best-*.ckpt) or retrain"
+        )
+
+
+def check_writable_folder(folder: Path, key: str) -> None:
+    """Fail before the work, not after it, when ``folder`` cannot be written (it is created).
+
+    Raises:
+        RCOTError: naming ``key``: ``folder`` is a file, or cannot be created or written.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise RCOTError(f"{key}: {folder} is a file; pass a folder to write into")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise RCOTError(
+            f"{key}: cannot write into {folder} ({err.strerror or err}); choose a folder you "
+            "can write to"
         ) from None

@@ -11,6 +11,14 @@ class RCOTError(ValueError):
     """
 
 
+class StopNow(BaseException):
+    """The user pressed Ctrl-C a second time: stop at once (exit status 130).
+
+    Not a :class:`KeyboardInterrupt`: Lightning turns that into exit status 1. The entry points
+    report it in one line.
+    """
+
+
 class MissingExtraError(RCOTError):
     """An optional dependency is needed for this input; the message names the extra to install.
 

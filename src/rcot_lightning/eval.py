@@ -268,6 +268,25 @@ def _report(tables: str, writer: RestoredImageWriter, output_dir: Path) -> None:
     app.report(f"\n{tables}\n\n{notes}{where}metrics: {output_dir / 'metrics.csv'}")
 
 
+def _sigmas(value: Any) -> list[float] | None:
+    """``sigmas=`` as noise levels on the 0-255 scale, checked before the work.
+
+    Example:
+        >>> _sigmas([15, 25.5]), _sigmas(None)
+        ([15, 25.5], None)
+    """
+    if value is None:
+        return None
+    message = "sigmas must be a list of noise levels >= 0 (0-255 scale), e.g. sigmas=[15,25,50]"
+    items = [value] if isinstance(value, (int, float, str)) else list(value)
+    levels = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, (int, float)) or not item >= 0:
+            raise RCOTError(f"{message}; got {item!r}")
+        levels.append(item)
+    return levels
+
+
 def evaluate(cfg: DictConfig) -> float:
     """Restore and score the evaluation split of ``cfg.data`` with ``cfg.ckpt_path``."""
     from hydra.utils import instantiate
@@ -275,13 +294,24 @@ def evaluate(cfg: DictConfig) -> float:
     from lightning.pytorch.strategies import SingleDeviceStrategy
 
     from rcot_lightning.checkpoint import load_module
+    from rcot_lightning.checks import probe_map
+    from rcot_lightning.data.images import set_max_megapixels
     from rcot_lightning.shapes import size_multiple
+    from rcot_lightning.trust import trust_settings
 
     app.single_log_handlers()
     if cfg.split not in ("test", "val"):
         raise RCOTError(f"split must be 'test' or 'val', got {cfg.split!r}")
 
-    module = load_module(cfg.ckpt_path)
+    set_max_megapixels(cfg.get("max_megapixels", 178))
+    sigmas = _sigmas(cfg.get("sigmas"))
+    trust, targets = trust_settings(cfg)
+    ckpt_path = app.checkpoint_of(cfg)
+    if ckpt_path is None:
+        raise RCOTError("ckpt_path is empty; pass a checkpoint (ckpt_path=<file>.ckpt or last)")
+    app.report(f"model: checkpoint {ckpt_path}")
+    module = load_module(ckpt_path, "cpu", trust, targets)
+    probe_map(module.map_for_inference, f"ckpt_path: {ckpt_path}")
     tile = tile_size(cfg.get("tile"), multiple=size_multiple(module.map_for_inference))
     if tile is not None:
         module.hparams["val_tile_size"] = tile
@@ -300,8 +330,7 @@ def evaluate(cfg: DictConfig) -> float:
     trainer = app.build_trainer(cfg.trainer, callbacks=[writer, RichProgressBar(leave=False)])
     if not isinstance(trainer.strategy, SingleDeviceStrategy):
         raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
-    sigmas = cfg.get("sigmas")
-    sets = scored_sets(datamodule, cfg.split, None if sigmas is None else list(sigmas))
+    sets = scored_sets(datamodule, cfg.split, sigmas)
     if len(sets) > 1 or sigmas:
         return _evaluate_sets(cfg, module, datamodule, sets, trainer, writer)
 

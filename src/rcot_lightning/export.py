@@ -22,6 +22,7 @@ largest difference from the PyTorch map.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -199,25 +200,121 @@ def _check(net: nn.Module, path: Path, format: str) -> float:
     return float((run_exported(path, format, degraded) - expected).abs().max())
 
 
+def _max_opset() -> int:
+    """The newest opset the tracing exporter writes (torch keeps it in a private constant)."""
+    try:
+        from torch.onnx import _constants
+
+        return int(_constants.ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET)
+    except (ImportError, AttributeError):
+        return 20
+
+
+def _opset(value: object) -> int:
+    """``opset=`` as a whole number the exporter writes, before the work.
+
+    Past the exporter's newest opset torch dumps the whole graph on failure.
+    """
+    top = _max_opset()
+    message = f"opset must be a whole number from {ONNX_OPSET} to {top}, got {value!r}"
+    if isinstance(value, bool):
+        raise RCOTError(message)
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise RCOTError(message) from None
+    if not ONNX_OPSET <= number <= top:
+        raise RCOTError(f"{message} (the map needs 17; this torch writes up to {top})")
+    return number
+
+
+def _torch_save_archive(path: Path) -> bool:
+    """Whether ``path`` was written by ``torch.save`` (a checkpoint or weights, not TorchScript)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    pickled = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
+    return pickled and not any("/code/" in n for n in names)
+
+
+def check_output(output: Path, ckpt_path: object, overwrite: bool) -> None:
+    """Refuse to write over the checkpoint read, any checkpoint, or (without ``overwrite``)
+    any existing file.
+
+    Raises:
+        RCOTError: naming ``output`` and what to do.
+    """
+    source = None if ckpt_path in (None, "") else Path(str(ckpt_path)).expanduser().resolve()
+    if output.resolve() == source:
+        raise RCOTError(
+            f"output: {output} is the checkpoint being exported (ckpt_path); choose another "
+            "file, e.g. model.onnx (nothing was written)"
+        )
+    if output.suffix.lower() == ".ckpt" or (output.is_file() and _torch_save_archive(output)):
+        raise RCOTError(
+            f"output: {output} is a checkpoint name or file; rcot-export never writes over one: "
+            "choose another file, e.g. model.onnx or model.pt (nothing was written)"
+        )
+    if output.is_dir():
+        raise RCOTError(f"output: {output} is a folder; pass a file, e.g. {output}/model.onnx")
+    if output.exists() and not overwrite:
+        raise RCOTError(
+            f"output: {output} already exists and was kept; pass overwrite=true to replace it, "
+            "or choose another file (nothing was written)"
+        )
+
+
 def export_files(cfg: DictConfig) -> Path:
     """``rcot-export``: write the chosen map in ``cfg.format`` to ``cfg.output``."""
+    from rcot_lightning.atomic import atomic_path
+    from rcot_lightning.checks import check_writable_folder
     from rcot_lightning.map_source import choose_map
+    from rcot_lightning.trust import trust_settings
 
     format = str(cfg.format)
     if format not in FORMATS:
         raise RCOTError(f"format: {format!r} is not supported; use one of {', '.join(FORMATS)}")
-    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location="cpu")
+    opset = _opset(cfg.get("opset", ONNX_OPSET))
+    overwrite = cfg.get("overwrite", False)
+    if not isinstance(overwrite, bool):
+        raise RCOTError(f"overwrite must be true or false, got {overwrite!r}")
+    output = Path(str(cfg.output)).expanduser()
+    ckpt_path = app.checkpoint_of(cfg)
+    check_output(output, ckpt_path, overwrite)
+    check_writable_folder(output.parent, "output")
+    trust, targets = trust_settings(cfg)
+    chosen = choose_map(ckpt_path, cfg.get("pretrained"), "cpu", trust, targets)
     app.report(f"model: {chosen.source}")
     net = chosen.net.cpu().eval()
-    path = export_map(net, str(cfg.output), format, opset=int(cfg.get("opset", 17)))
-    message = f"wrote {format} to {path}"
-    if cfg.get("verify", True):
-        try:
-            message += f" (max |exported - PyTorch| at 45x61: {_check(net, path, format):.2e})"
-        except RCOTError as err:
-            message += f" (not verified: {err})"
+    difference: float | None = None
+    unverified = ""
+    try:
+        with atomic_path(output) as temp:
+            export_map(net, temp, format, opset=opset)
+            if cfg.get("verify", True):
+                try:
+                    difference = _check(net, temp, format)
+                except RCOTError as err:  # onnxruntime missing: the file is still good
+                    unverified = f" (not verified: {err})"
+            if difference is not None and not math.isfinite(difference):
+                raise RCOTError(
+                    f"{chosen.source}: the exported map returns non-finite values, so {output} "
+                    "was not written; export another checkpoint"
+                )
+    except OSError as err:
+        raise RCOTError(
+            f"output: cannot write {output} ({err.strerror or err}); nothing was written and "
+            "no partial file was left; choose a place you can write to with free space"
+        ) from None
+    message = f"wrote {format} to {output}{unverified}"
+    if difference is not None:
+        message += f" (max |exported - PyTorch| at 45x61: {difference:.2e})"
     app.report(message)
-    return path
+    return output
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")

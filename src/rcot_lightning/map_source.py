@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
+from rcot_lightning.checks import probe_map
 from rcot_lightning.errors import RCOTError
 
 __all__ = ["ChosenMap", "choose_map", "model_alias"]
@@ -31,13 +32,15 @@ class ChosenMap(NamedTuple):
     source: str
 
 
-def _from_checkpoint(ckpt_path: str | Path, map_location: Any) -> ChosenMap:
+def _from_checkpoint(
+    ckpt_path: str | Path, map_location: Any, trust: bool, trusted_targets: Any
+) -> ChosenMap:
     from hydra.errors import HydraException
 
     from rcot_lightning.checkpoint import load_module
 
     try:
-        module = load_module(ckpt_path, map_location=map_location)
+        module = load_module(ckpt_path, map_location, trust, trusted_targets)
     except RCOTError:
         raise
     except (HydraException, ImportError, AttributeError, TypeError, KeyError) as err:
@@ -65,10 +68,17 @@ def model_alias(argv: Sequence[str]) -> list[str]:
 
 
 def choose_map(
-    ckpt_path: str | Path | None, pretrained: str | None, map_location: Any = "cpu"
+    ckpt_path: str | Path | None,
+    pretrained: str | None,
+    map_location: Any = "cpu",
+    trust_checkpoint: bool = False,
+    trusted_targets: Sequence[str] | None = None,
 ) -> ChosenMap:
     """The map of ``ckpt_path`` if given, else of the bundled ``pretrained`` entry (the default
-    entry if None).
+    entry if None), checked to return finite values (:func:`rcot_lightning.checks.probe_map`).
+
+    ``trust_checkpoint`` and ``trusted_targets``: as for
+    :func:`rcot_lightning.checkpoint.load_module`.
 
     Raises:
         RCOTError: a missing or unreadable checkpoint, one whose stored config this version
@@ -79,7 +89,11 @@ def choose_map(
     if ckpt_path is not None and str(ckpt_path) != "":
         if pretrained is not None:
             log.warning("ckpt_path=%s given: pretrained=%s is ignored", ckpt_path, pretrained)
-        return _from_checkpoint(ckpt_path, map_location)
+        chosen = _from_checkpoint(ckpt_path, map_location, trust_checkpoint, trusted_targets)
+        probe_map(chosen.net, f"ckpt_path: {ckpt_path}")
+        return chosen
     name = DEFAULT_MODEL if pretrained is None else str(pretrained)
     entry = _known(name)
-    return ChosenMap(load(name, map_location), f"bundled model {entry.summary()}")
+    chosen = ChosenMap(load(name, map_location), f"bundled model {entry.summary()}")
+    probe_map(chosen.net, f"model={name}")
+    return chosen

@@ -13,8 +13,8 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torchmetrics import MeanMetric
 
+from rcot_lightning.console import quiet_third_party
 from rcot_lightning.contract import (
     CLEAN,
     DEGRADATION,
@@ -29,8 +29,12 @@ from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
+from rcot_lightning.trust import plain
 
 log = logging.getLogger(__name__)
+
+# A Trainer built around RCOTModule by a user's own code gets the entry points' quiet console.
+quiet_third_party()
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
@@ -40,6 +44,8 @@ BUILD_CONFIG_KEY = "rcot_build_config"
 _ITERATION_KEY = "rcot_iteration"
 _EMA_PREFIX = "map_ema."
 _EMA_COUNT_KEY = "map_ema.n_averaged"
+#: A gradient-penalty weight above this is a typo or a probe, not a setting (the paper uses 10).
+_LARGE_PENALTY_WEIGHT = 1e6
 
 
 def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dict[str, Any]:
@@ -225,18 +231,13 @@ class RCOTModule(L.LightningModule):
         self._potential_optimizer = potential_optimizer or _default_rmsprop(1e-4)
         self._map_scheduler = map_scheduler
         self._potential_scheduler = potential_scheduler
-        self.build_config = dict(build_config) if build_config is not None else None
+        # Plain containers: a checkpoint must load with torch.load(weights_only=True).
+        self.build_config = plain(build_config) if build_config is not None else None
         self.iteration = 0
         self.skipped_updates = 0
         self._bad_streak = 0
         self._skipped_now: list[str] = []
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
-        self.val_psnr, self.val_ssim = MeanMetric(), MeanMetric()
-        self.val_psnr_input, self.val_ssim_input = MeanMetric(), MeanMetric()
-        self.test_psnr, self.test_ssim = MeanMetric(), MeanMetric()
-        self.test_psnr_input, self.test_ssim_input = MeanMetric(), MeanMetric()
-        self.val_psnr_y, self.val_ssim_y = MeanMetric(), MeanMetric()
-        self.test_psnr_y, self.test_ssim_y = MeanMetric(), MeanMetric()
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
@@ -406,10 +407,22 @@ class RCOTModule(L.LightningModule):
             raise DivergedError(
                 f"training stopped at iteration {self.iteration}: {limit} iterations in a row "
                 f"had a non-finite loss or gradient ({', '.join(self._skipped_now)}), the weights "
-                "are those of the last finite update (last.ckpt); lower the learning rates "
-                "(model.map_optimizer.lr, model.potential_optimizer.lr) or clip gradients "
-                "(model.map_grad_clip); model.max_bad_steps sets the limit"
+                f"are those of the last finite update (last.ckpt); {self._divergence_advice()}; "
+                "model.max_bad_steps sets the limit"
             )
+
+    def _divergence_advice(self) -> str:
+        """What to change: a weight of the objective far off its usual range overflows first."""
+        lambda_gp = float(self.objective.lambda_gp)
+        if not lambda_gp <= _LARGE_PENALTY_WEIGHT:
+            return (
+                f"model.objective.lambda_gp={lambda_gp:g} overflows the gradient penalty; use "
+                "a value near the usual 10"
+            )
+        return (
+            "lower the learning rates (model.map_optimizer.lr, model.potential_optimizer.lr) "
+            "or clip gradients (model.map_grad_clip)"
+        )
 
     def _score(self, images: Tensor) -> Tensor:
         scores = self.potential(images)
@@ -476,16 +489,18 @@ class RCOTModule(L.LightningModule):
             crop_border=self.hparams["metric_crop_border"],
             also_y=self.hparams["metric_also_y"],
         )
+        # Per-image scores averaged over the set: Lightning's epoch mean weights each batch's
+        # mean by its size and sums over ranks, so no metric objects are needed (they would
+        # also fill the model summary with a dozen rows of no parameters).
         for name, per_image in values.items():
-            metric: MeanMetric = getattr(self, f"{stage}_{name}")
-            metric.update(per_image.float())
             self.log(
                 f"{stage}/{name}",
-                metric,
+                per_image.float().mean(),
                 on_step=False,
                 on_epoch=True,
                 prog_bar=name == "psnr",
                 batch_size=y.shape[0],
+                sync_dist=True,
             )
 
     def predict_step(self, batch: Mapping[str, Any], batch_idx: int) -> dict[str, Any]:
@@ -494,6 +509,11 @@ class RCOTModule(L.LightningModule):
 
     # ----------------------------------------------------------------------------- checkpoints
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Lightning's hook order puts this one last: hyper-parameters given as OmegaConf nodes
+        # or paths become plain values, so the file loads with torch.load(weights_only=True).
+        for key in ("hyper_parameters", "datamodule_hyper_parameters"):
+            if key in checkpoint:
+                checkpoint[key] = plain(checkpoint[key])
         checkpoint[_ITERATION_KEY] = self.iteration
         if self.build_config is not None:
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
@@ -503,4 +523,4 @@ class RCOTModule(L.LightningModule):
         upgrade_checkpoint(checkpoint)
         self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
-            self.build_config = checkpoint[BUILD_CONFIG_KEY]
+            self.build_config = plain(checkpoint[BUILD_CONFIG_KEY])

@@ -33,7 +33,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import RCOTError, StopNow
 
 __all__ = ["PreemptionCheckpoint", "TrainingInterrupted"]
 
@@ -102,8 +102,11 @@ class PreemptionCheckpoint(Callback):
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.received is not None:  # a second signal: the user does not want to wait
             self._restore_handlers()
-            at_once = signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
-            signal.signal(signum, at_once)
+            if signum == signal.SIGINT:
+                raise StopNow(
+                    "pressed twice: stopped at once; checkpoints already written are intact"
+                )
+            signal.signal(signum, signal.SIG_DFL)
             signal.raise_signal(signum)
             return
         self.received = signum

@@ -26,7 +26,7 @@ next to it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -125,27 +125,44 @@ def load(name: str = DEFAULT_MODEL, map_location: Any = "cpu") -> nn.Module:
     try:
         # Only tensors and plain containers: the safe unpickler suffices.
         stored = torch.load(entry.weights, map_location=map_location, weights_only=True)
-        return map_from_bundle(stored)
+        return map_from_bundle(stored, source=f"model={name}: {entry.weights}")
     except RCOTError:
         raise
     except Exception as err:
         raise RCOTError(f"model={name}: cannot read {entry.weights} ({err})") from err
 
 
-def map_from_bundle(stored: Mapping[str, Any]) -> nn.Module:
-    """Rebuild a map from what :func:`bundle` saved (``transport_map`` config + ``state_dict``)."""
+def map_from_bundle(
+    stored: Mapping[str, Any],
+    trusted_targets: Iterable[str] | None = None,
+    source: str = "bundle",
+) -> nn.Module:
+    """Rebuild a map from what :func:`bundle` saved (``transport_map`` config + ``state_dict``).
+
+    The config's ``_target_`` nodes are checked first (:func:`rcot_lightning.trust.check_targets`;
+    ``trusted_targets`` names further modules of your own), ``source`` names the file in errors.
+    """
     from hydra.utils import instantiate
 
+    from rcot_lightning.trust import check_targets
+
     if stored.get("format") != BUNDLE_FORMAT:
-        raise RCOTError(f"bundle format {stored.get('format')!r}; this version reads 1")
-    net = instantiate(dict(stored["transport_map"]))
+        raise RCOTError(f"{source}: bundle format {stored.get('format')!r}; this version reads 1")
+    config = dict(stored["transport_map"])
+    check_targets({"transport_map": config}, trusted_targets, source)
+    net = instantiate(config)
     if not isinstance(net, nn.Module):
         raise RCOTError(f"transport_map built a {type(net).__name__}, not a torch module")
     net.load_state_dict(stored["state_dict"])
     return net.eval().requires_grad_(False)
 
 
-def bundle(ckpt_path: str | Path, output: str | Path) -> Path:
+def bundle(
+    ckpt_path: str | Path,
+    output: str | Path,
+    trust_checkpoint: bool = False,
+    trusted_targets: Iterable[str] | None = None,
+) -> Path:
     """Write the map of a training checkpoint as a bundle (``.pt``) for this registry.
 
     Keeps the EMA weights when the run kept them (``model.ema_decay``), else the trained map,
@@ -155,14 +172,18 @@ def bundle(ckpt_path: str | Path, output: str | Path) -> Path:
     Args:
         ckpt_path: a checkpoint written by ``rcot_lightning.train``.
         output: the ``.pt`` file to write.
+        trust_checkpoint: unpickle the checkpoint in full (it can then run code); by default it
+            is read weights-only (:mod:`rcot_lightning.trust`).
+        trusted_targets: modules of your own whose classes its stored config may build.
 
     Returns:
         ``output``.
     """
     from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, upgrade_checkpoint
+    from rcot_lightning.trust import read_checkpoint
 
     path = Path(ckpt_path)
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = read_checkpoint(path, "cpu", trust=trust_checkpoint)
     config = checkpoint.get(BUILD_CONFIG_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(config, Mapping) or "transport_map" not in config:
         raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.train")
@@ -172,7 +193,8 @@ def bundle(ckpt_path: str | Path, output: str | Path) -> Path:
     state = {k[len(prefix) :]: v.clone() for k, v in weights.items() if k.startswith(prefix)}
     stored = {"format": BUNDLE_FORMAT, "transport_map": dict(config["transport_map"])}
     stored["state_dict"] = state
-    map_from_bundle(stored)  # fails here, not in a user's hands, if it does not rebuild
+    # Fails here, not in a user's hands, if it does not rebuild.
+    map_from_bundle(stored, trusted_targets, f"ckpt_path: {path}")
     Path(output).parent.mkdir(parents=True, exist_ok=True)
     torch.save(stored, output)
     return Path(output)

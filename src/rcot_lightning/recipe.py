@@ -118,7 +118,8 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
         overrides: the command line's overrides (``key=value``).
 
     Raises:
-        RCOTError: ``trainer.max_steps`` shorter than one iteration; ``data.repeat`` given
+        RCOTError: ``trainer.max_steps`` shorter than one iteration or not a whole number of
+            iterations; ``data.repeat`` given
             while ``data.samples_per_epoch`` fixes the epoch; a supervised (paired-only) setting
             given on the command line to unpaired data.
 
@@ -137,6 +138,16 @@ def check_recipe(cfg: Mapping[str, Any], overrides: Sequence[str] = ()) -> None:
         raise RCOTError(
             f"trainer.max_steps={max_steps} is less than one iteration: an iteration is "
             f"{what}; use trainer.max_steps={steps}*N for N iterations"
+        )
+    if isinstance(max_steps, int) and max_steps > 0 and max_steps % steps:
+        # Lightning stops once global_step >= max_steps, which happens only after a whole
+        # iteration: an odd cap would train one iteration more than the block announces.
+        fewer, more = max_steps // steps, max_steps // steps + 1
+        raise RCOTError(
+            f"trainer.max_steps={max_steps} is not a whole number of iterations: an iteration "
+            f"is model.n_critic + 1 = {steps} optimizer steps; use trainer.max_steps="
+            f"{fewer * steps} ({fewer} iterations) or trainer.max_steps={more * steps} "
+            f"({more} iterations)"
         )
     given = _override_keys(overrides)
     if "data.repeat" in given and data.get("samples_per_epoch") is not None:
@@ -235,17 +246,38 @@ def _optimizer(optimizer: Mapping[str, Any] | None, scheduler: Mapping[str, Any]
 
 
 def _loss(objective: Mapping[str, Any], has_targets: bool = True) -> str:
-    """The objective's terms and weights; the supervised term is marked unused without targets."""
-    return (
-        f"transport {objective.get('transport_cost', 'rms')} "
-        f"x{objective.get('transport_weight', 1.0):g}, "
-        f"Fourier x{objective.get('fourier_weight', 1.0):g}"
-        f"{' (reference strength)' if objective.get('reference_fourier') else ''}, "
-        f"supervised {objective.get('supervised_loss', 'l1')} "
-        f"x{objective.get('supervised_weight', 1.0):g}"
-        f"{'' if has_targets else ' (unused: the data has no targets)'}, "
-        f"gradient penalty x{objective.get('lambda_gp', 10.0):g}"
-    )
+    """The terms of the objective that act, with their weights.
+
+    A term weighted 0 is left out, so is the supervised term on data without targets and the
+    gradient penalty when the potential is off (``potential_weight: 0``): the block says what
+    the run trains with, not every setting.
+
+    Example:
+        >>> _loss({"potential_weight": 0.0, "supervised_weight": 1000.0})
+        'transport rms x1, Fourier x1, supervised l1 x1000'
+        >>> _loss({"supervised_weight": 1e4}, has_targets=False)
+        'transport rms x1, Fourier x1, gradient penalty x10'
+    """
+
+    def weight(key: str, default: float = 1.0) -> float:
+        return float(objective.get(key, default))
+
+    terms = []
+    if weight("transport_weight") > 0:
+        terms.append(
+            f"transport {objective.get('transport_cost', 'rms')} x{weight('transport_weight'):g}"
+        )
+    if weight("fourier_weight") > 0:
+        reference = " (reference strength)" if objective.get("reference_fourier") else ""
+        terms.append(f"Fourier x{weight('fourier_weight'):g}{reference}")
+    if has_targets and weight("supervised_weight") > 0:
+        terms.append(
+            f"supervised {objective.get('supervised_loss', 'l1')} x{weight('supervised_weight'):g}"
+        )
+    # The potential's own weight shows on the block's potential line (on, or off).
+    if weight("potential_weight") > 0 and weight("lambda_gp", 10.0) > 0:
+        terms.append(f"gradient penalty x{weight('lambda_gp', 10.0):g}")
+    return ", ".join(terms) or "none (every weight is 0)"
 
 
 def _epoch(datamodule: Any, iterations: int, global_batch: int) -> str:

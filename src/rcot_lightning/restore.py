@@ -10,8 +10,11 @@ whole images). A progress bar counts images and tiles. Writes ``<output>/<name>.
 A user's photos are never at risk: every output name is planned and checked before anything is
 written (no output may replace an input; inputs sharing a name, ``x.jpg`` and ``x.png``, become
 ``x_jpg.png`` and ``x_png.png``), the output folder is checked to be writable first, and each
-image is written to a temporary file and renamed into place. ``skip_bad=true`` restores the
-readable files of a folder, lists the others at the end and exits with status 1.
+image is written to a temporary file and renamed into place. Restored files already in the
+output folder are kept unless ``overwrite=true``. ``skip_bad=true`` restores the readable files
+of a folder, lists the others at the end and exits with status 1. The map is run once on a
+small probe first and refused when it returns NaN or infinity; no non-finite image is written.
+16-bit inputs are restored to 8-bit PNGs, with a note.
 """
 
 from __future__ import annotations
@@ -19,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ import torch
 from omegaconf import DictConfig
 
 from rcot_lightning import app
-from rcot_lightning.checks import check_device, tile_size
+from rcot_lightning.checks import check_device, check_writable_folder, tile_size
 from rcot_lightning.errors import RCOTError
 
 log = logging.getLogger(__name__)
@@ -130,21 +132,6 @@ def plan_outputs(files: Sequence[Path], output: Path) -> list[tuple[Path, Path]]
     return plan
 
 
-def _check_writable(output: Path) -> None:
-    """Fail before the work, not after it, when the output folder cannot be written."""
-    if output.exists() and not output.is_dir():
-        raise RCOTError(f"output: {output} is a file; pass a folder to write images into")
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=output):
-            pass
-    except OSError as err:
-        raise RCOTError(
-            f"output: cannot write into {output} ({err.strerror or err}); choose a folder you "
-            "can write to"
-        ) from None
-
-
 class Restored(list[Path]):
     """The files :func:`restore_files` wrote, and in :attr:`skipped` the unreadable inputs."""
 
@@ -153,19 +140,62 @@ class Restored(list[Path]):
         self.skipped = list(skipped)
 
 
+def _existing(plan: Sequence[tuple[Path, Path]], overwrite: bool) -> None:
+    """Keep files already in the output folder unless ``overwrite=true`` (before any work)."""
+    existing = [target for _, target in plan if target.exists()]
+    if existing and not overwrite:
+        names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise RCOTError(
+            f"output: {len(existing)} of the restored files already exist in "
+            f"{existing[0].parent} ({names}) and were kept; pass overwrite=true to replace them, "
+            "or choose another output folder (nothing was written)"
+        )
+
+
+def _sixteen_bit(path: Path) -> bool:
+    """Whether ``path`` stores 16 bits per sample (PNG header, or TIFF/Pillow's mode)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(25)
+        if head[:8] == b"\x89PNG\r\n\x1a\n":
+            return head[24] == 16
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return img.mode.startswith("I;16") or img.mode == "I"
+    except Exception:  # unreadable files are reported when they are decoded
+        return False
+
+
+def _bool(cfg: DictConfig, key: str) -> bool:
+    value = cfg.get(key, False)
+    if not isinstance(value, bool):
+        raise RCOTError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
 def restore_files(cfg: DictConfig) -> Restored:
     """Restore ``cfg.input`` into ``cfg.output``; returns the files written (and skipped)."""
     from rich.progress import Progress
 
     from rcot_lightning.atomic import atomic_path
-    from rcot_lightning.data.images import read_image
-    from rcot_lightning.inference import restore_image
+    from rcot_lightning.data.images import BadImageError, read_image, set_max_megapixels
+    from rcot_lightning.inference import ENSEMBLE_SIZES, restore_image
     from rcot_lightning.map_source import choose_map
     from rcot_lightning.shapes import size_multiple
+    from rcot_lightning.trust import trust_settings
     from rcot_lightning.visualize import save_png
 
+    set_max_megapixels(cfg.get("max_megapixels", 178))
     device = _device(str(cfg.get("device", "auto")))
-    chosen = choose_map(cfg.get("ckpt_path"), cfg.get("pretrained"), map_location=device)
+    trust, targets = trust_settings(cfg)
+    skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
+    files = _inputs(Path(str(cfg.input)).expanduser())
+    output = Path(str(cfg.output)).expanduser()
+    plan = plan_outputs(files, output)
+    _existing(plan, overwrite)
+    check_writable_folder(output, "output")
+    chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
     net = chosen.net.to(device).eval()
     tile = tile_size(cfg.get("tile"), multiple=size_multiple(net))
     overlap = cfg.get("tile_overlap", 32)
@@ -173,43 +203,69 @@ def restore_files(cfg: DictConfig) -> Restored:
         raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
     if tile is not None and not 0 <= overlap < tile:
         raise RCOTError(f"tile_overlap must be in [0, tile={tile}), got {overlap}")
-    skip_bad = bool(cfg.get("skip_bad", False))
-    files = _inputs(Path(str(cfg.input)).expanduser())
-    output = Path(str(cfg.output)).expanduser()
-    plan = plan_outputs(files, output)
-    _check_writable(output)
     precision = str(cfg.get("precision", "32"))
+    ensemble = cfg.get("ensemble", 1)
+    if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
+        raise RCOTError(
+            f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
+            f"all flips and 90-degree rotations at 8x the time), got {ensemble!r}"
+        )
 
     app.report(f"model: {chosen.source}")
     result = Restored()
-    with Progress(transient=True) as progress:
-        images = progress.add_task("restoring", total=len(plan))
-        for path, target in plan:
-            try:
-                degraded = read_image(path).unsqueeze(0).to(device)
-            except RCOTError as err:
-                if not skip_bad:
+    deep = [path.name for path in files if _sixteen_bit(path)]
+    try:
+        with Progress(transient=True) as progress:
+            images = progress.add_task("restoring", total=len(plan))
+            for path, target in plan:
+                try:
+                    degraded = read_image(path).unsqueeze(0).to(device)
+                except BadImageError as err:
+                    if not skip_bad:
+                        raise RCOTError(
+                            f"input: {path} cannot be read as an image ({err.reason}); remove "
+                            "it or pass skip_bad=true to restore the other files"
+                        ) from err
+                    log.warning("skipping %s: %s", path, err.reason)
+                    result.skipped.append(path)
+                    progress.advance(images)
+                    continue
+                with torch.inference_mode(), _autocast(precision, device):
+                    restored = restore_image(
+                        net,
+                        degraded,
+                        tile=tile,
+                        overlap=overlap,
+                        progress=_TileProgress(progress, path.name),
+                        ensemble=ensemble,
+                    )
+                if not bool(torch.isfinite(restored).all()):
                     raise RCOTError(
-                        f"input: {path} cannot be read as an image; remove it or pass "
-                        "skip_bad=true to restore the other files"
-                    ) from err
-                log.warning("skipping %s: %s", path, err)
-                result.skipped.append(path)
+                        f"{chosen.source}: restoring {path} gave non-finite values (NaN or "
+                        f"infinity), so {target.name} was not written ({len(result)} image(s) "
+                        f"written before it are complete); try precision=32, or another checkpoint"
+                    )
+                try:
+                    with atomic_path(target) as temp:
+                        save_png(restored[0].float().clamp(0, 1), temp)
+                except OSError as err:
+                    raise RCOTError(
+                        f"output: cannot write {target} ({err.strerror or err}); the {len(result)} "
+                        f"image(s) written before it in {output} are complete and no partial file "
+                        "was left; free some space or choose another output folder"
+                    ) from None
+                result.append(target)
                 progress.advance(images)
-                continue
-            with torch.inference_mode(), _autocast(precision, device):
-                restored = restore_image(
-                    net,
-                    degraded,
-                    tile=tile,
-                    overlap=overlap,
-                    progress=_TileProgress(progress, path.name),
-                )
-            with atomic_path(target) as temp:
-                save_png(restored[0].float().clamp(0, 1), temp)
-            result.append(target)
-            progress.advance(images)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"{len(result)} of {len(plan)} image(s) were restored into {output}"
+        ) from None
     app.report(f"restored {len(result)} image(s) into {output}")
+    if deep:
+        app.report(
+            f"note: {len(deep)} input(s) are 16-bit ({', '.join(deep[:3])}"
+            f"{', ...' if len(deep) > 3 else ''}); the restored PNGs are 8-bit"
+        )
     if result.skipped:
         names = ", ".join(p.name for p in result.skipped)
         app.report(f"skipped {len(result.skipped)} unreadable file(s): {names}")

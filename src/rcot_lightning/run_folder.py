@@ -23,7 +23,7 @@ from pathlib import Path
 
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["latest_run", "new_run_folder", "run_folder"]
+__all__ = ["checkpoint_path", "latest_run", "new_run_folder", "run_folder"]
 
 #: Name of the checkpoint a run keeps its final state in (``<run>/checkpoints/last.ckpt``).
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -127,3 +127,34 @@ def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = 
             )
         return str(latest)
     return str(new_run_folder(parent))
+
+
+def checkpoint_path(ckpt_path: str | os.PathLike[str], train_runs: str | os.PathLike[str]) -> Path:
+    """The checkpoint ``ckpt_path`` names for eval, restore and export.
+
+    Args:
+        ckpt_path: a ``.ckpt`` file, or ``"last"``: the ``checkpoints/last.ckpt`` of the
+            training run under ``train_runs`` that saved one most recently.
+        train_runs: where the training runs live (``<log_dir>/train/runs``).
+
+    Raises:
+        RCOTError: ``ckpt_path=last`` and no run under ``train_runs`` has a ``last.ckpt``.
+
+    Example:
+        >>> import tempfile
+        >>> runs = Path(tempfile.mkdtemp())
+        >>> (runs / "2026-01-01_00-00-00" / "checkpoints").mkdir(parents=True)
+        >>> _ = (runs / "2026-01-01_00-00-00" / LAST_CHECKPOINT).write_bytes(b"")
+        >>> checkpoint_path("last", runs).relative_to(runs).as_posix()
+        '2026-01-01_00-00-00/checkpoints/last.ckpt'
+    """
+    if str(ckpt_path) != "last":
+        return Path(ckpt_path)
+    latest = latest_run(train_runs)
+    if latest is None:
+        raise RCOTError(
+            f"ckpt_path=last: no training run under {train_runs} has a {LAST_CHECKPOINT}; "
+            "train one first (python -m rcot_lightning.train), pass ckpt_path=<file>.ckpt, or "
+            "set train_runs=<folder holding the training runs>"
+        )
+    return latest / LAST_CHECKPOINT

@@ -49,7 +49,7 @@ def _has_test_data(datamodule: Any) -> bool:
     return eval_sets is None or bool(eval_sets("test"))
 
 
-def _resume_path(ckpt_path: Any, trainer: Any, model: Any) -> str | None:
+def _resume_path(ckpt_path: Any, trainer: Any, model: Any, trust: bool = False) -> str | None:
     """``ckpt_path`` checked before fit (one-line errors), ``last`` made this run's last.ckpt."""
     from rcot_lightning.checkpoint import check_resumable
     from rcot_lightning.errors import RCOTError
@@ -64,7 +64,7 @@ def _resume_path(ckpt_path: Any, trainer: Any, model: Any) -> str | None:
         path = str(Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}.ckpt")
     elif path in ("hpc", "best", "registry"):  # resolved by Lightning
         return path
-    check_resumable(path, model)
+    check_resumable(path, model, trust)
     return path
 
 
@@ -144,6 +144,11 @@ def run(cfg: DictConfig) -> TrainingRun:
 
     app.single_log_handlers()
     log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
+    from rcot_lightning.data.images import set_max_megapixels
+    from rcot_lightning.trust import trust_settings
+
+    trust, _ = trust_settings(cfg)
+    set_max_megapixels(cfg.get("max_megapixels", 178))
     resolved = {key: app.as_dict(cfg.get(key)) for key in ("task", "data", "model", "trainer")}
     check_recipe(resolved, app.job_overrides())
     check_wandb_reachable(app.as_dict(cfg.get("logger")))
@@ -166,26 +171,39 @@ def run(cfg: DictConfig) -> TrainingRun:
     model = build_module(app.as_dict(cfg.model))
 
     iterations = None
+    # Weights-only unless the user trusts the file: a checkpoint's pickle could run code.
+    weights_only = not trust
     with hydra_ddp_launch():
         if cfg.get("train", True):
-            ckpt_path = _resume_path(cfg.get("ckpt_path"), trainer, model)
+            ckpt_path = _resume_path(cfg.get("ckpt_path"), trainer, model, trust)
             with _interruption_reported(trainer, callbacks):
-                trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+                trainer.fit(
+                    model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only
+                )
             iterations = model.iteration  # testing the best checkpoint loads its count
         metric = _metric_value(trainer, cfg.optimized_metric)
         metrics = dict(trainer.callback_metrics)  # testing replaces the validation values
+        # Read now: testing a checkpoint restores the callback's state as it was when that
+        # checkpoint was written, before last.ckpt existed.
+        files = app.checkpoint_files(trainer)
         if cfg.get("test", False) and _has_test_data(datamodule):
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             if not cfg.get("train", True):
                 best = cfg.get("ckpt_path")
-            trainer.test(model, datamodule=datamodule, ckpt_path=best, verbose=False)
+            trainer.test(
+                model,
+                datamodule=datamodule,
+                ckpt_path=best,
+                verbose=False,
+                weights_only=weights_only,
+            )
             metrics.update(trainer.callback_metrics)
 
     if trainer.is_global_zero:
         images = next(
             (c.last_paths for c in callbacks if isinstance(c, RestorationImageLogger)), []
         )
-        app.report(app.training_summary(trainer, metrics, images, iterations))
+        app.report(app.training_summary(trainer, metrics, images, iterations, files))
     return TrainingRun(metric, trainer, model, datamodule)
 
 

@@ -10,7 +10,9 @@ prints a table per task.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -19,7 +21,7 @@ from torch.utils.data import Dataset
 
 from rcot_lightning.data.datamodules import EvalSet, RestorationDataModule
 from rcot_lightning.data.datasets import SampleKey
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import MissingExtraError, RCOTError
 from rcot_lightning.seeding import derive_seed, seeded_generator
 
 __all__ = ["AllInOneDataModule", "MixtureDataset"]
@@ -101,6 +103,21 @@ class MixtureDataset(Dataset[dict[str, Tensor]]):
         return self.datasets[tasks[index]][SampleKey(items[index], epoch)]
 
 
+@contextlib.contextmanager
+def _task_keys(name: str) -> Iterator[None]:
+    """A task's errors name its keys as the user sets them: ``data.tasks.<name>.root``.
+
+    Each task's data module names its own keys (``data.root``), which do not exist here.
+    """
+    try:
+        yield
+    except MissingExtraError:
+        raise
+    except RCOTError as err:
+        message = re.sub(r"\bdata\.(?!tasks\.)", f"data.tasks.{name}.", str(err))
+        raise RCOTError(message) from err
+
+
 class AllInOneDataModule(RestorationDataModule):
     """Several restoration tasks in one training set (DA-RCOT's all-in-one setting).
 
@@ -155,9 +172,10 @@ class AllInOneDataModule(RestorationDataModule):
 
     def build_train(self) -> Dataset[Any]:
         datasets: list[Any] = []
-        for task in self.tasks.values():
+        for name, task in self.tasks.items():
             task.samples_per_epoch = None
-            datasets.append(task.build_train())
+            with _task_keys(name):
+                datasets.append(task.build_train())
         length = self.epoch_length(sum(len(d.source) for d in datasets))
         for dataset in datasets:
             # Item i of a task reads its image i % count, so any share of the epoch fits and
@@ -168,7 +186,9 @@ class AllInOneDataModule(RestorationDataModule):
     def eval_sets(self, stage: str) -> list[EvalSet]:
         sets = []
         for name, task in self.tasks.items():
-            for item in task.eval_sets(stage):
+            with _task_keys(name):
+                task_sets = task.eval_sets(stage)
+            for item in task_sets:
                 label = name if item.name == stage else f"{name}/{item.name}"
                 sets.append(EvalSet(label, item.source, item.metric or task.metric))
         return sets + super().eval_sets(stage)

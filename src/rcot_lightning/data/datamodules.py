@@ -63,6 +63,7 @@ __all__ = [
     "SemiPairedDataModule",
     "SyntheticDataModule",
     "UnpairedDataModule",
+    "auto_workers",
 ]
 
 
@@ -116,6 +117,25 @@ def _positive(value: Any, key: str) -> int:
     return value
 
 
+#: The most loader workers ``num_workers="auto"`` starts per device: crops and synthetic
+#: degradations are light next to a training step.
+MAX_AUTO_WORKERS = 4
+
+
+def auto_workers(devices: int = 1) -> int:
+    """Loader workers per device for ``num_workers="auto"``: at most :data:`MAX_AUTO_WORKERS`,
+    and at most the CPUs this process may use, per device, less one for the training process
+    (Lightning's suggestion; torch warns when a loader starts more workers than CPUs).
+
+    Example:
+        >>> 1 <= auto_workers(1) <= MAX_AUTO_WORKERS
+        True
+    """
+    from lightning.fabric.utilities.data import suggested_max_num_workers
+
+    return min(MAX_AUTO_WORKERS, suggested_max_num_workers(max(1, devices)))
+
+
 class RestorationDataModule(L.LightningDataModule):
     """Loaders, sharding, seeding and pinning shared by all DataModules; subclasses build data.
 
@@ -129,7 +149,9 @@ class RestorationDataModule(L.LightningDataModule):
         repeat: with ``samples_per_epoch`` unset, an epoch draws ``repeat`` random crops of
             every training image (the reference's file lists repeat 5x for denoising, 360x for
             Rain100L, ...), so that epoch-based schedules mean what they mean there.
-        num_workers: loader worker processes per device (0 loads in the main process).
+        num_workers: loader worker processes per device (0 loads in the main process);
+            ``"auto"``: :func:`auto_workers` for the trainer's devices, at most 4 and never more
+            than the machine's CPUs per device leave beside the training process.
         seed: base seed of crops, flips, degradations and data splits.
         augment: random flip/rot90 of training crops.
         val_batch_size: validation/test/predict batch size (keep 1 unless sizes are equal).
@@ -171,7 +193,7 @@ class RestorationDataModule(L.LightningDataModule):
         patch_size: int = 128,
         samples_per_epoch: int | None = None,
         repeat: int = 1,
-        num_workers: int = 0,
+        num_workers: int | str = 0,
         seed: int = 0,
         augment: bool = True,
         val_batch_size: int = 1,
@@ -207,8 +229,12 @@ class RestorationDataModule(L.LightningDataModule):
             _positive(samples_per_epoch, "data.samples_per_epoch")
         self.samples_per_epoch = samples_per_epoch
         self.repeat = _positive(repeat, "data.repeat")
-        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
-            raise RCOTError(f"data.num_workers must be an integer >= 0, got {num_workers!r}")
+        if num_workers != "auto" and (
+            isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0
+        ):
+            raise RCOTError(
+                f"data.num_workers must be an integer >= 0 or auto, got {num_workers!r}"
+            )
         self.num_workers = num_workers
         self.seed = int(seed)
         self.augment = augment
@@ -383,11 +409,18 @@ class RestorationDataModule(L.LightningDataModule):
         if pin is None:
             trainer = self.trainer
             pin = trainer is not None and isinstance(trainer.accelerator, CUDAAccelerator)
+        workers = self.workers()
         return {
-            "num_workers": self.num_workers,
+            "num_workers": workers,
             "pin_memory": pin and torch.cuda.is_available(),
-            "persistent_workers": self.num_workers > 0,
+            "persistent_workers": workers > 0,
         }
+
+    def workers(self) -> int:
+        """Loader workers per device: ``num_workers``, with ``"auto"`` resolved for the trainer."""
+        if self.num_workers != "auto":
+            return int(self.num_workers)
+        return auto_workers(int(self.trainer.num_devices) if self.trainer is not None else 1)
 
     def _required(self, name: str) -> Dataset[Any]:
         dataset = self._get(name)

@@ -479,7 +479,11 @@ class JPEG(Degradation):
         if clean.shape[1] != 3:
             raise ValueError(f"JPEG needs RGB images (B, 3, H, W), got {tuple(clean.shape)}")
         quality = _sample(self.quality, clean.shape[0], generator, clean)
-        out = jpeg_codec_differentiable(clean, quality.to(clean.dtype))
+        # kornia < 0.8 rejects sides that are not multiples of 16 (its 16x16 chroma blocks);
+        # later releases pad the bottom and right edges by replication, as done here for all.
+        h, w = clean.shape[-2:]
+        padded = F.pad(clean, (0, -w % 16, 0, -h % 16), mode="replicate")
+        out = jpeg_codec_differentiable(padded, quality.to(clean.dtype))[..., :h, :w]
         return _quantize(out.clamp(0.0, 1.0))
 
     def extra_repr(self) -> str:

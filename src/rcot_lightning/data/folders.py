@@ -167,8 +167,14 @@ def find_images(
     seen: dict[str, Path] = {}
     for name, path in found:
         if name in seen:
+            first = seen[name]
+            where = (
+                f"in {path.parent}"
+                if first.parent == path.parent
+                else f"in {first.parent} and {path.parent}"
+            )
             raise RCOTError(
-                f"{key}: {seen[name].name} and {path.name} in {path.parent} have the same name "
+                f"{key}: {first.name} and {path.name} {where} have the same name "
                 f"{name!r} without extension; rename or remove one"
             )
         seen[name] = path

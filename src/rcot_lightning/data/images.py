@@ -8,6 +8,7 @@ precision; Pillow decodes 16-bit *colour* PNG to 8 bits. Every problem a user ca
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -18,7 +19,15 @@ from torch import Tensor
 
 from rcot_lightning.errors import MissingExtraError, RCOTError
 
-__all__ = ["IMAGE_EXTENSIONS", "image_size", "list_images", "read_image", "to_tensor"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "BadImageError",
+    "image_size",
+    "list_images",
+    "read_image",
+    "set_max_megapixels",
+    "to_tensor",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _TIFF = (".tif", ".tiff")
@@ -78,9 +87,55 @@ def _extensions() -> str:
     return ", ".join(IMAGE_EXTENSIONS)
 
 
+class BadImageError(RCOTError):
+    """A file that cannot be decoded as an image; :attr:`reason` is the decoder's word.
+
+    The message names the training key that skips such files; other commands (``rcot-restore``)
+    catch this type and name their own. (One message argument, like its base: torch re-raises
+    a DataLoader worker's exception as ``type(message)``.)
+    """
+
+    reason = ""
+
+
+#: The config key of the decompression-bomb limit, named when an image is over it.
+MAX_MEGAPIXELS_KEY = "max_megapixels"
+
+
+def set_max_megapixels(value: object) -> None:
+    """Set the largest image (megapixels) :func:`read_image` decodes (``max_megapixels``).
+
+    Pillow refuses images over twice its ``MAX_IMAGE_PIXELS`` (a small file can decode to
+    gigabytes); this sets that limit to ``value`` megapixels. The default, 178, is Pillow's.
+
+    Raises:
+        RCOTError: ``value`` is not a positive number.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise RCOTError(
+            f"{MAX_MEGAPIXELS_KEY} must be a positive number of megapixels, got {value!r}"
+        )
+    Image.MAX_IMAGE_PIXELS = int(float(value) * 1e6 / 2)
+
+
+def _too_large(path: Path, err: BaseException) -> RCOTError:
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    size = f"{int(found.group(1)) / 1e6:.3g} megapixels" if found else "too large"
+    return RCOTError(
+        f"image {path} is {size}, over the {MAX_MEGAPIXELS_KEY}={limit:.3g} limit that guards "
+        f"against decompression bombs; if you trust the file, raise it (e.g. "
+        f"{MAX_MEGAPIXELS_KEY}={max(2 * limit, 500):.0f})"
+    )
+
+
 def _bad_image(path: Path, err: BaseException) -> RCOTError:
+    if isinstance(err, Image.DecompressionBombError):
+        return _too_large(path, err)
     reason = str(err) or type(err).__name__
-    return RCOTError(f"image {path} is corrupt or truncated ({reason}); {_SKIP_HINT}")
+    bad = BadImageError(f"image {path} is corrupt or truncated ({reason}); {_SKIP_HINT}")
+    bad.reason = reason
+    return bad
 
 
 def image_size(path: str | Path) -> tuple[int, int]:

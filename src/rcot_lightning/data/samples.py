@@ -11,7 +11,7 @@ and validation content apart:
   measures generalisation rather than memorisation.
 
 Five colour photos are little variety: expect a model trained on them to denoise well but to
-stay below models trained on a real dataset (see the README's results). For more structure,
+stay below models trained on a real dataset (see docs/quality.md). For more structure,
 scikit-image's natural grayscale photos (:data:`GREY_PHOTOS`: ``camera``, ``coins``, ``moon``,
 ``brick``, ``grass``, ``gravel``) can be named too; they load as RGB with three equal channels
 (the noise added to them is still independent per channel).

@@ -1,7 +1,7 @@
 """More training variety from the embedded photos: generated images, several scales, unpaired.
 
 The default data are four scikit-image photos, too little variety for a denoiser to generalise
-(the README's quality section measures it). :class:`VarietyDataModule` keeps the sample photos'
+(docs/quality.md measures it). :class:`VarietyDataModule` keeps the sample photos'
 validation and test split and widens the training set with:
 
 * ``dead_leaves``: that many textured dead-leaves images (:mod:`rcot_lightning.data.dead_leaves`),

@@ -1,0 +1,71 @@
+"""What a run prints: the run's own lines, counted as the recipe block counts.
+
+No advertisement of a cloud service, no metric objects in the model summary, epochs numbered 1
+to ``max_epochs``, integer counters, loggers named in words, loader workers the machine has
+(so torch does not warn about them), and a short run that says why it has no validation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from PIL import Image
+
+from rcot_lightning.progress_bar import RCOTProgressBar
+from tests.conftest import TINY, cli_env, run_cli
+
+
+@pytest.mark.parametrize(
+    ("epoch", "max_epochs", "expected"),
+    [(0, 6, "Epoch 1/6"), (5, 6, "Epoch 6/6"), (2, -1, "Epoch 3")],
+)
+def test_progress_bar_numbers_epochs_from_one_to_max_epochs(
+    epoch: int, max_epochs: int, expected: str
+) -> None:
+    bar = RCOTProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=max_epochs)
+    assert bar._get_train_description(epoch).strip() == expected
+
+
+def test_progress_bar_shows_the_iteration_as_an_integer() -> None:
+    bar = RCOTProgressBar()
+    trainer = SimpleNamespace(
+        progress_bar_metrics={"iteration": 87.0, "val/psnr": 28.5}, loggers=[]
+    )
+    items = bar.get_metrics(trainer, None)
+    assert items["iteration"] == "87"  # the bar prints any number as 87.000
+    assert items["val/psnr"] == 28.5
+
+
+def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> None:
+    """Paired folders (``num_workers: auto``), the model summary on, warnings shown."""
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(4):
+        Image.new("RGB", (48, 48), color=(40 * i, 50, 100)).save(folder / f"{i}.png")
+    args = [
+        *(t for t in TINY if not t.startswith(("data.", "recipe=", "trainer.enable_model"))),
+        "data=paired",
+        f"data.train_degraded_dir={folder}",
+        f"data.train_target_dir={folder}",
+        f"data.val_degraded_dir={folder}",
+        f"data.val_target_dir={folder}",
+        "data.batch_size=2",
+        "data.patch_size=32",
+        "trainer.max_steps=4",
+    ]
+    env = cli_env()
+    env.pop("PYTHONWARNINGS")  # a warning of torch or Lightning must show here
+    proc = run_cli("rcot_lightning.train", *args, cwd=tmp_path, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    console = proc.stdout + proc.stderr
+    for noise in ("litlogger", "litmodels", "Tip:", "MeanMetric", "LeafSpec", "worker"):
+        assert noise not in console, noise
+    assert "transport_map" in console and "potential" in console  # the summary still shows
+    assert "metrics (CSV): " in proc.stdout and "AtomicCSVLogger" not in proc.stdout
+    assert "iterations: 2  (global steps: 4)" in proc.stdout
+    # 2 pairs of 4 images a batch per epoch, max_steps=4: 2 iterations, no validation yet.
+    assert "no validation yet: the run ended before the first one" in proc.stdout
+    assert "trainer.val_check_interval=N" in proc.stdout and "recipe=demo" in proc.stdout

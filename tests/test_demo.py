@@ -1,0 +1,315 @@
+"""rcot-demo without a browser: upload limits, the model chooser, degradations, scores, safety.
+
+The page itself is driven in a real browser by tests/test_demo_browser.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from rcot_lightning.data.degradations import JPEG, GaussianBlur, GaussianNoise, Haze, RainStreaks
+from rcot_lightning.demo_inputs import (
+    LoadedMaps,
+    UploadLimits,
+    degrade,
+    list_models,
+    read_upload,
+    resolve_model,
+    run_map,
+    score_rows,
+    score_table,
+    synthetic_degradation,
+)
+from rcot_lightning.errors import MissingExtraError, RCOTError
+from tests.conftest import cli_env, run_cli
+
+LIMITS = UploadLimits(max_mb=1.0, max_megapixels=0.01)
+
+
+def _png(path: Path, width: int, height: int) -> Path:
+    Image.new("RGB", (width, height), (90, 120, 200)).save(path)
+    return path
+
+
+# ------------------------------------------------------------------------------ uploads
+@pytest.mark.parametrize(
+    ("node", "key"),
+    [
+        ({"max_upload_mb": 0, "max_megapixels": 4}, "demo.max_upload_mb"),
+        ({"max_upload_mb": 5, "max_megapixels": "a lot"}, "demo.max_megapixels"),
+        ({"max_upload_mb": True, "max_megapixels": 4}, "demo.max_upload_mb"),
+    ],
+)
+def test_upload_limits_name_their_key(node: dict[str, Any], key: str) -> None:
+    with pytest.raises(RCOTError, match=rf"^{key} must be a positive number"):
+        UploadLimits.from_config(node)
+
+
+def test_an_upload_within_the_limits_is_read(tmp_path: Path) -> None:
+    image = read_upload(_png(tmp_path / "ok.png", 80, 60), LIMITS)
+    assert image.shape == (3, 60, 80) and image.dtype == torch.float32
+
+
+def test_an_upload_over_the_megapixel_limit_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = _png(tmp_path / "big.png", 200, 100)  # 0.02 megapixels, a tiny file
+    with pytest.raises(
+        RCOTError,
+        match=r"big\.png is 200x100 \(0\.02 megapixels\), over .*\(demo\.max_megapixels\)",
+    ):
+        read_upload(path, LIMITS)
+
+
+def test_an_upload_over_the_byte_limit_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "heavy.png"
+    path.write_bytes(b"\0" * 1_100_000)
+    with pytest.raises(RCOTError, match=r"heavy\.png is 1\.1 MB, over .*\(demo\.max_upload_mb\)"):
+        read_upload(path, LIMITS)
+
+
+def test_a_file_that_is_not_an_image_gets_one_clear_line(tmp_path: Path) -> None:
+    path = tmp_path / "notes.png"
+    path.write_text("not an image")
+    with pytest.raises(RCOTError, match=r"notes\.png is not an image the demo can read") as err:
+        read_upload(path, LIMITS)
+    assert str(tmp_path) not in str(err.value)  # the upload's folder is not the user's business
+
+
+def test_a_tiny_image_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RCOTError, match=r"4x4; the demo needs >= 16"):
+        read_upload(_png(tmp_path / "dot.png", 4, 4), LIMITS)
+
+
+# ------------------------------------------------------------------------------- models
+def _checkpoint(path: Path, mtime: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"x")
+    os.utime(path, (mtime, mtime))
+    return path
+
+
+def test_the_chooser_lists_bundled_models_and_checkpoints_under_its_folder_only(
+    tmp_path: Path,
+) -> None:
+    runs = tmp_path / "runs"
+    _checkpoint(runs / "old" / "checkpoints" / "last.ckpt", 1_000)
+    newest = _checkpoint(runs / "new" / "checkpoints" / "last.ckpt", 2_000)
+    _checkpoint(runs / "new" / "checkpoints" / "epoch=1.ckpt", 1_500)
+    outside = _checkpoint(tmp_path / "elsewhere" / "secret.ckpt", 3_000)
+    (runs / "link.ckpt").symlink_to(outside)  # a link leading out of the folder
+    (runs / "notes.txt").write_text("not a checkpoint")
+
+    from rcot_lightning.pretrained import available
+
+    bundled = [f"bundled: {name}" for name in available()]
+    choices = list_models(runs)
+    assert list(choices) == [
+        *bundled,
+        f"latest run in {runs}",
+        "checkpoint: new/checkpoints/last.ckpt",
+        "checkpoint: new/checkpoints/epoch=1.ckpt",
+        "checkpoint: old/checkpoints/last.ckpt",
+    ]
+    assert choices[f"latest run in {runs}"].ckpt_path == newest
+    assert choices["bundled: denoise-blind"].pretrained == "denoise-blind"
+    # The bundled entries, the latest run, the newest file.
+    assert len(list_models(runs, limit=1)) == len(bundled) + 2
+    assert list(list_models(tmp_path / "missing")) == bundled
+
+
+def test_the_browser_can_name_only_a_listed_model(tmp_path: Path) -> None:
+    choices = list_models(tmp_path)
+    assert resolve_model("bundled: denoise-blind", choices).pretrained == "denoise-blind"
+    for forged in (str(tmp_path / "x.ckpt"), "checkpoint: ../../etc/passwd", None, 3):
+        with pytest.raises(RCOTError, match="not one of the listed models; reload the page"):
+            resolve_model(forged, choices)
+
+
+def test_a_loaded_model_is_reused() -> None:
+    maps = LoadedMaps(torch.device("cpu"))
+    choice = list_models(None)["bundled: denoise-blind"]
+    net, source = maps.get(choice)
+    assert maps.get(choice)[0] is net and "denoise-blind" in source
+
+
+# ------------------------------------------------------------------------- degradations
+@pytest.mark.parametrize(
+    ("kind", "kind_type"),
+    [("noise", GaussianNoise), ("rain", RainStreaks), ("haze", Haze), ("blur", GaussianBlur),
+     ("jpeg", JPEG)],
+)  # fmt: skip
+def test_each_synthetic_degradation_is_the_librarys(kind: str, kind_type: type) -> None:
+    degradation = synthetic_degradation(kind, noise_sigma=30, blur_sigma=1.5, jpeg_quality=10)
+    assert isinstance(degradation, kind_type)
+    clean = torch.rand(3, 32, 40)
+    degraded = degrade(clean, degradation, seed=3)
+    assert degraded.shape == clean.shape and not torch.equal(degraded, clean)
+    assert degraded.min() >= 0 and degraded.max() <= 1
+    assert torch.equal(degraded, degrade(clean, degradation, seed=3))  # seeded
+
+
+def test_degradation_settings_reach_the_library() -> None:
+    noise = synthetic_degradation("noise", noise_sigma=15)
+    assert isinstance(noise, GaussianNoise) and noise.sigma == (15.0, 15.0)
+    jpeg = synthetic_degradation("jpeg", jpeg_quality=35)
+    assert isinstance(jpeg, JPEG) and jpeg.quality == (35.0, 35.0)
+    assert synthetic_degradation("none") is None
+    with pytest.raises(RCOTError, match="degradation 'snow' is not one of none, noise"):
+        synthetic_degradation("snow")
+
+
+# ---------------------------------------------------------------------- running, scores
+def test_a_large_image_is_restored_in_tiles_with_progress() -> None:
+    seen: list[int] = []
+
+    def progress(batches: Any) -> Any:
+        seen.append(len(batches))
+        return batches
+
+    image = torch.rand(3, 100, 130)
+    restored, seconds = run_map(
+        torch.nn.Identity(), image, device=torch.device("cpu"), tile=64, overlap=16,
+        precision="32", progress=progress,
+    )  # fmt: skip
+    assert torch.allclose(restored, image, atol=1e-6) and seconds >= 0
+    assert seen and seen[0] >= 2  # tile batches were reported
+
+
+def test_the_self_ensemble_setting_reaches_the_map() -> None:
+    calls: list[tuple[int, ...]] = []
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return t
+
+    image = torch.rand(3, 16, 24)
+    restored, _ = run_map(
+        net, image, device=torch.device("cpu"), tile=None, overlap=0, precision="32", ensemble=4
+    )
+    assert torch.allclose(restored, image, atol=1e-6)
+    assert len(calls) == 4  # one call per flip/rotation
+
+
+def test_scores_and_the_ab_difference() -> None:
+    clean = torch.full((3, 32, 32), 0.5)
+    rows = score_rows(clean + 0.1, clean, {"A": clean + 0.05, "B": clean + 0.01})
+    assert rows["B"]["psnr"] - rows["A"]["psnr"] == pytest.approx(
+        20 * torch.log10(torch.tensor(5.0)).item()
+    )
+    table = score_table(rows, {"A": 1.0, "B": 2.0})
+    assert "| B − A | +13.98 |" in table and "| input | 20.00 |" in table
+    assert score_rows(clean, None, {"A": clean}) == {}
+    assert "No clean reference" in score_table({}, {"A": 1.0})
+
+
+# ------------------------------------------------------------------------------- safety
+def test_the_demo_names_the_extra_when_gradio_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rcot_lightning.demo import import_gradio
+
+    monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails
+    with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[demo\]"'):
+        import_gradio()
+
+
+def test_the_workspace_deletes_a_closed_pages_files_and_nothing_outside(tmp_path: Path) -> None:
+    from rcot_lightning.demo_page import Workspace
+
+    workspace = Workspace()
+    try:
+        upload = workspace.cache / "abc" / "photo.png"
+        upload.parent.mkdir()
+        upload.write_bytes(b"x")
+        result = workspace.session_dir("s1") / "photo_restored.png"
+        result.write_bytes(b"x")
+        mine = tmp_path / "mine.png"
+        mine.write_bytes(b"x")
+        workspace.remember("s1", upload)
+        workspace.remember("s1", mine)  # not in the workspace: never deleted
+        workspace.forget("s1")
+        assert not upload.exists() and not result.exists() and mine.exists()
+    finally:
+        workspace.close()
+    assert not workspace.root.exists()
+
+
+def test_the_demo_config_composes_and_is_checked(compose_config: Callable[..., DictConfig]) -> None:
+    from rcot_lightning.demo_page import DemoSettings
+
+    cfg = compose_config("demo", "device=cpu")
+    assert cfg.demo.server_name == "127.0.0.1" and cfg.demo.share is False
+    settings = DemoSettings.from_config(cfg)
+    assert settings.default_model == "bundled: denoise-blind" and settings.tile == 512
+    for override, message in (
+        ("precision=16", "precision must be 32 or bf16"),
+        ("demo.cache_max_age=0", "demo.cache_max_age must be a whole number >= 1"),
+        ("pretrained=nope", "no bundled model named 'nope'"),
+    ):
+        bad = OmegaConf.merge(cfg, OmegaConf.from_dotlist([override]))
+        with pytest.raises(RCOTError, match=message):
+            DemoSettings.from_config(bad)
+
+
+class _FakePage:
+    """Records how the demo launches a page, and returns at once instead of serving."""
+
+    def __init__(self) -> None:
+        self.launched: dict[str, Any] = {}
+        self.closed = False
+
+    def queue(self, **kwargs: Any) -> None:
+        pass
+
+    def launch(self, **kwargs: Any) -> tuple[None, str, str | None]:
+        self.launched = kwargs
+        return None, "http://127.0.0.1:1/", None
+
+    def block_thread(self) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_serving_is_local_and_private_unless_asked(
+    share: bool,
+    compose_config: Callable[..., DictConfig],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    pytest.importorskip("gradio", reason="the demo extra is not installed")
+    import rcot_lightning.demo_page as demo_page
+    from rcot_lightning.demo import serve
+
+    page = _FakePage()
+    monkeypatch.setattr(demo_page, "build_page", lambda settings, workspace: page)
+    for key in ("GRADIO_TEMP_DIR", "GRADIO_ANALYTICS_ENABLED", "HF_HUB_OFFLINE"):
+        monkeypatch.delenv(key, raising=False)  # whatever serve() sets is undone after the test
+    with caplog.at_level(logging.WARNING, logger="rcot_lightning.demo"):
+        serve(compose_config("demo", "device=cpu", f"demo.share={str(share).lower()}"))
+    assert page.launched["server_name"] == "127.0.0.1"
+    assert page.launched["share"] is share and page.closed
+    assert page.launched["max_file_size"] == "50mb"
+    assert ("public *.gradio.live address" in caplog.text) is share
+    folder = capsys.readouterr().out.split("temporary files in ")[1].split(" ")[0]
+    assert not Path(folder).exists()  # deleted when the demo stopped
+
+
+def test_a_bad_setting_ends_the_command_in_one_line(tmp_path: Path) -> None:
+    result = run_cli(
+        "rcot_lightning.demo", "demo.max_upload_mb=-1", cwd=tmp_path, timeout=120, env=cli_env()
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "rcot-demo: error: demo.max_upload_mb must be a positive number, got -1"
+    )

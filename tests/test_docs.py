@@ -1,0 +1,232 @@
+"""Every fenced block of ``README.md`` and ``docs/**/*.md`` is run, composed or marked.
+
+The convention (also in ``docs/development.md``):
+
+* ``python`` blocks run as written, each in a fresh temporary working directory;
+* in ``bash`` blocks, every line that calls ``rcot_lightning.<command>`` (``python -m``,
+  ``rcot-<command>``, or inside a ``torchrun`` / ``srun`` line) is composed with Hydra against
+  the real configs, without training, and a training command also passes the recipe checks;
+  ``python benchmarks/<script>.py`` lines are parsed by that script's argument parser; any other
+  line in an unmarked block fails;
+* a block is exempt only when the line right before its fence is ``<!-- not-run: <reason> -->``
+  (printed output, an install, the test suite, a GPU, a cluster); any other unmarked block
+  fails, so a new block cannot go unchecked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import re
+import shlex
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from tests.conftest import _compose
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+
+#: The mark that exempts the block right after it, with the reason.
+NOT_RUN = re.compile(r"<!--\s*not-run:\s*(?P<reason>[^>]*?)\s*-->\s*$")
+FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w-]*)\s*$")
+#: The command a line runs: ``python -m rcot_lightning.train`` or ``rcot-train`` and its arguments.
+COMMAND = re.compile(
+    r"(?:-m\s+rcot_lightning\.|\brcot-)(?P<name>train|eval|restore|export)\b(?P<args>.*)"
+)
+BENCHMARK = re.compile(r"^python\s+(?P<script>benchmarks/\w+\.py)(?P<args>.*)")
+
+
+@dataclass(frozen=True)
+class Block:
+    page: Path
+    line: int
+    lang: str
+    text: str
+    reason: str | None  # the not-run mark's reason
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def blocks(page: Path) -> Iterator[Block]:
+    """The fenced blocks of ``page`` with their language and not-run mark."""
+    lines = page.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        fence = FENCE.match(lines[i])
+        if fence is None:
+            i += 1
+            continue
+        start, indent = i, len(fence["indent"])
+        body = []
+        i += 1
+        while i < len(lines) and lines[i].strip() != "```":
+            body.append(lines[i][indent:])
+            i += 1
+        previous = lines[start - 1] if start > 0 else ""
+        mark = NOT_RUN.search(previous)
+        yield Block(page, start + 1, fence["lang"], "\n".join(body), mark and mark["reason"])
+        i += 1
+
+
+ALL = [b for page in PAGES for b in blocks(page)]
+PYTHON = [b for b in ALL if b.reason is None and b.lang == "python"]
+SHELL = [b for b in ALL if b.reason is None and b.lang == "bash"]
+
+
+def shell_lines(text: str) -> list[str]:
+    """Logical lines (``\\`` continuations joined), comments and blank lines dropped."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    lines = []
+    for raw in joined.splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
+def test_every_block_is_run_or_marked_with_a_reason() -> None:
+    unchecked = [
+        f"{b.where} ({b.lang or 'no language'})"
+        for b in ALL
+        if b.reason is None and b.lang not in ("python", "bash")
+    ]
+    assert not unchecked, (
+        f"mark these <!-- not-run: reason --> or make them python/bash: {unchecked}"
+    )
+    assert all(b.reason for b in ALL if b.reason is not None), "a not-run mark needs a reason"
+    for block in SHELL:
+        for line in shell_lines(block.text):
+            assert COMMAND.search(line) or BENCHMARK.match(line), (
+                f"{block.where}: `{line}` is neither an rcot command nor a benchmark; "
+                "mark the block <!-- not-run: reason -->"
+            )
+
+
+def _overrides(args: str) -> list[str]:
+    """The Hydra overrides of a command line: comments, flags and sweep alternatives removed.
+
+    ``-m`` sweeps compose their first job (``task=denoise,derain`` composes ``task=denoise``);
+    ``--cfg job`` is dropped.
+    """
+    words = shlex.split(args.split(" #")[0].split("  #")[0], comments=True)
+    multirun = "-m" in words or "--multirun" in words
+    out = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+            continue
+        if word in ("--cfg", "-c", "--config-dir", "-cd"):
+            skip = True
+            continue
+        if word.startswith("-"):
+            continue
+        if multirun and "hparams_search=" not in word:
+            key, _, value = word.partition("=")
+            if not value.startswith(("[", "{")) and "," in value:
+                word = f"{key}={value.split(',')[0]}"
+        out.append(word)
+    return out
+
+
+def _compose_command(name: str, overrides: list[str], tmp_path: Path) -> None:
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rcot_lightning.map_source import model_alias
+
+    if name in ("restore", "export"):
+        overrides = model_alias(overrides)
+    try:
+        cfg = _compose(name, overrides, tmp_path)
+        config = {k: v for k, v in cfg.items() if k != "hydra"}
+        resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=False)
+        assert isinstance(resolved, dict)
+        if name == "train":
+            from rcot_lightning.app import as_dict
+            from rcot_lightning.recipe import check_recipe
+
+            nodes = {k: as_dict(cfg.get(k)) for k in ("task", "data", "model", "trainer")}
+            check_recipe(nodes, overrides)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+class _Parsed(Exception):
+    """Raised by the patched parser once a benchmark's arguments parsed."""
+
+
+def _parse_benchmark(script: str, args: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = ROOT / script
+    assert path.is_file(), script
+    spec = importlib.util.spec_from_file_location(f"_doc_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.syspath_prepend(str(ROOT))
+    spec.loader.exec_module(module)
+    real = argparse.ArgumentParser.parse_args
+
+    def parse_only(self: argparse.ArgumentParser, args=None, namespace=None):  # type: ignore[no-untyped-def]
+        real(self, args, namespace)
+        raise _Parsed
+
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", parse_only)
+    argv = shlex.split(args.split(" #")[0], comments=True)
+    monkeypatch.setattr(sys, "argv", [str(path), *argv])
+    with pytest.raises(_Parsed):
+        module.main()
+
+
+@pytest.mark.parametrize("block", SHELL, ids=[b.where for b in SHELL])
+def test_shell_block_commands_compose(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for line in shell_lines(block.text):
+        if benchmark := BENCHMARK.match(line):
+            _parse_benchmark(benchmark["script"], benchmark["args"], monkeypatch)
+            continue
+        command = COMMAND.search(line)
+        assert command is not None
+        try:
+            _compose_command(command["name"], _overrides(command["args"]), tmp_path)
+        except Exception as err:  # the line in the message, not only Hydra's words
+            raise AssertionError(f"{block.where}: `{line}`: {err}") from err
+
+
+@pytest.mark.parametrize("block", PYTHON, ids=[b.where for b in PYTHON])
+def test_python_block_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code = compile(block.text, block.where, "exec")
+    exec(code, {"__name__": "__docs__"})
+
+
+def test_the_readme_is_one_screen_of_what_a_newcomer_needs() -> None:
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 250
+    for heading in (
+        "## Install",
+        "## Restore a photo",
+        "## Train on your own folders",
+        "## Python API",
+    ):
+        assert heading in text, heading
+    # The test command stays the one .ci/run runs, verbatim.
+    command = 'pip install -q -e ".[dev]" && python -m pytest'
+    assert command in text and command in (ROOT / ".ci" / "run").read_text()
+    # The CPU build of torch comes before the package (else pip resolves the CUDA build).
+    assert text.index("pip install torch==") < text.index('pip install -e ".[dev]"')
+
+
+def test_every_documented_link_to_a_page_exists() -> None:
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if target.startswith(("http://", "https://")):
+                continue
+            assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} -> {target}"
