@@ -4,9 +4,10 @@ Each ``*.ckpt`` under ``RUN/checkpoints`` (save them along the way with, e.g.,
 ``callbacks.model_checkpoint.every_n_train_steps=200 callbacks.model_checkpoint.save_top_k=-1``)
 restores the held-out photos (:mod:`rcot_lightning.data.heldout`) with the same seeded noise as
 ``benchmarks/quality.py``; one JSON line per checkpoint, sorted by iteration, then a summary with
-the noisy input's scores. ``--cpu-log`` joins a file of ``<unix time> <CPU seconds>`` lines
-(the training process's CPU time, sampled while it ran) to report the CPU time at each
-checkpoint's modification time.
+the noisy input's scores. The CPU time of training at each checkpoint comes from the checkpoint
+itself when the run had a CPU budget (``callbacks.cpu_budget``, which stores the CPU seconds
+spent); otherwise ``--cpu-log`` joins a file of ``<unix time> <CPU seconds>`` lines (the
+training process's CPU time, sampled while it ran) at each checkpoint's modification time.
 
 Run::
 
@@ -31,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality import noisy_photo
 
 from rcot_lightning.checkpoint import load_module
+from rcot_lightning.cpu_budget import CPUBudget
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
 from rcot_lightning.metrics import psnr, ssim
 
@@ -45,6 +47,46 @@ def cpu_at(log: list[tuple[float, float]], when: float) -> float | None:
     times = [t for t, _ in log]
     i = bisect.bisect_right(times, when) - 1
     return None if i < 0 else log[i][1]
+
+
+def budget_cpu_seconds(ckpt: Path) -> float | None:
+    """The training CPU seconds a checkpoint's :class:`~rcot_lightning.cpu_budget.CPUBudget`
+    stored, or ``None`` when the run had none."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
+    state = checkpoint.get("callbacks", {}).get(CPUBudget.__qualname__)
+    return None if state is None else float(state["spent_seconds"])
+
+
+def checkpoint_curve(
+    run: Path,
+    photos: dict[str, tuple[torch.Tensor, torch.Tensor]],
+    cpu_log: list[tuple[float, float]] | None = None,
+) -> list[dict[str, Any]]:
+    """Held-out PSNR/SSIM (means over ``photos``: name -> (clean, degraded)) of every
+    checkpoint in ``run/checkpoints``, sorted by iteration, with the CPU seconds of training
+    at each (the checkpoint's CPU budget state, else ``cpu_log`` at its modification time)."""
+    rows = []
+    for ckpt in sorted((run / "checkpoints").glob("*.ckpt")):
+        module = load_module(ckpt)
+        scores: dict[str, list[float]] = {"psnr": [], "ssim": []}
+        for clean, degraded in photos.values():
+            restored = module.restore(degraded)
+            scores["psnr"].append(float(psnr(restored, clean)[0]))
+            scores["ssim"].append(float(ssim(restored, clean)[0]))
+        cpu = budget_cpu_seconds(ckpt)
+        if cpu is None and cpu_log:
+            cpu = cpu_at(cpu_log, ckpt.stat().st_mtime)
+        rows.append(
+            {
+                "checkpoint": ckpt.name,
+                "iteration": module.iteration,
+                "cpu_seconds": cpu,
+                "psnr": statistics.fmean(scores["psnr"]),
+                "ssim": statistics.fmean(scores["ssim"]),
+            }
+        )
+    rows.sort(key=lambda r: r["iteration"])
+    return rows
 
 
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -62,23 +104,7 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
             if line.strip():
                 t, c = line.split()[:2]
                 cpu_log.append((float(t), float(c)))
-    rows = []
-    for ckpt in sorted((args.run / "checkpoints").glob("*.ckpt")):
-        module = load_module(ckpt)
-        scores = {"psnr": [], "ssim": []}
-        for clean, noisy in photos.values():
-            restored = module.restore(noisy)
-            scores["psnr"].append(float(psnr(restored, clean)[0]))
-            scores["ssim"].append(float(ssim(restored, clean)[0]))
-        row = {
-            "checkpoint": ckpt.name,
-            "iteration": module.iteration,
-            "cpu_seconds": cpu_at(cpu_log, ckpt.stat().st_mtime) if cpu_log else None,
-            "psnr": statistics.fmean(scores["psnr"]),
-            "ssim": statistics.fmean(scores["ssim"]),
-        }
-        rows.append(row)
-    rows.sort(key=lambda r: r["iteration"])
+    rows = checkpoint_curve(args.run, photos, cpu_log)
     noisy_psnr = statistics.fmean(
         float(psnr(noisy.clamp(0, 1), clean)[0]) for clean, noisy in photos.values()
     )

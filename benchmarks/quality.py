@@ -63,7 +63,7 @@ from torch import Tensor
 
 from rcot_lightning.checkpoint import load_module
 from rcot_lightning.data.datasets import derive_seed
-from rcot_lightning.data.degradations import GaussianNoise
+from rcot_lightning.data.degradations import Degradation, GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
 from rcot_lightning.metrics import RandomFeatureDistances, psnr, ssim
 from rcot_lightning.visualize import comparison_grid, save_png
@@ -71,6 +71,13 @@ from rcot_lightning.visualize import comparison_grid, save_png
 # The objective's Hydra keys. `model.objective.potential_weight=0` drops the potential and its
 # updates, so the supervised variants are plain supervised training of the same map.
 OBJ = "model.objective"
+
+#: The one-pass map of the same size: the two-pass map's U-Net without residual conditioning.
+ONE_PASS_MAP = [
+    "model.transport_map._target_=rcot_lightning.nets.RestormerUNet",
+    "~model.transport_map.conditioning",
+    "~model.transport_map.condition_scale",
+]
 
 #: Variant -> Hydra overrides on top of the shared settings.
 VARIANTS: dict[str, list[str]] = {
@@ -89,14 +96,11 @@ VARIANTS: dict[str, list[str]] = {
     "frot_unpaired": [f"{OBJ}.supervised_weight=0", "data.unpaired=true"],
     "frot_l2": [f"{OBJ}.supervised_loss=l2"],
     "frot_l2_ref": [f"{OBJ}.supervised_loss=l2", f"{OBJ}.reference_fourier=true"],
-    "frot_l2_onepass": [
-        f"{OBJ}.supervised_loss=l2",
-        "model.transport_map._target_=rcot_lightning.nets.RestormerUNet",
-        "~model.transport_map.conditioning",
-        "~model.transport_map.condition_scale",
-    ],
+    "frot_l2_onepass": [f"{OBJ}.supervised_loss=l2", *ONE_PASS_MAP],
 }
 BASELINES = ("noisy", "bm3d")
+#: The tiny model's potential for seconds-long smoke runs (recipes may set a wider one).
+TINY_POTENTIAL = "model.potential.channels=[8,8,16,16]"
 
 #: What each variant means, for the table.
 DESCRIPTIONS = {
@@ -111,12 +115,61 @@ DESCRIPTIONS = {
 }
 
 
+def degraded_photo(name: str, degradation: Degradation, key: object) -> tuple[Tensor, Tensor]:
+    """A held-out photo and its degraded version, the draw seeded by (name, key)."""
+    clean = load_heldout(name)[None]
+    generator = torch.Generator().manual_seed(derive_seed("quality", name, key))
+    degraded, _ = degradation.apply(clean, generator)
+    return clean, degraded
+
+
 def noisy_photo(name: str, sigma: float) -> tuple[Tensor, Tensor]:
     """A held-out photo and its noisy version, the noise seeded by (name, sigma)."""
-    clean = load_heldout(name)[None]
-    generator = torch.Generator().manual_seed(derive_seed("quality", name, float(sigma)))
-    noisy, _ = GaussianNoise(sigma=sigma).apply(clean, generator)
-    return clean, noisy
+    return degraded_photo(name, GaussianNoise(sigma=sigma), float(sigma))
+
+
+def score_last_overrides(folder: Path) -> list[str]:
+    """Hydra overrides of a run whose last weights are scored: no validation, no pictures,
+    only ``<folder>/checkpoints/last.ckpt`` (nothing is chosen on validation data), CSV logs."""
+    return [
+        "trainer.limit_val_batches=0",
+        "trainer.num_sanity_val_steps=0",
+        "trainer.enable_model_summary=false",
+        "~callbacks.image_logger",
+        "~callbacks.rich_progress_bar",
+        "~callbacks.lr_monitor",
+        f"callbacks.model_checkpoint.dirpath={folder}/checkpoints",
+        "callbacks.model_checkpoint.monitor=null",
+        "callbacks.model_checkpoint.save_top_k=0",
+        "callbacks.model_checkpoint.save_on_train_epoch_end=true",
+        "logger=csv",
+        "test=false",
+        f"hydra.run.dir={folder}",
+    ]
+
+
+def train_subprocess(overrides: Sequence[str], log_path: Path, threads: int) -> dict[str, float]:
+    """Run ``python -m rcot_lightning.train *overrides`` with ``threads`` OpenMP threads, its
+    output into ``log_path``; return its wall and CPU seconds. Exits with the log's tail if the
+    training fails."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    start = time.perf_counter()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rcot_lightning.train", *overrides],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        # wait4 gives this child's own CPU time: on a shared machine wall time says little.
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"training {log_path.stem} failed:\n{log_path.read_text()[-3000:]}")
+    return {
+        "train_seconds": time.perf_counter() - start,
+        "train_cpu_seconds": usage.ru_utime + usage.ru_stime,
+    }
 
 
 def run_training(
@@ -140,48 +193,18 @@ def run_training(
         f"data.seed={seed}",
         "trainer.max_epochs=1",
         f"+trainer.max_time={{minutes: {minutes}}}",
-        "trainer.limit_val_batches=0",
-        "trainer.num_sanity_val_steps=0",
-        "trainer.enable_model_summary=false",
-        # Only last.ckpt: nothing is chosen on validation data, and no pictures or progress bar.
-        "~callbacks.image_logger",
-        "~callbacks.rich_progress_bar",
-        "~callbacks.lr_monitor",
-        f"callbacks.model_checkpoint.dirpath={folder}/checkpoints",
-        "callbacks.model_checkpoint.monitor=null",
-        "callbacks.model_checkpoint.save_top_k=0",
-        "callbacks.model_checkpoint.save_on_train_epoch_end=true",
-        "logger=csv",
-        "test=false",
-        f"hydra.run.dir={folder}",
+        *score_last_overrides(folder),
         *VARIANTS[variant],
         *args.override,
     ]
     if args.model == "rcot_tiny":
-        overrides.append("model.potential.channels=[8,8,16,16]")
+        overrides.append(TINY_POTENTIAL)
     log_path = runs / f"{name}.log"
     timing_path = runs / f"{name}.timing.json"
     last = folder / "checkpoints" / "last.ckpt"
     if args.resume and timing_path.is_file() and last.is_file():
         return last, json.loads(timing_path.read_text())
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    start = time.perf_counter()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rcot_lightning.train", *overrides],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-        )
-        # wait4 gives this child's own CPU time: on a shared machine wall time says little.
-        _, status, usage = os.wait4(process.pid, 0)
-        process.returncode = os.waitstatus_to_exitcode(status)
-    timing = {
-        "train_seconds": time.perf_counter() - start,
-        "train_cpu_seconds": usage.ru_utime + usage.ru_stime,
-    }
-    if process.returncode != 0:
-        raise SystemExit(f"training {name} failed:\n{log_path.read_text()[-3000:]}")
+    timing = train_subprocess(overrides, log_path, args.threads)
     timing_path.write_text(json.dumps(timing))
     return last, timing
 

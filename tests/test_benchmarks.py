@@ -6,9 +6,11 @@ positive and the reported ratios exist and are consistent with the rates.
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -199,3 +201,134 @@ def test_gpu_script_fails_clearly_without_cuda() -> None:
     )
     assert done.returncode == 2
     assert "no CUDA device" in done.stderr
+
+
+def _benchmark_module(name: str) -> Any:
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+def test_claims_intervals_paired_differences_and_verdicts_on_fixed_numbers() -> None:
+    claims = _benchmark_module("intervals")
+    # Student t quantiles t(0.975, df) from the tables.
+    for df, quantile in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262)]:
+        assert claims.t_quantile(df) == pytest.approx(quantile, abs=1e-3)
+    # Three seeds 28, 29, 30: mean 29, s = 1, half-width 4.3027 / sqrt(3) = 2.4841.
+    row = claims.interval([28.0, 29.0, 30.0])
+    assert row["mean"] == 29.0 and row["n"] == 3
+    assert row["half_width"] == pytest.approx(2.4841, abs=1e-4)
+    assert row["lo"] == pytest.approx(29 - 2.4841, abs=1e-4)
+    assert claims.interval([5.0])["lo"] is None and claims.interval([])["mean"] is None
+    # Paired over the shared seeds only: differences 1.0, 1.2, 0.8 (seed 3 has no partner).
+    a = {"0": 30.0, "1": 30.2, "2": 29.8, "3": 35.0}
+    b = {"0": 29.0, "1": 29.0, "2": 29.0}
+    diff = claims.paired_difference(a, b)
+    assert diff["seeds"] == ["0", "1", "2"] and diff["mean"] == pytest.approx(1.0)
+    # s = 0.2: half-width 4.3027 * 0.2 / sqrt(3) = 0.4968, so [0.5032, 1.4968].
+    assert diff["lo"] == pytest.approx(0.5032, abs=1e-4)
+    assert diff["hi"] == pytest.approx(1.4968, abs=1e-4)
+    at_least, within = claims.Target("at_least", 0.5), claims.Target("within", 1.0)
+    assert claims.verdict(diff["lo"], diff["hi"], at_least) == "holds"
+    assert claims.verdict(diff["lo"], diff["hi"], claims.Target("at_least", 0.6)) == (
+        "inconclusive"
+    )
+    assert claims.verdict(diff["lo"], diff["hi"], claims.Target("at_least", 1.5)) == (
+        "does not hold"
+    )
+    assert claims.verdict(diff["lo"], diff["hi"], within) == "inconclusive"
+    assert claims.verdict(-0.9, 0.9, within) == "holds"
+    assert claims.verdict(1.01, 3.0, within) == "does not hold"
+    assert claims.verdict(None, None, at_least) == "inconclusive"
+    # The knee: the second half of the budget added 1 of 7 dB.
+    rows = [{"cpu_seconds": c, "psnr": p} for c, p in [(60, 25.0), (300, 26.0), (600, 27.0)]]
+    knee = claims.late_gain(rows, 20.0)
+    assert knee["late_gain_db"] == pytest.approx(1.0) and not knee["past_knee"]
+    assert knee["late_fraction"] == pytest.approx(1 / 7)
+
+
+# Ten Hydra compositions with experiments: about 30 s on an idle 2-core CPU.
+@pytest.mark.slow
+def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> None:
+    # A typo in a variant's overrides would otherwise surface hours into a study.
+    from hydra import compose, initialize_config_module
+
+    claims = _benchmark_module("claims")
+    args = claims.parse_args(["--out", str(tmp_path), "--curve", "100"])
+    assert args.budget == 10 and args.seeds == [0, 1, 2] and args.model == "rcot_small"
+    with initialize_config_module("rcot_lightning.conf", version_base="1.3"):
+        for key, variant in claims.VARIANTS.items():
+            overrides = claims.run_overrides(key, 0, tmp_path / "run", args)
+            # Hydra-only keys are not part of the composed job config.
+            cfg = compose("train", overrides=[o for o in overrides if "hydra." not in o])
+            assert cfg.callbacks.cpu_budget.minutes == 10, key
+            assert cfg.trainer.max_time is None and cfg.trainer.max_steps == -1, key
+            assert cfg.data.patch_size == 48 and cfg.data.dead_leaves == 256, key
+            assert cfg.task.name == {"sigma25": "denoise", "rain": "derain"}[variant.task]
+            assert cfg.callbacks.model_checkpoint.save_top_k == -1  # the first seed's curve
+            objective = cfg.model.objective
+            if "ot" in key.split("/")[1] or "frot" in key:
+                assert objective.potential_weight > 0, key
+            else:
+                assert objective.potential_weight == 0, key
+            # A run called Fourier-free has its Fourier weight at 0, and FROT has it on.
+            assert (objective.fourier_weight > 0) == ("frot" in key), key
+    claimed = {k for c in claims.CLAIMS for k in (c.a, c.b)}
+    assert claimed == set(claims.VARIANTS)
+
+
+# Four tiny trainings and a resumed pass: about 3 minutes on a loaded 2-core CPU.
+@pytest.mark.slow
+def test_claims_smoke_trains_scores_resumes_and_writes_table_json_and_figures(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "claims"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [
+        *(sys.executable, str(BENCHMARKS / "claims.py"), "--out", str(out), "--smoke"),
+        *("--claims", "C1", "--seeds", "0", "1", "--curve", "4"),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((out / "claims.json").read_text())
+    assert report["model"] == "rcot_tiny" and report["seeds"] == [0, 1]
+    assert set(report["variants"]) == {"sigma25/ot_unpaired", "sigma25/l1"}
+    for key, row in report["variants"].items():
+        assert row["seeds"] == ["0", "1"], key
+        psnr = row["psnr"]
+        assert psnr["n"] == 2 and psnr["lo"] <= psnr["mean"] <= psnr["hi"]
+        # The budget stopped every run (a few iterations past it at most).
+        assert row["budget_cpu_minutes"]["mean"] >= report["budget_minutes"]
+    (claim,) = report["claims"]
+    assert claim["id"] == "C1" and claim["target"] == "-1 <= A - B <= 1 dB"
+    assert claim["verdict"] in {"holds", "does not hold", "inconclusive"}
+    diff = claim["psnr_diff"]
+    results = report["results"]
+    expected = statistics.fmean(
+        results["sigma25/ot_unpaired"][s]["psnr"] - results["sigma25/l1"][s]["psnr"]
+        for s in ("0", "1")
+    )
+    assert diff["seeds"] == ["0", "1"] and diff["mean"] == pytest.approx(expected)
+    for run in results["sigma25/l1"].values():
+        assert set(run["per_image"]) == {"china", "flower"} and run["iterations"] > 0
+    # The first seed's curve: PSNR against the CPU time stored in each checkpoint.
+    curve = report["curves"]["sigma25/l1"]
+    assert curve["seed"] == 0 and len(curve["rows"]) >= 2
+    cpu = [row["cpu_seconds"] for row in curve["rows"]]
+    assert cpu == sorted(cpu) and cpu[0] > 0
+    markdown = (out / "claims.md").read_text()
+    assert "| C1: unpaired OT reaches supervised l1" in markdown and "--smoke" in markdown
+    for name in ("claims.png", "curve.png"):
+        assert (out / "figures" / name).stat().st_size > 0
+    # --resume skips the finished runs: nothing trains again, the same numbers come back.
+    logs = {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.log")}
+    again = subprocess.run(
+        [*command, "--resume"], capture_output=True, text=True, timeout=600, env=env
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "4 runs, 0 to train" in again.stderr
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.log")} == logs
+    resumed = json.loads((out / "claims.json").read_text())
+    assert resumed["claims"][0]["psnr_diff"] == claim["psnr_diff"]

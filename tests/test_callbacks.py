@@ -1,8 +1,11 @@
-"""RestorationImageLogger with a tiny LightningModule and real Trainers; visualize helpers."""
+"""RestorationImageLogger with a tiny LightningModule and real Trainers; visualize helpers;
+the CPU-time budget."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 from unittest.mock import MagicMock
 
 import lightning.pytorch as pl
@@ -15,6 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from rcot_lightning.callbacks import RestorationImageLogger
+from rcot_lightning.cpu_budget import CPUBudget
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.visualize import (
     comparison_grid,
@@ -359,3 +363,48 @@ def test_uint8_and_png_round_trip(tmp_path) -> None:
         assert im.mode == "L"
     with pytest.raises(ValueError, match="t must be"):
         to_uint8_hwc(torch.rand(2, 3, 4, 4))
+
+
+def _budget_trainer(tmp_path: Path, budget: CPUBudget, max_steps: int) -> Any:
+    from lightning.pytorch import Trainer
+
+    return Trainer(
+        max_steps=max_steps,
+        min_epochs=0,
+        callbacks=[budget],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
+
+
+def test_cpu_budget_stops_training_and_a_resumed_run_continues_its_budget(
+    tmp_path: Path,
+) -> None:
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    # 0.2 CPU seconds: reached long before 10^6 steps of the boring model.
+    budget = CPUBudget(minutes=0.2 / 60)
+    trainer = _budget_trainer(tmp_path, budget, max_steps=10**6)
+    trainer.fit(BoringModel())
+    assert 0 < trainer.global_step < 10**6
+    assert budget.spent_seconds >= 0.2
+    assert budget.state_dict()["spent_seconds"] >= 0.2
+    # A run resumed with its budget already spent stops after its first iteration.
+    resumed = CPUBudget(minutes=0.2 / 60)
+    resumed.load_state_dict(budget.state_dict())
+    trainer = _budget_trainer(tmp_path, resumed, max_steps=10**6)
+    trainer.fit(BoringModel())
+    assert trainer.global_step == 1
+    # Off (null): nothing stops early.
+    trainer = _budget_trainer(tmp_path, CPUBudget(minutes=None), max_steps=3)
+    trainer.fit(BoringModel())
+    assert trainer.global_step == 3
+
+
+@pytest.mark.parametrize("minutes", [0, -1, float("nan"), True, "10"])
+def test_cpu_budget_refuses_a_bad_budget_naming_its_key(minutes: Any) -> None:
+    with pytest.raises(RCOTError, match=r"callbacks\.cpu_budget\.minutes"):
+        CPUBudget(minutes=minutes)

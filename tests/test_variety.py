@@ -70,11 +70,39 @@ def test_generated_only_training_and_validation_stay_the_sample_photos() -> None
         ({"dead_leaves": -1}, "data.dead_leaves"),
         ({"scales": [1.5]}, "data.scales"),
         ({"train_images": [], "dead_leaves": 0}, "data.train_images"),
+        ({"paired_fraction": 0.5, "unpaired": True}, "data.paired_fraction"),
+        ({"paired_only": True}, "data.paired_only"),
     ],
 )
 def test_bad_options_name_their_key(kwargs: dict[str, object], key: str) -> None:
     with pytest.raises(RCOTError, match=re.escape(key)):
         _module(**kwargs)
+
+
+def test_semi_paired_keeps_a_seeded_subset_and_paired_only_trains_on_exactly_it() -> None:
+    # 2 photos (each with its half-size copy) + 8 generated images = 10 scenes, 3 kept paired.
+    options = {"scales": [1.0, 0.5], "dead_leaves": 8, "paired_fraction": 0.3, "seed": 3}
+    semi = _module(**options, samples_per_epoch=40, batch_size=40)
+    semi.setup("fit")
+    only = _module(**options, paired_only=True)
+    only.setup("fit")
+    kept = semi.paired_names
+    assert kept is not None and kept == only.paired_names
+    # A photo is kept with its scaled copy or not at all: 3 scenes are 3 or 4 images.
+    scenes = {name.split("@")[0] for name in kept}
+    assert len(scenes) == 3 and all(f"{s}@0.5" in kept for s in scenes if "dead" not in s)
+    assert only.datasets["train"].source.names == kept  # type: ignore[attr-defined]
+    # Another seed keeps other images.
+    other = _module(**{**options, "seed": 4})
+    other.setup("fit")
+    assert other.paired_names != kept
+    batch = next(iter(semi.train_dataloader()))
+    paired = batch["paired"]
+    assert 0 < int(paired.sum()) < len(paired)
+    # Paired rows carry their own target; unpaired rows zeros and a clean crop of another image.
+    assert torch.equal(batch["clean"][paired], batch["target"][paired])
+    assert not bool(batch["target"][~paired].any())
+    assert bool(next(iter(only.train_dataloader()))["paired"].all())
 
 
 def test_unpaired_needs_two_images() -> None:
@@ -92,6 +120,13 @@ def test_the_data_config_composes_and_instantiates() -> None:
             "train",
             overrides=["data=variety", "data.dead_leaves=2", "data.unpaired=true"],
         )
+        semi = compose(
+            "train",
+            overrides=["data=variety", "data.paired_fraction=0.1", "data.paired_only=true"],
+        )
     dm = instantiate(cfg.data, _convert_="partial")
     assert isinstance(dm, VarietyDataModule)
     assert dm.dead_leaves == 2 and dm.unpaired and dm.scales == [1.0]
+    assert dm.paired_fraction is None and not dm.paired_only
+    dm = instantiate(semi.data, _convert_="partial")
+    assert dm.paired_fraction == 0.1 and dm.paired_only

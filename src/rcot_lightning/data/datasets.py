@@ -12,6 +12,7 @@ degradation by ``(seed, image name)``, so every epoch and every rank sees the sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "SemiPairedDataset",
     "UnpairedDataset",
     "derive_seed",
+    "paired_subset",
     "random_crop",
     "sample_key",
 ]
@@ -278,6 +280,38 @@ class UnpairedDataset(_TrainDataset):
         return _row(degraded, clean, torch.zeros_like(clean), False, degradation, row_key)
 
 
+def paired_subset(groups: Sequence[int], paired_fraction: float, seed: int) -> list[int]:
+    """The pairs of a semi-paired training set that keep their targets: a seeded draw.
+
+    Pairs that share a group (RESIDE: several hazy images per clear one; a photo and its
+    downscaled copies) show one scene, so ``round(paired_fraction * scenes)`` whole groups are
+    drawn, by ``seed`` alone (not the epoch or the rank). Supervised training on "the same
+    pairs" uses this subset too, so the two see the same targets.
+
+    Args:
+        groups: the group of every pair, e.g. ``range(n)`` when no two pairs share a scene.
+        paired_fraction: fraction in [0, 1] of groups whose pairs are chosen.
+        seed: the draw's seed.
+
+    Returns:
+        The chosen pair indices, sorted.
+
+    Example:
+        >>> paired_subset([0, 0, 1, 2, 3], 0.5, seed=0) == paired_subset([0, 0, 1, 2, 3], 0.5, 0)
+        True
+        >>> len(paired_subset(range(10), 0.3, seed=1)), paired_subset([0, 0, 1], 1.0, seed=0)
+        (3, [0, 1, 2])
+    """
+    if isinstance(paired_fraction, bool) or not 0.0 <= float(paired_fraction) <= 1.0:
+        raise RCOTError(f"data.paired_fraction must be in [0, 1], got {paired_fraction!r}")
+    groups = list(groups)
+    scenes = sorted(set(groups))
+    n_paired = round(float(paired_fraction) * len(scenes))
+    order = torch.randperm(len(scenes), generator=_generator(seed, "paired subset"))
+    chosen = {scenes[int(i)] for i in order[:n_paired]}
+    return sorted(i for i, g in enumerate(groups) if g in chosen)
+
+
 class SemiPairedDataset(_TrainDataset):
     """A fixed, seeded fraction of the pairs keeps its targets; the rest is used unpaired.
 
@@ -309,23 +343,15 @@ class SemiPairedDataset(_TrainDataset):
         seed: int = 0,
         augment: bool = True,
     ) -> None:
-        if isinstance(paired_fraction, bool) or not 0.0 <= float(paired_fraction) <= 1.0:
-            raise RCOTError(f"data.paired_fraction must be in [0, 1], got {paired_fraction!r}")
         super().__init__(source, patch_size, length, seed, augment)
-        # Pairs that share a target (RESIDE: several hazy images per clear one) show one scene:
-        # the paired subset is drawn over scenes and unpaired rows see other scenes only.
         groups = list(getattr(source, "groups", range(len(source))))
         scenes = sorted(set(groups))
         members: dict[int, list[int]] = {}
         for i, group in enumerate(groups):
             members.setdefault(group, []).append(i)
-        n = len(scenes)
-        n_paired = round(float(paired_fraction) * n)
-        if n_paired < n and n < 2:
+        self.paired_indices = paired_subset(groups, paired_fraction, seed)
+        if len(self.paired_indices) < len(groups) and len(scenes) < 2:
             raise RCOTError("semi-paired training needs at least 2 training images")
-        order = torch.randperm(n, generator=_generator(seed, "paired subset"))
-        chosen = {scenes[int(i)] for i in order[:n_paired]}
-        self.paired_indices = sorted(i for i, g in enumerate(groups) if g in chosen)
         self._paired = set(self.paired_indices)
         self._groups, self._scenes, self._members = groups, scenes, members
         self._position = {group: k for k, group in enumerate(scenes)}

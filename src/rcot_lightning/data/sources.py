@@ -388,6 +388,8 @@ class Synthesized(PairSource):
     Args:
         clean: the clean images.
         degradation: applied to each cropped clean image with the caller's generator.
+        groups: the scene of every image (images of one scene, e.g. a photo and its scaled
+            copies, share a number), read by semi-paired training; ``None``: one scene each.
 
     Example:
         >>> from rcot_lightning.data.degradations import GaussianNoise
@@ -398,7 +400,9 @@ class Synthesized(PairSource):
         (torch.Size([3, 4, 4]), 0)
     """
 
-    def __init__(self, clean: ImageList, degradation: Degradation) -> None:
+    def __init__(
+        self, clean: ImageList, degradation: Degradation, groups: Sequence[int] | None = None
+    ) -> None:
         if not isinstance(degradation, Degradation):
             raise RCOTError(
                 "data.degradation must be a degradation (a `_target_` node such as "
@@ -407,6 +411,9 @@ class Synthesized(PairSource):
         self.clean = clean
         self.degradation = degradation
         self.names = clean.names
+        self.groups = list(range(len(clean))) if groups is None else list(groups)
+        if len(self.groups) != len(clean):
+            raise ValueError(f"groups has {len(self.groups)} entries for {len(clean)} images")
 
     def size(self, index: int) -> tuple[int, int]:
         return self.clean.size(index)

@@ -11,7 +11,12 @@ validation and test split and widens the training set with:
 * ``unpaired``: unpaired training with degraded and clean crops from *disjoint* images: every
   image (photo, scaled copy and generated image alike, a photo's scaled copies going with it)
   is assigned by a seeded draw to the degraded or the clean side, never both, so no clean crop
-  shows the content of a degraded one.
+  shows the content of a degraded one;
+* ``paired_fraction``: semi-paired training, a seeded fraction of the images keeps its targets
+  and the rest is used unpaired with clean crops of other images
+  (:class:`~rcot_lightning.data.datasets.SemiPairedDataset`, as ``data=semipaired`` does for
+  folders); with ``paired_only`` the unpaired rest is dropped, which trains supervised on exactly
+  the pairs that semi-paired training of the same seed has.
 """
 
 from __future__ import annotations
@@ -24,8 +29,15 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from rcot_lightning.data.datamodules import SamplesDataModule
-from rcot_lightning.data.datasets import PairedDataset, UnpairedDataset, derive_seed
+from rcot_lightning.data.datasets import (
+    PairedDataset,
+    SemiPairedDataset,
+    UnpairedDataset,
+    derive_seed,
+    paired_subset,
+)
 from rcot_lightning.data.dead_leaves import DeadLeavesImages
+from rcot_lightning.data.degradations import Degradation
 from rcot_lightning.data.samples import TRAIN_PHOTOS, load_photo
 from rcot_lightning.data.sources import ImageList, MemoryImages, Subset, Synthesized
 from rcot_lightning.errors import RCOTError
@@ -89,10 +101,15 @@ class VarietyDataModule(SamplesDataModule):
     coffee); only training changes.
 
     Args:
-        dead_leaves: number of generated dead-leaves training images (0: none).
+        dead_leaves: number of generated dead-leaves training images (0: none), drawn at
+            set-up.
         dead_leaves_size: their side in pixels.
         scales: the training photos are used at each of these scales (``[1.0]``: as they are).
         unpaired: draw degraded and clean crops independently, from disjoint images.
+        paired_fraction: semi-paired training: this fraction in [0, 1] of the training images
+            (a photo with its scaled copies counts once), drawn by ``seed``, keeps its targets;
+            ``None``: every image is paired (or none, with ``unpaired``).
+        paired_only: train on the paired fraction's images alone (supervised, all rows paired).
         train_images: the photos to train on; ``[]`` trains on generated images only.
         kwargs: the options of :class:`SamplesDataModule`.
 
@@ -106,6 +123,11 @@ class VarietyDataModule(SamplesDataModule):
         ['astronaut', 'astronaut@0.5', 'dead_leaves_0_0', 'dead_leaves_0_1']
         >>> bool(next(iter(dm.train_dataloader()))["paired"].any())
         False
+        >>> semi = VarietyDataModule(dead_leaves=9, dead_leaves_size=40, train_images=["astronaut"],
+        ...                          paired_fraction=0.2, patch_size=32, samples_per_epoch=4)
+        >>> semi.setup("fit")
+        >>> len(semi.paired_names)
+        2
     """
 
     def __init__(
@@ -115,6 +137,8 @@ class VarietyDataModule(SamplesDataModule):
         dead_leaves_size: int = 256,
         scales: Sequence[float] = (1.0,),
         unpaired: bool = False,
+        paired_fraction: float | None = None,
+        paired_only: bool = False,
         train_images: Sequence[str] = TRAIN_PHOTOS,
         **kwargs: Any,
     ) -> None:
@@ -123,6 +147,15 @@ class VarietyDataModule(SamplesDataModule):
         scales = [float(s) for s in scales]
         if not scales or any(not 0 < s <= 1 for s in scales):
             raise RCOTError(f"data.scales must be a non-empty list in (0, 1], got {scales!r}")
+        if paired_fraction is not None and unpaired:
+            raise RCOTError(
+                "data.paired_fraction and data.unpaired=true exclude each other: semi-paired "
+                "training already uses the images outside the fraction unpaired; drop one"
+            )
+        if paired_only and paired_fraction is None:
+            raise RCOTError(
+                "data.paired_only=true needs data.paired_fraction (the fraction of images kept)"
+            )
         train_images = list(train_images)
         if not train_images and dead_leaves == 0:
             raise RCOTError(
@@ -135,8 +168,12 @@ class VarietyDataModule(SamplesDataModule):
         self.dead_leaves_size = dead_leaves_size
         self.scales = scales
         self.unpaired = unpaired
+        self.paired_fraction = paired_fraction
+        self.paired_only = paired_only
         #: (degraded names, clean names) of an unpaired split, once built.
         self.split: tuple[list[str], list[str]] | None = None
+        #: The images that keep their targets in semi-paired training, once built.
+        self.paired_names: list[str] | None = None
 
     def _groups(self) -> tuple[ImageList, list[list[int]]]:
         """All training images and their groups (a photo with its scaled copies is one group)."""
@@ -144,7 +181,13 @@ class VarietyDataModule(SamplesDataModule):
         if self.train_images:
             parts.append(_scaled_photos(self.train_images, self.scales))
         if self.dead_leaves:
-            parts.append(DeadLeavesImages(self.dead_leaves, self.dead_leaves_size, self.seed))
+            generated = DeadLeavesImages(self.dead_leaves, self.dead_leaves_size, self.seed)
+            # Draw them all now, at set-up (about 0.5 CPU s per 256 x 256 image), not lazily in
+            # the first epochs: a CPU budget or a speed measurement then covers training alone,
+            # every training mode pays the same, and worker processes inherit the images.
+            for i in range(len(generated)):
+                generated.load(i)
+            parts.append(generated)
         images = ConcatImages(parts)
         groups: dict[str, list[int]] = {}
         for i, name in enumerate(images.names):
@@ -154,6 +197,8 @@ class VarietyDataModule(SamplesDataModule):
     def build_train(self) -> Dataset[Any]:
         images, groups = self._groups()
         degradation = self.require_degradation("data")
+        if self.paired_fraction is not None:
+            return self._semi_paired(images, groups, degradation)
         if not self.unpaired:
             return PairedDataset(
                 Synthesized(images, degradation),
@@ -176,6 +221,39 @@ class VarietyDataModule(SamplesDataModule):
         return UnpairedDataset(
             Synthesized(degraded_side, degradation),
             clean_side,
+            self.patch_size,
+            self.samples_per_epoch,
+            self.seed,
+            self.augment,
+        )
+
+    def _semi_paired(
+        self, images: ImageList, groups: list[list[int]], degradation: Degradation
+    ) -> Dataset[Any]:
+        """Semi-paired training, or with ``paired_only`` supervised training on its pairs."""
+        assert self.paired_fraction is not None
+        scene = [0] * len(images)
+        for g, members in enumerate(groups):
+            for i in members:
+                scene[i] = g
+        chosen = paired_subset(scene, self.paired_fraction, self.seed)
+        self.paired_names = [images.names[i] for i in chosen]
+        if not self.paired_only:
+            return SemiPairedDataset(
+                Synthesized(images, degradation, scene),
+                self.paired_fraction,
+                self.patch_size,
+                self.samples_per_epoch,
+                self.seed,
+                self.augment,
+            )
+        if not chosen:
+            raise RCOTError(
+                f"data.paired_fraction={self.paired_fraction} of {len(groups)} training images "
+                "keeps none; raise it or add data.dead_leaves"
+            )
+        return PairedDataset(
+            Synthesized(Subset(images, chosen), degradation),
             self.patch_size,
             self.samples_per_epoch,
             self.seed,

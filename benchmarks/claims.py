@@ -1,0 +1,729 @@
+"""Claims: the paper's claims at an equal CPU budget, with confidence intervals over seeds.
+
+Every run is ``python -m rcot_lightning.train`` in a subprocess (what users run) with one thread
+(``OMP_NUM_THREADS=1``, torch 1 thread) and the same budget of CPU time: ``--budget`` CPU
+minutes of the training process (``callbacks.cpu_budget.minutes``,
+:class:`rcot_lightning.cpu_budget.CPUBudget`; imports and data set-up are not counted, data
+loading is: ``data.num_workers=0``). A cheaper variant gets more iterations from the same
+budget, so a comparison is at equal compute. CPU time per iteration still rises with the
+machine's load (caches and cores are shared: the unpaired recipe took 0.22 CPU s per iteration
+alone, 0.49 at a load average of 10 on 2 cores), so run the study on a quiet machine; runs go
+seed by seed, so the two runs of a claim's pair train side by side. Every run uses the same
+map (``--model``, default ``rcot_small``) and the same data: ``data=variety`` with 256
+dead-leaves images (drawn at set-up, outside the budget) and the four scikit-image training
+photos at scales 1 and 0.5, random 48x48 crops, batch 8, seeded by the
+run's seed (``seed`` and ``data.seed``). The last weights are scored (the EMA copy when the
+recipe has one); nothing is chosen on validation data.
+
+Scoring: the held-out photos (:mod:`rcot_lightning.data.heldout`: china, flower, grace_hopper;
+never trained or validated on) degraded by the task's own degradation (the composed
+``task.degradation``), each draw seeded by (photo, task), identical for every run (sigma 25 noise
+is the same draw as ``benchmarks/quality.py`` and ``heldout_curve.py``); restored whole. PSNR
+and SSIM are per image (RGB, no border crop), then averaged over the photos; random-feature
+FID/KID as in ``quality.py``.
+
+Runs (task / variant; each is a recipe plus the shared data, budget and seed)::
+
+    sigma25/l1            supervised l1 (experiment=best_cpu_denoise: potential, transport and
+                          Fourier terms off; Adam 1e-3, x0.2 every 2500 iterations)
+    sigma25/ot_unpaired   unpaired OT (experiment=unpaired_denoise: l2 transport cost x200,
+                          WGAN-GP potential, no Fourier term; degraded and clean crops from
+                          disjoint images). For noise an l2 Fourier cost *is* a quadratic
+                          transport cost (Parseval), so this is also "FROT with the l2 Fourier
+                          cost" up to the weight; it is not named FROT.
+    sigma25/ot_l1         the l1 recipe plus the OT terms: l2 transport x200 + potential (the
+                          unpaired recipe's potential and its RMSprop 3e-4) + l1 x{W_S}
+    sigma25/semi_ot_l1    10 % of the images paired (data.paired_fraction=0.1), the rest unpaired
+                          with clean crops of other images: the unpaired recipe + l1 x{W_S} on the
+                          paired rows
+    sigma25/l1_pairs10    supervised l1 on the same 10 % alone (data.paired_only=true)
+    sigma25/l1_onepass    the l1 recipe with the one-pass map (RestormerUNet of the same size)
+    rain/l1               supervised l1 on synthetic rain streaks (task=derain)
+    rain/frot_l1          rain/l1 plus the FROT terms: l2 transport x200 + l1 Fourier x{W_F} +
+                          potential + l1 x{W_S}
+    rain/frot_unpaired    unpaired FROT on rain: the unpaired recipe + the l1 Fourier cost x{W_F}
+    rain/ot_unpaired      the same with fourier_weight=0
+
+{W_S} = ``SUPERVISED_WEIGHT`` and {W_F} = ``FOURIER_WEIGHT`` below, chosen so that no term
+swamps the others at patch 48 (N = 3 x 48 x 48 values): the potential's gradient has norm up to 1
+(gradient penalty), the l1 supervised term's up to w_s / sqrt(N) and the ortho-FFT l1 Fourier
+cost's up to w_f / sqrt(N), sqrt(N) = 83. The authors' strengths (supervised 1e4, their Fourier
+sum ~384x the ortho one at batch 8) make the OT terms nearly inert or dominant; item 3 of the
+study tunes these.
+
+Claims (A against B, one line each; target on the difference A - B of held-out PSNR)::
+
+    C1          sigma25/ot_unpaired vs sigma25/l1        |A - B| <= 1 dB (paper: equal)
+    C2          sigma25/semi_ot_l1 vs sigma25/l1_pairs10 A - B >= 0.5 dB
+    C3 (noise)  sigma25/ot_l1 vs sigma25/l1              A - B >= 0 (paper: +0.56 dB)
+    C3 (rain)   rain/frot_l1 vs rain/l1                  A - B >= 0
+    C4          rain/frot_unpaired vs rain/ot_unpaired   A - B >= 0
+    C5          sigma25/l1 (TRC) vs sigma25/l1_onepass   A - B >= 0 (paper: +1.75 dB)
+
+Statistics. Per run, the PSNR is the mean over the photos. Per variant, the mean over seeds with
+a 95 % confidence interval ``mean +- t(0.975, n - 1) * s / sqrt(n)`` (Student t, ``s`` the
+sample standard deviation over the n seeds). Per claim, the paired difference: ``d_s = A_s - B_s``
+for every seed ``s`` both variants ran (the same seed means the same data order, noise draws and
+paired subset), and its mean with the same 95 % t interval [lo, hi]. With fewer than 2 shared
+seeds there is no interval and the verdict is "inconclusive". Verdicts, read from [lo, hi]:
+
+* target "A - B >= delta" (A ahead by at least delta): **holds** if lo >= delta; **does not hold**
+  if hi < delta; **inconclusive** otherwise.
+* target "|A - B| <= m" (equal within m): **holds** if -m <= lo and hi <= m (the whole interval
+  inside the margin); **does not hold** if hi < -m or lo > m (the whole interval outside);
+  **inconclusive** otherwise. (An equivalence test at the 95 % interval, stricter than the
+  usual TOST at 90 %.)
+
+Budget knee (``--curve N``): the first seed's runs also keep a checkpoint every N optimizer
+steps (``global_step``: 2 per iteration when the potential trains, 1 when it does not); each is
+scored on the held-out photos and placed at the CPU time its CPU budget stored, giving
+held-out PSNR against CPU minutes (``heldout_curve.py``'s scoring). The late gain is the PSNR
+gained over the second half of the budget (end minus the curve interpolated at half the
+budget) as a fraction of the whole gain over the degraded input; **past the knee** if at most
+``intervals.KNEE_FRACTION`` (10 %).
+
+Output (``--out DIR``): ``runs/<task>__<variant>__seed<s>.json`` (one per finished run, what
+``--resume`` skips), the runs' folders and logs under ``runs/``, ``claims.json`` (every score and
+interval), ``claims.md`` (the table and the command) and ``figures/claims.png`` (each claim's two
+means with their intervals) and, with ``--curve``, ``figures/curve.png``. A run killed part-way
+restarts from its ``last.ckpt`` under ``--resume`` (saved every ``--save-every`` steps; the
+CPU already spent is in the checkpoint, so the budget continues).
+
+Run::
+
+    python benchmarks/claims.py --out /tmp/claims --resume --jobs 2 --curve 500  # the study
+    python benchmarks/claims.py --out /tmp/c --claims C1 --budget 1 --seeds 0 1   # a pilot
+    python benchmarks/claims.py --out /tmp/c --smoke      # seconds: tiny model, 2 seeds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import sys
+import time
+import traceback
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from heldout_curve import checkpoint_curve
+from intervals import Target, interval, late_gain, paired_difference, verdict
+from quality import (
+    ONE_PASS_MAP,
+    TINY_POTENTIAL,
+    degraded_photo,
+    score,
+    score_last_overrides,
+    train_subprocess,
+)
+
+from rcot_lightning.checkpoint import load_module
+from rcot_lightning.cpu_budget import CPUBudget
+from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+from rcot_lightning.metrics import psnr, ssim
+
+OBJ = "model.objective"
+#: Weight of the supervised l1 term beside the OT terms (see the module docstring).
+SUPERVISED_WEIGHT = 100
+#: Weight of the l1 Fourier residual cost (ortho FFT) on rain (see the module docstring).
+FOURIER_WEIGHT = 50
+
+#: The data every run shares (on top of either recipe's data=variety).
+DATA = [
+    "data.dead_leaves=256",
+    "data.scales=[1.0,0.5]",
+    "data.batch_size=8",
+    "data.patch_size=48",
+    "data.samples_per_epoch=400",
+    "data.num_workers=0",
+]
+#: The seconds-long smoke run's data (tiny images, 2-image batches).
+SMOKE_DATA = [
+    "data.dead_leaves=8",
+    "data.dead_leaves_size=64",
+    "data.scales=[1.0]",
+    "data.batch_size=2",
+    "data.patch_size=32",
+    "data.samples_per_epoch=8",
+    "data.num_workers=0",
+]
+
+#: Task -> (Hydra overrides, the held-out draw's seed key).
+TASKS: dict[str, tuple[list[str], object]] = {
+    "sigma25": (["task=denoise", "task.degradation.sigma=25"], 25.0),
+    "rain": (["task=derain"], "rain"),
+}
+
+SUPERVISED = ["experiment=best_cpu_denoise"]
+UNPAIRED_OT = ["experiment=unpaired_denoise"]
+#: The OT terms of the unpaired recipe (l2 transport, its potential) added to the l1 recipe.
+OT_TERMS = [
+    f"{OBJ}.potential_weight=1",
+    f"{OBJ}.transport_cost=l2",
+    f"{OBJ}.transport_weight=200",
+    f"{OBJ}.supervised_weight={SUPERVISED_WEIGHT}",
+    "model.potential.channels=[16,16,32,32,64,64,128,128]",
+    "+model.potential.layout=uniform",
+    "model.potential_optimizer.lr=3.0e-4",
+]
+FOURIER_L1 = [f"{OBJ}.fourier_weight={FOURIER_WEIGHT}"]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One run recipe: its task, a label that names the costs that run, its overrides."""
+
+    task: str
+    label: str
+    overrides: tuple[str, ...]
+
+
+VARIANTS: dict[str, Variant] = {
+    "sigma25/l1": Variant("sigma25", "supervised l1 (TRC map)", (*SUPERVISED,)),
+    "sigma25/ot_unpaired": Variant(
+        "sigma25",
+        "unpaired OT (l2 transport + potential, no Fourier)",
+        (*UNPAIRED_OT,),
+    ),
+    "sigma25/ot_l1": Variant(
+        "sigma25",
+        f"OT (l2 transport + potential, no Fourier) + l1 x{SUPERVISED_WEIGHT}",
+        (*SUPERVISED, *OT_TERMS),
+    ),
+    "sigma25/semi_ot_l1": Variant(
+        "sigma25",
+        f"10 % pairs + rest unpaired: OT (l2 transport + potential) + l1 x{SUPERVISED_WEIGHT}",
+        (
+            *UNPAIRED_OT,
+            "data.unpaired=false",
+            "data.paired_fraction=0.1",
+            f"{OBJ}.supervised_weight={SUPERVISED_WEIGHT}",
+        ),
+    ),
+    "sigma25/l1_pairs10": Variant(
+        "sigma25",
+        "supervised l1 on the same 10 % of pairs alone",
+        (*SUPERVISED, "data.paired_fraction=0.1", "data.paired_only=true"),
+    ),
+    "sigma25/l1_onepass": Variant(
+        "sigma25", "supervised l1, one-pass map (TRC off)", (*SUPERVISED, *ONE_PASS_MAP)
+    ),
+    "rain/l1": Variant("rain", "supervised l1 (rain)", (*SUPERVISED,)),
+    "rain/frot_l1": Variant(
+        "rain",
+        f"FROT (l2 transport + l1 Fourier x{FOURIER_WEIGHT} + potential) + l1 "
+        f"x{SUPERVISED_WEIGHT} (rain)",
+        (*SUPERVISED, *OT_TERMS, *FOURIER_L1),
+    ),
+    "rain/frot_unpaired": Variant(
+        "rain",
+        f"unpaired FROT (l2 transport + l1 Fourier x{FOURIER_WEIGHT} + potential) (rain)",
+        (*UNPAIRED_OT, *FOURIER_L1),
+    ),
+    "rain/ot_unpaired": Variant(
+        "rain", "unpaired OT, Fourier off (fourier_weight=0) (rain)", (*UNPAIRED_OT,)
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Claim:
+    id: str
+    group: str
+    text: str
+    a: str
+    b: str
+    target: Target
+
+
+CLAIMS = [
+    Claim(
+        "C1",
+        "C1",
+        "unpaired OT reaches supervised l1 (sigma 25)",
+        "sigma25/ot_unpaired",
+        "sigma25/l1",
+        Target("within", 1.0),
+    ),
+    Claim(
+        "C2",
+        "C2",
+        "semi-paired OT + l1 beats l1 on the same 10 % of pairs",
+        "sigma25/semi_ot_l1",
+        "sigma25/l1_pairs10",
+        Target("at_least", 0.5),
+    ),
+    Claim(
+        "C3 (noise)",
+        "C3",
+        "OT terms + l1 beat l1 alone (sigma 25)",
+        "sigma25/ot_l1",
+        "sigma25/l1",
+        Target("at_least", 0.0),
+    ),
+    Claim(
+        "C3 (rain)",
+        "C3",
+        "FROT + l1 beats l1 alone (rain)",
+        "rain/frot_l1",
+        "rain/l1",
+        Target("at_least", 0.0),
+    ),
+    Claim(
+        "C4",
+        "C4",
+        "the l1 Fourier residual cost helps unpaired deraining",
+        "rain/frot_unpaired",
+        "rain/ot_unpaired",
+        Target("at_least", 0.0),
+    ),
+    Claim(
+        "C5",
+        "C5",
+        "the two-pass TRC map beats the one-pass map at equal CPU",
+        "sigma25/l1",
+        "sigma25/l1_onepass",
+        Target("at_least", 0.0),
+    ),
+]
+CLAIM_GROUPS = sorted({c.group for c in CLAIMS})
+
+
+# ---------------------------------------------------------------- runs
+
+
+def run_name(key: str, seed: int) -> str:
+    return f"{key.replace('/', '__')}__seed{seed}"
+
+
+def run_overrides(key: str, seed: int, folder: Path, args: argparse.Namespace) -> list[str]:
+    """Every Hydra override of one run: recipe, task, shared data, seed, budget, checkpoints."""
+    variant = VARIANTS[key]
+    curve = args.curve and seed == args.seeds[0]
+    every = args.curve if curve else args.save_every
+    overrides = [
+        *variant.overrides,
+        f"model={args.model}",
+        *TASKS[variant.task][0],
+        *(SMOKE_DATA if args.smoke else DATA),
+        f"seed={seed}",
+        f"data.seed={seed}",
+        # The CPU budget alone stops training.
+        "trainer.max_epochs=-1",
+        "trainer.max_steps=-1",
+        "++trainer.max_time=null",
+        "trainer.min_epochs=0",
+        "trainer.log_every_n_steps=50",
+        f"callbacks.cpu_budget.minutes={args.budget}",
+        *score_last_overrides(folder),
+        # last.ckpt every --save-every steps (a killed run resumes from it), not every epoch.
+        "callbacks.model_checkpoint.save_on_train_epoch_end=false",
+        f"++callbacks.model_checkpoint.every_n_train_steps={every}",
+    ]
+    if curve:
+        overrides += [
+            "callbacks.model_checkpoint.save_top_k=-1",
+            "callbacks.model_checkpoint.filename='step{step:07d}'",
+        ]
+    if args.model == "rcot_tiny":
+        overrides.append(TINY_POTENTIAL)
+    return [*overrides, *args.override]
+
+
+def heldout(task: str, args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The held-out photos of ``task``: name -> (clean, degraded), the task's own degradation
+    (composed from the configs, so scoring degrades as training did)."""
+    from hydra import compose, initialize_config_module
+    from hydra.utils import instantiate
+
+    overrides, key = TASKS[task]
+    with initialize_config_module("rcot_lightning.conf", version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    degradation = instantiate(cfg.task.degradation)
+    photos = {}
+    for name in args.photos:
+        clean, degraded = degraded_photo(name, degradation, key)
+        if args.crop:
+            clean, degraded = (
+                clean[..., : args.crop, : args.crop],
+                degraded[..., : args.crop, : args.crop],
+            )
+        photos[name] = (clean, degraded)
+    return photos
+
+
+def input_scores(photos: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
+    """Mean PSNR/SSIM of the degraded inputs themselves."""
+    return {
+        "psnr": statistics.fmean(float(psnr(d.clamp(0, 1), c)[0]) for c, d in photos.values()),
+        "ssim": statistics.fmean(float(ssim(d.clamp(0, 1), c)[0]) for c, d in photos.values()),
+    }
+
+
+def run_one(
+    key: str,
+    seed: int,
+    args: argparse.Namespace,
+    photos: dict[str, tuple[torch.Tensor, torch.Tensor]],
+) -> dict[str, Any]:
+    """Train (or resume) one run and score its last weights; the result is also written to
+    ``runs/<name>.json``, which ``--resume`` returns without training."""
+    runs: Path = args.out / "runs"
+    name = run_name(key, seed)
+    result_path = runs / f"{name}.json"
+    if args.resume and result_path.is_file():
+        return json.loads(result_path.read_text())
+    folder = runs / name
+    last = folder / "checkpoints" / "last.ckpt"
+    timing_path = runs / f"{name}.timing.json"
+    overrides = run_overrides(key, seed, folder, args)
+    resumed = False
+    if args.resume and timing_path.is_file() and last.is_file():
+        timing = json.loads(timing_path.read_text())  # trained; only scoring was missing
+    else:
+        if args.resume and last.is_file():
+            overrides.append(f"ckpt_path={last}")
+            resumed = True
+        elif folder.exists():
+            shutil.rmtree(folder)
+        timing = train_subprocess(overrides, runs / f"{name}.log", threads=1)
+        timing_path.write_text(json.dumps(timing))
+    module = load_module(last)
+    restored = {n: module.restore(degraded) for n, (_, degraded) in photos.items()}
+    clean = {n: c for n, (c, _) in photos.items()}
+    state = torch.load(last, map_location="cpu", weights_only=False)["callbacks"]
+    result = {
+        "key": key,
+        "task": VARIANTS[key].task,
+        "seed": seed,
+        **score(restored, clean),
+        "iterations": module.iteration,
+        "budget_cpu_seconds": state[CPUBudget.__qualname__]["spent_seconds"],
+        "process_cpu_seconds": timing["train_cpu_seconds"],
+        "wall_seconds": timing["train_seconds"],
+        "resumed": resumed,
+        "overrides": overrides,
+    }
+    if args.curve and seed == args.seeds[0]:
+        result["curve"] = checkpoint_curve(folder, photos)
+    result_path.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def selected(groups: Sequence[str]) -> tuple[list[Claim], list[str]]:
+    """The claims of ``groups`` and the variants they need (each once)."""
+    claims = [c for c in CLAIMS if c.group in groups]
+    keys = list(dict.fromkeys(k for c in claims for k in (c.a, c.b)))
+    return claims, keys
+
+
+# ---------------------------------------------------------------- report
+
+
+def summarise(
+    claims: Sequence[Claim],
+    keys: Sequence[str],
+    results: dict[str, dict[str, dict[str, Any]]],
+    inputs: dict[str, dict[str, float]],
+) -> dict[str, Any]:
+    """Per-variant intervals, per-claim paired differences and verdicts, knee checks."""
+    variants: dict[str, Any] = {}
+    for key in keys:
+        by_seed = results.get(key, {})
+        variants[key] = {
+            "label": VARIANTS[key].label,
+            "task": VARIANTS[key].task,
+            "overrides": list(VARIANTS[key].overrides),
+            "seeds": sorted(by_seed, key=int),
+            "psnr": interval([r["psnr"] for r in by_seed.values()]),
+            "ssim": interval([r["ssim"] for r in by_seed.values()]),
+            "iterations": interval([r["iterations"] for r in by_seed.values()]),
+            "budget_cpu_minutes": interval(
+                [r["budget_cpu_seconds"] / 60 for r in by_seed.values()]
+            ),
+        }
+    rows = []
+    for claim in claims:
+        a, b = results.get(claim.a, {}), results.get(claim.b, {})
+        diff = paired_difference(
+            {s: r["psnr"] for s, r in a.items()}, {s: r["psnr"] for s, r in b.items()}
+        )
+        ssim_diff = paired_difference(
+            {s: r["ssim"] for s, r in a.items()}, {s: r["ssim"] for s, r in b.items()}
+        )
+        rows.append(
+            {
+                "id": claim.id,
+                "claim": claim.text,
+                "a": claim.a,
+                "b": claim.b,
+                "target": claim.target.describe(),
+                "psnr_a": variants[claim.a]["psnr"],
+                "psnr_b": variants[claim.b]["psnr"],
+                "psnr_diff": diff,
+                "ssim_diff": ssim_diff,
+                "verdict": verdict(diff["lo"], diff["hi"], claim.target),
+            }
+        )
+    curves = {}
+    for key in keys:
+        for seed, r in results.get(key, {}).items():
+            if "curve" in r:
+                task = VARIANTS[key].task
+                curves[key] = {
+                    "seed": int(seed),
+                    "rows": r["curve"],
+                    "input_psnr": inputs[task]["psnr"],
+                    "knee": late_gain(r["curve"], inputs[task]["psnr"]),
+                }
+    return {"variants": variants, "claims": rows, "curves": curves}
+
+
+def _ci(row: dict[str, Any], digits: int = 2) -> str:
+    if row["mean"] is None:
+        return "-"
+    if row["lo"] is None:
+        return f"{row['mean']:.{digits}f} (n=1)"
+    return f"{row['mean']:.{digits}f} ± {row['half_width']:.{digits}f} (n={row['n']})"
+
+
+def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
+    lines = [
+        f"Equal CPU budget: {report['budget_minutes']:g} CPU minutes of one thread per run, "
+        f"map `{report['model']}`, seeds {report['seeds']}; held-out PSNR (dB) mean over "
+        "seeds ± the 95 % Student-t half-width; A − B is the paired difference over shared "
+        "seeds.",
+        "",
+        "| claim | A | B | A PSNR | B PSNR | A − B (dB) | A − B SSIM | target | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["claims"]:
+        lines.append(
+            f"| {row['id']}: {row['claim']} | {VARIANTS[row['a']].label} | "
+            f"{VARIANTS[row['b']].label} | {_ci(row['psnr_a'])} | {_ci(row['psnr_b'])} | "
+            f"{_ci(row['psnr_diff'])} | "
+            f"{_ci(row['ssim_diff'], 3)} | {row['target']} | **{row['verdict']}** |"
+        )
+    lines += [
+        "",
+        "| run | PSNR (dB) | SSIM | iterations | training CPU min | seeds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, row in summary["variants"].items():
+        lines.append(
+            f"| `{key}`: {row['label']} | {_ci(row['psnr'])} | {_ci(row['ssim'], 3)} | "
+            f"{_ci(row['iterations'], 0)} | {_ci(row['budget_cpu_minutes'], 2)} | "
+            f"{len(row['seeds'])} |"
+        )
+    inputs = ", ".join(f"{t} {v['psnr']:.2f} dB" for t, v in report["inputs"].items())
+    lines += ["", f"Degraded inputs: {inputs}."]
+    if summary["curves"]:
+        lines += [
+            "",
+            "| curve (first seed) | PSNR at half budget | at the end | late gain (dB) | "
+            "late / whole gain | past the knee |",
+            "|---|---|---|---|---|---|",
+        ]
+        for key, curve in summary["curves"].items():
+            k = curve["knee"]
+            if k is None:
+                lines.append(f"| `{key}` | - | - | - | - | - |")
+                continue
+            frac = "-" if k["late_fraction"] is None else f"{k['late_fraction']:.2f}"
+            lines.append(
+                f"| `{key}` | {k['half_psnr']:.2f} | {k['end_psnr']:.2f} | "
+                f"{k['late_gain_db']:+.2f} | {frac} | {'yes' if k['past_knee'] else 'no'} |"
+            )
+    lines += ["", "Command:", "", f"    {report['command']}", ""]
+    return "\n".join(lines)
+
+
+def figures(summary: dict[str, Any], out: Path, budget: float) -> list[Path]:
+    """A bar plot of every claim's two means with their intervals; the knee curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    rows = summary["claims"]
+    fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows) + 0.6, 3.0), squeeze=False)
+    for ax, row in zip(axes[0], rows, strict=True):
+        for x, side in enumerate(("psnr_a", "psnr_b")):
+            r = row[side]
+            if r["mean"] is None:
+                continue
+            err = [[r["half_width"] or 0.0], [r["half_width"] or 0.0]]
+            ax.bar(x, r["mean"], yerr=err, capsize=4, color=("C0", "C7")[x])
+        ax.set_xticks([0, 1], ["A", "B"])
+        ax.set_title(f"{row['id']}\n{row['verdict']}", fontsize=8)
+        means = [row[s]["mean"] for s in ("psnr_a", "psnr_b") if row[s]["mean"] is not None]
+        if means:
+            ax.set_ylim(min(means) - 2, max(means) + 1.5)
+    axes[0][0].set_ylabel("held-out PSNR (dB)")
+    fig.tight_layout()
+    paths.append(out / "claims.png")
+    fig.savefig(paths[-1], dpi=80)
+    plt.close(fig)
+    curves = summary["curves"]
+    if curves:
+        tasks = sorted({VARIANTS[k].task for k in curves})
+        fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.4), squeeze=False)
+        for ax, task in zip(axes[0], tasks, strict=True):
+            for key, curve in curves.items():
+                if VARIANTS[key].task != task:
+                    continue
+                points = sorted(
+                    (r["cpu_seconds"] / 60, r["psnr"])
+                    for r in curve["rows"]
+                    if r["cpu_seconds"] is not None
+                )
+                ax.plot(*zip(*points, strict=True), marker=".", label=key.split("/")[1])
+                ax.axhline(curve["input_psnr"], color="grey", lw=0.5)
+            ax.axvline(budget, color="k", ls=":", lw=0.8)
+            ax.axvline(budget / 2, color="k", ls=":", lw=0.5)
+            ax.set_title(task, fontsize=9)
+            ax.set_xlabel("training CPU minutes (one thread)")
+            ax.legend(fontsize=6)
+        axes[0][0].set_ylabel("held-out PSNR (dB)")
+        fig.tight_layout()
+        paths.append(out / "curve.png")
+        fig.savefig(paths[-1], dpi=80)
+        plt.close(fig)
+    return paths
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", required=True, type=Path, help="results folder")
+    parser.add_argument("--budget", type=float, default=10.0, help="CPU minutes per run")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--claims", nargs="+", default=CLAIM_GROUPS, choices=CLAIM_GROUPS)
+    parser.add_argument("--jobs", type=int, default=1, help="trainings run at the same time")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip runs whose result JSON exists in --out/runs; continue killed runs from "
+        "their last.ckpt (same options assumed)",
+    )
+    parser.add_argument(
+        "--curve",
+        type=int,
+        default=0,
+        help="keep a checkpoint every N optimizer steps of the first seed's runs and report "
+        "held-out PSNR against CPU time (0: off)",
+    )
+    parser.add_argument(
+        "--save-every", type=int, default=500, help="optimizer steps between last.ckpt saves"
+    )
+    parser.add_argument("--model", default="rcot_small", help="model config (rcot_small, ...)")
+    parser.add_argument("--photos", nargs="+", default=list(HELDOUT_PHOTOS))
+    parser.add_argument("--override", nargs="*", default=[], help="more Hydra overrides (all)")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="seconds: tiny model, tiny data, a 2-second budget, 128x128 crops of 2 photos",
+    )
+    args = parser.parse_args(argv)
+    if len(set(args.seeds)) != len(args.seeds):
+        parser.error("--seeds repeat")
+    args.crop = None
+    if args.smoke:
+        args.model, args.budget, args.crop = "rcot_tiny", min(args.budget, 2 / 60), 128
+        args.photos = args.photos[:2]
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    out: Path = args.out
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    claims, keys = selected(args.claims)
+    tasks = sorted({VARIANTS[k].task for k in keys})
+    photos = {task: heldout(task, args) for task in tasks}
+    inputs = {task: input_scores(photos[task]) for task in tasks}
+    todo = [
+        (k, s)
+        for k in keys
+        for s in args.seeds
+        if not (args.resume and (out / "runs" / f"{run_name(k, s)}.json").is_file())
+    ]
+    print(
+        f"{len(keys) * len(args.seeds)} runs, {len(todo)} to train: about "
+        f"{len(todo) * args.budget / 60:.1f} CPU hours of training at {args.budget:g} CPU "
+        f"minutes each, {args.jobs} at a time",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    failed: list[str] = []
+
+    def job(key: str, seed: int) -> tuple[str, int, dict[str, Any] | None]:
+        try:
+            result = run_one(key, seed, args, photos[VARIANTS[key].task])
+        except BaseException:  # one failed run must not end a long study
+            print(f"{key} seed {seed} failed:\n{traceback.format_exc()}", file=sys.stderr)
+            return key, seed, None
+        print(
+            f"{key} seed {seed}: PSNR {result['psnr']:.2f} SSIM {result['ssim']:.3f} "
+            f"({result['iterations']} iterations, {result['budget_cpu_seconds'] / 60:.1f} "
+            f"CPU min)",
+            file=sys.stderr,
+            flush=True,
+        )
+        return key, seed, result
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        # Seed by seed: with --jobs 2 the two runs of a claim's pair train side by side, under
+        # the same load (CPU seconds per iteration rise with the machine's load: 0.22 s for
+        # the unpaired recipe alone, 0.49 s at a load average of 10 on 2 cores).
+        futures = [pool.submit(job, k, s) for s in args.seeds for k in keys]
+        for future in futures:
+            key, seed, result = future.result()
+            if result is None:
+                failed.append(run_name(key, seed))
+            else:
+                results.setdefault(key, {})[str(seed)] = result
+    summary = summarise(claims, keys, results, inputs)
+    report = {
+        "command": " ".join(["python benchmarks/claims.py", *(argv or sys.argv[1:])]),
+        "budget_minutes": args.budget,
+        "model": args.model,
+        "seeds": args.seeds,
+        "photos": args.photos,
+        "data": SMOKE_DATA if args.smoke else DATA,
+        "tasks": {t: TASKS[t][0] for t in tasks},
+        "inputs": inputs,
+        "supervised_weight": SUPERVISED_WEIGHT,
+        "fourier_weight": FOURIER_WEIGHT,
+        "wall_seconds": time.perf_counter() - start,
+        "failed": failed,
+        **summary,
+        "results": results,
+    }
+    (out / "claims.json").write_text(json.dumps(report, indent=1))
+    (out / "claims.md").write_text(markdown(summary, report))
+    figures(summary, out / "figures", args.budget)
+    print(json.dumps({"claims": summary["claims"]}, indent=1))
+    if failed:
+        raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)} (see runs/*.log)")
+    return report
+
+
+if __name__ == "__main__":
+    main()
