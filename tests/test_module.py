@@ -315,6 +315,8 @@ def overfit_gain_db(module: RCOTModule, iterations: int = 300) -> float:
     return psnr(module.restore(noisy), clean).mean().item() - before
 
 
+# The longest fast test (about 100 s on an idle 2-core machine): CI runs it in the slow step.
+@pytest.mark.slow
 def test_overfitting_one_noisy_batch_gains_5_db() -> None:
     torch.manual_seed(0)
     module = RCOTModule(

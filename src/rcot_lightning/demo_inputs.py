@@ -140,7 +140,7 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
 
     Example:
         >>> list(list_models(None))
-        ['bundled: denoise-blind']
+        ['bundled: denoise-blind-fast', 'bundled: denoise-blind']
     """
     from rcot_lightning.pretrained import available
     from rcot_lightning.run_folder import LAST_CHECKPOINT, latest_run
