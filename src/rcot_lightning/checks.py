@@ -32,6 +32,26 @@ __all__ = [
 WANDB_PROBE_TIMEOUT = 5.0
 
 
+def ensemble_size(value: Any, key: str = "ensemble") -> int:
+    """``value`` as a self-ensemble size (:data:`rcot_lightning.inference.ENSEMBLE_SIZES`).
+
+    Raises:
+        RCOTError: naming ``key`` and the accepted sizes.
+
+    Example:
+        >>> ensemble_size(8)
+        8
+    """
+    from rcot_lightning.inference import ENSEMBLE_SIZES
+
+    if isinstance(value, bool) or value not in ENSEMBLE_SIZES:
+        raise RCOTError(
+            f"{key} must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
+            f"all flips and 90-degree rotations at 8x the time), got {value!r}"
+        )
+    return int(value)
+
+
 def tile_size(value: Any, key: str = "tile", multiple: int = 8) -> int | None:
     """``value`` as a tile side: a positive whole multiple of ``multiple``, or None.
 

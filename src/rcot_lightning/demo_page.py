@@ -119,13 +119,9 @@ class DemoSettings:
         device = _device(str(cfg.get("device", "auto")))
         precision = str(cfg.get("precision", "32"))
         _autocast(precision, device)  # rejects an unknown precision now, not on first use
-        from rcot_lightning.inference import ENSEMBLE_SIZES
+        from rcot_lightning.checks import ensemble_size
 
-        ensemble = cfg.get("ensemble", 1)
-        if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
-            raise RCOTError(
-                f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {ensemble!r}"
-            )
+        ensemble = ensemble_size(cfg.get("ensemble", 1))
         overlap = cfg.get("tile_overlap", 32)
         if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
             raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
@@ -137,7 +133,7 @@ class DemoSettings:
             tile=tile_size(cfg.get("tile")),
             overlap=overlap,
             precision=precision,
-            ensemble=int(ensemble),
+            ensemble=ensemble,
             default_model=f"{BUNDLED}{name}",
             checkpoints_dir=None if folder in (None, "") else str(folder),
             max_checkpoints=_positive_int(node, "max_checkpoints"),

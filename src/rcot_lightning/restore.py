@@ -31,7 +31,7 @@ import torch
 from omegaconf import DictConfig
 
 from rcot_lightning import app
-from rcot_lightning.checks import check_device, check_writable_folder, tile_size
+from rcot_lightning.checks import check_device, check_writable_folder, ensemble_size, tile_size
 from rcot_lightning.errors import RCOTError
 
 log = logging.getLogger(__name__)
@@ -180,19 +180,14 @@ def restore_files(cfg: DictConfig) -> Restored:
 
     from rcot_lightning.atomic import atomic_path
     from rcot_lightning.data.images import BadImageError, read_image, set_max_megapixels
-    from rcot_lightning.inference import ENSEMBLE_SIZES, restore_image
+    from rcot_lightning.inference import restore_image
     from rcot_lightning.map_source import choose_map
     from rcot_lightning.shapes import size_multiple
     from rcot_lightning.trust import trust_settings
     from rcot_lightning.visualize import save_png
 
     set_max_megapixels(cfg.get("max_megapixels", 178))
-    ensemble = cfg.get("ensemble", 1)
-    if isinstance(ensemble, bool) or ensemble not in ENSEMBLE_SIZES:
-        raise RCOTError(
-            f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
-            f"all flips and 90-degree rotations at 8x the time), got {ensemble!r}"
-        )
+    ensemble = ensemble_size(cfg.get("ensemble", 1))
     device = _device(str(cfg.get("device", "auto")))
     trust, targets = trust_settings(cfg)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
