@@ -3,7 +3,7 @@
 Every run is ``python -m rcot_lightning.train`` in a subprocess (what users run) with one thread
 (``OMP_NUM_THREADS=1``, torch 1 thread) and the same budget of CPU time: ``--budget`` CPU
 minutes of the training process (``callbacks.cpu_budget.minutes``,
-:class:`rcot_lightning.cpu_budget.CPUBudget`; imports and data set-up are not counted, data
+:class:`rcot_lightning.callbacks.CPUBudget`; imports and data set-up are not counted, data
 loading is: ``data.num_workers=0``). A cheaper variant gets more iterations from the same
 budget, so a comparison is at equal compute. CPU time per iteration still rises with the
 machine's load (caches and cores are shared: the unpaired recipe took 0.22 CPU s per iteration
@@ -126,8 +126,8 @@ from quality import (
     train_subprocess,
 )
 
-from rcot_lightning.checkpoint import load_module
-from rcot_lightning.cpu_budget import CPUBudget
+from rcot_lightning.callbacks.cpu_budget import CPUBudget
+from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
 from rcot_lightning.metrics import psnr, ssim
 

@@ -120,7 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         "files_and_lines": files_and_lines(PACKAGE),
         "total": {
             "files": len(_sources(PACKAGE)),
-            "lines": sum(len(p.read_text(encoding="utf-8").splitlines()) for p in _sources(PACKAGE)),
+            "lines": sum(
+                len(p.read_text(encoding="utf-8").splitlines()) for p in _sources(PACKAGE)
+            ),
         },
         "top_level_modules": top_level_modules(PACKAGE),
         "longest_functions": longest_functions(PACKAGE, args.longest),

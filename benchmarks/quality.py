@@ -61,7 +61,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rcot_lightning.checkpoint import load_module
+from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.datasets import derive_seed
 from rcot_lightning.data.degradations import Degradation, GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout

@@ -15,14 +15,14 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from rcot_lightning.cli.eval import evaluate
+from rcot_lightning.cli.train import run
 from rcot_lightning.contract import DEGRADATION, SAMPLE_KEY, DegradationId
 from rcot_lightning.data.allinone import AllInOneDataModule
 from rcot_lightning.data.datamodules import SamplesDataModule
 from rcot_lightning.data.degradations import GaussianNoise, Haze, RainStreaks
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.eval import evaluate
 from rcot_lightning.nets import TwoPassMap
-from rcot_lightning.train import run
 from tests.test_presets import bsd400_wed, rain100l, reside_ots
 
 SHORT = ("data.num_workers=0", "trainer.max_steps=4", "trainer.limit_val_batches=2")

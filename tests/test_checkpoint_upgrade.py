@@ -7,14 +7,8 @@ from pathlib import Path
 
 import torch
 
-from rcot_lightning.checkpoint import (
-    BUILD_CONFIG_KEY,
-    build_module,
-    check_resumable,
-    load_module,
-    upgrade_config,
-    upgrade_state_dict,
-)
+from rcot_lightning.checkpoints.load import build_module, check_resumable, load_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, upgrade_config, upgrade_state_dict
 from rcot_lightning.module import RCOTModule
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
 from rcot_lightning.objective import FROTObjective

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from rcot_lightning.app import _one_line, user_error_message
+from rcot_lightning.cli.app import _one_line, user_error_message
 from rcot_lightning.errors import ArgumentError, RCOTError
 from tests.conftest import cli_env, run_cli
 
@@ -95,7 +95,7 @@ def test_argument_errors_of_instantiated_nodes_name_the_config_key() -> None:
     # Hydra release drops it, this fails and says so.
     assert "full_key: data.degradation" in str(info.value), (
         f"hydra-core {hydra.__version__} no longer names the node in InstantiationException "
-        f"({str(info.value)!r}); rcot_lightning.app._instantiated_key must read it elsewhere"
+        f"({str(info.value)!r}); rcot_lightning.cli.app._instantiated_key must read it elsewhere"
     )
     assert user_error_message(info.value) == "data.degradation.sigma must be >= 0, got -5"
     # Raised outside Hydra, the same error names the argument only.
@@ -147,7 +147,7 @@ def test_run_cli_reports_a_composition_error_in_one_line(
 ) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
-    from rcot_lightning import app
+    from rcot_lightning.cli import app
 
     monkeypatch.setattr("sys.argv", ["prog", "task=foo"])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)

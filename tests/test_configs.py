@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import rcot_lightning
-from rcot_lightning.app import DDP_STRATEGY, build_trainer
+from rcot_lightning.cli.app import DDP_STRATEGY, build_trainer
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
 from tests.test_train import TASKS
@@ -201,7 +201,7 @@ def test_lightning_errors_that_name_no_argument(error: str, expected: str) -> No
     """GPU-machine messages of Lightning that do not name the argument they are about."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from rcot_lightning.app import trainer_error_message
+    from rcot_lightning.cli.app import trainer_error_message
 
     trainer = {"accelerator": "gpu", "devices": 4, "precision": "32-true"}
     assert trainer_error_message(MisconfigurationException(error), trainer).startswith(expected)

@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from rcot_lightning.progress_bar import RCOTProgressBar
+from rcot_lightning.callbacks.rcot_progress_bar import RCOTProgressBar
 from tests.conftest import TINY, cli_env, run_cli
 
 

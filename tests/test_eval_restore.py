@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module, load_module
+from rcot_lightning.checkpoints.load import build_module, load_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli.eval import evaluate
+from rcot_lightning.cli.restore import restore_files
+from rcot_lightning.cli.train import run
 from rcot_lightning.data.images import read_image
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.eval import evaluate
 from rcot_lightning.module import RCOTModule
-from rcot_lightning.restore import restore_files
-from rcot_lightning.train import run
 from tests.conftest import run_cli
 
 #: A transport map whose receptive field is local (two 3x3 convs): tiling must be exact.
@@ -309,7 +310,7 @@ def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path:
     prog = "rcot-eval" if module.endswith("eval") else "rcot-restore"
     assert proc.stderr.strip().splitlines() == [
         f"{prog}: error: ckpt_path: missing.ckpt does not exist; pass a .ckpt file written by "
-        "rcot_lightning.train (e.g. <run folder>/checkpoints/last.ckpt)"
+        "rcot_lightning.cli.train (e.g. <run folder>/checkpoints/last.ckpt)"
     ]
 
 
@@ -347,7 +348,7 @@ def test_ckpt_path_last_is_the_latest_training_run(
         )
         restore_files(cfg)
     else:
-        from rcot_lightning.export import export_files
+        from rcot_lightning.cli.export import export_files
 
         cfg = compose_config(
             "export", "ckpt_path=last", "format=torchscript", f"output={tmp_path / 'm.pt'}"

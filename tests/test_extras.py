@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from omegaconf import OmegaConf
 
-from rcot_lightning.app import instantiate_group
+from rcot_lightning.cli.app import instantiate_group
 from rcot_lightning.data.images import image_size, read_image
 from rcot_lightning.data.sources import FolderImages
 from rcot_lightning.errors import MissingExtraError

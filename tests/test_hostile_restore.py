@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning import app
-from rcot_lightning.restore import restore_files
+from rcot_lightning.cli import app
+from rcot_lightning.cli.restore import restore_files
 from tests.conftest import cli_env, run_cli
 from tests.hostile import (
     config_attacks,
@@ -71,7 +71,7 @@ def test_checkpoints_that_would_run_code_are_refused(
 def test_an_old_checkpoint_needs_trust_or_the_upgrade(
     compose_config, capsys, tmp_path: Path, photo: Path
 ) -> None:
-    from rcot_lightning.upgrade_checkpoint import main as upgrade
+    from rcot_lightning.cli.upgrade_checkpoint import main as upgrade
 
     old = old_style(tmp_path / "old.ckpt")
     code, line = one_line_exit(

@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning import app
+from rcot_lightning.cli import app
+from rcot_lightning.cli.train import run
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.train import run
 from tests.hostile import (
     config_attacks,
     one_line_exit,
@@ -52,7 +52,7 @@ def test_resuming_from_a_hostile_or_wrong_file_is_one_line(
 
 
 def test_public_loaders_refuse_hostile_checkpoints(tmp_path: Path, marker: Path) -> None:
-    from rcot_lightning.checkpoint import build_module, check_resumable, load_module
+    from rcot_lightning.checkpoints.load import build_module, check_resumable, load_module
     from rcot_lightning.module import RCOTModule
     from rcot_lightning.pretrained import bundle
 
@@ -189,7 +189,7 @@ def test_a_worker_error_is_one_line_with_the_traceback_in_the_log(tmp_path: Path
 
 
 def test_a_second_ctrl_c_stops_at_once_with_130(capsys) -> None:
-    from rcot_lightning.preemption import PreemptionCheckpoint
+    from rcot_lightning.callbacks.preemption_checkpoint import PreemptionCheckpoint
 
     watcher = PreemptionCheckpoint()
     watcher._handle(signal.SIGINT, None)  # the first: finish the iteration, save
@@ -204,7 +204,7 @@ def test_a_second_ctrl_c_stops_at_once_with_130(capsys) -> None:
 
 
 def test_a_full_disk_while_checkpointing_is_one_line(tmp_path: Path, monkeypatch) -> None:
-    from rcot_lightning.atomic import AtomicCheckpointIO
+    from rcot_lightning.checkpoints.atomic import AtomicCheckpointIO
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -16,9 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
+from rcot_lightning.cli.train import run
 from rcot_lightning.contract import DEGRADATION, DegradationId
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.train import run
 
 SIZE = (40, 48)  # (H, W): larger than the tests' 32-pixel crops
 

@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module
+from rcot_lightning.checkpoints.load import build_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli.map_source import choose_map, model_alias
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.images import read_image
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.map_source import choose_map, model_alias
 from rcot_lightning.metrics import psnr
 from rcot_lightning.pretrained import (
     DEFAULT_MODEL,
@@ -222,7 +223,7 @@ def test_quality_benchmark_scores_the_bundled_model() -> None:
 def test_the_recipe_config_composes_and_builds(compose_train) -> None:
     from hydra.utils import instantiate
 
-    from rcot_lightning.app import as_dict
+    from rcot_lightning.cli.app import as_dict
 
     cfg = compose_train("experiment=denoise_blind", tiny=False)
     assert list(cfg.data.degradation.sigma) == [0, 50]

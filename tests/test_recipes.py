@@ -15,9 +15,10 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image
 
+from rcot_lightning.callbacks.recipe_report import RecipeFacts, describe, recipe_name
+from rcot_lightning.cli.recipe import check_recipe
+from rcot_lightning.cli.train import run
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.recipe import RecipeFacts, check_recipe, describe, recipe_name
-from rcot_lightning.train import run
 from tests.conftest import TINY, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -37,7 +38,7 @@ DOCS_TABLE = {
     "task=deblur data=semipaired": ("standard", 333, 51, 128, 256, "RMSprop", 5e-5),
     "data=synthetic data.train_dir=BSD400/": ("standard", 333, 51, 128, 256, "RMSprop", 5e-5),
     "experiment=paper_derain": ("paper_derain", 24_000, 51, 128, 512, "RMSprop", 5e-5),
-    "rcot_lightning.train # recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
+    "rcot_lightning.cli.train # recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "train model=rcot # recipe=standard": ("standard", 266, 51, 128, 512, "RMSprop", 5e-5),
     "clean/ recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "experiment=paper_denoise": ("paper_denoise", 333, 1000, 128, 512, "RMSprop", 5e-5),
@@ -312,7 +313,7 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
 
     import torch
 
-    from rcot_lightning.recipe import collect
+    from rcot_lightning.callbacks.recipe_report import collect
 
     class Crops(list):  # 10 images x 6 crops
         source = range(10)
@@ -354,7 +355,7 @@ def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train
     """best_cpu_denoise: potential_weight 0, so max_steps=6000 is 6,000 iterations, not 3,000."""
     from types import SimpleNamespace
 
-    from rcot_lightning.recipe import collect, steps_per_iteration
+    from rcot_lightning.callbacks.recipe_report import collect, steps_per_iteration
 
     cfg = compose_train("experiment=best_cpu_denoise", tiny=False)
     model = {"n_critic": 1, "objective": {"potential_weight": 0.0}}

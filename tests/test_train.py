@@ -1,4 +1,4 @@
-"""``rcot_lightning.train`` through the real configs.
+"""``rcot_lightning.cli.train`` through the real configs.
 
 In-process: every task and every CPU-capable hardware config with ``fast_dev_run`` on the tiny
 model, resume from ``last.ckpt``, the CSV / TensorBoard / wandb loggers with their pictures. As
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from rcot_lightning.cli.train import run
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.data.degradations import Degradation
-from rcot_lightning.train import run
 from tests.conftest import TINY_CLI, run_cli
 
 TASKS = ("denoise", "derain", "dehaze", "deblur", "sr", "lowlight", "jpeg", "custom")

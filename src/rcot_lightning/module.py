@@ -14,6 +14,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from rcot_lightning.checkpoints.trust import plain
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, ITERATION_KEY, upgrade_checkpoint
 from rcot_lightning.console import quiet_third_party
 from rcot_lightning.contract import (
     CLEAN,
@@ -29,7 +31,6 @@ from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
-from rcot_lightning.trust import plain
 
 log = logging.getLogger(__name__)
 
@@ -39,46 +40,8 @@ quiet_third_party()
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
-#: Where a checkpoint stores the config that rebuilds the module (see ``checkpoint.py``).
-BUILD_CONFIG_KEY = "rcot_build_config"
-_ITERATION_KEY = "rcot_iteration"
-_EMA_PREFIX = "map_ema."
-_EMA_COUNT_KEY = "map_ema.n_averaged"
 #: A gradient-penalty weight above this is a typo or a probe, not a setting (the paper uses 10).
 _LARGE_PENALTY_WEIGHT = 1e6
-
-
-def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dict[str, Any]:
-    """A state dict of an older checkpoint in today's layout (newer ones are returned as they are).
-
-    Up to version 0.2 the EMA of the map was a plain copy of it (``map_ema.<name>``); it is now a
-    :class:`~torch.optim.swa_utils.AveragedModel` (``map_ema.module.<name>`` and the count of
-    averaged models ``map_ema.n_averaged``). The old EMA had averaged the initial weights and
-    ``iteration`` updates, hence a count of ``iteration + 1``.
-
-    Example:
-        >>> new = upgrade_state_dict({"map_ema.w": torch.zeros(1), "potential.w": 1}, 4)
-        >>> sorted(new), int(new["map_ema.n_averaged"])
-        (['map_ema.module.w', 'map_ema.n_averaged', 'potential.w'], 5)
-    """
-    plain = dict(state_dict)
-    if _EMA_COUNT_KEY in plain or not any(k.startswith(_EMA_PREFIX) for k in plain):
-        return plain
-    upgraded = {
-        f"{_EMA_PREFIX}module.{k[len(_EMA_PREFIX) :]}" if k.startswith(_EMA_PREFIX) else k: v
-        for k, v in plain.items()
-    }
-    upgraded[_EMA_COUNT_KEY] = torch.tensor(iteration + 1, dtype=torch.long)
-    return upgraded
-
-
-def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """Bring ``checkpoint["state_dict"]`` (if any) to today's layout, in place; returns it."""
-    state = checkpoint.get("state_dict")
-    if isinstance(state, Mapping):
-        iteration = int(checkpoint.get(_ITERATION_KEY, 0))
-        checkpoint["state_dict"] = upgrade_state_dict(state, iteration)
-    return checkpoint
 
 
 class DivergedError(RCOTError):
@@ -514,13 +477,13 @@ class RCOTModule(L.LightningModule):
         for key in ("hyper_parameters", "datamodule_hyper_parameters"):
             if key in checkpoint:
                 checkpoint[key] = plain(checkpoint[key])
-        checkpoint[_ITERATION_KEY] = self.iteration
+        checkpoint[ITERATION_KEY] = self.iteration
         if self.build_config is not None:
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads checkpoint["state_dict"] after this hook (resume, load_from_checkpoint).
         upgrade_checkpoint(checkpoint)
-        self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
+        self.iteration = int(checkpoint.get(ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
             self.build_config = plain(checkpoint[BUILD_CONFIG_KEY])

@@ -5,7 +5,7 @@ compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")
 
 * ``${rcot_run_id:}``: a run folder name every process of one launch agrees on;
 * ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
-  (claimed, never shared with another run; see :mod:`rcot_lightning.run_folder`);
+  (claimed, never shared with another run; see :mod:`rcot_lightning.cli.run_folder`);
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
 * ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
   :func:`default_recipe`).
@@ -55,7 +55,7 @@ def _run_id() -> str:
 
 
 def _run_dir(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
-    from rcot_lightning.run_folder import run_folder
+    from rcot_lightning.cli.run_folder import run_folder
 
     return run_folder(parent, run_dir, ckpt_path)
 

@@ -1,7 +1,7 @@
 """The demo's web page (Gradio Blocks) and the temporary folder its files live in.
 
 Built by :func:`build_page` from :class:`DemoSettings` (the checked config); served by
-:func:`rcot_lightning.demo.serve`, which imports Gradio first (offline, its cache in the
+:func:`rcot_lightning.cli.demo.serve`, which imports Gradio first (offline, its cache in the
 :class:`Workspace`). Every request handler turns an error into one line on the page.
 """
 
@@ -19,8 +19,8 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from rcot_lightning import app
-from rcot_lightning.demo_inputs import (
+from rcot_lightning.cli import app
+from rcot_lightning.cli.demo_inputs import (
     BUNDLED,
     SYNTHETIC,
     LoadedMaps,
@@ -111,15 +111,15 @@ class DemoSettings:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "DemoSettings":
-        from rcot_lightning.checks import tile_size
+        from rcot_lightning.cli.checks import tile_size
+        from rcot_lightning.cli.restore import _autocast, _device
         from rcot_lightning.pretrained import DEFAULT_MODEL, _known
-        from rcot_lightning.restore import _autocast, _device
 
         node = cfg.demo
         device = _device(str(cfg.get("device", "auto")))
         precision = str(cfg.get("precision", "32"))
         _autocast(precision, device)  # rejects an unknown precision now, not on first use
-        from rcot_lightning.checks import ensemble_size
+        from rcot_lightning.cli.checks import ensemble_size
 
         ensemble = ensemble_size(cfg.get("ensemble", 1))
         overlap = cfg.get("tile_overlap", 32)
@@ -179,7 +179,7 @@ def _page_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     """The demo's page (a ``gr.Blocks``), not yet launched.
 
-    Import Gradio with :func:`rcot_lightning.demo.import_gradio` first: its settings (no
+    Import Gradio with :func:`rcot_lightning.cli.demo.import_gradio` first: its settings (no
     analytics, its cache folder) are read when it is first imported.
     """
     import gradio as gr
@@ -217,7 +217,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     def restore_with(
         label: str, image: Tensor, tile: Any, precision: str, progress: Any
     ) -> tuple[Tensor, float, str]:
-        from rcot_lightning.checks import tile_size
+        from rcot_lightning.cli.checks import tile_size
 
         choice = resolve_model(label, settings.models())
         progress(0.0, desc=f"loading {label}")

@@ -114,7 +114,7 @@ def read_checkpoint(
         )
     if not path.is_file():
         raise RCOTError(
-            f"{key}: {path} does not exist; pass a .ckpt file written by rcot_lightning.train "
+            f"{key}: {path} does not exist; pass a .ckpt file written by rcot_lightning.cli.train "
             "(e.g. <run folder>/checkpoints/last.ckpt)"
         )
     if trust:
@@ -174,7 +174,7 @@ _MISSING = object()
 def _resolve(target: str, prefixes: Sequence[str]) -> Any:
     """The object ``target`` names, reached only through allowed modules and their classes.
 
-    Returns None when the path leaves the allowed modules on the way (``rcot_lightning.app.os``
+    Returns None when the path leaves the allowed modules on the way (``rcot_lightning.cli.app.os``
     is the ``os`` module) or names a private attribute; :data:`_MISSING` when an allowed module
     has no such attribute (a class of another version).
     """

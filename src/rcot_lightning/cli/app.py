@@ -7,7 +7,7 @@ module.
 Errors a user can fix (an unknown config choice, a bad value, a missing file) end the command
 with one line on stderr, ``rcot-train: error: <what and where>``, and exit status 2; set
 ``HYDRA_FULL_ERROR=1`` for the full traceback. Anything else ends with one line too, naming
-the log file that holds its traceback (:mod:`rcot_lightning.crash_log`), and exit status 1.
+the log file that holds its traceback (:mod:`rcot_lightning.cli.crash_log`), and exit status 1.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rcot_lightning.cli.crash_log import report_unexpected, write_traceback
 from rcot_lightning.conf import register_resolvers
-from rcot_lightning.crash_log import report_unexpected, write_traceback
 from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError, StopNow
 
 if TYPE_CHECKING:
@@ -379,7 +379,7 @@ def checkpoint_of(cfg: DictConfig) -> str | None:
         RCOTError: ``ckpt_path=last`` and no training run has a ``last.ckpt`` (the message
             names the folder searched and what to pass instead).
     """
-    from rcot_lightning.run_folder import checkpoint_path
+    from rcot_lightning.cli.run_folder import checkpoint_path
 
     value = cfg.get("ckpt_path")
     if value is None or str(value) == "":
@@ -555,7 +555,7 @@ def logger_label(logger: Any) -> str:
     """``metrics (CSV)`` for a CSV logger (ours writes atomically), else the class name.
 
     Example:
-        >>> from rcot_lightning.atomic import AtomicCSVLogger
+        >>> from rcot_lightning.checkpoints.atomic import AtomicCSVLogger
         >>> logger_label(AtomicCSVLogger("/tmp"))
         'metrics (CSV)'
     """
