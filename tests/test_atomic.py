@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import rcot_lightning.checkpoints.atomic as atomic
-from rcot_lightning.checkpoints.atomic import AtomicCheckpointIO, AtomicCSVLogger, atomic_write
+from rcot_lightning.checkpoints.atomic import atomic_write
+from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO, AtomicCSVLogger
 from rcot_lightning.cli.train import run
 
 

@@ -204,7 +204,7 @@ def test_a_second_ctrl_c_stops_at_once_with_130(capsys) -> None:
 
 
 def test_a_full_disk_while_checkpointing_is_one_line(tmp_path: Path, monkeypatch) -> None:
-    from rcot_lightning.checkpoints.atomic import AtomicCheckpointIO
+    from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

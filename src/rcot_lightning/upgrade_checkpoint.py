@@ -1,4 +1,4 @@
-"""``python -m rcot_lightning.upgrade_checkpoint``: runs ``rcot_lightning.cli.upgrade_checkpoint``."""
+"""``python -m rcot_lightning.upgrade_checkpoint``: ``rcot_lightning.cli.upgrade_checkpoint``."""
 
 from rcot_lightning.cli.upgrade_checkpoint import main
 

@@ -35,6 +35,10 @@ __all__ = [
 MOVED = {
     "rcot_lightning.app": "rcot_lightning.cli.app",
     "rcot_lightning.atomic": "rcot_lightning.checkpoints.atomic",
+    "rcot_lightning.atomic.AtomicCSVLogger": "rcot_lightning.checkpoints.atomic_io.AtomicCSVLogger",
+    "rcot_lightning.atomic.AtomicCheckpointIO": (
+        "rcot_lightning.checkpoints.atomic_io.AtomicCheckpointIO"
+    ),
     "rcot_lightning.checkpoint": "rcot_lightning.checkpoints.load",
     "rcot_lightning.checkpoint_callback": "rcot_lightning.callbacks.run_checkpoint",
     "rcot_lightning.checks": "rcot_lightning.cli.checks",

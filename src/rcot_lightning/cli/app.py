@@ -41,7 +41,7 @@ USAGE_ERROR = 2
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 
 
-# Importing the configs' package registers their resolvers (${rcot_run_id:}, ...).
+# Importing the configs' package registers their resolvers (${rcot_run_dir:}, ...).
 register_resolvers()
 
 
@@ -555,7 +555,7 @@ def logger_label(logger: Any) -> str:
     """``metrics (CSV)`` for a CSV logger (ours writes atomically), else the class name.
 
     Example:
-        >>> from rcot_lightning.checkpoints.atomic import AtomicCSVLogger
+        >>> from rcot_lightning.checkpoints.atomic_io import AtomicCSVLogger
         >>> logger_label(AtomicCSVLogger("/tmp"))
         'metrics (CSV)'
     """

@@ -109,8 +109,9 @@ def _wandb_online(node: Mapping[str, Any]) -> bool:
     target = str(node.get("_target_", ""))
     if not target.endswith("WandbLogger"):
         return False
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    return not node.get("offline", False) and mode not in ("offline", "dryrun", "disabled")
+    from rcot_lightning.conf import wandb_mode
+
+    return not node.get("offline", False) and wandb_mode() != "offline"
 
 
 def check_wandb_reachable(loggers: Mapping[str, Any] | None) -> None:

@@ -140,7 +140,7 @@ def run(cfg: DictConfig) -> TrainingRun:
     from hydra.utils import instantiate
 
     from rcot_lightning.callbacks import RecipeReport, RestorationImageLogger
-    from rcot_lightning.checkpoints.atomic import AtomicCheckpointIO
+    from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO
     from rcot_lightning.checkpoints.load import build_module
     from rcot_lightning.cli.checks import check_wandb_reachable
     from rcot_lightning.cli.recipe import check_recipe, group_choices
