@@ -310,7 +310,7 @@ def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path:
     prog = "rcot-eval" if module.endswith("eval") else "rcot-restore"
     assert proc.stderr.strip().splitlines() == [
         f"{prog}: error: ckpt_path: missing.ckpt does not exist; pass a .ckpt file written by "
-        "rcot_lightning.cli.train (e.g. <run folder>/checkpoints/last.ckpt)"
+        "rcot_lightning.train (e.g. <run folder>/checkpoints/last.ckpt)"
     ]
 
 

@@ -38,7 +38,7 @@ DOCS_TABLE = {
     "task=deblur data=semipaired": ("standard", 333, 51, 128, 256, "RMSprop", 5e-5),
     "data=synthetic data.train_dir=BSD400/": ("standard", 333, 51, 128, 256, "RMSprop", 5e-5),
     "experiment=paper_derain": ("paper_derain", 24_000, 51, 128, 512, "RMSprop", 5e-5),
-    "rcot_lightning.cli.train # recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
+    "rcot_lightning.train # recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "train model=rcot # recipe=standard": ("standard", 266, 51, 128, 512, "RMSprop", 5e-5),
     "clean/ recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "experiment=paper_denoise": ("paper_denoise", 333, 1000, 128, 512, "RMSprop", 5e-5),

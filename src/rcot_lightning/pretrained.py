@@ -187,7 +187,7 @@ def bundle(
     checkpoint = read_checkpoint(path, "cpu", trust=trust_checkpoint)
     config = checkpoint.get(BUILD_CONFIG_KEY) if isinstance(checkpoint, dict) else None
     if not isinstance(config, Mapping) or "transport_map" not in config:
-        raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.cli.train")
+        raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.train")
     weights = upgrade_checkpoint(checkpoint)["state_dict"]
     ema = "map_ema.module."
     prefix = ema if any(k.startswith(ema) for k in weights) else "transport_map."

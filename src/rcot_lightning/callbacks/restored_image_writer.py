@@ -57,7 +57,7 @@ class RestoredImageWriter(BasePredictionWriter):
         if target is None:
             raise RCOTError(
                 "eval needs ground truth: the chosen split has no targets; to restore images "
-                "without targets use rcot_lightning.cli.restore"
+                "without targets use rcot_lightning.restore"
             )
         names = batch.get(NAME) or [f"image_{batch_idx}_{i}" for i in range(len(restored))]
         scores = score_images(

@@ -95,7 +95,7 @@ def load_module(
     if not isinstance(config, Mapping) or "state_dict" not in checkpoint:
         raise RCOTError(
             f"ckpt_path: {path} is not an RCOT checkpoint (no {BUILD_CONFIG_KEY!r} and "
-            "state_dict); use a checkpoint written by rcot_lightning.cli.train, or build your "
+            "state_dict); use a checkpoint written by rcot_lightning.train, or build your "
             "module yourself and call RCOTModule.load_from_checkpoint"
         )
     check_finite(checkpoint["state_dict"], path)

@@ -114,7 +114,7 @@ def read_checkpoint(
         )
     if not path.is_file():
         raise RCOTError(
-            f"{key}: {path} does not exist; pass a .ckpt file written by rcot_lightning.cli.train "
+            f"{key}: {path} does not exist; pass a .ckpt file written by rcot_lightning.train "
             "(e.g. <run folder>/checkpoints/last.ckpt)"
         )
     if trust:
