@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rcot_lightning.cli.checks import check_extra
 from rcot_lightning.cli.crash_log import report_unexpected, write_traceback
 from rcot_lightning.conf import register_resolvers
-from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError, StopNow
+from rcot_lightning.errors import ArgumentError, RCOTError, StopNow
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -422,25 +423,9 @@ def instantiate_group(node: DictConfig | None, group: str) -> list[Any]:
             continue
         if not isinstance(item, DictConfig) or "_target_" not in item:
             raise RCOTError(f"{group}.{name} must be a node with a `_target_`, got {item!r}")
-        _check_extra(f"{group}.{name}", str(item["_target_"]))
+        check_extra(f"{group}.{name}", str(item["_target_"]))
         objects.append(instantiate(item, _convert_="partial"))
     return objects
-
-
-#: Optional packages a Lightning object needs: target suffix -> (modules, any one will do; extra).
-_EXTRAS = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
-
-
-def _check_extra(key: str, target: str) -> None:
-    """One line naming the extra to install when ``target`` needs a package that is missing."""
-    import importlib.util
-
-    for suffix, (modules, extra) in _EXTRAS.items():
-        if target.endswith(suffix) and not any(importlib.util.find_spec(m) for m in modules):
-            raise MissingExtraError(
-                f"{key} ({suffix}) needs the {modules[0]} package: pip install "
-                f"'rcot-lightning[{extra}]', or use logger=csv"
-            )
 
 
 def single_log_handlers() -> None:

@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from omegaconf import DictConfig
 from torch import Tensor
 
 from rcot_lightning.cli import app
+from rcot_lightning.cli.checks import positive_int
 from rcot_lightning.cli.demo_inputs import (
     BUNDLED,
     SYNTHETIC,
@@ -86,13 +87,6 @@ class Workspace:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _positive_int(node: Mapping[str, Any], key: str) -> int:
-    value = node.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RCOTError(f"demo.{key} must be a whole number >= 1, got {value!r}")
-    return value
-
-
 @dataclass
 class DemoSettings:
     """What the page needs from the config, read and checked once at start."""
@@ -136,10 +130,10 @@ class DemoSettings:
             ensemble=ensemble,
             default_model=f"{BUNDLED}{name}",
             checkpoints_dir=None if folder in (None, "") else str(folder),
-            max_checkpoints=_positive_int(node, "max_checkpoints"),
+            max_checkpoints=positive_int(node.get("max_checkpoints"), "demo.max_checkpoints"),
             limits=UploadLimits.from_config(node),
             seed=int(node.get("seed", 0)),
-            cache_max_age=_positive_int(node, "cache_max_age"),
+            cache_max_age=positive_int(node.get("cache_max_age"), "demo.cache_max_age"),
         )
 
     def models(self) -> dict[str, ModelChoice]:

@@ -34,6 +34,7 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from rcot_lightning.cli import app
+from rcot_lightning.cli.checks import check_export_output
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets.restormer import ChannelLayerNorm
 from rcot_lightning.shapes import size_multiple
@@ -228,46 +229,6 @@ def _opset(value: object) -> int:
     return number
 
 
-def _torch_save_archive(path: Path) -> bool:
-    """Whether ``path`` was written by ``torch.save`` (a checkpoint or weights, not TorchScript)."""
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = archive.namelist()
-    except (OSError, zipfile.BadZipFile):
-        return False
-    pickled = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
-    return pickled and not any("/code/" in n for n in names)
-
-
-def check_output(output: Path, ckpt_path: object, overwrite: bool) -> None:
-    """Refuse to write over the checkpoint read, any checkpoint, or (without ``overwrite``)
-    any existing file.
-
-    Raises:
-        RCOTError: naming ``output`` and what to do.
-    """
-    source = None if ckpt_path in (None, "") else Path(str(ckpt_path)).expanduser().resolve()
-    if output.resolve() == source:
-        raise RCOTError(
-            f"output: {output} is the checkpoint being exported (ckpt_path); choose another "
-            "file, e.g. model.onnx (nothing was written)"
-        )
-    if output.suffix.lower() == ".ckpt" or (output.is_file() and _torch_save_archive(output)):
-        raise RCOTError(
-            f"output: {output} is a checkpoint name or file; rcot-export never writes over one: "
-            "choose another file, e.g. model.onnx or model.pt (nothing was written)"
-        )
-    if output.is_dir():
-        raise RCOTError(f"output: {output} is a folder; pass a file, e.g. {output}/model.onnx")
-    if output.exists() and not overwrite:
-        raise RCOTError(
-            f"output: {output} already exists and was kept; pass overwrite=true to replace it, "
-            "or choose another file (nothing was written)"
-        )
-
-
 def export_files(cfg: DictConfig) -> Path:
     """``rcot-export``: write the chosen map in ``cfg.format`` to ``cfg.output``."""
     from rcot_lightning.checkpoints.atomic import atomic_path
@@ -284,7 +245,7 @@ def export_files(cfg: DictConfig) -> Path:
         raise RCOTError(f"overwrite must be true or false, got {overwrite!r}")
     output = Path(str(cfg.output)).expanduser()
     ckpt_path = app.checkpoint_of(cfg)
-    check_output(output, ckpt_path, overwrite)
+    check_export_output(output, ckpt_path, overwrite)
     check_writable_folder(output.parent, "output")
     trust, targets = trust_settings(cfg)
     chosen = choose_map(ckpt_path, cfg.get("pretrained"), "cpu", trust, targets)
