@@ -190,7 +190,7 @@ def fail(prog: str, message: str) -> NoReturn:
 #: Hydra's switch: with "1" it raises an error instead of printing its own multi-line report.
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 #: The user's own ``HYDRA_FULL_ERROR``, for the processes a command starts (DDP ranks): they
-#: inherit the "1" that :func:`run_cli` sets.
+#: inherit the "1" that :func:`command` sets.
 _ASKED = "RCOT_FULL_ERROR"
 
 
@@ -250,26 +250,37 @@ def quote_path_value(arg: str) -> str:
     return f"{key}='{value}'"
 
 
-def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
-    """Run a ``@hydra.main`` function as the command ``prog`` with one-line errors.
+def command(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], None]:
+    """The console entry point ``prog``: runs a ``@hydra.main`` function with one-line errors.
 
     Hydra reports an error of its own (a bad override, a missing config) in many lines and exits
     with status 1, unless ``HYDRA_FULL_ERROR=1``: then it raises the error, which is reported
-    here like an error of the task.
+    here like an error of the task. The returned function is the entry point itself, so the
+    way from ``main`` to the task is one frame.
     """
-    sys.argv = [*sys.argv[:1], *map(quote_path_value, sys.argv[1:])]
-    saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
-    os.environ[_ASKED] = "1" if full_error_asked() else "0"
-    os.environ[_FULL_ERROR] = "1"
-    try:
-        with exit_on_user_error(prog):
-            hydra_main()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+    def main() -> None:
+        sys.argv = [*sys.argv[:1], *map(quote_path_value, sys.argv[1:])]
+        saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
+        os.environ[_ASKED] = "1" if full_error_asked() else "0"
+        os.environ[_FULL_ERROR] = "1"
+        try:
+            with exit_on_user_error(prog):
+                hydra_main()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    main.__doc__ = f"Console entry point ``{prog}``."
+    return main
+
+
+def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
+    """Run :func:`command` ``(prog, hydra_main)`` now (entry points that rewrite ``sys.argv``)."""
+    command(prog, hydra_main)()
 
 
 # -------------------------------------------------------------------------------- trainer

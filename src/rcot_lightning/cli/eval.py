@@ -229,9 +229,8 @@ def _hydra_main(cfg: DictConfig) -> float:
         return evaluate(cfg)
 
 
-def main() -> None:
-    """Console entry point ``rcot-eval``."""
-    app.run_cli("rcot-eval", _hydra_main)
+#: Console entry point ``rcot-eval``.
+main = app.command("rcot-eval", _hydra_main)
 
 
 if __name__ == "__main__":

@@ -210,20 +210,15 @@ def run(cfg: DictConfig) -> TrainingRun:
     return TrainingRun(metric, trainer, model, datamodule)
 
 
-def train(cfg: DictConfig) -> float | None:
-    """Train as configured; return the optimised metric (what Hydra sweepers maximise)."""
-    return run(cfg).metric
-
-
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def _hydra_main(cfg: DictConfig) -> float | None:
+    """Train as configured; return the optimised metric (what Hydra sweepers maximise)."""
     with app.exit_on_user_error("rcot-train"):
-        return train(cfg)
+        return run(cfg).metric
 
 
-def main() -> None:
-    """Console entry point ``rcot-train``."""
-    app.run_cli("rcot-train", _hydra_main)
+#: Console entry point ``rcot-train``: ``main`` -> ``_hydra_main`` -> :func:`run` -> ``fit``.
+main = app.command("rcot-train", _hydra_main)
 
 
 if __name__ == "__main__":
