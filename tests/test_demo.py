@@ -20,6 +20,7 @@ from PIL import Image
 from rcot_lightning.cli.demo_inputs import (
     LoadedMaps,
     UploadLimits,
+    default_models,
     degrade,
     list_models,
     read_upload,
@@ -124,6 +125,24 @@ def test_the_chooser_lists_bundled_models_and_checkpoints_under_its_folder_only(
     # The bundled entries, the latest run, the newest file.
     assert len(list_models(runs, limit=1)) == len(bundled) + 2
     assert list(list_models(tmp_path / "missing")) == bundled
+
+
+def test_model_b_is_the_latest_run_and_never_a_copy_of_model_a(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _checkpoint(runs / "new" / "checkpoints" / "last.ckpt", 2_000)
+    labels = list(list_models(runs))
+    assert default_models(labels, "bundled: denoise-blind") == (
+        "bundled: denoise-blind",
+        f"latest run in {runs}",
+    )
+    # No run: B is another bundled entry, not A again (two bundled entries ship).
+    bundled = list(list_models(None))
+    a, b = default_models(bundled, "bundled: denoise-blind")
+    assert a == "bundled: denoise-blind" and b != a and b in bundled
+    # A default that is not listed falls back to the first entry.
+    assert default_models(["only"], "gone") == ("only", "only")
+    with pytest.raises(RCOTError, match="no model to offer"):
+        default_models([], "bundled: denoise-blind")
 
 
 def test_the_browser_can_name_only_a_listed_model(tmp_path: Path) -> None:

@@ -41,6 +41,7 @@ pytest.importorskip("gradio", reason="the demo extra is not installed (pip insta
 pytest.importorskip("selenium", reason="selenium is not installed (pip install -e '.[dev]')")
 
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
@@ -49,6 +50,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 #: Seconds to wait for the page, for a restoration, for a message. Generous: on a loaded 2-core
 #: machine the first checkpoint loaded (which imports Lightning) took 90 s.
 START, RESULT, MESSAGE = 180, 480, 60
+#: The CSS transforms of an image that is not zoomed.
+_IDENTITY = frozenset({"none", "matrix(1, 0, 0, 1, 0, 0)"})
 
 
 def _free_port() -> int:
@@ -240,10 +243,19 @@ def test_restore_download_compare_and_refuse_a_non_image(
     assert "B − A" in ab_report, ab_report
     # Zoom on the A | B view (mouse wheel): both halves get the same transform.
     halves = browser.find_elements(By.CSS_SELECTOR, "#ab-slider img")
+    assert len(halves) == 2
     browser.execute_script(_WHEEL, halves[0])
-    transforms = {half.value_of_css_property("transform") for half in halves}
-    assert len(halves) == 2 and len(transforms) == 1, transforms
-    assert transforms.isdisjoint({"none", "matrix(1, 0, 0, 1, 0, 0)"}), transforms  # zoomed
+
+    def _zoom_settled(_: Any) -> set[str] | None:
+        # The slider applies the zoom on its next frames: read it once both halves agree.
+        found = {half.value_of_css_property("transform") for half in halves}
+        return found if len(found) == 1 and found.isdisjoint(_IDENTITY) else None
+
+    try:
+        WebDriverWait(browser, 10, poll_frequency=0.1).until(_zoom_settled)
+    except TimeoutException as error:
+        found = {half.value_of_css_property("transform") for half in halves}
+        raise AssertionError(f"A | B halves not zoomed alike: {found}") from error
     _screenshot(browser, tmp_path / "demo_ab.png")
 
     # Not an image: one line on the page, no traceback.

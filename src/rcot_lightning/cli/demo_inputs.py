@@ -161,6 +161,26 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
     return choices
 
 
+def default_models(labels: Sequence[str], default: str) -> tuple[str, str]:
+    """The models the page preselects: ``default`` (A), and B to compare it with.
+
+    B is the latest training run when the checkpoint folder has one, else the first other
+    listed model; only a page with a single model compares it with itself.
+
+    Example:
+        >>> default_models(["bundled: a", "bundled: b", "latest run in runs"], "bundled: a")
+        ('bundled: a', 'latest run in runs')
+        >>> default_models(["bundled: a", "bundled: b"], "bundled: b")
+        ('bundled: b', 'bundled: a')
+    """
+    if not labels:
+        raise RCOTError("no model to offer: no bundled entry and no checkpoint")
+    chosen = default if default in labels else labels[0]
+    others = [label for label in labels if label != chosen]
+    latest = [label for label in others if label.startswith(LATEST)]
+    return chosen, (latest or others or [chosen])[0]
+
+
 def resolve_model(label: Any, choices: Mapping[str, ModelChoice]) -> ModelChoice:
     """The listed entry ``label`` names; the browser can name nothing else (no paths).
 

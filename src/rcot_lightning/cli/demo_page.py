@@ -27,6 +27,7 @@ from rcot_lightning.cli.demo_inputs import (
     LoadedMaps,
     ModelChoice,
     UploadLimits,
+    default_models,
     degrade,
     list_models,
     read_upload,
@@ -270,8 +271,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
 
     def refresh() -> tuple[Any, ...]:
         labels = list(settings.models())
-        chosen = settings.default_model if settings.default_model in labels else labels[0]
-        other = labels[1] if len(labels) > 1 else chosen
+        chosen, other = default_models(labels, settings.default_model)
         return (
             gr.Dropdown(choices=labels, value=chosen),
             gr.Dropdown(choices=labels, value=chosen),
