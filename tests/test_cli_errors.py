@@ -32,7 +32,7 @@ CASES = [
     (
         ["trainer.gradient_clip_val=1.0"],
         "rcot-train: error: trainer.gradient_clip_val cannot be used with RCOT's two manual "
-        "optimisers; set model.map_grad_clip and/or model.potential_grad_clip instead",
+        "optimisers; set model.clipping.map and/or model.clipping.potential instead",
     ),
 ]
 if not torch.cuda.is_available():

@@ -74,7 +74,7 @@ def test_task_sets_degradation_fourier_norm_and_metrics(compose_train, task: str
     assert cfg.data.degradation_id == cfg.task.degradation_id
     norms = OmegaConf.to_container(cfg.model.objective.fourier_norms)
     assert norms == {cfg.task.degradation_id: 2 if task == "denoise" else 1}
-    assert cfg.model.metric_y_channel == cfg.task.metric.y_channel
+    assert cfg.model.evaluation.y_channel == cfg.task.metric.y_channel
     if cfg.task.degradation is not None:
         degradation = instantiate(cfg.data.degradation)
         assert degradation.degradation_id.name.lower() == cfg.task.degradation_id
@@ -175,7 +175,7 @@ def test_strategy_resolution(trainer: dict, processes: int, find_unused: bool | 
         ({"precision": 13}, r"^trainer.precision=13: .*; use 32-true, bf16-mixed"),
         ({"max_epoch": 3}, r"^trainer.max_epoch=3: .*not an argument of lightning.pytorch.Trainer"),
         ({"accelerator": "cpu", "precision": "16-mixed"}, "hardware=bf16"),
-        ({"accelerator": "cpu", "gradient_clip_val": 1.0}, "model.map_grad_clip"),
+        ({"accelerator": "cpu", "gradient_clip_val": 1.0}, "model.clipping.map"),
     ],
 )
 def test_bad_trainer_values_raise_rcot_errors(trainer: dict, message: str) -> None:
@@ -262,4 +262,4 @@ def test_paper_recipes_use_the_authors_fourier_strength(compose_train) -> None:
 
 def test_derain_reports_rgb_with_the_y_channel_alongside(compose_train) -> None:
     model = compose_train("task=derain").model
-    assert model.metric_y_channel is False and model.metric_also_y is True
+    assert model.evaluation.y_channel is False and model.evaluation.also_y is True

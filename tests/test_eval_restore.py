@@ -115,6 +115,27 @@ def test_eval_prints_a_table_and_saves_images_by_name(
     assert read_image(tmp_path / "restored" / "chelsea.png").shape == (3, 64, 64)
 
 
+def test_eval_tile_restores_in_tiles_of_that_size(
+    trained_checkpoint: Path, compose_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rcot_lightning.checkpoints.load as load
+
+    loaded: list[RCOTModule] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        loaded.append(load_module(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(load, "load_module", spy)
+    cfg = compose_config(
+        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.val_crop_size=80", "tile=64"
+    )
+    evaluate(cfg)
+    (module,) = loaded
+    assert module.evaluation.val_tile_size == 64
+    assert module.hparams["evaluation"]["val_tile_size"] == 64
+
+
 def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
     trained_checkpoint: Path,
     compose_config,

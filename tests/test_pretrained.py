@@ -228,6 +228,7 @@ def test_the_recipe_config_composes_and_builds(compose_train) -> None:
     cfg = compose_train("experiment=denoise_blind", tiny=False)
     assert list(cfg.data.degradation.sigma) == [0, 50]
     assert cfg.model.ema_decay == 0.999 and cfg.model.objective.supervised_weight == 1.0
+    assert cfg.model.clipping.map == 0.5 and cfg.model.clipping.algorithm == "norm"
     assert cfg.model.objective.potential_weight == 0 and cfg.model.objective.fourier_weight == 0
     assert cfg.model.transport_map.dim == 16 and cfg.data.patch_size == 64
     assert cfg.trainer.precision == "bf16-mixed"

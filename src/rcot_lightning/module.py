@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -48,6 +49,125 @@ class DivergedError(RCOTError):
     """Training stopped: too many consecutive iterations had a non-finite loss or gradient."""
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How validation, test and predict restore and score images (``RCOTModule(evaluation=...)``).
+
+    Args:
+        y_channel: PSNR/SSIM on the BT.601 Y channel.
+        crop_border: pixels shaved from each border before PSNR/SSIM.
+        also_y: with RGB metrics, also log ``psnr_y`` / ``ssim_y`` on the Y channel.
+        val_tile_size: restore validation/test/predict images in overlapping tiles of this size
+            (a multiple of the map's ``size_multiple``; the map pads each input to it itself),
+            or None for whole images.
+
+    Example:
+        >>> EvalSettings.of({"crop_border": 4})
+        EvalSettings(y_channel=False, crop_border=4, also_y=False, val_tile_size=None)
+        >>> EvalSettings(crop_border=-1)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: evaluation.crop_border must be an integer >= 0, got -1
+    """
+
+    y_channel: bool = False
+    crop_border: int = 0
+    also_y: bool = False
+    val_tile_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("y_channel", "also_y"):
+            if not isinstance(getattr(self, name), bool):
+                raise RCOTError(
+                    f"evaluation.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+        if not (_is_integer(self.crop_border) and self.crop_border >= 0):
+            raise RCOTError(
+                f"evaluation.crop_border must be an integer >= 0, got {self.crop_border!r}"
+            )
+        tile = self.val_tile_size
+        if tile is not None and not (_is_integer(tile) and tile >= 1):
+            raise RCOTError(
+                f"evaluation.val_tile_size must be a positive integer or null, got {tile!r}"
+            )
+
+    @classmethod
+    def of(cls, value: EvalSettings | Mapping[str, Any] | None) -> EvalSettings:
+        """``value`` as settings: an instance as it is, a mapping of fields, None the defaults."""
+        return _settings(cls, value, "evaluation")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """Gradient clipping of the two networks (``RCOTModule(clipping=...)``).
+
+    Clipping runs in ``on_before_optimizer_step``, after a GradScaler has unscaled the gradients;
+    ``trainer.gradient_clip_val`` cannot be used with RCOT's two manual optimisers.
+
+    Args:
+        map: clip value for the map's gradients, or None (0 also clips nothing).
+        potential: clip value for the potential's gradients, or None.
+        algorithm: ``"norm"`` (clip the gradients' total norm) or ``"value"`` (each element).
+
+    Example:
+        >>> ClipSettings.of({"map": 0.5})
+        ClipSettings(map=0.5, potential=None, algorithm='norm')
+        >>> ClipSettings(algorithm="max")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: clipping.algorithm must be 'norm' or 'value', got 'max'
+    """
+
+    map: float | None = None
+    potential: float | None = None
+    algorithm: str = "norm"
+
+    def __post_init__(self) -> None:
+        for name in ("map", "potential"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value < float("inf")):
+                raise RCOTError(
+                    f"clipping.{name} must be a finite number >= 0 or null, got {value!r}"
+                )
+        if self.algorithm not in ("norm", "value"):
+            raise RCOTError(f"clipping.algorithm must be 'norm' or 'value', got {self.algorithm!r}")
+
+    @classmethod
+    def of(cls, value: ClipSettings | Mapping[str, Any] | None) -> ClipSettings:
+        """``value`` as settings: an instance as it is, a mapping of fields, None the defaults."""
+        return _settings(cls, value, "clipping")
+
+
+_Settings = TypeVar("_Settings", EvalSettings, ClipSettings)
+
+
+def _settings(cls: type[_Settings], value: Any, argument: str) -> _Settings:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise RCOTError(
+            f"{argument} must be a {cls.__name__} or a mapping of its fields, got "
+            f"{type(value).__name__}"
+        )
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        raise RCOTError(
+            f"{argument} has no field {', '.join(unknown)}; its fields: {', '.join(known)}"
+        )
+    return cls(**{str(k): v for k, v in value.items()})
+
+
 def _default_rmsprop(lr: float) -> OptimizerFactory:
     def factory(params: Iterable[nn.Parameter]) -> Optimizer:
         return torch.optim.RMSprop(params, lr=lr)
@@ -87,9 +207,8 @@ class RCOTModule(L.LightningModule):
         potential_scheduler: as above for phi.
         scheduler_interval: step schedulers every ``"epoch"`` or every ``"step"`` (iteration).
         n_critic: potential updates per map update.
-        map_grad_clip: clip value for the map's gradients, or None.
-        potential_grad_clip: clip value for the potential's gradients, or None.
-        grad_clip_algorithm: ``"norm"`` or ``"value"``.
+        clipping: gradient clipping of the two networks, a :class:`ClipSettings` or a mapping
+            of its fields (``{"map": 1.0}``); None clips nothing.
         max_bad_steps: an update whose loss or gradient is not finite is skipped (weights and
             optimiser state unchanged) and counted (``train/skipped_updates``); after this many
             consecutive iterations with a skipped update training stops with
@@ -105,11 +224,9 @@ class RCOTModule(L.LightningModule):
             mode.
         compile_map: run ``T`` through ``torch.compile`` (the potential is never compiled: its
             double backward is not supported by the compiler).
-        metric_y_channel: PSNR/SSIM on the BT.601 Y channel.
-        metric_crop_border: pixels shaved from each border before PSNR/SSIM.
-        metric_also_y: with RGB metrics, also log ``psnr_y`` / ``ssim_y`` on the Y channel.
-        val_tile_size: restore validation/test/predict images in overlapping tiles of this size
-            (a multiple of the map's ``size_multiple``; the map pads each input to it itself).
+        evaluation: how validation, test and predict restore and score images (metric
+            conventions, tiling), an :class:`EvalSettings` or a mapping of its fields
+            (``{"y_channel": True, "crop_border": 4}``); None for RGB metrics on whole images.
         seed: seeds the gradient penalty's mixing weights, per sample (``batch["sample_key"]``)
             or, without keys, per (rank, iteration, critic step), so a resumed run draws
             exactly what an uninterrupted run would.
@@ -128,16 +245,11 @@ class RCOTModule(L.LightningModule):
         potential_scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         n_critic: int = 1,
-        map_grad_clip: float | None = None,
-        potential_grad_clip: float | None = None,
-        grad_clip_algorithm: str = "norm",
+        clipping: ClipSettings | Mapping[str, Any] | None = None,
         max_bad_steps: int = 10,
         ema_decay: float | None = None,
         compile_map: bool = False,
-        metric_y_channel: bool = False,
-        metric_crop_border: int = 0,
-        metric_also_y: bool = False,
-        val_tile_size: int | None = None,
+        evaluation: EvalSettings | Mapping[str, Any] | None = None,
         seed: int = 0,
         build_config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -147,10 +259,6 @@ class RCOTModule(L.LightningModule):
         if scheduler_interval not in ("epoch", "step"):
             raise RCOTError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
-            )
-        if grad_clip_algorithm not in ("norm", "value"):
-            raise RCOTError(
-                f"grad_clip_algorithm must be 'norm' or 'value', got {grad_clip_algorithm!r}"
             )
         if max_bad_steps < 1:
             raise RCOTError(f"max_bad_steps must be >= 1, got {max_bad_steps!r}")
@@ -163,12 +271,15 @@ class RCOTModule(L.LightningModule):
             )
         # Networks, the objective and factories are objects, not hyper-parameters; the Hydra
         # config that built them travels in `build_config`, the objective's settings are
-        # logged below.
+        # logged below, and the two settings objects are stored as plain dicts (their setters):
+        # a checkpoint must load weights-only.
         self.save_hyperparameters(
             ignore=[
                 "transport_map",
                 "potential",
                 "objective",
+                "clipping",
+                "evaluation",
                 "map_optimizer",
                 "potential_optimizer",
                 "map_scheduler",
@@ -181,6 +292,8 @@ class RCOTModule(L.LightningModule):
         self.potential = potential
         self.objective = objective if objective is not None else FROTObjective()
         self.hparams["objective"] = self.objective.settings()
+        self.clipping = ClipSettings.of(clipping)
+        self.evaluation = EvalSettings.of(evaluation)
         self.map_ema: AveragedModel | None = None
         if ema_decay is not None:
             # use_buffers=False: buffers are copied from T at each update, not averaged.
@@ -201,6 +314,29 @@ class RCOTModule(L.LightningModule):
         self._bad_streak = 0
         self._skipped_now: list[str] = []
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
+
+    # ------------------------------------------------------------------------------- settings
+    @property
+    def clipping(self) -> ClipSettings:
+        """The gradient clipping; setting it (a :class:`ClipSettings` or a mapping) also sets
+        ``hparams["clipping"]``, a plain dict."""
+        return self._clipping
+
+    @clipping.setter
+    def clipping(self, value: ClipSettings | Mapping[str, Any] | None) -> None:
+        self._clipping = ClipSettings.of(value)
+        self.hparams["clipping"] = asdict(self._clipping)
+
+    @property
+    def evaluation(self) -> EvalSettings:
+        """The evaluation settings; setting them (an :class:`EvalSettings` or a mapping) also
+        sets ``hparams["evaluation"]``, a plain dict."""
+        return self._evaluation
+
+    @evaluation.setter
+    def evaluation(self, value: EvalSettings | Mapping[str, Any] | None) -> None:
+        self._evaluation = EvalSettings.of(value)
+        self.hparams["evaluation"] = asdict(self._evaluation)
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
@@ -223,12 +359,10 @@ class RCOTModule(L.LightningModule):
         # correct under every precision (clipping right after manual_backward would clip
         # scaled gradients under 16-mixed).
         is_map = optimizer is self.trainer.optimizers[0]
-        clip = self.hparams["map_grad_clip"] if is_map else self.hparams["potential_grad_clip"]
+        clip = self.clipping.map if is_map else self.clipping.potential
         if clip:
             self.clip_gradients(
-                optimizer,
-                gradient_clip_val=clip,
-                gradient_clip_algorithm=self.hparams["grad_clip_algorithm"],
+                optimizer, gradient_clip_val=clip, gradient_clip_algorithm=self.clipping.algorithm
             )
 
     # ------------------------------------------------------------------------------ the map
@@ -254,7 +388,7 @@ class RCOTModule(L.LightningModule):
 
         Args:
             degraded: ``(B, 3, H, W)`` in [0, 1].
-            tile: tile size for tiled inference; defaults to ``val_tile_size``.
+            tile: tile size for tiled inference; defaults to ``evaluation.val_tile_size``.
 
         Returns:
             ``(B, 3, H, W)``, clamped to [0, 1].
@@ -263,7 +397,7 @@ class RCOTModule(L.LightningModule):
         out = restore_image(
             net,
             degraded,
-            tile=tile if tile is not None else self.hparams["val_tile_size"],
+            tile=tile if tile is not None else self.evaluation.val_tile_size,
         )
         return out.clamp(0, 1)
 
@@ -384,7 +518,7 @@ class RCOTModule(L.LightningModule):
             )
         return (
             "lower the learning rates (model.map_optimizer.lr, model.potential_optimizer.lr) "
-            "or clip gradients (model.map_grad_clip)"
+            "or clip gradients (model.clipping.map)"
         )
 
     def _score(self, images: Tensor) -> Tensor:
@@ -448,9 +582,9 @@ class RCOTModule(L.LightningModule):
             self.restore(y),
             batch[TARGET],
             degraded=y,
-            y_channel=self.hparams["metric_y_channel"],
-            crop_border=self.hparams["metric_crop_border"],
-            also_y=self.hparams["metric_also_y"],
+            y_channel=self.evaluation.y_channel,
+            crop_border=self.evaluation.crop_border,
+            also_y=self.evaluation.also_y,
         )
         # Per-image scores averaged over the set: Lightning's epoch mean weights each batch's
         # mean by its size and sums over ranks, so no metric objects are needed (they would

@@ -20,6 +20,8 @@ __all__ = [
     "BUILD_CONFIG_KEY",
     "ITERATION_KEY",
     "MOVED",
+    "NESTED_SETTINGS",
+    "nest_settings",
     "upgrade_checkpoint",
     "upgrade_config",
     "upgrade_file",
@@ -102,6 +104,44 @@ def upgrade_targets(node: Any) -> Any:
     return node
 
 
+#: Arguments of ``RCOTModule`` before they became fields of its two settings objects
+#: (``evaluation``: :class:`~rcot_lightning.module.EvalSettings`, ``clipping``:
+#: :class:`~rcot_lightning.module.ClipSettings`): old key -> (argument, field).
+NESTED_SETTINGS = {
+    "metric_y_channel": ("evaluation", "y_channel"),
+    "metric_crop_border": ("evaluation", "crop_border"),
+    "metric_also_y": ("evaluation", "also_y"),
+    "val_tile_size": ("evaluation", "val_tile_size"),
+    "map_grad_clip": ("clipping", "map"),
+    "potential_grad_clip": ("clipping", "potential"),
+    "grad_clip_algorithm": ("clipping", "algorithm"),
+}
+
+
+def nest_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``config`` (a module's hyper-parameters or ``model`` config) with the flat settings of
+    :data:`NESTED_SETTINGS` moved under ``evaluation`` and ``clipping``; a copy where anything
+    moved, ``config`` itself otherwise. A field already set under its new key wins.
+
+    Example:
+        >>> nest_settings({"n_critic": 1, "map_grad_clip": 0.5, "val_tile_size": 64})
+        {'n_critic': 1, 'evaluation': {'val_tile_size': 64}, 'clipping': {'map': 0.5}}
+        >>> nest_settings({"clipping": {"map": 0.5}})
+        {'clipping': {'map': 0.5}}
+    """
+    if not any(key in config for key in NESTED_SETTINGS):
+        return config
+    nested = {k: v for k, v in config.items() if k not in NESTED_SETTINGS}
+    for key, (argument, field) in NESTED_SETTINGS.items():
+        if key not in config:
+            continue
+        group = nested.get(argument)
+        group = dict(group) if isinstance(group, Mapping) else {}
+        group.setdefault(field, config[key])
+        nested[argument] = group
+    return nested
+
+
 #: Where a checkpoint stores the config that rebuilds the module (:mod:`.load`).
 BUILD_CONFIG_KEY = "rcot_build_config"
 ITERATION_KEY = "rcot_iteration"
@@ -138,11 +178,15 @@ def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
     The state dict (:func:`upgrade_state_dict`), and the stored model config and
     hyper-parameters: every ``_target_`` that names a module of before the package layout
-    (:data:`MOVED`) names its new home.
+    (:data:`MOVED`) names its new home, and the module's flat settings of before its settings
+    objects sit under ``evaluation`` and ``clipping`` (:func:`nest_settings`).
     """
     for key in (BUILD_CONFIG_KEY, "hyper_parameters", "datamodule_hyper_parameters"):
         if key in checkpoint:
             checkpoint[key] = upgrade_targets(checkpoint[key])
+    for key in (BUILD_CONFIG_KEY, "hyper_parameters"):
+        if isinstance(checkpoint.get(key), Mapping):
+            checkpoint[key] = nest_settings(checkpoint[key])
     state = checkpoint.get("state_dict")
     if isinstance(state, Mapping):
         iteration = int(checkpoint.get(ITERATION_KEY, 0))
@@ -171,13 +215,17 @@ def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
     potential with 3x3 convs only: they move under ``objective`` and the potential keeps
     ``layout: uniform``, so old checkpoints rebuild the networks they were trained with. Up to
     version 0.2 the module took ``pad_multiple``; the map declares its multiple now, so the key
-    is dropped. Targets in modules that moved are renamed (:func:`upgrade_targets`).
+    is dropped. Targets in modules that moved are renamed (:func:`upgrade_targets`). Version 0.3
+    took the evaluation and clipping settings as separate arguments; they move under
+    ``evaluation`` and ``clipping`` (:func:`nest_settings`).
 
     Example:
         >>> upgrade_config({"_target_": "m", "lambda_gp": 5.0})["objective"]["lambda_gp"]
         5.0
+        >>> upgrade_config({"_target_": "m", "metric_crop_border": 4})["evaluation"]
+        {'crop_border': 4}
     """
-    plain = upgrade_targets(dict(config))
+    plain = dict(nest_settings(upgrade_targets(dict(config))))
     # Version 0.2 padded to `pad_multiple` in the module; the map declares its multiple now.
     plain.pop("pad_multiple", None)
     legacy = {k: plain.pop(k) for k in _LEGACY_OBJECTIVE_KEYS if k in plain}

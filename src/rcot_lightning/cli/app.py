@@ -345,7 +345,7 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     if settings.get("gradient_clip_val") not in (None, 0, 0.0):
         raise RCOTError(
             "trainer.gradient_clip_val cannot be used with RCOT's two manual optimisers; "
-            "set model.map_grad_clip and/or model.potential_grad_clip instead"
+            "set model.clipping.map and/or model.clipping.potential instead"
         )
     strategy = settings.get("strategy", "auto")
     if strategy in ("ddp", "ddp_spawn"):

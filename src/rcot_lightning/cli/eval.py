@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -130,7 +131,7 @@ def evaluate(cfg: DictConfig) -> float:
     probe_map(module.map_for_inference, f"ckpt_path: {ckpt_path}")
     tile = tile_size(cfg.get("tile"), multiple=size_multiple(module.map_for_inference))
     if tile is not None:
-        module.hparams["val_tile_size"] = tile
+        module.evaluation = replace(module.evaluation, val_tile_size=tile)
     datamodule = instantiate(cfg.data, _convert_="partial")
     output_dir = Path(cfg.paths.output_dir)
     images_dir = output_dir / cfg.images_dir if cfg.save_images else None
