@@ -74,9 +74,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.data.datamodules import SamplesDataModule
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+from rcot_lightning.nets import Potential, TwoPassMap
 from rcot_lightning.nets.restormer import set_checkpointing
 from rcot_lightning.objective import FROTObjective, gradient_penalty
 

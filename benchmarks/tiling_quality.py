@@ -42,11 +42,12 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from rcot_lightning.conf import MAP_PRESETS
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
 from rcot_lightning.inference import restore_image, tile_starts
 from rcot_lightning.metrics import psnr
-from rcot_lightning.nets import MAP_PRESETS, TwoPassMap
+from rcot_lightning.nets import TwoPassMap
 
 
 def load_map(checkpoint: str | None, preset: str, seed: int) -> tuple[nn.Module, str]:

@@ -21,7 +21,7 @@ from PIL import Image
 from rcot_lightning.checkpoints.load import build_module
 from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
 from rcot_lightning.cli import app
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 
 #: The text a marker file holds; an attack that empties or deletes it shows.
 MARKER_TEXT = "untouched"

@@ -18,8 +18,9 @@ from rcot_lightning.checkpoints.upgrade import (
     upgrade_state_dict,
 )
 from rcot_lightning.cli.train import run
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.module import ClipSettings, EvalSettings, RCOTModule
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+from rcot_lightning.nets import Potential, TwoPassMap
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.pretrained import bundle, map_from_bundle
 from tests import test_module

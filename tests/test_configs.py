@@ -11,8 +11,9 @@ from omegaconf import OmegaConf
 
 import rcot_lightning
 from rcot_lightning.cli.app import DDP_STRATEGY, build_trainer
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.conf.presets import MAP_SIZE_KEYS, PRESET_CONFIGS, model_config
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
 from tests.test_train import TASKS
 
 CONF = Path(rcot_lightning.__file__).parent / "conf"
@@ -54,17 +55,33 @@ def test_default_job_is_denoising_samples_with_the_small_model(compose_train) ->
     assert cfg.callbacks.model_checkpoint.mode == "max"
 
 
-@pytest.mark.parametrize(
-    ("config", "preset"), [("rcot", "paper"), ("rcot_small", "small"), ("rcot_tiny", "tiny")]
-)
-def test_model_configs_match_the_net_presets(compose_train, config: str, preset: str) -> None:
+@pytest.mark.parametrize(("preset", "config"), sorted(PRESET_CONFIGS.items()))
+def test_the_python_presets_are_read_from_the_model_configs(
+    compose_train, preset: str, config: str
+) -> None:
+    """The sizes are written once, in ``conf/model/<config>.yaml``: the presets of the Python API
+    are what Hydra composes from that file (its defaults list applied), read on lookup."""
     cfg = compose_train(f"model={config}", "recipe=none", tiny=False)
-    tmap = OmegaConf.to_container(cfg.model.transport_map)
-    assert isinstance(tmap, dict)
+    composed = {
+        key: OmegaConf.to_container(cfg.model[key], resolve=True)
+        for key in ("transport_map", "potential")
+    }
+    assert model_config(config) == composed
+    tmap, potential = composed["transport_map"], composed["potential"]
+    assert isinstance(tmap, dict) and isinstance(potential, dict)
+    assert list(MAP_PRESETS[preset]) == list(MAP_SIZE_KEYS)
     for key, value in MAP_PRESETS[preset].items():
-        expected = list(value) if isinstance(value, tuple) else value
-        assert tmap[key] == expected, key
-    assert tuple(cfg.model.potential.channels) == POTENTIAL_PRESETS[preset]["channels"]
+        assert tmap[key] == (list(value) if isinstance(value, tuple) else value), key
+    assert POTENTIAL_PRESETS[preset] == {"channels": tuple(potential["channels"])}
+    # A lookup is a copy: changing it changes neither the configs nor the next lookup.
+    MAP_PRESETS[preset]["dim"] = -1
+    assert MAP_PRESETS[preset]["dim"] == tmap["dim"]
+
+
+def test_an_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="known: paper, small, tiny"):
+        MAP_PRESETS["huge"]
+    assert "huge" not in POTENTIAL_PRESETS and len(POTENTIAL_PRESETS) == 3
 
 
 @pytest.mark.parametrize("task", TASKS)

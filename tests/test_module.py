@@ -584,7 +584,8 @@ def test_fp16_grad_scaler_penalty_is_unscaled() -> None:
 
 
 def _tiny_rcot(**kwargs: Any) -> RCOTModule:
-    from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+    from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+    from rcot_lightning.nets import Potential, TwoPassMap
 
     return RCOTModule(
         TwoPassMap(**MAP_PRESETS["tiny"]), Potential(**POTENTIAL_PRESETS["tiny"]), **kwargs

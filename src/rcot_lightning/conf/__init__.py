@@ -8,6 +8,9 @@ compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
 * ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
   :func:`default_recipe`).
+
+The model sizes are written once, in ``model/*.yaml``; ``MAP_PRESETS`` and ``POTENTIAL_PRESETS``
+read them for code that builds the networks itself (:mod:`rcot_lightning.conf.presets`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,16 @@ import os
 
 from omegaconf import OmegaConf
 
-__all__ = ["DEMO_CHOICES", "default_recipe", "register_resolvers", "wandb_mode"]
+from rcot_lightning.conf.presets import MAP_PRESETS, POTENTIAL_PRESETS
+
+__all__ = [
+    "DEMO_CHOICES",
+    "MAP_PRESETS",
+    "POTENTIAL_PRESETS",
+    "default_recipe",
+    "register_resolvers",
+    "wandb_mode",
+]
 
 #: The choices of the default job: only these get ``recipe=demo``.
 DEMO_CHOICES = {"data": "samples", "model": "rcot_small"}
