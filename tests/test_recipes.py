@@ -41,6 +41,7 @@ DOCS_TABLE = {
     "rcot_lightning.train # recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "train model=rcot # recipe=standard": ("standard", 266, 51, 128, 512, "RMSprop", 5e-5),
     "clean/ recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
+    "model.clipping.map=1.0": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "experiment=paper_denoise": ("paper_denoise", 333, 1000, 128, 512, "RMSprop", 5e-5),
 }
 
