@@ -68,14 +68,16 @@ def _read(name: str) -> DictConfig:
     # when it is not listed); a later entry's keys win, lists are replaced whole.
     if "_self_" not in defaults:
         defaults = [*defaults, "_self_"]
-    merged = OmegaConf.create()
+    parts: list[DictConfig] = []
     for entry in defaults:
         if not isinstance(entry, str):
             raise RCOTError(
                 f"conf/model/{name}.yaml: only plain names of model configs are read in its "
                 f"defaults list, got {entry!r}"
             )
-        merged = OmegaConf.merge(merged, node if entry == "_self_" else _read(entry))
+        parts.append(node if entry == "_self_" else _read(entry))
+    merged = OmegaConf.merge(*parts)
+    assert isinstance(merged, DictConfig)
     return merged
 
 
