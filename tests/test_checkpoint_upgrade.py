@@ -163,6 +163,9 @@ def test_flat_settings_move_under_evaluation_and_clipping() -> None:
         "clipping": {"map": 0.5, "potential": None, "algorithm": "value"},
     }
     assert nest_settings(nested) is nested
+    # An older experiment file laid over today's model config: the key its user wrote wins.
+    composed = nest_settings({**nested, "map_grad_clip": 2.0})
+    assert composed["clipping"] == {"map": 2.0, "potential": None, "algorithm": "value"}
     assert _flat_settings(nested) == flat
     assert EvalSettings.of(nested["evaluation"]).crop_border == 4
     assert ClipSettings.of(nested["clipping"]).algorithm == "value"

@@ -121,13 +121,15 @@ NESTED_SETTINGS = {
 def nest_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
     """``config`` (a module's hyper-parameters or ``model`` config) with the flat settings of
     :data:`NESTED_SETTINGS` moved under ``evaluation`` and ``clipping``; a copy where anything
-    moved, ``config`` itself otherwise. A field already set under its new key wins.
+    moved, ``config`` itself otherwise. A flat key wins over the field it moves to: both are there
+    only when an older config (a user's experiment file) is laid over today's defaults, and then
+    the flat key is the one the user wrote.
 
     Example:
         >>> nest_settings({"n_critic": 1, "map_grad_clip": 0.5, "val_tile_size": 64})
         {'n_critic': 1, 'evaluation': {'val_tile_size': 64}, 'clipping': {'map': 0.5}}
-        >>> nest_settings({"clipping": {"map": 0.5}})
-        {'clipping': {'map': 0.5}}
+        >>> nest_settings({"clipping": {"map": None, "algorithm": "norm"}, "map_grad_clip": 0.5})
+        {'clipping': {'map': 0.5, 'algorithm': 'norm'}}
     """
     if not any(key in config for key in NESTED_SETTINGS):
         return config
@@ -137,7 +139,7 @@ def nest_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
             continue
         group = nested.get(argument)
         group = dict(group) if isinstance(group, Mapping) else {}
-        group.setdefault(field, config[key])
+        group[field] = config[key]
         nested[argument] = group
     return nested
 
