@@ -161,3 +161,36 @@ def test_run_cli_reports_a_composition_error_in_one_line(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("rcot-test: error: Could not override 'task'")
     assert "HYDRA_FULL_ERROR" not in os.environ and "RCOT_FULL_ERROR" not in os.environ
+
+
+@pytest.mark.parametrize("old", ["val_target_dir", "test_degraded_dir"])
+def test_an_old_data_key_on_the_command_line_names_its_new_spelling(
+    compose_train, old: str
+) -> None:
+    """Overriding a removed key fails in Hydra (the key is gone); ``+data.<old>=`` reaches the
+    data module: both end in one line that names the spelling today."""
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+
+    new = "data.val_sets" if old.startswith("val") else "data.test_sets"
+    with pytest.raises(HydraException) as composed:
+        compose_train("data=paired", f"data.{old}=x", tiny=False)
+    message = user_error_message(composed.value)
+    assert message is not None and "\n" not in message
+    assert message.endswith(
+        f"data.{old} was removed; use {new} (a folder of targets, or "
+        "{degraded: ..., target: ...}) instead"
+    )
+    cfg = compose_train(
+        "data=paired",
+        "data.train_degraded_dir=a",
+        "data.train_target_dir=b",
+        f"+data.{old}=x",
+        tiny=False,
+    )
+    with pytest.raises(Exception) as built:
+        instantiate(cfg.data, _convert_="partial")
+    assert user_error_message(built.value) == (
+        f"data.{old} was removed; use {new} (a folder of targets, or {{degraded: ..., target: "
+        "...}) instead"
+    )

@@ -33,6 +33,7 @@ from rcot_lightning.data.datamodules import (
 )
 from rcot_lightning.data.degradations import GaussianNoise, Haze, OneOf
 from rcot_lightning.data.sampling import ShardedSampler
+from rcot_lightning.data.sources import FolderPairs
 from rcot_lightning.errors import RCOTError
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "rcot_lightning" / "conf"
@@ -133,8 +134,7 @@ def test_paired_folders_module(tmp_path: Path) -> None:
         str(tgt),
         batch_size=2,
         patch_size=16,
-        val_degraded_dir=str(tmp_path / "val_deg"),
-        val_target_dir=str(tmp_path / "val_tgt"),
+        val_sets={"degraded": str(tmp_path / "val_deg"), "target": str(tmp_path / "val_tgt")},
         degradation_id="rain",
     )
     dm.setup("fit")
@@ -143,7 +143,7 @@ def test_paired_folders_module(tmp_path: Path) -> None:
     assert batch[DEGRADATION].tolist() == [1, 1]
     val = next(iter(dm.val_dataloader()))
     assert val[DEGRADED].shape == (1, 3, 30, 36) and val[NAME] == ["0"]
-    with pytest.raises(RCOTError, match=r"no test data configured; set data\.test_target_dir"):
+    with pytest.raises(RCOTError, match=r"no test data configured; set data\.test_sets"):
         dm.test_dataloader()
     with pytest.raises(RCOTError, match=r"set data\.predict_dir"):
         dm.predict_dataloader()
@@ -151,19 +151,57 @@ def test_paired_folders_module(tmp_path: Path) -> None:
 
 def test_eval_folder_of_clean_images_needs_a_degradation(tmp_path: Path) -> None:
     folder = _images(tmp_path / "x", 2)
-    dm = PairedFolderDataModule(str(folder), str(folder), val_target_dir=str(folder))
-    with pytest.raises(RCOTError, match=r"data.val_target_dir holds clean images, so data.degra"):
+    dm = PairedFolderDataModule(str(folder), str(folder), val_sets=str(folder))
+    with pytest.raises(RCOTError, match=r"data.val_sets.target holds clean images, so data.degra"):
         dm.setup("validate")
-    dm = PairedFolderDataModule(str(folder), str(folder), val_degraded_dir=str(folder))
-    with pytest.raises(RCOTError, match=r"data.val_degraded_dir is set but data.val_target_dir"):
-        dm.setup("validate")
+    with pytest.raises(RCOTError, match=r"data.val_sets.degraded is set but data.val_sets.target"):
+        PairedFolderDataModule(str(folder), str(folder), val_sets={"degraded": str(folder)})
+    with pytest.raises(RCOTError, match=r"data.test_sets.kodak.degraded is set but data.test_s"):
+        PairedFolderDataModule(str(folder), str(folder), test_sets={"kodak": {"degraded": "x"}})
+
+
+def test_eval_sets_spellings_are_one_set_or_named_sets(tmp_path: Path) -> None:
+    """A bare folder or one degraded/target pair is a set of one named after the stage; a
+    mapping of names is several sets; a name set to None is left out."""
+    folder = str(_images(tmp_path / "x", 2))
+    one = PairedFolderDataModule(
+        folder,
+        folder,
+        degradation=Haze(),
+        val_sets={"degraded": folder, "target": folder},
+        test_sets=[folder],
+    )
+    assert [s.name for s in one.eval_sets("val")] == ["val"]
+    assert [s.name for s in one.eval_sets("test")] == ["test"]
+    assert isinstance(one.eval_sets("val")[0].source, FolderPairs)
+    named = PairedFolderDataModule(
+        folder,
+        folder,
+        degradation=Haze(),
+        test_sets={"a": folder, "b": {"target": folder, "degraded": folder}, "c": None},
+    )
+    assert [s.name for s in named.eval_sets("test")] == ["a", "b"]
+    assert named.eval_sets("val") == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("val_target_dir", "data.val_sets"),
+        ("val_degraded_dir", "data.val_sets"),
+        ("test_target_dir", "data.test_sets"),
+        ("test_degraded_dir", "data.test_sets"),
+    ],
+)
+def test_an_old_eval_folder_key_names_its_new_spelling(old: str, new: str) -> None:
+    with pytest.raises(RCOTError, match=rf"^data\.{old} was removed; use {new} \(") as err:
+        PairedFolderDataModule("a", "b", **{old: "x"})
+    assert "\n" not in str(err.value)
 
 
 def test_synthetic_module_degrades_train_and_val_on_the_fly(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 3)
-    dm = SyntheticDataModule(
-        str(folder), Haze(), batch_size=3, patch_size=24, val_target_dir=str(folder)
-    )
+    dm = SyntheticDataModule(str(folder), Haze(), batch_size=3, patch_size=24, val_sets=str(folder))
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch[DEGRADATION].tolist() == [2, 2, 2] and batch[PAIRED].all()

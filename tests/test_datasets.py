@@ -247,7 +247,7 @@ def test_synthetic_pairs_are_seeded_per_epoch_and_index() -> None:
 def test_eval_is_full_size_and_the_same_every_time(tmp_path: Path) -> None:
     for name, size in (("small", (20, 30)), ("large", (36, 44))):
         _save(tmp_path / f"{name}.png", _rgb(*size))
-    source = Synthesized(FolderImages(tmp_path, "data.val_target_dir"), GaussianNoise(25))
+    source = Synthesized(FolderImages(tmp_path, "data.val_sets"), GaussianNoise(25))
     data = EvalDataset(source, seed=3)
     rows = [data[i] for i in (1, 0, 1)]
     assert rows[0]["name"] == "small" and rows[0]["degraded"].shape == (3, 20, 30)

@@ -106,6 +106,8 @@ def user_error_message(err: BaseException) -> str | None:
     from hydra.errors import HydraException
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    from rcot_lightning.data.specs import renamed_hint
+
     chain = _chain(err)
     for position, item in enumerate(chain):
         if isinstance(item, ArgumentError):
@@ -131,6 +133,9 @@ def user_error_message(err: BaseException) -> str | None:
                     "; with several tasks (experiment=allinone, data=allinone) each task has its "
                     "own root: data.tasks.<task>.root=... (e.g. data.tasks.noise.root=...)"
                 )
+            renamed = renamed_hint(message)
+            if renamed is not None:
+                message += f"; {renamed}"
             if "Could not override 'data.degradation" in message:
                 message += (
                     "; data.degradation is the task's: override task.degradation.<key> "

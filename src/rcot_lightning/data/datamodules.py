@@ -19,14 +19,16 @@ Common behaviour (:class:`RestorationDataModule`):
   by the world size (validate on one device for exact set averages).
 * ``pin_memory`` defaults to on exactly when the trainer runs on a CUDA GPU; workers persist
   across epochs when ``num_workers > 0``.
-* Validation / test data: ``{stage}_target_dir`` with ``{stage}_degraded_dir`` are paired
-  folders; ``{stage}_target_dir`` alone is degraded on the fly by ``degradation``;
-  ``predict_dir`` holds images to restore (no targets).
+* Validation / test data: ``val_sets`` / ``test_sets``, each a folder of targets (degraded on
+  the fly by ``degradation``), a ``{degraded, target}`` pair of folders, or a mapping of set
+  names to either (see :func:`eval_set_specs`); ``predict_dir`` holds images to restore (no
+  targets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import lightning as L
@@ -54,6 +56,7 @@ from rcot_lightning.data.sources import (
     Subset,
     Synthesized,
 )
+from rcot_lightning.data.specs import refuse_options
 from rcot_lightning.errors import ArgumentError, RCOTError
 
 __all__ = [
@@ -76,29 +79,52 @@ class EvalSet(NamedTuple):
     metric: Mapping[str, Any] | None = None
 
 
-def _sets(spec: Mapping[str, Any] | None, key: str) -> dict[str, dict[str, Any]]:
-    """Check ``{name: {target, degraded?, metric?}}`` evaluation-set specs."""
-    sets: dict[str, dict[str, Any]] = {}
-    for name, item in (spec or {}).items():
+#: The keys of one evaluation set's spec.
+_SET_KEYS = frozenset({"target", "degraded", "metric"})
+
+
+def _one_set(item: Any, where: str) -> dict[str, Any]:
+    """A set's spec ``{target, degraded?, metric?}`` from a folder or a mapping."""
+    if isinstance(item, str | Path) or (
+        isinstance(item, Sequence) and not isinstance(item, Mapping) and item
+    ):
+        return {"target": item}
+    if isinstance(item, Mapping) and "target" not in item and "degraded" in item:
+        raise RCOTError(
+            f"{where}.degraded is set but {where}.target is not; evaluation needs ground truth: "
+            "set it, or restore the images with data.predict_dir instead"
+        )
+    if not isinstance(item, Mapping) or "target" not in item or not set(item) <= _SET_KEYS:
+        raise RCOTError(
+            f"{where} must be a folder or a mapping with target and optionally degraded and "
+            f"metric, got {item!r}"
+        )
+    return dict(item)
+
+
+def eval_set_specs(spec: Any, stage: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """The sets ``data.{stage}_sets`` names: ``{name: (set spec, config key)}``.
+
+    A bare folder (a path, glob or list of alternatives) or one ``{degraded, target}`` pair is
+    a set of one, named after the stage; otherwise ``spec`` maps names to either form (a name
+    mapped to ``None`` is left out).
+
+    Example:
+        >>> eval_set_specs("clean/", "val")
+        {'val': ({'target': 'clean/'}, 'data.val_sets')}
+        >>> sorted(eval_set_specs({"kodak": "Kodak24", "mcm": None}, "test"))
+        ['kodak']
+    """
+    key = f"data.{stage}_sets"
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping) or (set(spec) & {"target", "degraded"}):
+        return {stage: (_one_set(spec, key), key)}
+    sets: dict[str, tuple[dict[str, Any], str]] = {}
+    for name, item in spec.items():
         if item is None:  # a set left out: data.test_sets.mcmaster=null
             continue
-        if isinstance(item, str):
-            item = {"target": item}
-        if (
-            not isinstance(item, Mapping)
-            or "target" not in item
-            or not set(item)
-            <= {
-                "target",
-                "degraded",
-                "metric",
-            }
-        ):
-            raise RCOTError(
-                f"{key}.{name} must be a folder or a mapping with target and optionally "
-                f"degraded and metric, got {item!r}"
-            )
-        sets[str(name)] = dict(item)
+        sets[str(name)] = (_one_set(item, f"{key}.{name}"), f"{key}.{name}")
     return sets
 
 
@@ -160,8 +186,6 @@ class RestorationDataModule(L.LightningDataModule):
         skip_bad_images: skip unreadable image files with a warning instead of raising.
         degradation_id: id of folder data (``"rain"``, ``"haze"``, ...; ``None``: the
             degradation's id, else ``"other"``).
-        val_degraded_dir, val_target_dir, test_degraded_dir, test_target_dir: evaluation
-            folders (see the module docstring).
         predict_dir: images to restore with ``trainer.predict``.
         root: the dataset root; relative folders (and folder specs with mirror variants, see
             :mod:`rcot_lightning.data.folders`) are found under it.
@@ -172,10 +196,14 @@ class RestorationDataModule(L.LightningDataModule):
         recursive: images in sub-folders count too (named by relative path).
         scale: degraded folder images are this many times smaller than their targets and are
             bicubic-upsampled to the target size (DIV2K x4 LR images).
-        val_sets, test_sets: named evaluation sets, ``{name: {target: folder, degraded:
-            folder or null, metric: {y_channel, crop_border} or null}}``; training validates
-            and tests on all of them together, ``rcot-eval`` scores each one separately.
+        val_sets, test_sets: evaluation data: a folder of targets (degraded on the fly), a
+            pair ``{degraded: folder, target: folder}`` (both a set of one, named after the
+            stage), or named sets ``{name: folder or {target: folder, degraded: folder or null,
+            metric: {y_channel, crop_border} or null}}``; training validates and tests on all of
+            them together, ``rcot-eval`` scores each one separately.
         metric: metric conventions of this data's evaluation sets (``None``: the task's).
+        removed: options of earlier versions (``val_target_dir``, ...) raise an error that
+            names their spelling today (:data:`~rcot_lightning.data.specs.RENAMED_OPTIONS`).
 
     Example:
         >>> dm = SamplesDataModule(batch_size=2, patch_size=32, samples_per_epoch=4)
@@ -201,10 +229,6 @@ class RestorationDataModule(L.LightningDataModule):
         pin_memory: bool | None = None,
         skip_bad_images: bool = False,
         degradation_id: str | int | None = None,
-        val_degraded_dir: Any = None,
-        val_target_dir: Any = None,
-        test_degraded_dir: Any = None,
-        test_target_dir: Any = None,
         predict_dir: str | None = None,
         root: str | None = None,
         layout: str | None = None,
@@ -215,8 +239,10 @@ class RestorationDataModule(L.LightningDataModule):
         val_sets: Mapping[str, Any] | None = None,
         test_sets: Mapping[str, Any] | None = None,
         metric: Mapping[str, Any] | None = None,
+        **removed: Any,
     ) -> None:
         super().__init__()
+        refuse_options(removed)
         if degradation is not None and not isinstance(degradation, Degradation):
             raise RCOTError(
                 "data.degradation must be a degradation node with a `_target_` such as "
@@ -251,10 +277,6 @@ class RestorationDataModule(L.LightningDataModule):
             )
         except ArgumentError as err:
             raise RCOTError(err.at("data")) from None
-        self.eval_dirs = {
-            "val": (val_degraded_dir, val_target_dir),
-            "test": (test_degraded_dir, test_target_dir),
-        }
         self.predict_dir = predict_dir
         self.root = None if root is None else str(root)
         self.layout = layout
@@ -265,8 +287,8 @@ class RestorationDataModule(L.LightningDataModule):
             _positive(scale, "data.scale")
         self.scale = scale
         self.named_sets = {
-            "val": _sets(val_sets, "data.val_sets"),
-            "test": _sets(test_sets, "data.test_sets"),
+            "val": eval_set_specs(val_sets, "val"),
+            "test": eval_set_specs(test_sets, "test"),
         }
         self.metric = None if metric is None else dict(metric)
         self.datasets: dict[str, Dataset[Any]] = {}
@@ -278,29 +300,18 @@ class RestorationDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def eval_source(self, stage: str) -> PairSource | None:
-        """Pairs of ``{stage}_degraded_dir`` / ``{stage}_target_dir`` (``None``: unset)."""
-        degraded_dir, target_dir = self.eval_dirs[stage]
-        if target_dir is None:
-            if degraded_dir is not None:
-                raise RCOTError(
-                    f"data.{stage}_degraded_dir is set but data.{stage}_target_dir is not; "
-                    "evaluation needs ground truth: set it, or restore the images with "
-                    "data.predict_dir instead"
-                )
-            return None
-        return self.pairs(
-            degraded_dir, target_dir, f"data.{stage}_degraded_dir", f"data.{stage}_target_dir"
-        )
+        """A subclass's own evaluation pairs of ``stage``, named after it (``None``: none; the
+        sets of ``{stage}_sets`` come in addition)."""
+        return None
 
     def eval_sets(self, stage: str) -> list[EvalSet]:
-        """The named evaluation sets of ``"val"`` or ``"test"``: the ``{stage}_*_dir`` folders
-        (named after the stage) and the entries of ``{stage}_sets``."""
+        """The named evaluation sets of ``"val"`` or ``"test"``: the subclass's own
+        (:meth:`eval_source`) and those of ``{stage}_sets``."""
         sets = []
         source = self.eval_source(stage)
         if source is not None:
             sets.append(EvalSet(stage, source, self.metric))
-        for name, spec in self.named_sets[stage].items():
-            where = f"data.{stage}_sets.{name}"
+        for name, (spec, where) in self.named_sets[stage].items():
             source = self.pairs(
                 spec.get("degraded"), spec["target"], f"{where}.degraded", f"{where}.target"
             )
@@ -428,7 +439,7 @@ class RestorationDataModule(L.LightningDataModule):
             if name == "predict":
                 hint = "set data.predict_dir to a folder of images to restore"
             else:
-                hint = f"set data.{name}_target_dir (and data.{name}_degraded_dir if paired)"
+                hint = f"set data.{name}_sets (a folder, or {{degraded: ..., target: ...}})"
             raise RCOTError(f"no {name} data configured; {hint}")
         return dataset
 
@@ -593,7 +604,8 @@ class SyntheticDataModule(RestorationDataModule):
 
     Args:
         train_dir: clean training images.
-        degradation: how to degrade them (and ``val_target_dir`` images, if set alone);
+        degradation: how to degrade them (and the folders of ``val_sets`` / ``test_sets`` given
+            without degraded images);
             default ``GaussianNoise(sigma=25)``.
         kwargs: the options of :class:`RestorationDataModule`.
     """
