@@ -30,9 +30,9 @@ SHORT = ("data.num_workers=0", "trainer.max_steps=4", "trainer.limit_val_batches
 
 def _roots(tmp_path: Path) -> tuple[str, ...]:
     return (
-        f"data.tasks.noise.root={bsd400_wed(tmp_path / 'denoise')}",
-        f"data.tasks.rain.root={rain100l(tmp_path / 'rain')}",
-        f"data.tasks.haze.root={reside_ots(tmp_path / 'reside')}",
+        f"data.tasks.noise.folders.root={bsd400_wed(tmp_path / 'denoise')}",
+        f"data.tasks.rain.folders.root={rain100l(tmp_path / 'rain')}",
+        f"data.tasks.haze.folders.root={reside_ots(tmp_path / 'reside')}",
     )
 
 
@@ -58,7 +58,7 @@ def test_a_user_folder_task_joins_and_weights_shift_the_mix(compose_train, tmp_p
         "experiment=allinone",
         *_roots(tmp_path),
         "+data@data.tasks.deblur=gopro",
-        f"data.tasks.deblur.root={gopro(tmp_path / 'gopro')}",
+        f"data.tasks.deblur.folders.root={gopro(tmp_path / 'gopro')}",
         "data.weights={noise: 0, rain: 0, haze: 1, deblur: 3}",
         "data.samples_per_epoch=400",
     )
@@ -220,7 +220,7 @@ def test_eval_several_named_test_sets(
         "eval",
         f"ckpt_path={allinone_checkpoint}",
         "data=bsd400_wed",
-        f"data.root={root}",
+        f"data.folders.root={root}",
         "data.num_workers=0",
         "sigmas=[15,25,50]",
     )

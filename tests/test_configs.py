@@ -71,7 +71,7 @@ def test_model_configs_match_the_net_presets(compose_train, config: str, preset:
 def test_task_sets_degradation_fourier_norm_and_metrics(compose_train, task: str) -> None:
     cfg = compose_train(f"task={task}")
     assert cfg.task.name == task
-    assert cfg.data.degradation_id == cfg.task.degradation_id
+    assert cfg.data.folders.degradation_id == cfg.task.degradation_id
     norms = OmegaConf.to_container(cfg.model.objective.fourier_norms)
     assert norms == {cfg.task.degradation_id: 2 if task == "denoise" else 1}
     assert cfg.model.metric_y_channel == cfg.task.metric.y_channel

@@ -135,7 +135,7 @@ def test_paired_folders_module(tmp_path: Path) -> None:
         batch_size=2,
         patch_size=16,
         val_sets={"degraded": str(tmp_path / "val_deg"), "target": str(tmp_path / "val_tgt")},
-        degradation_id="rain",
+        folders={"degradation_id": "rain"},
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -245,7 +245,7 @@ def test_unpaired_module_with_two_folders(tmp_path: Path) -> None:
     dm = UnpairedDataModule(
         str(_images(tmp_path / "clean", 3)),
         degraded_dir=str(_images(tmp_path / "hazy", 2, offset=5)),
-        degradation_id="haze",
+        folders={"degradation_id": "haze"},
         batch_size=2,
         patch_size=16,
     )
@@ -278,7 +278,17 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
         ({"num_workers": -1}, r"data.num_workers must be an integer >= 0 or auto"),
         ({"samples_per_epoch": 0}, r"data.samples_per_epoch must be a positive integer"),
         ({"degradation": {"sigma": 25}}, r"data.degradation must be a degradation node"),
-        ({"degradation_id": "smog"}, r"data.degradation_id: unknown degradation 'smog'"),
+        (
+            {"folders": {"degradation_id": "smog"}},
+            r"data.folders.degradation_id: unknown degradation 'smog'",
+        ),
+        ({"folders": {"scale": 0}}, r"^data.folders.scale must be a positive integer or null"),
+        ({"folders": {"recursive": "yes"}}, r"^data.folders.recursive must be true or false"),
+        ({"folders": {"pairing": [{"degraded": "x"}]}}, r"^data.folders.pairing\[0\] must have"),
+        ({"folders": {"roots": "x"}}, r"^data.folders has no field roots; its fields: root, "),
+        ({"folders": "x"}, r"^data.folders must be a mapping of root, layout, pairing"),
+        ({"root": "/data"}, r"^data.root was removed; use data.folders.root instead$"),
+        ({"many_to_one": True}, r"^data.many_to_one was removed; use data.folders.many_to_one"),
         ({"val_images": ["rocket"]}, r"data.val_images shares rocket with data.train_images"),
         ({"train_images": ["lena"]}, r"data.train_images: unknown sample photos \['lena'\]"),
     ],

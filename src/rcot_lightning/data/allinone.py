@@ -105,9 +105,9 @@ class MixtureDataset(Dataset[dict[str, Tensor]]):
 
 @contextlib.contextmanager
 def _task_keys(name: str) -> Iterator[None]:
-    """A task's errors name its keys as the user sets them: ``data.tasks.<name>.root``.
+    """A task's errors name its keys as the user sets them: ``data.tasks.<name>.folders.root``.
 
-    Each task's data module names its own keys (``data.root``), which do not exist here.
+    Each task's data module names its own keys (``data.folders.root``), which do not exist here.
     """
     try:
         yield

@@ -45,7 +45,6 @@ from rcot_lightning.data.datasets import (
     derive_seed,
 )
 from rcot_lightning.data.degradations import Degradation, GaussianNoise, resolve_degradation_id
-from rcot_lightning.data.pairing import as_rules
 from rcot_lightning.data.samples import TRAIN_PHOTOS, VAL_PHOTOS, sample_images
 from rcot_lightning.data.sampling import ShardedSampler
 from rcot_lightning.data.sources import (
@@ -56,8 +55,8 @@ from rcot_lightning.data.sources import (
     Subset,
     Synthesized,
 )
-from rcot_lightning.data.specs import refuse_options
-from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.data.specs import FolderSpec, as_spec, refuse_options
+from rcot_lightning.errors import RCOTError
 
 __all__ = [
     "PairedFolderDataModule",
@@ -183,19 +182,11 @@ class RestorationDataModule(L.LightningDataModule):
         val_batch_size: validation/test/predict batch size (keep 1 unless sizes are equal).
         val_crop_size: centre-crop validation images to this side (``None``: full size).
         pin_memory: ``None`` pins exactly when the trainer uses a CUDA GPU.
-        skip_bad_images: skip unreadable image files with a warning instead of raising.
-        degradation_id: id of folder data (``"rain"``, ``"haze"``, ...; ``None``: the
-            degradation's id, else ``"other"``).
+        folders: where the folders are and how their images are read, paired and tagged: a
+            :class:`~rcot_lightning.data.specs.FolderSpec` or a mapping of its fields
+            (``root``, ``layout``, ``pairing``, ``many_to_one``, ``recursive``, ``scale``,
+            ``degradation_id``, ``skip_bad_images``).
         predict_dir: images to restore with ``trainer.predict``.
-        root: the dataset root; relative folders (and folder specs with mirror variants, see
-            :mod:`rcot_lightning.data.folders`) are found under it.
-        layout: the layout the folders are expected in, quoted by every folder error.
-        pairing: pairing rules for folder pairs whose names differ (see
-            :mod:`rcot_lightning.data.pairing`); ``None`` matches identical stems.
-        many_to_one: allow several degraded images per target.
-        recursive: images in sub-folders count too (named by relative path).
-        scale: degraded folder images are this many times smaller than their targets and are
-            bicubic-upsampled to the target size (DIV2K x4 LR images).
         val_sets, test_sets: evaluation data: a folder of targets (degraded on the fly), a
             pair ``{degraded: folder, target: folder}`` (both a set of one, named after the
             stage), or named sets ``{name: folder or {target: folder, degraded: folder or null,
@@ -227,15 +218,8 @@ class RestorationDataModule(L.LightningDataModule):
         val_batch_size: int = 1,
         val_crop_size: int | None = None,
         pin_memory: bool | None = None,
-        skip_bad_images: bool = False,
-        degradation_id: str | int | None = None,
+        folders: FolderSpec | Mapping[str, Any] | None = None,
         predict_dir: str | None = None,
-        root: str | None = None,
-        layout: str | None = None,
-        pairing: Any = None,
-        many_to_one: bool = False,
-        recursive: bool = False,
-        scale: int | None = None,
         val_sets: Mapping[str, Any] | None = None,
         test_sets: Mapping[str, Any] | None = None,
         metric: Mapping[str, Any] | None = None,
@@ -269,23 +253,16 @@ class RestorationDataModule(L.LightningDataModule):
             _positive(val_crop_size, "data.val_crop_size")
         self.val_crop_size = val_crop_size
         self.pin_memory = pin_memory
-        self.skip_bad_images = skip_bad_images
+        self.folders = as_spec(FolderSpec, folders, "data.folders")
+        self.root, self.layout = self.folders.root, self.folders.layout
+        self.rules = self.folders.rules
+        self.many_to_one, self.recursive = self.folders.many_to_one, self.folders.recursive
+        self.scale, self.skip_bad_images = self.folders.scale, self.folders.skip_bad_images
         default_id = DegradationId.OTHER if degradation is None else degradation.degradation_id
-        try:
-            self.degradation_id = resolve_degradation_id(
-                degradation_id, default_id, "degradation_id"
-            )
-        except ArgumentError as err:
-            raise RCOTError(err.at("data")) from None
+        self.degradation_id = resolve_degradation_id(
+            self.folders.degradation_id, default_id, "data.folders.degradation_id"
+        )
         self.predict_dir = predict_dir
-        self.root = None if root is None else str(root)
-        self.layout = layout
-        self.rules = as_rules(pairing)
-        self.many_to_one = bool(many_to_one)
-        self.recursive = bool(recursive)
-        if scale is not None:
-            _positive(scale, "data.scale")
-        self.scale = scale
         self.named_sets = {
             "val": eval_set_specs(val_sets, "val"),
             "test": eval_set_specs(test_sets, "test"),
@@ -566,7 +543,7 @@ class PairedFolderDataModule(RestorationDataModule):
         ...     for i in range(2):
         ...         Image.new("RGB", (40, 40)).save(root / sub / f"{i}.png")
         >>> dm = PairedFolderDataModule(root / "rain", root / "clean", batch_size=2,
-        ...                             patch_size=32, degradation_id="rain")
+        ...                             patch_size=32, folders={"degradation_id": "rain"})
         >>> batch = next(iter(dm.train_dataloader()))
         >>> batch["paired"].tolist(), batch["degradation"].tolist()
         ([True, True], [1, 1])
@@ -651,8 +628,8 @@ class UnpairedDataModule(RestorationDataModule):
     def build_train(self) -> Dataset[Any]:
         if self.many_to_one:
             raise RCOTError(
-                "data.many_to_one: unpaired training data (data=unpaired) draw degraded and "
-                "clean images independently, so a many-to-one rule cannot keep a scene out of "
+                "data.folders.many_to_one: unpaired training data (data=unpaired) draw degraded "
+                "and clean images independently, so a many-to-one rule cannot keep a scene out of "
                 "both sides; to train without pairs on a many-to-one set such as RESIDE use "
                 "data=semipaired with data.paired_fraction=0 (its unpaired rows only see other "
                 "scenes)"

@@ -660,7 +660,7 @@ def resolve_degradation_id(
     """Read a degradation id given as a name (``"rain"``), an int or ``None`` (the default).
 
     Example:
-        >>> resolve_degradation_id("haze", DegradationId.OTHER, "data.degradation_id").name
+        >>> resolve_degradation_id("haze", DegradationId.OTHER, "data.folders.degradation_id").name
         'HAZE'
     """
     if value is None:

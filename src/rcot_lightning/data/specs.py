@@ -3,17 +3,135 @@
 :class:`FolderSpec` says where a dataset's folders are and how their images pair
 (``data.folders.root``, ``data.folders.pairing``, ...). Options of earlier versions are listed in
 :data:`RENAMED_OPTIONS` with their spelling today: a data module given one, and a command line
-that overrides one, say so in one line. Knows nothing of torch or Lightning.
+that overrides one, say so in one line. Imports no Lightning.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.contract import DegradationId
+from rcot_lightning.errors import ArgumentError, RCOTError
 
-__all__ = ["RENAMED_OPTIONS", "refuse_options", "renamed_hint"]
+__all__ = ["RENAMED_OPTIONS", "FolderSpec", "as_spec", "refuse_options", "renamed_hint"]
+
+Spec = TypeVar("Spec")
+
+
+def as_spec(cls: type[Spec], value: Any, key: str, **defaults: Any) -> Spec:
+    """``value`` as a ``cls`` spec: an instance as it is, a mapping (Hydra, the Python API) or
+    ``None`` built with ``defaults`` for the fields it leaves out; errors name ``key``.
+
+    Example:
+        >>> as_spec(FolderSpec, {"root": "/data", "recursive": True}, "data.folders").recursive
+        True
+    """
+    if isinstance(value, cls):
+        return value
+    if value is None:
+        value = {}
+    if not isinstance(value, Mapping):
+        raise RCOTError(f"{key} must be a mapping of {_fields(cls)}, got {value!r}")
+    unknown = sorted(set(map(str, value)) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
+    if unknown:
+        raise RCOTError(f"{key} has no field {', '.join(unknown)}; its fields: {_fields(cls)}")
+    try:
+        return cls(**{**defaults, **{str(k): v for k, v in value.items()}})
+    except ArgumentError as err:
+        raise RCOTError(err.at(key)) from None
+
+
+def _fields(cls: type) -> str:
+    return ", ".join(f.name for f in dataclasses.fields(cls))
+
+
+def _flag(value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise ArgumentError(name, f"must be true or false, got {value!r}")
+    return value
+
+
+def _optional_positive(value: Any, name: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArgumentError(name, f"must be a positive integer or null, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class FolderSpec:
+    """Where a dataset's folders are and how their images are read, paired and tagged
+    (``data.folders``; see :mod:`rcot_lightning.data.folders` for the folder specs themselves).
+
+    Args:
+        root: the dataset root; relative folders (and folder specs with mirror variants) are
+            found under it (``None``: the working directory).
+        layout: the layout the folders are expected in, quoted by every folder error.
+        pairing: pairing rules for folder pairs whose names differ (one ``{degraded, target}``
+            mapping or a list of them, see :mod:`rcot_lightning.data.pairing`); ``None``
+            matches identical stems.
+        many_to_one: allow several degraded images per target (RESIDE).
+        recursive: images in sub-folders count too (named by relative path).
+        scale: degraded folder images are this many times smaller than their targets and are
+            bicubic-upsampled to the target size (DIV2K x4 LR images).
+        degradation_id: the id folder images are tagged with (``"rain"``, ``"haze"``, an int;
+            ``None``: the data's degradation's id, else ``"other"``).
+        skip_bad_images: skip unreadable image files with a warning instead of raising.
+
+    Raises:
+        ArgumentError: a field has a bad value (the message names the field).
+
+    Example:
+        >>> FolderSpec(root="~/data", pairing={"degraded": "rain-{id}", "target": "norain-{id}"})
+        ... # doctest: +ELLIPSIS
+        FolderSpec(root='~/data', layout=None, pairing={'degraded': 'rain-{id}', ...)
+        >>> FolderSpec(scale=0)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: scale must be a positive integer or null, got 0
+    """
+
+    root: str | None = None
+    layout: str | None = None
+    pairing: Any = None
+    many_to_one: bool = False
+    recursive: bool = False
+    scale: int | None = None
+    degradation_id: str | int | None = None
+    skip_bad_images: bool = False
+
+    def __post_init__(self) -> None:
+        from rcot_lightning.data.degradations import resolve_degradation_id
+        from rcot_lightning.data.pairing import as_rules
+
+        if isinstance(self.root, Path):
+            object.__setattr__(self, "root", str(self.root))
+        if self.root is not None and (not isinstance(self.root, str) or not self.root):
+            raise ArgumentError("root", f"must be a folder or null, got {self.root!r}")
+        if self.layout is not None and not isinstance(self.layout, str):
+            raise ArgumentError("layout", f"must be a text or null, got {self.layout!r}")
+        try:
+            as_rules(self.pairing, "pairing")
+        except RCOTError as err:
+            text = str(err)
+            raise ArgumentError("pairing", text[len("pairing") :].lstrip(" ")) from None
+        _flag(self.many_to_one, "many_to_one")
+        _flag(self.recursive, "recursive")
+        _optional_positive(self.scale, "scale")
+        resolve_degradation_id(self.degradation_id, DegradationId.OTHER, "degradation_id")
+        _flag(self.skip_bad_images, "skip_bad_images")
+
+    @property
+    def rules(self) -> list[Any]:
+        """The pairing rules (:func:`~rcot_lightning.data.pairing.as_rules`)."""
+        from rcot_lightning.data.pairing import as_rules
+
+        return as_rules(self.pairing, "data.folders.pairing")
+
 
 _EVAL = "(a folder of targets, or {degraded: ..., target: ...})"
 
@@ -23,6 +141,7 @@ RENAMED_OPTIONS: dict[str, str] = {
     "val_degraded_dir": f"data.val_sets {_EVAL}",
     "test_target_dir": f"data.test_sets {_EVAL}",
     "test_degraded_dir": f"data.test_sets {_EVAL}",
+    **{key: f"data.folders.{key}" for key in [f.name for f in dataclasses.fields(FolderSpec)]},
 }
 
 
