@@ -91,7 +91,7 @@ def test_paper_experiments_hold_the_reference_recipe(compose_train, task: str) -
     present = [f for f in folders if f.split("=")[0].split(".")[1] in cfg.data]
     cfg = compose_train(f"experiment=paper_{task}", *present, tiny=False)
     assert cfg.task.name == task
-    assert cfg.data.batch_size == 3 and cfg.data.patch_size == 128
+    assert cfg.data.batch_size == 3 and cfg.data.crops.patch_size == 128
     m = cfg.model
     assert m.transport_map.dim == MAP_PRESETS["paper"]["dim"]
     assert m.map_optimizer._target_ == "torch.optim.RMSprop" and m.map_optimizer.lr == 5e-5

@@ -54,7 +54,11 @@ def _on_rank(dm: RestorationDataModule, rank: int, world_size: int) -> Restorati
 
 
 def _small_samples(**kwargs: Any) -> SamplesDataModule:
-    options: dict[str, Any] = {"batch_size": 4, "patch_size": 32, "samples_per_epoch": 16}
+    options: dict[str, Any] = {
+        "batch_size": 4,
+        "crops": {"patch_size": 32},
+        "samples_per_epoch": 16,
+    }
     return SamplesDataModule(**(options | kwargs))
 
 
@@ -86,8 +90,8 @@ def test_samples_batches_follow_the_contract() -> None:
 
 
 def test_validation_is_identical_across_epochs_ranks_and_instances() -> None:
-    a = _on_rank(_small_samples(val_crop_size=64), 0, 2)
-    b = _on_rank(_small_samples(val_crop_size=64), 1, 2)
+    a = _on_rank(_small_samples(crops={"patch_size": 32, "val_crop_size": 64}), 0, 2)
+    b = _on_rank(_small_samples(crops={"patch_size": 32, "val_crop_size": 64}), 1, 2)
     va = [x[DEGRADED] for x in a.val_dataloader()]
     vb = [x[DEGRADED] for x in b.val_dataloader()]
     assert all(torch.equal(x, y) for x, y in zip(va, vb, strict=True))
@@ -114,7 +118,7 @@ def test_epochs_differ_and_workers_do_not_change_the_data() -> None:
     loader.sampler.set_epoch(1)
     assert not torch.equal(first, next(iter(loader))[DEGRADED])
     loader.sampler.set_epoch(0)
-    with_workers = _small_samples(num_workers=1).train_dataloader()
+    with_workers = _small_samples(loader={"num_workers": 1}).train_dataloader()
     assert with_workers.persistent_workers and not with_workers.pin_memory
     assert torch.equal(first, next(iter(with_workers))[DEGRADED])
 
@@ -133,7 +137,7 @@ def test_paired_folders_module(tmp_path: Path) -> None:
         str(deg),
         str(tgt),
         batch_size=2,
-        patch_size=16,
+        crops={"patch_size": 16},
         val_sets={"degraded": str(tmp_path / "val_deg"), "target": str(tmp_path / "val_tgt")},
         folders={"degradation_id": "rain"},
     )
@@ -201,7 +205,9 @@ def test_an_old_eval_folder_key_names_its_new_spelling(old: str, new: str) -> No
 
 def test_synthetic_module_degrades_train_and_val_on_the_fly(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 3)
-    dm = SyntheticDataModule(str(folder), Haze(), batch_size=3, patch_size=24, val_sets=str(folder))
+    dm = SyntheticDataModule(
+        str(folder), Haze(), batch_size=3, crops={"patch_size": 24}, val_sets=str(folder)
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch[DEGRADATION].tolist() == [2, 2, 2] and batch[PAIRED].all()
@@ -216,7 +222,9 @@ def test_synthetic_module_degrades_train_and_val_on_the_fly(tmp_path: Path) -> N
 def test_all_in_one_batches_carry_per_row_ids(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 2)
     mix = OneOf([GaussianNoise(25), Haze()])
-    dm = SyntheticDataModule(str(folder), mix, batch_size=16, patch_size=16, samples_per_epoch=16)
+    dm = SyntheticDataModule(
+        str(folder), mix, batch_size=16, crops={"patch_size": 16}, samples_per_epoch=16
+    )
     ids = next(iter(dm.train_dataloader()))[DEGRADATION]
     assert set(ids.tolist()) == {0, 2}
 
@@ -224,7 +232,7 @@ def test_all_in_one_batches_carry_per_row_ids(tmp_path: Path) -> None:
 def test_unpaired_module_splits_one_folder_into_disjoint_halves(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 7)
     dm = UnpairedDataModule(
-        str(folder), degradation=GaussianNoise(25), batch_size=3, patch_size=16, seed=1
+        str(folder), degradation=GaussianNoise(25), batch_size=3, crops={"patch_size": 16}, seed=1
     )
     dm.setup("fit")
     assert dm.split is not None
@@ -247,7 +255,7 @@ def test_unpaired_module_with_two_folders(tmp_path: Path) -> None:
         degraded_dir=str(_images(tmp_path / "hazy", 2, offset=5)),
         folders={"degradation_id": "haze"},
         batch_size=2,
-        patch_size=16,
+        crops={"patch_size": 16},
     )
     batch = next(iter(dm.train_dataloader()))
     assert batch[DEGRADATION].tolist() == [2, 2] and not batch[PAIRED].any()
@@ -260,7 +268,7 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
         paired_fraction=0.5,
         degradation=GaussianNoise(15),
         batch_size=8,
-        patch_size=16,
+        crops={"patch_size": 16},
     )
     batch = next(iter(dm.train_dataloader()))
     _check_train_batch(batch, 8, 16)
@@ -274,8 +282,15 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
     ("kwargs", "message"),
     [
         ({"batch_size": 0}, r"data.batch_size must be a positive integer, got 0"),
-        ({"patch_size": -1}, r"data.patch_size must be a positive integer"),
-        ({"num_workers": -1}, r"data.num_workers must be an integer >= 0 or auto"),
+        ({"crops": {"patch_size": -1}}, r"^data.crops.patch_size must be a positive integer"),
+        ({"crops": {"val_crop_size": 0}}, r"^data.crops.val_crop_size must be a positive integ"),
+        ({"crops": {"augment": 1}}, r"^data.crops.augment must be true or false, got 1"),
+        ({"loader": {"num_workers": -1}}, r"^data.loader.num_workers must be an integer >= 0 or"),
+        ({"loader": {"val_batch_size": 0}}, r"^data.loader.val_batch_size must be a positive"),
+        ({"loader": {"pin_memory": "yes"}}, r"^data.loader.pin_memory must be true or false"),
+        ({"patch_size": 32}, r"^data.patch_size was removed; use data.crops.patch_size instead$"),
+        ({"num_workers": 2}, r"^data.num_workers was removed; use data.loader.num_workers inst"),
+        ({"nonsense": 2}, r"^data.nonsense is not an option of this data module$"),
         ({"samples_per_epoch": 0}, r"data.samples_per_epoch must be a positive integer"),
         ({"degradation": {"sigma": 25}}, r"data.degradation must be a degradation node"),
         (
@@ -317,7 +332,7 @@ def _config(name: str, **values: Any) -> Any:
 )
 def test_hydra_configs_instantiate(name: str, cls: type, paths: dict[str, str]) -> None:
     cfg = _config(name, **{f"data.{k}": v for k, v in paths.items()})
-    for key in ("batch_size", "patch_size", "num_workers", "degradation", "seed"):
+    for key in ("batch_size", "crops", "loader", "folders", "degradation", "seed"):
         assert key in cfg.data
     dm = instantiate(cfg.data)
     assert type(dm) is cls and dm.batch_size == 8 and dm.patch_size == 128
@@ -366,7 +381,7 @@ class _ContractChecker(L.LightningModule):
 
 def test_trainer_keeps_our_sampler_and_advances_its_epoch(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 4)
-    dm = PairedFolderDataModule(str(folder), str(folder), batch_size=2, patch_size=16)
+    dm = PairedFolderDataModule(str(folder), str(folder), batch_size=2, crops={"patch_size": 16})
     model = _ContractChecker()
     trainer = L.Trainer(
         accelerator="cpu",

@@ -149,7 +149,7 @@ def test_paired_module_pairs_by_rule_and_rejects_mixed_sizes(tmp_path: Path) -> 
         "gt",
         folders={"root": str(tmp_path), "pairing": RAIN},
         batch_size=1,
-        patch_size=32,
+        crops={"patch_size": 32},
     )
     with pytest.raises(RCOTError) as err:
         dm.setup("fit")
@@ -168,8 +168,7 @@ def test_semi_paired_many_to_one_keeps_scenes_apart(tmp_path: Path) -> None:
         "hazy",
         paired_fraction=0.5,
         folders=FolderSpec(root=str(tmp_path), pairing=HAZE, many_to_one=True),
-        patch_size=32,
-        augment=False,
+        crops={"patch_size": 32, "augment": False},
     )
     dm.setup("fit")
     data = dm.datasets["train"]
@@ -192,7 +191,7 @@ def test_semi_paired_many_to_one_keeps_scenes_apart(tmp_path: Path) -> None:
 def test_many_to_one_rule_on_unpaired_data_is_refused(tmp_path: Path) -> None:
     _files(tmp_path, ["hazy/0001_1_0.1.png", "clear/0001.png"])
     folders = {"root": str(tmp_path), "many_to_one": True}
-    dm = UnpairedDataModule("clear", "hazy", folders=folders, patch_size=32)
+    dm = UnpairedDataModule("clear", "hazy", folders=folders, crops={"patch_size": 32})
     with pytest.raises(RCOTError, match=r"data.folders.many_to_one: unpaired .*data=semipaired"):
         dm.setup("fit")
 
@@ -243,7 +242,7 @@ def test_sample_key_is_the_same_for_one_or_two_processes(tmp_path: Path) -> None
         "gt",
         folders={"root": str(tmp_path)},
         batch_size=2,
-        patch_size=32,
+        crops={"patch_size": 32},
         samples_per_epoch=8,
     )
     single = _keys_and_rows(make(), 0, 1)

@@ -225,7 +225,7 @@ def test_reside_beta_archive_and_many_to_one_scenes(compose_train, tmp_path: Pat
 def test_div2k_upsamples_lr_to_hr_size(compose_train, tmp_path: Path) -> None:
     root = div2k_x4(tmp_path / "data")
     dm = _datamodule(
-        compose_train("data=div2k_x4", f"data.folders.root={root}", "data.val_crop_size=null")
+        compose_train("data=div2k_x4", f"data.folders.root={root}", "data.crops.val_crop_size=null")
     )
     dm.setup("validate")
     row = dm.datasets["val"][0]
@@ -265,7 +265,7 @@ def test_preset_trains_a_few_iterations(compose_train, tmp_path: Path, preset: s
     cfg = compose_train(
         f"data={preset}",
         f"data.folders.root={root}",
-        "data.num_workers=0",
+        "data.loader.num_workers=0",
         "data.samples_per_epoch=4",
         "trainer.max_steps=4",
         "trainer.limit_val_batches=1",
@@ -326,7 +326,7 @@ def test_named_test_sets_are_tested_after_training(compose_train, tmp_path: Path
     cfg = compose_train(
         "data=bsd400_wed",
         f"data.folders.root={root}",
-        "data.num_workers=0",
+        "data.loader.num_workers=0",
         "data.samples_per_epoch=4",
         "trainer.max_steps=2",
         "test=true",

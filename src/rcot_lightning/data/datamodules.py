@@ -55,7 +55,7 @@ from rcot_lightning.data.sources import (
     Subset,
     Synthesized,
 )
-from rcot_lightning.data.specs import FolderSpec, as_spec, refuse_options
+from rcot_lightning.data.specs import CropSpec, FolderSpec, LoaderSpec, as_spec, refuse_options
 from rcot_lightning.errors import RCOTError
 
 __all__ = [
@@ -168,20 +168,17 @@ class RestorationDataModule(L.LightningDataModule):
         degradation: synthesises degraded images from clean ones where a source has none.
         batch_size: training images **per device** (global = ``batch_size * devices *
             num_nodes``).
-        patch_size: side of the square training crops.
         samples_per_epoch: training items per epoch over all ranks (``None``: ``repeat`` per
             training image).
         repeat: with ``samples_per_epoch`` unset, an epoch draws ``repeat`` random crops of
             every training image (the reference's file lists repeat 5x for denoising, 360x for
             Rain100L, ...), so that epoch-based schedules mean what they mean there.
-        num_workers: loader worker processes per device (0 loads in the main process);
-            ``"auto"``: :func:`auto_workers` for the trainer's devices, at most 4 and never more
-            than the machine's CPUs per device leave beside the training process.
         seed: base seed of crops, flips, degradations and data splits.
-        augment: random flip/rot90 of training crops.
-        val_batch_size: validation/test/predict batch size (keep 1 unless sizes are equal).
-        val_crop_size: centre-crop validation images to this side (``None``: full size).
-        pin_memory: ``None`` pins exactly when the trainer uses a CUDA GPU.
+        crops: training and validation crops, a :class:`~rcot_lightning.data.specs.CropSpec`
+            or a mapping of its fields (``patch_size``, ``val_crop_size``, ``augment``).
+        loader: how the loaders run, a :class:`~rcot_lightning.data.specs.LoaderSpec` or a
+            mapping of its fields (``num_workers``: per device, ``"auto"``:
+            :func:`auto_workers`; ``pin_memory``; ``val_batch_size``).
         folders: where the folders are and how their images are read, paired and tagged: a
             :class:`~rcot_lightning.data.specs.FolderSpec` or a mapping of its fields
             (``root``, ``layout``, ``pairing``, ``many_to_one``, ``recursive``, ``scale``,
@@ -197,7 +194,7 @@ class RestorationDataModule(L.LightningDataModule):
             names their spelling today (:data:`~rcot_lightning.data.specs.RENAMED_OPTIONS`).
 
     Example:
-        >>> dm = SamplesDataModule(batch_size=2, patch_size=32, samples_per_epoch=4)
+        >>> dm = SamplesDataModule(batch_size=2, crops={"patch_size": 32}, samples_per_epoch=4)
         >>> dm.setup("fit")
         >>> batch = next(iter(dm.train_dataloader()))
         >>> sorted(batch), tuple(batch["degraded"].shape)
@@ -209,19 +206,15 @@ class RestorationDataModule(L.LightningDataModule):
         *,
         degradation: Degradation | None = None,
         batch_size: int = 8,
-        patch_size: int = 128,
         samples_per_epoch: int | None = None,
         repeat: int = 1,
-        num_workers: int | str = 0,
         seed: int = 0,
-        augment: bool = True,
-        val_batch_size: int = 1,
-        val_crop_size: int | None = None,
-        pin_memory: bool | None = None,
+        crops: CropSpec | Mapping[str, Any] | None = None,
+        loader: LoaderSpec | Mapping[str, Any] | None = None,
         folders: FolderSpec | Mapping[str, Any] | None = None,
+        val_sets: Any = None,
+        test_sets: Any = None,
         predict_dir: str | None = None,
-        val_sets: Mapping[str, Any] | None = None,
-        test_sets: Mapping[str, Any] | None = None,
         metric: Mapping[str, Any] | None = None,
         **removed: Any,
     ) -> None:
@@ -234,33 +227,27 @@ class RestorationDataModule(L.LightningDataModule):
             )
         self.degradation = degradation
         self.batch_size = _positive(batch_size, "data.batch_size")
-        self.patch_size = _positive(patch_size, "data.patch_size")
         if samples_per_epoch is not None:
             _positive(samples_per_epoch, "data.samples_per_epoch")
         self.samples_per_epoch = samples_per_epoch
         self.repeat = _positive(repeat, "data.repeat")
-        if num_workers != "auto" and (
-            isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0
-        ):
-            raise RCOTError(
-                f"data.num_workers must be an integer >= 0 or auto, got {num_workers!r}"
-            )
-        self.num_workers = num_workers
         self.seed = int(seed)
-        self.augment = augment
-        self.val_batch_size = _positive(val_batch_size, "data.val_batch_size")
-        if val_crop_size is not None:
-            _positive(val_crop_size, "data.val_crop_size")
-        self.val_crop_size = val_crop_size
-        self.pin_memory = pin_memory
-        self.folders = as_spec(FolderSpec, folders, "data.folders")
-        self.root, self.layout = self.folders.root, self.folders.layout
-        self.rules = self.folders.rules
-        self.many_to_one, self.recursive = self.folders.many_to_one, self.folders.recursive
-        self.scale, self.skip_bad_images = self.folders.scale, self.folders.skip_bad_images
+        # The specs are checked as a whole; the module keeps their plain values (the all-in-one
+        # module sets its tasks' crops).
+        crop = as_spec(CropSpec, crops, "data.crops")
+        self.patch_size, self.val_crop_size = crop.patch_size, crop.val_crop_size
+        self.augment = crop.augment
+        loading = as_spec(LoaderSpec, loader, "data.loader")
+        self.num_workers, self.pin_memory = loading.num_workers, loading.pin_memory
+        self.val_batch_size = loading.val_batch_size
+        folder = as_spec(FolderSpec, folders, "data.folders")
+        self.root, self.layout = folder.root, folder.layout
+        self.rules = folder.rules
+        self.many_to_one, self.recursive = folder.many_to_one, folder.recursive
+        self.scale, self.skip_bad_images = folder.scale, folder.skip_bad_images
         default_id = DegradationId.OTHER if degradation is None else degradation.degradation_id
         self.degradation_id = resolve_degradation_id(
-            self.folders.degradation_id, default_id, "data.folders.degradation_id"
+            folder.degradation_id, default_id, "data.folders.degradation_id"
         )
         self.predict_dir = predict_dir
         self.named_sets = {
@@ -472,12 +459,13 @@ class SamplesDataModule(RestorationDataModule):
     Args:
         degradation: default ``GaussianNoise(sigma=25)``.
         samples_per_epoch: random crops per epoch over all ranks.
-        val_crop_size: default 256; ``None`` validates at full size.
+        crops: as :class:`RestorationDataModule`'s, with ``val_crop_size`` 256 unless given
+            (``None`` validates at full size).
         train_images, val_images: names from :data:`~rcot_lightning.data.samples.SAMPLE_PHOTOS`.
         kwargs: the options of :class:`RestorationDataModule`.
 
     Example:
-        >>> dm = SamplesDataModule(val_crop_size=64)
+        >>> dm = SamplesDataModule(crops={"val_crop_size": 64})
         >>> dm.setup("validate")
         >>> row = dm.datasets["val"][0]
         >>> row["name"], tuple(row["degraded"].shape)
@@ -489,7 +477,7 @@ class SamplesDataModule(RestorationDataModule):
         *,
         degradation: Degradation | None = None,
         samples_per_epoch: int | None = 800,
-        val_crop_size: int | None = 256,
+        crops: CropSpec | Mapping[str, Any] | None = None,
         train_images: Sequence[str] = TRAIN_PHOTOS,
         val_images: Sequence[str] = VAL_PHOTOS,
         **kwargs: Any,
@@ -497,7 +485,7 @@ class SamplesDataModule(RestorationDataModule):
         super().__init__(
             degradation=GaussianNoise(sigma=25.0) if degradation is None else degradation,
             samples_per_epoch=samples_per_epoch,
-            val_crop_size=val_crop_size,
+            crops=as_spec(CropSpec, crops, "data.crops", val_crop_size=256),
             **kwargs,
         )
         self.train_images = list(train_images)
@@ -543,7 +531,7 @@ class PairedFolderDataModule(RestorationDataModule):
         ...     for i in range(2):
         ...         Image.new("RGB", (40, 40)).save(root / sub / f"{i}.png")
         >>> dm = PairedFolderDataModule(root / "rain", root / "clean", batch_size=2,
-        ...                             patch_size=32, folders={"degradation_id": "rain"})
+        ...     crops={"patch_size": 32}, folders={"degradation_id": "rain"})
         >>> batch = next(iter(dm.train_dataloader()))
         >>> batch["paired"].tolist(), batch["degradation"].tolist()
         ([True, True], [1, 1])

@@ -1,7 +1,11 @@
 """The option groups of the data modules as small typed values, and the options that moved.
 
 :class:`FolderSpec` says where a dataset's folders are and how their images pair
-(``data.folders.root``, ``data.folders.pairing``, ...). Options of earlier versions are listed in
+(``data.folders.root``, ``data.folders.pairing``, ...), :class:`CropSpec` the training and
+validation crops (``data.crops.patch_size``, ...), :class:`LoaderSpec` how the loaders run
+(``data.loader.num_workers``, ...). Each is a frozen dataclass checked when it is built, given
+as an instance, or as a plain mapping (what Hydra builds from a config, or a Python user
+writes). The data modules keep plain values only. Options of earlier versions are listed in
 :data:`RENAMED_OPTIONS` with their spelling today: a data module given one, and a command line
 that overrides one, say so in one line. Imports no Lightning.
 """
@@ -16,7 +20,15 @@ from typing import Any, TypeVar
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import ArgumentError, RCOTError
 
-__all__ = ["RENAMED_OPTIONS", "FolderSpec", "as_spec", "refuse_options", "renamed_hint"]
+__all__ = [
+    "RENAMED_OPTIONS",
+    "CropSpec",
+    "FolderSpec",
+    "LoaderSpec",
+    "as_spec",
+    "refuse_options",
+    "renamed_hint",
+]
 
 Spec = TypeVar("Spec")
 
@@ -60,6 +72,83 @@ def _optional_positive(value: Any, name: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ArgumentError(name, f"must be a positive integer or null, got {value!r}")
     return value
+
+
+def _positive(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArgumentError(name, f"must be a positive integer, got {value!r}")
+    return value
+
+
+@dataclasses.dataclass(frozen=True)
+class CropSpec:
+    """The crops of training and validation images (``data.crops``).
+
+    Args:
+        patch_size: side of the square training crops.
+        val_crop_size: centre-crop validation images to this side (``None``: full size; test
+            images are never cropped).
+        augment: one of the 8 flip/rot90 modes per training crop, drawn with its seed.
+
+    Raises:
+        ArgumentError: a field has a bad value (the message names the field).
+
+    Example:
+        >>> CropSpec(patch_size=64, val_crop_size=128)
+        CropSpec(patch_size=64, val_crop_size=128, augment=True)
+        >>> CropSpec(patch_size=-1)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: patch_size must be a positive integer, got -1
+    """
+
+    patch_size: int = 128
+    val_crop_size: int | None = None
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        _positive(self.patch_size, "patch_size")
+        _optional_positive(self.val_crop_size, "val_crop_size")
+        _flag(self.augment, "augment")
+
+
+@dataclasses.dataclass(frozen=True)
+class LoaderSpec:
+    """How the data loaders run (``data.loader``); the training batch is ``data.batch_size``.
+
+    Args:
+        num_workers: loader worker processes per device (0 loads in the main process);
+            ``"auto"``: at most 4, never more than the CPUs per device leave beside the training
+            process (:func:`~rcot_lightning.data.datamodules.auto_workers`).
+        pin_memory: pin batches in page-locked memory; ``None`` pins exactly when the trainer
+            uses a CUDA GPU.
+        val_batch_size: validation/test/predict batch size (keep 1 unless sizes are equal).
+
+    Raises:
+        ArgumentError: a field has a bad value (the message names the field).
+
+    Example:
+        >>> LoaderSpec(num_workers="auto")
+        LoaderSpec(num_workers='auto', pin_memory=None, val_batch_size=1)
+        >>> LoaderSpec(num_workers=-1)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: num_workers must be an integer >= 0 or auto, got -1
+    """
+
+    num_workers: int | str = 0
+    pin_memory: bool | None = None
+    val_batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        workers = self.num_workers
+        if workers != "auto" and (
+            isinstance(workers, bool) or not isinstance(workers, int) or workers < 0
+        ):
+            raise ArgumentError("num_workers", f"must be an integer >= 0 or auto, got {workers!r}")
+        if self.pin_memory is not None:
+            _flag(self.pin_memory, "pin_memory")
+        _positive(self.val_batch_size, "val_batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,7 +230,11 @@ RENAMED_OPTIONS: dict[str, str] = {
     "val_degraded_dir": f"data.val_sets {_EVAL}",
     "test_target_dir": f"data.test_sets {_EVAL}",
     "test_degraded_dir": f"data.test_sets {_EVAL}",
-    **{key: f"data.folders.{key}" for key in [f.name for f in dataclasses.fields(FolderSpec)]},
+    **{
+        field.name: f"data.{group}.{field.name}"
+        for group, spec in (("folders", FolderSpec), ("crops", CropSpec), ("loader", LoaderSpec))
+        for field in dataclasses.fields(spec)
+    },
 }
 
 
