@@ -13,6 +13,7 @@ that overrides one, say so in one line. Imports no Lightning.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -262,8 +263,6 @@ def renamed_hint(message: str) -> str | None:
         'data.test_target_dir was removed; use data.test_sets (a folder of targets, or \
 {degraded: ..., target: ...}) instead'
     """
-    import re
-
     found = re.search(r"Could not override '(data(?:\.tasks\.\w+)?)\.(\w+)'", message)
     if found is None or found.group(2) not in RENAMED_OPTIONS:
         return None
