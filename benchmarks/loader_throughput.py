@@ -35,9 +35,9 @@ def loader_rate(
     dm = SamplesDataModule(
         degradation=build_degradation(degradation),
         batch_size=batch,
-        patch_size=patch,
         samples_per_epoch=batch * (batches + 1),
-        num_workers=workers,
+        crops={"patch_size": patch},
+        loader={"num_workers": workers},
     )
     dm.setup("fit")
     start = time.perf_counter()

@@ -203,7 +203,7 @@ def reference_iteration(s: Setup, y: Tensor, x: Tensor, ids: Tensor, alpha: Tens
 
 def one_batch(batch: int, patch: int) -> dict[str, Tensor]:
     """One training batch of the default data (noisy crops of the sample photos)."""
-    dm = SamplesDataModule(batch_size=batch, patch_size=patch, samples_per_epoch=batch)
+    dm = SamplesDataModule(batch_size=batch, crops={"patch_size": patch}, samples_per_epoch=batch)
     dm.setup("fit")
     return next(iter(dm.train_dataloader()))
 

@@ -161,3 +161,41 @@ def test_run_cli_reports_a_composition_error_in_one_line(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("rcot-test: error: Could not override 'task'")
     assert "HYDRA_FULL_ERROR" not in os.environ and "RCOT_FULL_ERROR" not in os.environ
+
+
+_EVAL_SPELLING = "(a folder of targets, or {degraded: ..., target: ...})"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("val_target_dir", f"data.val_sets {_EVAL_SPELLING}"),
+        ("test_degraded_dir", f"data.test_sets {_EVAL_SPELLING}"),
+        ("root", "data.folders.root"),
+        ("pairing", "data.folders.pairing"),
+    ],
+)
+def test_an_old_data_key_on_the_command_line_names_its_new_spelling(
+    compose_train, old: str, new: str
+) -> None:
+    """Overriding a removed key fails in Hydra (the key is gone); ``+data.<old>=`` reaches the
+    data module: both end in one line that names the spelling today."""
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+
+    expected = f"data.{old} was removed; use {new} instead"
+    with pytest.raises(HydraException) as composed:
+        compose_train("data=paired", f"data.{old}=x", tiny=False)
+    message = user_error_message(composed.value)
+    assert message is not None and "\n" not in message
+    assert message.endswith(expected)
+    cfg = compose_train(
+        "data=paired",
+        "data.train_degraded_dir=a",
+        "data.train_target_dir=b",
+        f"+data.{old}=x",
+        tiny=False,
+    )
+    with pytest.raises(Exception) as built:
+        instantiate(cfg.data, _convert_="partial")
+    assert user_error_message(built.value) == expected

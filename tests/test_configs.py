@@ -88,7 +88,7 @@ def test_an_unknown_preset_names_the_known_ones() -> None:
 def test_task_sets_degradation_fourier_norm_and_metrics(compose_train, task: str) -> None:
     cfg = compose_train(f"task={task}")
     assert cfg.task.name == task
-    assert cfg.data.degradation_id == cfg.task.degradation_id
+    assert cfg.data.folders.degradation_id == cfg.task.degradation_id
     norms = OmegaConf.to_container(cfg.model.objective.fourier_norms)
     assert norms == {cfg.task.degradation_id: 2 if task == "denoise" else 1}
     assert cfg.model.evaluation.y_channel == cfg.task.metric.y_channel
@@ -108,7 +108,7 @@ def test_paper_experiments_hold_the_reference_recipe(compose_train, task: str) -
     present = [f for f in folders if f.split("=")[0].split(".")[1] in cfg.data]
     cfg = compose_train(f"experiment=paper_{task}", *present, tiny=False)
     assert cfg.task.name == task
-    assert cfg.data.batch_size == 3 and cfg.data.patch_size == 128
+    assert cfg.data.batch_size == 3 and cfg.data.crops.patch_size == 128
     m = cfg.model
     assert m.transport_map.dim == MAP_PRESETS["paper"]["dim"]
     assert m.map_optimizer._target_ == "torch.optim.RMSprop" and m.map_optimizer.lr == 5e-5

@@ -50,10 +50,9 @@ def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> 
         "data=paired",
         f"data.train_degraded_dir={folder}",
         f"data.train_target_dir={folder}",
-        f"data.val_degraded_dir={folder}",
-        f"data.val_target_dir={folder}",
+        f"data.val_sets={{degraded: '{folder}', target: '{folder}'}}",
         "data.batch_size=2",
-        "data.patch_size=32",
+        "data.crops.patch_size=32",
         "trainer.max_steps=4",
     ]
     env = cli_env()

@@ -102,7 +102,7 @@ def test_eval_prints_a_table_and_saves_images_by_name(
     trained_checkpoint: Path, compose_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = compose_config(
-        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.val_crop_size=64"
+        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.crops.val_crop_size=64"
     )
     mean_psnr = evaluate(cfg)
     out = capsys.readouterr().out
@@ -146,7 +146,7 @@ def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
     # An empty torch hub: whatever is installed, the pretrained weights are absent.
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     overrides = [f"ckpt_path={trained_checkpoint}", "split=val", "fid=true", "save_images=false"]
-    cfg = compose_config("eval", *overrides, "data.val_crop_size=96", "lpips=true")
+    cfg = compose_config("eval", *overrides, "data.crops.val_crop_size=96", "lpips=true")
     evaluate(cfg)  # 96x96 images: 4 patches of 64x64 each
     out = capsys.readouterr().out
     notes = [line for line in out.splitlines() if line.startswith("note: ")]
@@ -172,7 +172,7 @@ def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
     assert (again["fid"], again["kid"]) == (mean["fid"], mean["kid"])
 
     # Images smaller than a patch: no FID/KID, and one line says why.
-    evaluate(compose_config("eval", *overrides, "data.val_crop_size=48"))
+    evaluate(compose_config("eval", *overrides, "data.crops.val_crop_size=48"))
     out = capsys.readouterr().out
     assert "note: FID/KID skipped for val: FID/KID need at least 2 patches of 64x64" in out
     assert list(csv.DictReader((tmp_path / "metrics.csv").open()))[-1]["fid"] == ""
@@ -206,7 +206,7 @@ def test_eval_uses_lpips_and_inception_fid_when_their_weights_are_present(
         "eval",
         f"ckpt_path={trained_checkpoint}",
         "split=val",
-        "data.val_crop_size=64",
+        "data.crops.val_crop_size=64",
         "fid=true",
         "lpips=true",
         "inception_weights=/weights/inception.pth",
@@ -360,7 +360,7 @@ def test_ckpt_path_last_is_the_latest_training_run(
 ) -> None:
     _, latest = _training_runs(tmp_path, trained_checkpoint, ["2026-01-01_00-00-00", "b"])
     if command == "eval":
-        cfg = compose_config("eval", "ckpt_path=last", "split=val", "data.val_crop_size=32")
+        cfg = compose_config("eval", "ckpt_path=last", "split=val", "data.crops.val_crop_size=32")
         evaluate(cfg)
     elif command == "restore":
         image = _save_image(tmp_path / "x.png", 16, 16)

@@ -29,7 +29,8 @@ def test_a_tiff_without_tifffile_names_the_extra_and_is_never_skipped(
             MissingExtraError, match=r"a\.tif: .*pip install 'rcot-lightning\[tiff\]'"
         ):
             read(path)
-    # data.skip_bad_images skips bad files, not files it merely cannot decode without an extra.
+    # data.folders.skip_bad_images skips bad files, not files it merely cannot decode without an
+    # extra.
     with pytest.raises(MissingExtraError, match="tifffile"):
         FolderImages(tmp_path, "data.train_dir", skip_bad_images=True)
 

@@ -103,7 +103,7 @@ def test_summary_names_the_last_checkpoint_that_exists_and_it_loads_weights_only
     root = _fake_bsd400_wed(tmp_path / "denoise")
     cfg = compose_train(
         "data=bsd400_wed",
-        f"data.root={root}",
+        f"data.folders.root={root}",
         "test=true",
         "trainer.max_steps=2",
         "data.samples_per_epoch=2",
@@ -126,7 +126,7 @@ def test_duplicate_names_across_folders_name_both(compose_train, tmp_path: Path)
     from hydra.utils import instantiate
 
     root = _fake_bsd400_wed(tmp_path / "denoise", duplicate=True)
-    cfg = compose_train("data=bsd400_wed", f"data.root={root}")
+    cfg = compose_train("data=bsd400_wed", f"data.folders.root={root}")
     datamodule = instantiate(cfg.data, _convert_="partial")
     with pytest.raises(RCOTError) as info:
         datamodule.setup("fit")
@@ -144,11 +144,11 @@ def test_allinone_names_the_keys_it_needs(compose_train) -> None:
     datamodule = instantiate(cfg.data, _convert_="partial")
     with pytest.raises(RCOTError) as info:
         datamodule.setup("fit")
-    assert str(info.value).startswith("data.tasks.noise.root is not set; point it at")
+    assert str(info.value).startswith("data.tasks.noise.folders.root is not set; point it at")
     with pytest.raises(HydraException) as composed:
-        compose_train("experiment=allinone", "data.root=/tmp", tiny=False)
+        compose_train("experiment=allinone", "data.folders.root=/tmp", tiny=False)
     message = app.user_error_message(composed.value)
-    assert message is not None and "data.tasks.<task>.root=..." in message
+    assert message is not None and "data.tasks.<task>.folders.root=..." in message
 
 
 def test_a_huge_lambda_gp_is_named(compose_train, capsys) -> None:

@@ -88,3 +88,20 @@ def test_a_pre_layout_checkpoint_loads_and_resumes_with_ckpt_path_last(
     )
     assert resumed.model.iteration == 3
     assert torch.load(last, weights_only=True)["rcot_iteration"] == 3
+
+
+def test_checkpoints_hold_no_data_options_so_renamed_data_keys_need_no_upgrade(
+    compose_train, tmp_path: Path
+) -> None:
+    """The data modules save no hyper-parameters: evaluation and resume build the data from the
+    config given, so a checkpoint written before data.folders / data.crops / data.loader /
+    data.val_sets holds no data key to rename, and its model config holds plain values only."""
+    from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+
+    result = run(compose_train("trainer.max_steps=2", "trainer.val_check_interval=2"))
+    assert not result.datamodule.hparams
+    stored = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=True)
+    assert "datamodule_hyper_parameters" not in stored
+    for key in ("hyper_parameters", BUILD_CONFIG_KEY):
+        text = repr(stored.get(key))
+        assert "Spec(" not in text and "val_target_dir" not in text, key

@@ -230,7 +230,7 @@ def test_the_recipe_config_composes_and_builds(compose_train) -> None:
     assert cfg.model.ema_decay == 0.999 and cfg.model.objective.supervised_weight == 1.0
     assert cfg.model.clipping.map == 0.5 and cfg.model.clipping.algorithm == "norm"
     assert cfg.model.objective.potential_weight == 0 and cfg.model.objective.fourier_weight == 0
-    assert cfg.model.transport_map.dim == 16 and cfg.data.patch_size == 64
+    assert cfg.model.transport_map.dim == 16 and cfg.data.crops.patch_size == 64
     assert cfg.trainer.precision == "bf16-mixed"
     # Training data: scikit-image photos and generated images only, never a held-out photo.
     from rcot_lightning.data.heldout import HELDOUT_PHOTOS

@@ -119,8 +119,8 @@ def test_optuna_sweep_on_unpaired_data_searches_no_supervised_key(tmp_path: Path
     data = (
         "data=unpaired",
         f"data.clean_dir={clean}",
-        f"data.val_target_dir={clean}",
-        "data.num_workers=0",
+        f"data.val_sets='{clean}'",
+        "data.loader.num_workers=0",
     )
     sweep = ("hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2")
     # The paired search space names the supervised weight, which unpaired data rejects, and says

@@ -22,7 +22,7 @@ class StopNow(BaseException):
 class MissingExtraError(RCOTError):
     """An optional dependency is needed for this input; the message names the extra to install.
 
-    Unlike a bad file, it is never skipped (``data.skip_bad_images`` does not apply).
+    Unlike a bad file, it is never skipped (``data.folders.skip_bad_images`` does not apply).
     """
 
 

@@ -252,7 +252,7 @@ def collect(
         batch_per_device=batch,
         batch_global=batch * world,
         devices=world,
-        patch_size=int(data.get("patch_size", 0)),
+        patch_size=int((data.get("crops") or {}).get("patch_size", 0)),
         precision=str(trainer.precision),
         map_optimizer=_optimizer(model.get("map_optimizer"), model.get("map_scheduler")),
         potential_optimizer=_optimizer(

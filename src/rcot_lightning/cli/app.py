@@ -106,6 +106,8 @@ def user_error_message(err: BaseException) -> str | None:
     from hydra.errors import HydraException
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    from rcot_lightning.data.specs import renamed_hint
+
     chain = _chain(err)
     for position, item in enumerate(chain):
         if isinstance(item, ArgumentError):
@@ -121,16 +123,20 @@ def user_error_message(err: BaseException) -> str | None:
             if "LexerNoViableAlt" in message or "token recognition error" in message:
                 message += (
                     "; quote a value that has spaces, ~, non-ASCII letters or other special "
-                    "characters, e.g. \"data.root='~/my photos'\""
+                    "characters, e.g. \"data.folders.root='~/my photos'\""
                 )
             cause = item.__cause__
             if isinstance(cause, (TypeError, ValueError)) and str(cause) not in message:
                 message = f"{message}: {_one_line(str(cause))}"
-            if "Could not override 'data.root'" in message:
+            if "Could not override 'data.folders.root'" in message:
                 message += (
                     "; with several tasks (experiment=allinone, data=allinone) each task has its "
-                    "own root: data.tasks.<task>.root=... (e.g. data.tasks.noise.root=...)"
+                    "own root: data.tasks.<task>.folders.root=... (e.g. "
+                    "data.tasks.noise.folders.root=...)"
                 )
+            renamed = renamed_hint(message)
+            if renamed is not None:
+                message += f"; {renamed}"
             if "Could not override 'data.degradation" in message:
                 message += (
                     "; data.degradation is the task's: override task.degradation.<key> "
@@ -230,13 +236,14 @@ _GRAMMAR = set("[]{}(),'\"\\=$ ")
 def quote_path_value(arg: str) -> str:
     """``key=~/x`` or a non-ASCII value as ``key='~/x'``, which Hydra's grammar accepts.
 
-    Hydra's lexer rejects an unquoted ``~`` and non-ASCII letters (``data.root=~/Rain100L``, a
-    path with accents); the README's commands are typed that way. Values with any grammar
+    Hydra's lexer rejects an unquoted ``~`` and non-ASCII letters
+    (``data.folders.root=~/Rain100L``, a path with accents); the README's commands are typed
+    that way. Values with any grammar
     character (lists, sweeps, interpolations, quotes) are left alone.
 
     Example:
-        >>> quote_path_value("data.root=~/Rain100L"), quote_path_value("input=/tmp/été.png")
-        ("data.root='~/Rain100L'", "input='/tmp/été.png'")
+        >>> quote_path_value("data.folders.root=~/R100L"), quote_path_value("input=/tmp/été.png")
+        ("data.folders.root='~/R100L'", "input='/tmp/été.png'")
         >>> quote_path_value("~callbacks.x"), quote_path_value("a=[1,2]"), quote_path_value("a=1")
         ('~callbacks.x', 'a=[1,2]', 'a=1')
     """

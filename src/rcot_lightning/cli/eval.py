@@ -154,7 +154,7 @@ def evaluate(cfg: DictConfig) -> float:
     datamodule.setup("test" if cfg.split == "test" else "validate")
     loader = datamodule.test_dataloader() if cfg.split == "test" else datamodule.val_dataloader()
     if isinstance(loader, list) and not loader:
-        raise RCOTError(f"data has no {cfg.split} split; set data.{cfg.split}_target_dir")
+        raise RCOTError(f"data has no {cfg.split} split; set data.{cfg.split}_sets")
     trainer.predict(module, dataloaders=loader, return_predictions=False)
     if not writer.rows:
         raise RCOTError(f"the {cfg.split} split of data is empty")

@@ -68,8 +68,8 @@ def random_crop(
     h, w = size
     if h < patch or w < patch:
         raise RCOTError(
-            f"{where} is {h}x{w}, smaller than data.patch_size={patch}; lower data.patch_size "
-            "or remove the image"
+            f"{where} is {h}x{w}, smaller than data.crops.patch_size={patch}; lower "
+            "data.crops.patch_size or remove the image"
         )
     top = int(torch.randint(h - patch + 1, (1,), generator=generator))
     left = int(torch.randint(w - patch + 1, (1,), generator=generator))
@@ -130,7 +130,7 @@ class _TrainDataset(Dataset[dict[str, Tensor]]):
             raise RCOTError(
                 f"{self.needs_targets} training needs targets; this source has degraded images only"
             )
-        _check_positive(patch_size, "data.patch_size")
+        _check_positive(patch_size, "data.crops.patch_size")
         _check_positive(length, "data.samples_per_epoch", allow_none=True)
         self.source = source
         self.patch_size = patch_size
@@ -178,9 +178,9 @@ def _check_sizes(images: PairSource | ImageList, patch_size: int) -> None:
     ]
     if small:
         raise RCOTError(
-            f"{len(small)} images are smaller than data.patch_size={patch_size}: "
-            f"{', '.join(small[:5])}{', ...' if len(small) > 5 else ''}; lower data.patch_size "
-            "or remove them"
+            f"{len(small)} images are smaller than data.crops.patch_size={patch_size}: "
+            f"{', '.join(small[:5])}{', ...' if len(small) > 5 else ''}; lower "
+            "data.crops.patch_size or remove them"
         )
 
 
@@ -408,7 +408,7 @@ class EvalDataset(Dataset[dict[str, Any]]):
         targets: bool = True,
         prefix: str = "",
     ) -> None:
-        _check_positive(crop_size, "data.val_crop_size", allow_none=True)
+        _check_positive(crop_size, "data.crops.val_crop_size", allow_none=True)
         self.prefix = prefix
         self.source = source
         self.targets = targets

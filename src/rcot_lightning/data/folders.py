@@ -45,17 +45,18 @@ def _check_root(root: str | Path | None, layout: str | None) -> Path | None:
     if root is None:
         if layout is not None:  # a dataset preset: its folders are relative to the root
             raise RCOTError(
-                "data.root is not set; point it at the downloaded dataset" + _expected(layout)
+                "data.folders.root is not set; point it at the downloaded dataset"
+                + _expected(layout)
             )
         return None
     path = Path(root).expanduser()
     if not path.exists():
         raise RCOTError(
-            f"data.root: {path} does not exist; point it at the downloaded dataset"
+            f"data.folders.root: {path} does not exist; point it at the downloaded dataset"
             + _expected(layout)
         )
     if not path.is_dir():
-        raise RCOTError(f"data.root: {path} is a file, not a folder" + _expected(layout))
+        raise RCOTError(f"data.folders.root: {path} is a file, not a folder" + _expected(layout))
     return path
 
 
