@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -332,3 +333,26 @@ def test_claims_smoke_trains_scores_resumes_and_writes_table_json_and_figures(
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.log")} == logs
     resumed = json.loads((out / "claims.json").read_text())
     assert resumed["claims"][0]["psnr_diff"] == claim["psnr_diff"]
+
+
+def test_data_choices_full_setting_is_the_bundled_recipes_data(
+    compose_train: Callable[..., Any],
+) -> None:
+    """The data ablation's "full" row trains on exactly ``experiment=denoise_blind``'s data, the
+    other rows leave out one choice each, and no row trains on a held-out photo."""
+    choices = _benchmark_module("data_choices")
+    from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+
+    data = compose_train("experiment=denoise_blind", tiny=False).data
+    full = compose_train("experiment=denoise_blind", *choices.SETTINGS["full"][1], tiny=False).data
+    for key in ("train_images", "scales", "dead_leaves"):
+        assert full[key] == data[key], key
+    settings = {
+        name: compose_train("experiment=denoise_blind", *overrides, tiny=False).data
+        for name, (_, overrides) in choices.SETTINGS.items()
+    }
+    assert settings["no_dead_leaves"].dead_leaves == 0 < data.dead_leaves
+    assert set(settings["no_grey"].train_images) < set(data.train_images)
+    assert list(settings["no_scales"].scales) == [1.0] != list(data.scales)
+    for name, cfg in settings.items():
+        assert not set(cfg.train_images) & set(HELDOUT_PHOTOS), name
