@@ -190,18 +190,19 @@ def test_eval_uses_lpips_and_inception_fid_when_their_weights_are_present(
     from torchmetrics import MeanSquaredError
 
     from rcot_lightning import metrics
+    from rcot_lightning.metrics import pretrained_probes as probes
 
     present = metrics.MetricAvailability(True, "stand-in")
-    monkeypatch.setattr(metrics, "lpips_available", lambda: present)
-    monkeypatch.setattr(metrics, "inception_fid_available", lambda weights_path=None: present)
-    monkeypatch.setattr(metrics, "lpips", lambda: MeanSquaredError())
+    monkeypatch.setattr(probes, "lpips_available", lambda: present)
+    monkeypatch.setattr(probes, "inception_fid_available", lambda weights_path=None: present)
+    monkeypatch.setattr(probes, "lpips", lambda: MeanSquaredError())
     seen: list[str | None] = []
 
     def inception_fid(weights_path: str | None = None) -> object:
         seen.append(weights_path)
         return metrics.feature_fid(torch.nn.Conv2d(3, 4, 3), num_features=4)
 
-    monkeypatch.setattr(metrics, "inception_fid", inception_fid)
+    monkeypatch.setattr(probes, "inception_fid", inception_fid)
     cfg = compose_config(
         "eval",
         f"ckpt_path={trained_checkpoint}",

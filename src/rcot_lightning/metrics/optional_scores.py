@@ -7,14 +7,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+# Looked up on the module at each use, so that one place (a test's stand-in, a user's own
+# weights loader) can replace a probe for every caller.
+from rcot_lightning.metrics import pretrained_probes as probes
 from rcot_lightning.metrics.distribution import RandomFeatureDistances
 from rcot_lightning.metrics.fidelity import metric_device
-from rcot_lightning.metrics.pretrained_probes import (
-    inception_fid,
-    inception_fid_available,
-    lpips_available,
-)
-from rcot_lightning.metrics.pretrained_probes import lpips as make_lpips
 from rcot_lightning.shapes import as_rgb
 
 __all__ = ["OptionalScores"]
@@ -54,17 +51,17 @@ class OptionalScores:
         self._inception_images = 0
         if lpips:
             self.image_columns.append("lpips")
-            status = lpips_available()
+            status = probes.lpips_available()
             if status:
-                self.lpips = make_lpips()
+                self.lpips = probes.lpips()
             else:
                 self.notes.append(f"LPIPS skipped: {status.reason}")
         if fid:
             self.set_columns += ["fid", "kid", "fid_inception"]
             self.distances = RandomFeatureDistances()
-            status = inception_fid_available(inception_weights)
+            status = probes.inception_fid_available(inception_weights)
             if status:
-                self.inception = inception_fid(inception_weights)
+                self.inception = probes.inception_fid(inception_weights)
             else:
                 self.notes.append(f"Inception FID skipped: {status.reason}")
             self.notes.append(
