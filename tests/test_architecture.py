@@ -14,7 +14,7 @@ PACKAGE = ROOT / "src" / "rcot_lightning"
 PAGE = ROOT / "docs" / "architecture.md"
 
 #: The torch-only core: it imports the standard library, torch and itself, nothing else.
-CORE = ("contract", "errors", "shapes", "seeding", "objective", "nets", "inference")
+CORE = ("contract", "errors", "shapes", "values", "seeding", "objective", "nets", "inference")
 #: The two-line ``python -m rcot_lightning.<name>`` files that forward to ``cli``.
 FORWARDERS = ("train", "eval", "restore", "export", "demo", "upgrade_checkpoint")
 
@@ -95,3 +95,44 @@ def test_python_dash_m_forwarders_stay_two_lines(name: str) -> None:
         'if __name__ == "__main__":',
         "    main()",
     ]
+
+
+#: The homes of checks: tensor checks, plain-value checks, checks of a CLI value.
+CHECK_HOMES = ("rcot_lightning.shapes", "rcot_lightning.values", "rcot_lightning.cli.checks")
+#: Checker-named functions outside the homes, each with the reason it stays where it is.
+CHECKER_EXCEPTIONS = {
+    "rcot_lightning.nets.restormer.check_restormer_config": "the U-Net's own size rule (heads "
+    "divide each level's width), shared by restormer.py and two_pass.py; built on values.py",
+    "rcot_lightning.data.datasets._check_sizes": "reads every image's size from a source; "
+    "about the data on disk, not a value or a tensor",
+    "rcot_lightning.checkpoints.finite.check_finite": "the one finiteness check of a state dict "
+    "(its own home, named in docs/architecture.md)",
+    "rcot_lightning.checkpoints.trust.check_targets": "the allow-list of stored targets; "
+    "belongs with weights-only reading",
+    "rcot_lightning.checkpoints.load.check_resumable": "compares a checkpoint with the module "
+    "it resumes; needs both loaded",
+    "rcot_lightning.cli.recipe.check_recipe": "the recipe checks (their own home, named in "
+    "docs/architecture.md)",
+    "rcot_lightning.cli.export._check": "runs an exported file against the network and returns "
+    "the largest difference; a numerical comparison, not a value check",
+}
+#: ``_check*``, ``check_*``, ``_validate*``, ``validate*`` as whole words (``_check``,
+#: ``check_x``, ``_validate_y``), not ``_checkpoints_under`` or ``validation_step``.
+CHECKER_NAME = re.compile(r"_?(check|validate)(_|$)")
+
+
+def test_checks_live_in_their_homes() -> None:
+    found = set()
+    for path in _sources():
+        module = _module_name(path).removesuffix(".__init__")
+        if module in CHECK_HOMES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and CHECKER_NAME.match(
+                node.name
+            ):
+                found.add(f"{module}.{node.name}")
+    unexpected = sorted(found - CHECKER_EXCEPTIONS.keys())
+    assert not unexpected, f"checkers outside shapes.py, values.py and cli/checks.py: {unexpected}"
+    stale = sorted(CHECKER_EXCEPTIONS.keys() - found)
+    assert not stale, f"CHECKER_EXCEPTIONS names functions that are gone: {stale}"

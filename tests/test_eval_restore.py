@@ -128,7 +128,11 @@ def test_eval_tile_restores_in_tiles_of_that_size(
 
     monkeypatch.setattr(load, "load_module", spy)
     cfg = compose_config(
-        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.crops.val_crop_size=80", "tile=64"
+        "eval",
+        f"ckpt_path={trained_checkpoint}",
+        "split=val",
+        "data.crops.val_crop_size=80",
+        "tile=64",
     )
     evaluate(cfg)
     (module,) = loaded

@@ -32,6 +32,7 @@ from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
+from rcot_lightning.values import at_least, flag, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +52,6 @@ class DivergedError(RCOTError):
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _is_integer(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -85,19 +82,9 @@ class EvalSettings:
 
     def __post_init__(self) -> None:
         for name in ("y_channel", "also_y"):
-            if not isinstance(getattr(self, name), bool):
-                raise RCOTError(
-                    f"evaluation.{name} must be true or false, got {getattr(self, name)!r}"
-                )
-        if not (_is_integer(self.crop_border) and self.crop_border >= 0):
-            raise RCOTError(
-                f"evaluation.crop_border must be an integer >= 0, got {self.crop_border!r}"
-            )
-        tile = self.val_tile_size
-        if tile is not None and not (_is_integer(tile) and tile >= 1):
-            raise RCOTError(
-                f"evaluation.val_tile_size must be a positive integer or null, got {tile!r}"
-            )
+            flag(getattr(self, name), f"evaluation.{name}", keyed=True)
+        at_least(self.crop_border, "evaluation.crop_border", 0, keyed=True)
+        positive_int(self.val_tile_size, "evaluation.val_tile_size", allow_none=True, keyed=True)
 
     @classmethod
     def of(cls, value: EvalSettings | Mapping[str, Any] | None) -> EvalSettings:

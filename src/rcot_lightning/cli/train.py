@@ -14,11 +14,9 @@ Returns (to Hydra sweepers) the best ``optimized_metric`` (validation PSNR).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shlex
 import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,30 +66,27 @@ def _resume_path(ckpt_path: Any, trainer: Any, model: Any, trust: bool = False) 
     return path
 
 
-@contextlib.contextmanager
-def _interruption_reported(trainer: Any, callbacks: list[Any]) -> Iterator[None]:
-    """Turn a pre-emption (signal) into its report and exit status ``128 + signal``."""
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
+def _stopped(trainer: Any, callbacks: list[Any], err: BaseException | None) -> None:
+    """End a ``fit`` that a stop signal interrupted: how to resume, exit ``128 + signal``.
 
+    ``err`` is what ``fit`` raised: the callback's ``TrainingInterrupted``, Lightning's own
+    ``SIGTERMException`` (outside a training batch; re-raised without the callback), or None
+    when ``fit`` returned: then only a signal during the final validation stops here (training
+    finished and ``last.ckpt`` holds it), and anything else returns None.
+    """
     from rcot_lightning.callbacks.preemption_checkpoint import (
         PreemptionCheckpoint,
         TrainingInterrupted,
     )
 
     watcher = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
-    interrupted: TrainingInterrupted | None = None
-    try:
-        yield
-    except TrainingInterrupted as err:
+    if isinstance(err, TrainingInterrupted):
         interrupted = err
-    except SIGTERMException:  # Lightning's own exit on SIGTERM, outside a training batch
-        if watcher is None:
-            raise
-        interrupted = watcher.interruption(trainer)
+    elif watcher is None or (err is None and watcher.received is None):
+        if err is not None:
+            raise err
+        return None
     else:
-        if watcher is None or watcher.received is None:
-            return
-        # The signal came during the final validation: training finished and last.ckpt holds it.
         interrupted = watcher.interruption(trainer)
     if trainer.is_global_zero:
         app.report(_resume_report(interrupted))
@@ -138,8 +133,10 @@ def run(cfg: DictConfig) -> TrainingRun:
     """
     import lightning as L
     from hydra.utils import instantiate
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from rcot_lightning.callbacks import RecipeReport, RestorationImageLogger
+    from rcot_lightning.callbacks.preemption_checkpoint import TrainingInterrupted
     from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO
     from rcot_lightning.checkpoints.load import build_module
     from rcot_lightning.cli.checks import check_wandb_reachable
@@ -179,10 +176,14 @@ def run(cfg: DictConfig) -> TrainingRun:
     with hydra_ddp_launch():
         if cfg.get("train", True):
             ckpt_path = _resume_path(cfg.get("ckpt_path"), trainer, model, trust)
-            with _interruption_reported(trainer, callbacks):
+            # Not an error: a stop signal saves a checkpoint and exits with 128 + signal.
+            try:
                 trainer.fit(
                     model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only
                 )
+            except (TrainingInterrupted, SIGTERMException) as err:
+                _stopped(trainer, callbacks, err)
+            _stopped(trainer, callbacks, None)
             iterations = model.iteration  # testing the best checkpoint loads its count
         metric = _metric_value(trainer, cfg.optimized_metric)
         metrics = dict(trainer.callback_metrics)  # testing replaces the validation values

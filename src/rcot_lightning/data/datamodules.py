@@ -57,6 +57,7 @@ from rcot_lightning.data.sources import (
 )
 from rcot_lightning.data.specs import CropSpec, FolderSpec, LoaderSpec, as_spec, refuse_options
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.values import positive_int
 
 __all__ = [
     "PairedFolderDataModule",
@@ -134,12 +135,6 @@ _NEEDS: dict[str | None, tuple[str, ...]] = {
     "predict": ("predict",),
     None: ("train", "val", "test", "predict"),
 }
-
-
-def _positive(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RCOTError(f"{key} must be a positive integer, got {value!r}")
-    return value
 
 
 #: The most loader workers ``num_workers="auto"`` starts per device: crops and synthetic
@@ -226,11 +221,11 @@ class RestorationDataModule(L.LightningDataModule):
                 f"rcot_lightning.data.degradations.GaussianNoise, got {degradation!r}"
             )
         self.degradation = degradation
-        self.batch_size = _positive(batch_size, "data.batch_size")
+        self.batch_size = positive_int(batch_size, "data.batch_size", keyed=True)
         if samples_per_epoch is not None:
-            _positive(samples_per_epoch, "data.samples_per_epoch")
+            positive_int(samples_per_epoch, "data.samples_per_epoch", keyed=True)
         self.samples_per_epoch = samples_per_epoch
-        self.repeat = _positive(repeat, "data.repeat")
+        self.repeat = positive_int(repeat, "data.repeat", keyed=True)
         self.seed = int(seed)
         # The specs are checked as a whole; the module keeps their plain values (the all-in-one
         # module sets its tasks' crops).

@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.values import flag, positive_int
 
 __all__ = [
     "RENAMED_OPTIONS",
@@ -61,26 +62,6 @@ def _fields(cls: type) -> str:
     return ", ".join(f.name for f in dataclasses.fields(cls))
 
 
-def _flag(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise ArgumentError(name, f"must be true or false, got {value!r}")
-    return value
-
-
-def _optional_positive(value: Any, name: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ArgumentError(name, f"must be a positive integer or null, got {value!r}")
-    return value
-
-
-def _positive(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ArgumentError(name, f"must be a positive integer, got {value!r}")
-    return value
-
-
 @dataclasses.dataclass(frozen=True)
 class CropSpec:
     """The crops of training and validation images (``data.crops``).
@@ -108,9 +89,9 @@ class CropSpec:
     augment: bool = True
 
     def __post_init__(self) -> None:
-        _positive(self.patch_size, "patch_size")
-        _optional_positive(self.val_crop_size, "val_crop_size")
-        _flag(self.augment, "augment")
+        positive_int(self.patch_size, "patch_size")
+        positive_int(self.val_crop_size, "val_crop_size", allow_none=True)
+        flag(self.augment, "augment")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,8 +129,8 @@ class LoaderSpec:
         ):
             raise ArgumentError("num_workers", f"must be an integer >= 0 or auto, got {workers!r}")
         if self.pin_memory is not None:
-            _flag(self.pin_memory, "pin_memory")
-        _positive(self.val_batch_size, "val_batch_size")
+            flag(self.pin_memory, "pin_memory")
+        positive_int(self.val_batch_size, "val_batch_size")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,11 +190,11 @@ class FolderSpec:
         except RCOTError as err:
             text = str(err)
             raise ArgumentError("pairing", text[len("pairing") :].lstrip(" ")) from None
-        _flag(self.many_to_one, "many_to_one")
-        _flag(self.recursive, "recursive")
-        _optional_positive(self.scale, "scale")
+        flag(self.many_to_one, "many_to_one")
+        flag(self.recursive, "recursive")
+        positive_int(self.scale, "scale", allow_none=True)
         resolve_degradation_id(self.degradation_id, DegradationId.OTHER, "degradation_id")
-        _flag(self.skip_bad_images, "skip_bad_images")
+        flag(self.skip_bad_images, "skip_bad_images")
 
     @property
     def rules(self) -> list[Any]:
