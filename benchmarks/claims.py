@@ -3,8 +3,8 @@
 Every run is ``python -m rcot_lightning.train`` in a subprocess (what users run) with one thread
 (``OMP_NUM_THREADS=1``, torch 1 thread) and the same budget of CPU time: ``--budget`` CPU
 minutes of the training process (``callbacks.cpu_budget.minutes``,
-:class:`rcot_lightning.cpu_budget.CPUBudget`; imports and data set-up are not counted, data
-loading is: ``data.num_workers=0``). A cheaper variant gets more iterations from the same
+:class:`rcot_lightning.callbacks.CPUBudget`; imports and data set-up are not counted, data
+loading is: ``data.loader.num_workers=0``). A cheaper variant gets more iterations from the same
 budget, so a comparison is at equal compute. CPU time per iteration still rises with the
 machine's load (caches and cores are shared: the unpaired recipe took 0.22 CPU s per iteration
 alone, 0.49 at a load average of 10 on 2 cores), so run the study on a quiet machine; runs go
@@ -126,8 +126,8 @@ from quality import (
     train_subprocess,
 )
 
-from rcot_lightning.checkpoint import load_module
-from rcot_lightning.cpu_budget import CPUBudget
+from rcot_lightning.callbacks.cpu_budget import CPUBudget
+from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
 from rcot_lightning.metrics import psnr, ssim
 
@@ -142,9 +142,9 @@ DATA = [
     "data.dead_leaves=256",
     "data.scales=[1.0,0.5]",
     "data.batch_size=8",
-    "data.patch_size=48",
+    "data.crops.patch_size=48",
     "data.samples_per_epoch=400",
-    "data.num_workers=0",
+    "data.loader.num_workers=0",
 ]
 #: The seconds-long smoke run's data (tiny images, 2-image batches).
 SMOKE_DATA = [
@@ -152,9 +152,9 @@ SMOKE_DATA = [
     "data.dead_leaves_size=64",
     "data.scales=[1.0]",
     "data.batch_size=2",
-    "data.patch_size=32",
+    "data.crops.patch_size=32",
     "data.samples_per_epoch=8",
-    "data.num_workers=0",
+    "data.loader.num_workers=0",
 ]
 
 #: Task -> (Hydra overrides, the held-out draw's seed key).

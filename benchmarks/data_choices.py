@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from intervals import interval, paired_difference
 from quality import noisy_photo, run_training, score
 
-from rcot_lightning.checkpoint import load_module
+from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
 
 COLOUR = ["astronaut", "rocket", "motorcycle_left", "motorcycle_right"]

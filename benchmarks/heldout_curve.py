@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from quality import noisy_photo
 
-from rcot_lightning.checkpoint import load_module
-from rcot_lightning.cpu_budget import CPUBudget
+from rcot_lightning.callbacks.cpu_budget import CPUBudget
+from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
 from rcot_lightning.metrics import psnr, ssim
 
@@ -50,7 +50,7 @@ def cpu_at(log: list[tuple[float, float]], when: float) -> float | None:
 
 
 def budget_cpu_seconds(ckpt: Path) -> float | None:
-    """The training CPU seconds a checkpoint's :class:`~rcot_lightning.cpu_budget.CPUBudget`
+    """The training CPU seconds a checkpoint's :class:`~rcot_lightning.callbacks.CPUBudget`
     stored, or ``None`` when the run had none."""
     checkpoint = torch.load(ckpt, map_location="cpu", weights_only=False)
     state = checkpoint.get("callbacks", {}).get(CPUBudget.__qualname__)

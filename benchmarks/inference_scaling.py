@@ -58,8 +58,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from rcot_lightning.conf import MAP_PRESETS
 from rcot_lightning.inference import restore_image, tile_starts
-from rcot_lightning.nets import MAP_PRESETS, TwoPassMap
+from rcot_lightning.nets import TwoPassMap
 
 #: Sizes of the untiled-vs-tiled comparison when neither --sizes nor --megapixels is given.
 DEFAULT_SIZES = [(256, 256), (512, 512), (1024, 1024)]

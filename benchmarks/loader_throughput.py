@@ -35,9 +35,9 @@ def loader_rate(
     dm = SamplesDataModule(
         degradation=build_degradation(degradation),
         batch_size=batch,
-        patch_size=patch,
         samples_per_epoch=batch * (batches + 1),
-        num_workers=workers,
+        crops={"patch_size": patch},
+        loader={"num_workers": workers},
     )
     dm.setup("fit")
     start = time.perf_counter()
@@ -55,7 +55,8 @@ def loader_rate(
 
 def model_rate(patch: int, batch: int, iters: int, device: str) -> dict[str, Any] | None:
     try:
-        from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+        from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+        from rcot_lightning.nets import Potential, TwoPassMap
     except ImportError as err:  # nets is built by another part of the project
         return {"skipped": f"rcot_lightning.nets unavailable: {err}"}
     transport_map = TwoPassMap(**MAP_PRESETS["small"]).to(device)

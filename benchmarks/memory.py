@@ -46,8 +46,9 @@ from typing import Any
 
 import torch
 
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+from rcot_lightning.nets import Potential, TwoPassMap
 
 #: Configuration -> (autocast dtype or None, checkpointing). ``fp16`` is for CUDA (the loss
 #: scaling of a real fp16 job changes no tensor sizes, so it is left out here).

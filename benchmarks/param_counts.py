@@ -16,10 +16,12 @@ import torch
 from torch import nn
 
 try:
-    from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+    from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+    from rcot_lightning.nets import Potential, TwoPassMap
 except ModuleNotFoundError:  # run from a source checkout without an installed package
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+    from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+    from rcot_lightning.nets import Potential, TwoPassMap
 
 REFERENCE = {
     "map": {

@@ -61,7 +61,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from rcot_lightning.checkpoint import load_module
+from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.datasets import derive_seed
 from rcot_lightning.data.degradations import Degradation, GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
@@ -184,10 +184,10 @@ def run_training(
         f"model={args.model}",
         "data=variety",
         f"data.batch_size={args.batch}",
-        f"data.patch_size={args.patch}",
+        f"data.crops.patch_size={args.patch}",
         # One epoch of exactly `iterations` batches: the same iteration budget for every variant.
         f"data.samples_per_epoch={iterations * args.batch}",
-        "data.num_workers=0",
+        "data.loader.num_workers=0",
         f"task.degradation.sigma={sigma:g}",
         f"seed={seed}",
         f"data.seed={seed}",

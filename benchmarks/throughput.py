@@ -74,9 +74,10 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.data.datamodules import SamplesDataModule
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+from rcot_lightning.nets import Potential, TwoPassMap
 from rcot_lightning.nets.restormer import set_checkpointing
 from rcot_lightning.objective import FROTObjective, gradient_penalty
 
@@ -202,7 +203,7 @@ def reference_iteration(s: Setup, y: Tensor, x: Tensor, ids: Tensor, alpha: Tens
 
 def one_batch(batch: int, patch: int) -> dict[str, Tensor]:
     """One training batch of the default data (noisy crops of the sample photos)."""
-    dm = SamplesDataModule(batch_size=batch, patch_size=patch, samples_per_epoch=batch)
+    dm = SamplesDataModule(batch_size=batch, crops={"patch_size": patch}, samples_per_epoch=batch)
     dm.setup("fit")
     return next(iter(dm.train_dataloader()))
 

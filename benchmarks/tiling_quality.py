@@ -18,7 +18,7 @@ It also restores each photo whole under bf16 autocast: ``bf16.psnr_diff_db`` (bf
 against clean) and the bf16 / fp32 speed ratio (interleaved, median of ``--repeats``).
 
 A meaningful answer needs a **trained** map (an untrained one is close to the identity, so its
-tiles hardly differ): pass ``--checkpoint`` (a checkpoint written by ``rcot_lightning.train``);
+tiles hardly differ): pass ``--checkpoint`` (a checkpoint written by ``rcot_lightning.cli.train``);
 without it the seeded, untrained map of ``--preset`` is used and the JSON says so.
 
 Run::
@@ -42,17 +42,18 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor, nn
 
+from rcot_lightning.conf import MAP_PRESETS
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
 from rcot_lightning.inference import restore_image, tile_starts
 from rcot_lightning.metrics import psnr
-from rcot_lightning.nets import MAP_PRESETS, TwoPassMap
+from rcot_lightning.nets import TwoPassMap
 
 
 def load_map(checkpoint: str | None, preset: str, seed: int) -> tuple[nn.Module, str]:
     """The map to measure and a description of it for the JSON."""
     if checkpoint is not None:
-        from rcot_lightning.checkpoint import load_module
+        from rcot_lightning.checkpoints.load import load_module
 
         module = load_module(checkpoint)
         return module.map_for_inference.eval(), f"trained: {checkpoint}"
@@ -72,7 +73,7 @@ def db(a: Tensor, b: Tensor) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--checkpoint", help="a trained checkpoint (rcot_lightning.train)")
+    parser.add_argument("--checkpoint", help="a trained checkpoint (rcot_lightning.cli.train)")
     parser.add_argument("--preset", choices=sorted(MAP_PRESETS), default="paper")
     parser.add_argument("--photos", nargs="+", choices=sorted(HELDOUT_PHOTOS), default=None)
     parser.add_argument("--crop", type=int, help="centre crop of each photo (default: whole)")

@@ -18,16 +18,17 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from rcot_lightning import app
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.checkpoints.load import build_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli import app
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 
 #: The text a marker file holds; an attack that empties or deletes it shows.
 MARKER_TEXT = "untouched"
 
 
 def tiny_config() -> dict[str, Any]:
-    """The build config of the tiny model, as ``rcot_lightning.train`` stores it."""
+    """The build config of the tiny model, as ``rcot_lightning.cli.train`` stores it."""
     return {
         "_target_": "rcot_lightning.RCOTModule",
         "transport_map": {"_target_": "rcot_lightning.nets.TwoPassMap", **MAP_PRESETS["tiny"]},
@@ -42,7 +43,7 @@ def tiny_state() -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(path: Path, config: Any, state: dict[str, Any] | None = None, **extra: Any):
-    """A checkpoint as ``rcot_lightning.train`` writes one (enough of it to resume or load)."""
+    """A checkpoint as ``rcot_lightning.cli.train`` writes one (enough of it to resume or load)."""
     torch.save(
         {
             "state_dict": tiny_state() if state is None else state,
@@ -78,7 +79,7 @@ def config_attacks(folder: Path, marker: Path) -> dict[str, Path]:
     """Weights-only checkpoints whose stored config would delete or empty ``marker``."""
     unlink = {"_target_": "pathlib.Path.unlink", "_args_": [str(marker)]}
     truncate = {"_target_": "builtins.open", "_args_": [str(marker), "w"]}
-    through_module = {"_target_": "rcot_lightning.app.os.remove", "_args_": [str(marker)]}
+    through_module = {"_target_": "rcot_lightning.cli.app.os.remove", "_args_": [str(marker)]}
     attacks = {
         "nested-unlink": tiny_config() | {"transport_map": unlink},
         "top-open": truncate,

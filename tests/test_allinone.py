@@ -15,24 +15,24 @@ import pytest
 import torch
 from hydra.utils import instantiate
 
+from rcot_lightning.cli.eval import evaluate
+from rcot_lightning.cli.train import run
 from rcot_lightning.contract import DEGRADATION, SAMPLE_KEY, DegradationId
 from rcot_lightning.data.allinone import AllInOneDataModule
 from rcot_lightning.data.datamodules import SamplesDataModule
 from rcot_lightning.data.degradations import GaussianNoise, Haze, RainStreaks
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.eval import evaluate
 from rcot_lightning.nets import TwoPassMap
-from rcot_lightning.train import run
 from tests.test_presets import bsd400_wed, rain100l, reside_ots
 
-SHORT = ("data.num_workers=0", "trainer.max_steps=4", "trainer.limit_val_batches=2")
+SHORT = ("data.loader.num_workers=0", "trainer.max_steps=4", "trainer.limit_val_batches=2")
 
 
 def _roots(tmp_path: Path) -> tuple[str, ...]:
     return (
-        f"data.tasks.noise.root={bsd400_wed(tmp_path / 'denoise')}",
-        f"data.tasks.rain.root={rain100l(tmp_path / 'rain')}",
-        f"data.tasks.haze.root={reside_ots(tmp_path / 'reside')}",
+        f"data.tasks.noise.folders.root={bsd400_wed(tmp_path / 'denoise')}",
+        f"data.tasks.rain.folders.root={rain100l(tmp_path / 'rain')}",
+        f"data.tasks.haze.folders.root={reside_ots(tmp_path / 'reside')}",
     )
 
 
@@ -58,7 +58,7 @@ def test_a_user_folder_task_joins_and_weights_shift_the_mix(compose_train, tmp_p
         "experiment=allinone",
         *_roots(tmp_path),
         "+data@data.tasks.deblur=gopro",
-        f"data.tasks.deblur.root={gopro(tmp_path / 'gopro')}",
+        f"data.tasks.deblur.folders.root={gopro(tmp_path / 'gopro')}",
         "data.weights={noise: 0, rain: 0, haze: 1, deblur: 3}",
         "data.samples_per_epoch=400",
     )
@@ -84,7 +84,7 @@ def test_mixture_plan_is_balanced_seeded_and_the_same_on_every_rank() -> None:
                 )
             },
             batch_size=4,
-            patch_size=32,
+            crops={"patch_size": 32},
             samples_per_epoch=300,
         )
 
@@ -142,7 +142,7 @@ def test_eval_prints_one_table_per_task(
         f"ckpt_path={allinone_checkpoint}",
         "data=samples_allinone",
         "split=val",
-        "data.val_crop_size=64",
+        "data.crops.val_crop_size=64",
     )
     mean = evaluate(cfg)
     out = capsys.readouterr().out
@@ -165,7 +165,7 @@ def test_eval_uses_each_sets_own_conventions(
         f"ckpt_path={allinone_checkpoint}",
         "data=samples_allinone",
         "split=val",
-        "data.val_crop_size=64",
+        "data.crops.val_crop_size=64",
         "data.tasks.rain.metric.y_channel=true",
         "data.tasks.rain.metric.crop_border=4",
         "save_images=false",
@@ -183,7 +183,7 @@ def test_eval_noise_levels_stay_in_their_task_table(
         f"ckpt_path={allinone_checkpoint}",
         "data=samples_allinone",
         "split=val",
-        "data.val_crop_size=64",
+        "data.crops.val_crop_size=64",
         "sigmas=[15,50]",
     )
     evaluate(cfg)
@@ -201,7 +201,7 @@ def test_eval_scores_every_noise_level_in_one_table(
         "eval",
         f"ckpt_path={allinone_checkpoint}",
         "split=val",
-        "data.val_crop_size=64",
+        "data.crops.val_crop_size=64",
         "sigmas=[15,50]",
     )
     evaluate(cfg)
@@ -220,8 +220,8 @@ def test_eval_several_named_test_sets(
         "eval",
         f"ckpt_path={allinone_checkpoint}",
         "data=bsd400_wed",
-        f"data.root={root}",
-        "data.num_workers=0",
+        f"data.folders.root={root}",
+        "data.loader.num_workers=0",
         "sigmas=[15,25,50]",
     )
     evaluate(cfg)

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-import rcot_lightning.atomic as atomic
-from rcot_lightning.atomic import AtomicCheckpointIO, AtomicCSVLogger, atomic_write
-from rcot_lightning.train import run
+import rcot_lightning.checkpoints.atomic as atomic
+from rcot_lightning.checkpoints.atomic import atomic_write
+from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO, AtomicCSVLogger
+from rcot_lightning.cli.train import run
 
 
 def _digest(path: Path) -> str:

@@ -266,7 +266,7 @@ def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> N
             cfg = compose("train", overrides=[o for o in overrides if "hydra." not in o])
             assert cfg.callbacks.cpu_budget.minutes == 10, key
             assert cfg.trainer.max_time is None and cfg.trainer.max_steps == -1, key
-            assert cfg.data.patch_size == 48 and cfg.data.dead_leaves == 256, key
+            assert cfg.data.crops.patch_size == 48 and cfg.data.dead_leaves == 256, key
             assert cfg.task.name == {"sigma25": "denoise", "rain": "derain"}[variant.task]
             assert cfg.callbacks.model_checkpoint.save_top_k == -1  # the first seed's curve
             objective = cfg.model.objective

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from rcot_lightning.callbacks import RestorationImageLogger
-from rcot_lightning.cpu_budget import CPUBudget
+from rcot_lightning.callbacks.cpu_budget import CPUBudget
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.visualize import (
     comparison_grid,

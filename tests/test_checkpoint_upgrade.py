@@ -1,5 +1,6 @@
 """Checkpoints of older versions still load: version 0.1 (objective settings at the top,
-3x3-only potential) and version 0.2 (the EMA as a plain copy of the map)."""
+3x3-only potential), version 0.2 (the EMA as a plain copy of the map) and version 0.3 (the
+evaluation and clipping settings as separate module arguments)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,19 @@ from pathlib import Path
 
 import torch
 
-from rcot_lightning.checkpoint import (
+from rcot_lightning.checkpoints.load import build_module, check_resumable, load_module
+from rcot_lightning.checkpoints.upgrade import (
     BUILD_CONFIG_KEY,
-    build_module,
-    check_resumable,
-    load_module,
+    NESTED_SETTINGS,
+    nest_settings,
+    upgrade_checkpoint,
     upgrade_config,
     upgrade_state_dict,
 )
-from rcot_lightning.module import RCOTModule
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+from rcot_lightning.cli.train import run
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.module import ClipSettings, EvalSettings, RCOTModule
+from rcot_lightning.nets import Potential, TwoPassMap
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.pretrained import bundle, map_from_bundle
 from tests import test_module
@@ -131,3 +135,76 @@ def test_current_state_dicts_are_left_alone() -> None:
     assert all(upgraded[k] is v for k, v in state.items())
     no_ema = {"transport_map.w": torch.zeros(1)}
     assert upgrade_state_dict(no_ema) == no_ema
+
+
+def _flat_settings(config: dict) -> dict:
+    """``config`` as version 0.3 stored it: the settings as separate arguments, no groups."""
+    flat = {k: v for k, v in config.items() if k not in ("evaluation", "clipping")}
+    for key, (argument, field) in NESTED_SETTINGS.items():
+        flat[key] = config[argument][field]
+    return flat
+
+
+def test_flat_settings_move_under_evaluation_and_clipping() -> None:
+    flat = {
+        "n_critic": 1,
+        "metric_y_channel": True,
+        "metric_crop_border": 4,
+        "metric_also_y": False,
+        "val_tile_size": 64,
+        "map_grad_clip": 0.5,
+        "potential_grad_clip": None,
+        "grad_clip_algorithm": "value",
+    }
+    nested = nest_settings(flat)
+    assert nested == {
+        "n_critic": 1,
+        "evaluation": {"y_channel": True, "crop_border": 4, "also_y": False, "val_tile_size": 64},
+        "clipping": {"map": 0.5, "potential": None, "algorithm": "value"},
+    }
+    assert nest_settings(nested) is nested
+    # An older experiment file laid over today's model config: the key its user wrote wins.
+    composed = nest_settings({**nested, "map_grad_clip": 2.0})
+    assert composed["clipping"] == {"map": 2.0, "potential": None, "algorithm": "value"}
+    assert _flat_settings(nested) == flat
+    assert EvalSettings.of(nested["evaluation"]).crop_border == 4
+    assert ClipSettings.of(nested["clipping"]).algorithm == "value"
+
+
+def test_a_version_0_3_checkpoint_loads_its_settings_and_resumes(
+    compose_train, tmp_path: Path
+) -> None:
+    settings = ("model.clipping.map=0.7", "model.evaluation.crop_border=2")
+    run(compose_train("trainer.max_steps=4", "trainer.val_check_interval=2", *settings))
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    stored = torch.load(last, map_location="cpu", weights_only=True)
+    stored[BUILD_CONFIG_KEY] = _flat_settings(stored[BUILD_CONFIG_KEY])
+    stored["hyper_parameters"] = _flat_settings(stored["hyper_parameters"])
+    assert stored["hyper_parameters"]["map_grad_clip"] == 0.7
+    torch.save(stored, last)
+
+    upgraded = upgrade_checkpoint(torch.load(last, map_location="cpu", weights_only=True))
+    for key in (BUILD_CONFIG_KEY, "hyper_parameters"):
+        assert not set(NESTED_SETTINGS) & set(upgraded[key]), key
+        assert upgraded[key]["clipping"]["map"] == 0.7
+        assert upgraded[key]["evaluation"]["crop_border"] == 2
+    module = load_module(last)
+    assert module.clipping == ClipSettings(map=0.7)
+    assert module.evaluation == EvalSettings(crop_border=2)
+    assert module.iteration == 2
+
+    # A run whose last.ckpt was written before the settings objects continues from it.
+    resumed = run(
+        compose_train(
+            "trainer.max_steps=6", "trainer.val_check_interval=2", "ckpt_path=last", *settings
+        )
+    )
+    assert resumed.model.iteration == 3
+    assert resumed.model.clipping.map == 0.7
+    after = torch.load(last, weights_only=True)
+    assert after["rcot_iteration"] == 3
+    assert after["hyper_parameters"]["clipping"] == {
+        "map": 0.7,
+        "potential": None,
+        "algorithm": "norm",
+    }

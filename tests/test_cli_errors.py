@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from rcot_lightning.app import _one_line, user_error_message
+from rcot_lightning.cli.app import _one_line, user_error_message
 from rcot_lightning.errors import ArgumentError, RCOTError
 from tests.conftest import cli_env, run_cli
 
@@ -32,7 +32,7 @@ CASES = [
     (
         ["trainer.gradient_clip_val=1.0"],
         "rcot-train: error: trainer.gradient_clip_val cannot be used with RCOT's two manual "
-        "optimisers; set model.map_grad_clip and/or model.potential_grad_clip instead",
+        "optimisers; set model.clipping.map and/or model.clipping.potential instead",
     ),
 ]
 if not torch.cuda.is_available():
@@ -95,7 +95,7 @@ def test_argument_errors_of_instantiated_nodes_name_the_config_key() -> None:
     # Hydra release drops it, this fails and says so.
     assert "full_key: data.degradation" in str(info.value), (
         f"hydra-core {hydra.__version__} no longer names the node in InstantiationException "
-        f"({str(info.value)!r}); rcot_lightning.app._instantiated_key must read it elsewhere"
+        f"({str(info.value)!r}); rcot_lightning.cli.app._instantiated_key must read it elsewhere"
     )
     assert user_error_message(info.value) == "data.degradation.sigma must be >= 0, got -5"
     # Raised outside Hydra, the same error names the argument only.
@@ -147,7 +147,7 @@ def test_run_cli_reports_a_composition_error_in_one_line(
 ) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
-    from rcot_lightning import app
+    from rcot_lightning.cli import app
 
     monkeypatch.setattr("sys.argv", ["prog", "task=foo"])
     monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
@@ -161,3 +161,41 @@ def test_run_cli_reports_a_composition_error_in_one_line(
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("rcot-test: error: Could not override 'task'")
     assert "HYDRA_FULL_ERROR" not in os.environ and "RCOT_FULL_ERROR" not in os.environ
+
+
+_EVAL_SPELLING = "(a folder of targets, or {degraded: ..., target: ...})"
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("val_target_dir", f"data.val_sets {_EVAL_SPELLING}"),
+        ("test_degraded_dir", f"data.test_sets {_EVAL_SPELLING}"),
+        ("root", "data.folders.root"),
+        ("pairing", "data.folders.pairing"),
+    ],
+)
+def test_an_old_data_key_on_the_command_line_names_its_new_spelling(
+    compose_train, old: str, new: str
+) -> None:
+    """Overriding a removed key fails in Hydra (the key is gone); ``+data.<old>=`` reaches the
+    data module: both end in one line that names the spelling today."""
+    from hydra.errors import HydraException
+    from hydra.utils import instantiate
+
+    expected = f"data.{old} was removed; use {new} instead"
+    with pytest.raises(HydraException) as composed:
+        compose_train("data=paired", f"data.{old}=x", tiny=False)
+    message = user_error_message(composed.value)
+    assert message is not None and "\n" not in message
+    assert message.endswith(expected)
+    cfg = compose_train(
+        "data=paired",
+        "data.train_degraded_dir=a",
+        "data.train_target_dir=b",
+        f"+data.{old}=x",
+        tiny=False,
+    )
+    with pytest.raises(Exception) as built:
+        instantiate(cfg.data, _convert_="partial")
+    assert user_error_message(built.value) == expected

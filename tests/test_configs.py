@@ -10,9 +10,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import rcot_lightning
-from rcot_lightning.app import DDP_STRATEGY, build_trainer
+from rcot_lightning.cli.app import DDP_STRATEGY, build_trainer
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.conf.presets import MAP_SIZE_KEYS, PRESET_CONFIGS, model_config
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS
 from tests.test_train import TASKS
 
 CONF = Path(rcot_lightning.__file__).parent / "conf"
@@ -54,27 +55,43 @@ def test_default_job_is_denoising_samples_with_the_small_model(compose_train) ->
     assert cfg.callbacks.model_checkpoint.mode == "max"
 
 
-@pytest.mark.parametrize(
-    ("config", "preset"), [("rcot", "paper"), ("rcot_small", "small"), ("rcot_tiny", "tiny")]
-)
-def test_model_configs_match_the_net_presets(compose_train, config: str, preset: str) -> None:
+@pytest.mark.parametrize(("preset", "config"), sorted(PRESET_CONFIGS.items()))
+def test_the_python_presets_are_read_from_the_model_configs(
+    compose_train, preset: str, config: str
+) -> None:
+    """The sizes are written once, in ``conf/model/<config>.yaml``: the presets of the Python API
+    are what Hydra composes from that file (its defaults list applied), read on lookup."""
     cfg = compose_train(f"model={config}", "recipe=none", tiny=False)
-    tmap = OmegaConf.to_container(cfg.model.transport_map)
-    assert isinstance(tmap, dict)
+    composed = {
+        key: OmegaConf.to_container(cfg.model[key], resolve=True)
+        for key in ("transport_map", "potential")
+    }
+    assert model_config(config) == composed
+    tmap, potential = composed["transport_map"], composed["potential"]
+    assert isinstance(tmap, dict) and isinstance(potential, dict)
+    assert list(MAP_PRESETS[preset]) == list(MAP_SIZE_KEYS)
     for key, value in MAP_PRESETS[preset].items():
-        expected = list(value) if isinstance(value, tuple) else value
-        assert tmap[key] == expected, key
-    assert tuple(cfg.model.potential.channels) == POTENTIAL_PRESETS[preset]["channels"]
+        assert tmap[key] == (list(value) if isinstance(value, tuple) else value), key
+    assert POTENTIAL_PRESETS[preset] == {"channels": tuple(potential["channels"])}
+    # A lookup is a copy: changing it changes neither the configs nor the next lookup.
+    MAP_PRESETS[preset]["dim"] = -1
+    assert MAP_PRESETS[preset]["dim"] == tmap["dim"]
+
+
+def test_an_unknown_preset_names_the_known_ones() -> None:
+    with pytest.raises(KeyError, match="known: paper, small, tiny"):
+        MAP_PRESETS["huge"]
+    assert "huge" not in POTENTIAL_PRESETS and len(POTENTIAL_PRESETS) == 3
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_task_sets_degradation_fourier_norm_and_metrics(compose_train, task: str) -> None:
     cfg = compose_train(f"task={task}")
     assert cfg.task.name == task
-    assert cfg.data.degradation_id == cfg.task.degradation_id
+    assert cfg.data.folders.degradation_id == cfg.task.degradation_id
     norms = OmegaConf.to_container(cfg.model.objective.fourier_norms)
     assert norms == {cfg.task.degradation_id: 2 if task == "denoise" else 1}
-    assert cfg.model.metric_y_channel == cfg.task.metric.y_channel
+    assert cfg.model.evaluation.y_channel == cfg.task.metric.y_channel
     if cfg.task.degradation is not None:
         degradation = instantiate(cfg.data.degradation)
         assert degradation.degradation_id.name.lower() == cfg.task.degradation_id
@@ -91,7 +108,7 @@ def test_paper_experiments_hold_the_reference_recipe(compose_train, task: str) -
     present = [f for f in folders if f.split("=")[0].split(".")[1] in cfg.data]
     cfg = compose_train(f"experiment=paper_{task}", *present, tiny=False)
     assert cfg.task.name == task
-    assert cfg.data.batch_size == 3 and cfg.data.patch_size == 128
+    assert cfg.data.batch_size == 3 and cfg.data.crops.patch_size == 128
     m = cfg.model
     assert m.transport_map.dim == MAP_PRESETS["paper"]["dim"]
     assert m.map_optimizer._target_ == "torch.optim.RMSprop" and m.map_optimizer.lr == 5e-5
@@ -175,7 +192,7 @@ def test_strategy_resolution(trainer: dict, processes: int, find_unused: bool | 
         ({"precision": 13}, r"^trainer.precision=13: .*; use 32-true, bf16-mixed"),
         ({"max_epoch": 3}, r"^trainer.max_epoch=3: .*not an argument of lightning.pytorch.Trainer"),
         ({"accelerator": "cpu", "precision": "16-mixed"}, "hardware=bf16"),
-        ({"accelerator": "cpu", "gradient_clip_val": 1.0}, "model.map_grad_clip"),
+        ({"accelerator": "cpu", "gradient_clip_val": 1.0}, "model.clipping.map"),
     ],
 )
 def test_bad_trainer_values_raise_rcot_errors(trainer: dict, message: str) -> None:
@@ -201,7 +218,7 @@ def test_lightning_errors_that_name_no_argument(error: str, expected: str) -> No
     """GPU-machine messages of Lightning that do not name the argument they are about."""
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
-    from rcot_lightning.app import trainer_error_message
+    from rcot_lightning.cli.app import trainer_error_message
 
     trainer = {"accelerator": "gpu", "devices": 4, "precision": "32-true"}
     assert trainer_error_message(MisconfigurationException(error), trainer).startswith(expected)
@@ -262,4 +279,4 @@ def test_paper_recipes_use_the_authors_fourier_strength(compose_train) -> None:
 
 def test_derain_reports_rgb_with_the_y_channel_alongside(compose_train) -> None:
     model = compose_train("task=derain").model
-    assert model.metric_y_channel is False and model.metric_also_y is True
+    assert model.evaluation.y_channel is False and model.evaluation.also_y is True

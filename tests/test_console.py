@@ -13,7 +13,7 @@ from types import SimpleNamespace
 import pytest
 from PIL import Image
 
-from rcot_lightning.progress_bar import RCOTProgressBar
+from rcot_lightning.callbacks.rcot_progress_bar import RCOTProgressBar
 from tests.conftest import TINY, cli_env, run_cli
 
 
@@ -50,10 +50,9 @@ def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> 
         "data=paired",
         f"data.train_degraded_dir={folder}",
         f"data.train_target_dir={folder}",
-        f"data.val_degraded_dir={folder}",
-        f"data.val_target_dir={folder}",
+        f"data.val_sets={{degraded: '{folder}', target: '{folder}'}}",
         "data.batch_size=2",
-        "data.patch_size=32",
+        "data.crops.patch_size=32",
         "trainer.max_steps=4",
     ]
     env = cli_env()

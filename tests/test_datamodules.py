@@ -33,6 +33,7 @@ from rcot_lightning.data.datamodules import (
 )
 from rcot_lightning.data.degradations import GaussianNoise, Haze, OneOf
 from rcot_lightning.data.sampling import ShardedSampler
+from rcot_lightning.data.sources import FolderPairs
 from rcot_lightning.errors import RCOTError
 
 CONF = Path(__file__).resolve().parents[1] / "src" / "rcot_lightning" / "conf"
@@ -53,7 +54,11 @@ def _on_rank(dm: RestorationDataModule, rank: int, world_size: int) -> Restorati
 
 
 def _small_samples(**kwargs: Any) -> SamplesDataModule:
-    options: dict[str, Any] = {"batch_size": 4, "patch_size": 32, "samples_per_epoch": 16}
+    options: dict[str, Any] = {
+        "batch_size": 4,
+        "crops": {"patch_size": 32},
+        "samples_per_epoch": 16,
+    }
     return SamplesDataModule(**(options | kwargs))
 
 
@@ -85,8 +90,8 @@ def test_samples_batches_follow_the_contract() -> None:
 
 
 def test_validation_is_identical_across_epochs_ranks_and_instances() -> None:
-    a = _on_rank(_small_samples(val_crop_size=64), 0, 2)
-    b = _on_rank(_small_samples(val_crop_size=64), 1, 2)
+    a = _on_rank(_small_samples(crops={"patch_size": 32, "val_crop_size": 64}), 0, 2)
+    b = _on_rank(_small_samples(crops={"patch_size": 32, "val_crop_size": 64}), 1, 2)
     va = [x[DEGRADED] for x in a.val_dataloader()]
     vb = [x[DEGRADED] for x in b.val_dataloader()]
     assert all(torch.equal(x, y) for x, y in zip(va, vb, strict=True))
@@ -113,7 +118,7 @@ def test_epochs_differ_and_workers_do_not_change_the_data() -> None:
     loader.sampler.set_epoch(1)
     assert not torch.equal(first, next(iter(loader))[DEGRADED])
     loader.sampler.set_epoch(0)
-    with_workers = _small_samples(num_workers=1).train_dataloader()
+    with_workers = _small_samples(loader={"num_workers": 1}).train_dataloader()
     assert with_workers.persistent_workers and not with_workers.pin_memory
     assert torch.equal(first, next(iter(with_workers))[DEGRADED])
 
@@ -132,10 +137,9 @@ def test_paired_folders_module(tmp_path: Path) -> None:
         str(deg),
         str(tgt),
         batch_size=2,
-        patch_size=16,
-        val_degraded_dir=str(tmp_path / "val_deg"),
-        val_target_dir=str(tmp_path / "val_tgt"),
-        degradation_id="rain",
+        crops={"patch_size": 16},
+        val_sets={"degraded": str(tmp_path / "val_deg"), "target": str(tmp_path / "val_tgt")},
+        folders={"degradation_id": "rain"},
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -143,7 +147,7 @@ def test_paired_folders_module(tmp_path: Path) -> None:
     assert batch[DEGRADATION].tolist() == [1, 1]
     val = next(iter(dm.val_dataloader()))
     assert val[DEGRADED].shape == (1, 3, 30, 36) and val[NAME] == ["0"]
-    with pytest.raises(RCOTError, match=r"no test data configured; set data\.test_target_dir"):
+    with pytest.raises(RCOTError, match=r"no test data configured; set data\.test_sets"):
         dm.test_dataloader()
     with pytest.raises(RCOTError, match=r"set data\.predict_dir"):
         dm.predict_dataloader()
@@ -151,18 +155,58 @@ def test_paired_folders_module(tmp_path: Path) -> None:
 
 def test_eval_folder_of_clean_images_needs_a_degradation(tmp_path: Path) -> None:
     folder = _images(tmp_path / "x", 2)
-    dm = PairedFolderDataModule(str(folder), str(folder), val_target_dir=str(folder))
-    with pytest.raises(RCOTError, match=r"data.val_target_dir holds clean images, so data.degra"):
+    dm = PairedFolderDataModule(str(folder), str(folder), val_sets=str(folder))
+    with pytest.raises(RCOTError, match=r"data.val_sets.target holds clean images, so data.degra"):
         dm.setup("validate")
-    dm = PairedFolderDataModule(str(folder), str(folder), val_degraded_dir=str(folder))
-    with pytest.raises(RCOTError, match=r"data.val_degraded_dir is set but data.val_target_dir"):
-        dm.setup("validate")
+    with pytest.raises(RCOTError, match=r"data.val_sets.degraded is set but data.val_sets.target"):
+        PairedFolderDataModule(str(folder), str(folder), val_sets={"degraded": str(folder)})
+    with pytest.raises(RCOTError, match=r"data.test_sets.kodak.degraded is set but data.test_s"):
+        PairedFolderDataModule(str(folder), str(folder), test_sets={"kodak": {"degraded": "x"}})
+
+
+def test_eval_sets_spellings_are_one_set_or_named_sets(tmp_path: Path) -> None:
+    """A bare folder or one degraded/target pair is a set of one named after the stage; a
+    mapping of names is several sets; a name set to None is left out."""
+    folder = str(_images(tmp_path / "x", 2))
+    one = PairedFolderDataModule(
+        folder,
+        folder,
+        degradation=Haze(),
+        val_sets={"degraded": folder, "target": folder},
+        test_sets=[folder],
+    )
+    assert [s.name for s in one.eval_sets("val")] == ["val"]
+    assert [s.name for s in one.eval_sets("test")] == ["test"]
+    assert isinstance(one.eval_sets("val")[0].source, FolderPairs)
+    named = PairedFolderDataModule(
+        folder,
+        folder,
+        degradation=Haze(),
+        test_sets={"a": folder, "b": {"target": folder, "degraded": folder}, "c": None},
+    )
+    assert [s.name for s in named.eval_sets("test")] == ["a", "b"]
+    assert named.eval_sets("val") == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("val_target_dir", "data.val_sets"),
+        ("val_degraded_dir", "data.val_sets"),
+        ("test_target_dir", "data.test_sets"),
+        ("test_degraded_dir", "data.test_sets"),
+    ],
+)
+def test_an_old_eval_folder_key_names_its_new_spelling(old: str, new: str) -> None:
+    with pytest.raises(RCOTError, match=rf"^data\.{old} was removed; use {new} \(") as err:
+        PairedFolderDataModule("a", "b", **{old: "x"})
+    assert "\n" not in str(err.value)
 
 
 def test_synthetic_module_degrades_train_and_val_on_the_fly(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 3)
     dm = SyntheticDataModule(
-        str(folder), Haze(), batch_size=3, patch_size=24, val_target_dir=str(folder)
+        str(folder), Haze(), batch_size=3, crops={"patch_size": 24}, val_sets=str(folder)
     )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
@@ -178,7 +222,9 @@ def test_synthetic_module_degrades_train_and_val_on_the_fly(tmp_path: Path) -> N
 def test_all_in_one_batches_carry_per_row_ids(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 2)
     mix = OneOf([GaussianNoise(25), Haze()])
-    dm = SyntheticDataModule(str(folder), mix, batch_size=16, patch_size=16, samples_per_epoch=16)
+    dm = SyntheticDataModule(
+        str(folder), mix, batch_size=16, crops={"patch_size": 16}, samples_per_epoch=16
+    )
     ids = next(iter(dm.train_dataloader()))[DEGRADATION]
     assert set(ids.tolist()) == {0, 2}
 
@@ -186,7 +232,7 @@ def test_all_in_one_batches_carry_per_row_ids(tmp_path: Path) -> None:
 def test_unpaired_module_splits_one_folder_into_disjoint_halves(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 7)
     dm = UnpairedDataModule(
-        str(folder), degradation=GaussianNoise(25), batch_size=3, patch_size=16, seed=1
+        str(folder), degradation=GaussianNoise(25), batch_size=3, crops={"patch_size": 16}, seed=1
     )
     dm.setup("fit")
     assert dm.split is not None
@@ -207,9 +253,9 @@ def test_unpaired_module_with_two_folders(tmp_path: Path) -> None:
     dm = UnpairedDataModule(
         str(_images(tmp_path / "clean", 3)),
         degraded_dir=str(_images(tmp_path / "hazy", 2, offset=5)),
-        degradation_id="haze",
+        folders={"degradation_id": "haze"},
         batch_size=2,
-        patch_size=16,
+        crops={"patch_size": 16},
     )
     batch = next(iter(dm.train_dataloader()))
     assert batch[DEGRADATION].tolist() == [2, 2] and not batch[PAIRED].any()
@@ -222,7 +268,7 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
         paired_fraction=0.5,
         degradation=GaussianNoise(15),
         batch_size=8,
-        patch_size=16,
+        crops={"patch_size": 16},
     )
     batch = next(iter(dm.train_dataloader()))
     _check_train_batch(batch, 8, 16)
@@ -236,11 +282,28 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
     ("kwargs", "message"),
     [
         ({"batch_size": 0}, r"data.batch_size must be a positive integer, got 0"),
-        ({"patch_size": -1}, r"data.patch_size must be a positive integer"),
-        ({"num_workers": -1}, r"data.num_workers must be an integer >= 0 or auto"),
+        ({"crops": {"patch_size": -1}}, r"^data.crops.patch_size must be a positive integer"),
+        ({"crops": {"val_crop_size": 0}}, r"^data.crops.val_crop_size must be a positive integ"),
+        ({"crops": {"augment": 1}}, r"^data.crops.augment must be true or false, got 1"),
+        ({"loader": {"num_workers": -1}}, r"^data.loader.num_workers must be an integer >= 0 or"),
+        ({"loader": {"val_batch_size": 0}}, r"^data.loader.val_batch_size must be a positive"),
+        ({"loader": {"pin_memory": "yes"}}, r"^data.loader.pin_memory must be true or false"),
+        ({"patch_size": 32}, r"^data.patch_size was removed; use data.crops.patch_size instead$"),
+        ({"num_workers": 2}, r"^data.num_workers was removed; use data.loader.num_workers inst"),
+        ({"nonsense": 2}, r"^data.nonsense is not an option of this data module$"),
         ({"samples_per_epoch": 0}, r"data.samples_per_epoch must be a positive integer"),
         ({"degradation": {"sigma": 25}}, r"data.degradation must be a degradation node"),
-        ({"degradation_id": "smog"}, r"data.degradation_id: unknown degradation 'smog'"),
+        (
+            {"folders": {"degradation_id": "smog"}},
+            r"data.folders.degradation_id: unknown degradation 'smog'",
+        ),
+        ({"folders": {"scale": 0}}, r"^data.folders.scale must be a positive integer or null"),
+        ({"folders": {"recursive": "yes"}}, r"^data.folders.recursive must be true or false"),
+        ({"folders": {"pairing": [{"degraded": "x"}]}}, r"^data.folders.pairing\[0\] must have"),
+        ({"folders": {"roots": "x"}}, r"^data.folders has no field roots; its fields: root, "),
+        ({"folders": "x"}, r"^data.folders must be a mapping of root, layout, pairing"),
+        ({"root": "/data"}, r"^data.root was removed; use data.folders.root instead$"),
+        ({"many_to_one": True}, r"^data.many_to_one was removed; use data.folders.many_to_one"),
         ({"val_images": ["rocket"]}, r"data.val_images shares rocket with data.train_images"),
         ({"train_images": ["lena"]}, r"data.train_images: unknown sample photos \['lena'\]"),
     ],
@@ -269,7 +332,7 @@ def _config(name: str, **values: Any) -> Any:
 )
 def test_hydra_configs_instantiate(name: str, cls: type, paths: dict[str, str]) -> None:
     cfg = _config(name, **{f"data.{k}": v for k, v in paths.items()})
-    for key in ("batch_size", "patch_size", "num_workers", "degradation", "seed"):
+    for key in ("batch_size", "crops", "loader", "folders", "degradation", "seed"):
         assert key in cfg.data
     dm = instantiate(cfg.data)
     assert type(dm) is cls and dm.batch_size == 8 and dm.patch_size == 128
@@ -318,7 +381,7 @@ class _ContractChecker(L.LightningModule):
 
 def test_trainer_keeps_our_sampler_and_advances_its_epoch(tmp_path: Path) -> None:
     folder = _images(tmp_path / "clean", 4)
-    dm = PairedFolderDataModule(str(folder), str(folder), batch_size=2, patch_size=16)
+    dm = PairedFolderDataModule(str(folder), str(folder), batch_size=2, crops={"patch_size": 16})
     model = _ContractChecker()
     trainer = L.Trainer(
         accelerator="cpu",

@@ -213,7 +213,7 @@ def test_eight_modes_all_occur_and_are_seeded(tmp_path: Path) -> None:
 def test_image_smaller_than_crop_fails_at_construction(tmp_path: Path) -> None:
     pairs = _folder_pairs(_pair_folders(tmp_path, ["a"], size=(20, 64)))
     with pytest.raises(
-        RCOTError, match=r"smaller than data.patch_size=32: .*a.bmp \(20x64\); lower"
+        RCOTError, match=r"smaller than data.crops.patch_size=32: .*a.bmp \(20x64\); lower"
     ):
         PairedDataset(pairs, patch_size=32)
 
@@ -226,7 +226,7 @@ def test_paired_dataset_needs_targets() -> None:
 @pytest.mark.parametrize("value", [0, -3, 2.5])
 def test_invalid_patch_size_names_the_key(value: object) -> None:
     source = Synthesized(MemoryImages({"a": torch.zeros(3, 8, 8)}), GaussianNoise())
-    with pytest.raises(RCOTError, match=r"data\.patch_size must be a positive integer"):
+    with pytest.raises(RCOTError, match=r"data\.crops\.patch_size must be a positive integer"):
         PairedDataset(source, patch_size=value)  # type: ignore[arg-type]
 
 
@@ -247,7 +247,7 @@ def test_synthetic_pairs_are_seeded_per_epoch_and_index() -> None:
 def test_eval_is_full_size_and_the_same_every_time(tmp_path: Path) -> None:
     for name, size in (("small", (20, 30)), ("large", (36, 44))):
         _save(tmp_path / f"{name}.png", _rgb(*size))
-    source = Synthesized(FolderImages(tmp_path, "data.val_target_dir"), GaussianNoise(25))
+    source = Synthesized(FolderImages(tmp_path, "data.val_sets"), GaussianNoise(25))
     data = EvalDataset(source, seed=3)
     rows = [data[i] for i in (1, 0, 1)]
     assert rows[0]["name"] == "small" and rows[0]["degraded"].shape == (3, 20, 30)

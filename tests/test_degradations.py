@@ -221,15 +221,31 @@ def test_chain_id_is_common_id_or_explicit() -> None:
     assert ids.tolist() == [int(DegradationId.SR)] * 3
 
 
-def test_registry_builds_every_entry_and_nested_mappings() -> None:
-    assert set(DEGRADATIONS) >= {"noise", "rain", "haze", "gaussian_blur", "downscale", "jpeg"}
+def test_the_registry_is_the_classes_by_their_short_names() -> None:
+    """DEGRADATIONS is derived from the classes (no second table), and a name builds its class."""
+    classes = [GaussianNoise, RainStreaks, Haze, GaussianBlur, MotionBlur, Downscale, JPEG]
+    classes += [LowLight, OneOf, Chain]
+    assert {cls.short_name: cls for cls in classes} == DEGRADATIONS
     for name, cls in DEGRADATIONS.items():
-        kwargs = (
-            {"degradations": [{"name": "noise", "sigma": 5}]} if name in ("one_of", "chain") else {}
-        )
+        kwargs = {"degradations": [GaussianNoise(sigma=5)]} if name in ("one_of", "chain") else {}
         assert isinstance(build_degradation(name, **kwargs), cls)
-    mix = build_degradation("one_of", degradations=[{"name": "noise"}, {"name": "haze"}])
-    assert isinstance(mix, OneOf) and isinstance(mix.degradations[1], Haze)
+
+    class Speckle(GaussianNoise):
+        short_name = "speckle_test"
+
+    try:
+        assert DEGRADATIONS["speckle_test"] is Speckle
+        assert isinstance(build_degradation("speckle_test", sigma=3), Speckle)
+    finally:
+        del DEGRADATIONS["speckle_test"]
+
+
+def test_compositions_take_built_degradations_only() -> None:
+    """Configs build every stage from its `_target_`; a {name: ...} mapping is not a second way."""
+    with pytest.raises(ArgumentError, match=r"degradations entries must be degradations: in a c"):
+        OneOf([{"name": "noise"}])  # type: ignore[list-item]
+    with pytest.raises(ArgumentError, match=r"`_target_` such as rcot_lightning\.data\.degrad"):
+        Chain([GaussianNoise(), {"name": "haze"}])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize(

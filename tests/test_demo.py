@@ -17,8 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from rcot_lightning.data.degradations import JPEG, GaussianBlur, GaussianNoise, Haze, RainStreaks
-from rcot_lightning.demo_inputs import (
+from rcot_lightning.cli.demo_inputs import (
     LoadedMaps,
     UploadLimits,
     default_models,
@@ -31,6 +30,7 @@ from rcot_lightning.demo_inputs import (
     score_table,
     synthetic_degradation,
 )
+from rcot_lightning.data.degradations import JPEG, GaussianBlur, GaussianNoise, Haze, RainStreaks
 from rcot_lightning.errors import MissingExtraError, RCOTError
 from tests.conftest import cli_env, run_cli
 
@@ -232,7 +232,7 @@ def test_scores_and_the_ab_difference() -> None:
 
 # ------------------------------------------------------------------------------- safety
 def test_the_demo_names_the_extra_when_gradio_is_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from rcot_lightning.demo import import_gradio
+    from rcot_lightning.cli.demo import import_gradio
 
     monkeypatch.setitem(sys.modules, "gradio", None)  # `import gradio` now fails
     with pytest.raises(MissingExtraError, match=r'pip install -e "\.\[demo\]"'):
@@ -240,7 +240,7 @@ def test_the_demo_names_the_extra_when_gradio_is_missing(monkeypatch: pytest.Mon
 
 
 def test_the_workspace_deletes_a_closed_pages_files_and_nothing_outside(tmp_path: Path) -> None:
-    from rcot_lightning.demo_page import Workspace
+    from rcot_lightning.cli.demo_page import Workspace
 
     workspace = Workspace()
     try:
@@ -261,7 +261,7 @@ def test_the_workspace_deletes_a_closed_pages_files_and_nothing_outside(tmp_path
 
 
 def test_the_demo_config_composes_and_is_checked(compose_config: Callable[..., DictConfig]) -> None:
-    from rcot_lightning.demo_page import DemoSettings
+    from rcot_lightning.cli.demo_page import DemoSettings
 
     cfg = compose_config("demo", "device=cpu")
     assert cfg.demo.server_name == "127.0.0.1" and cfg.demo.share is False
@@ -307,14 +307,14 @@ def test_serving_is_local_and_private_unless_asked(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     pytest.importorskip("gradio", reason="the demo extra is not installed")
-    import rcot_lightning.demo_page as demo_page
-    from rcot_lightning.demo import serve
+    import rcot_lightning.cli.demo_page as demo_page
+    from rcot_lightning.cli.demo import serve
 
     page = _FakePage()
     monkeypatch.setattr(demo_page, "build_page", lambda settings, workspace: page)
     for key in ("GRADIO_TEMP_DIR", "GRADIO_ANALYTICS_ENABLED", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(key, raising=False)  # whatever serve() sets is undone after the test
-    with caplog.at_level(logging.WARNING, logger="rcot_lightning.demo"):
+    with caplog.at_level(logging.WARNING, logger="rcot_lightning.cli.demo"):
         serve(compose_config("demo", "device=cpu", f"demo.share={str(share).lower()}"))
     assert page.launched["server_name"] == "127.0.0.1"
     assert page.launched["share"] is share and page.closed

@@ -140,7 +140,7 @@ def _overrides(args: str) -> list[str]:
 def _compose_command(name: str, overrides: list[str], tmp_path: Path) -> None:
     from hydra.core.global_hydra import GlobalHydra
 
-    from rcot_lightning.map_source import model_alias
+    from rcot_lightning.cli.map_source import model_alias
 
     if name in ("restore", "export"):
         overrides = model_alias(overrides)
@@ -150,8 +150,8 @@ def _compose_command(name: str, overrides: list[str], tmp_path: Path) -> None:
         resolved = OmegaConf.to_container(OmegaConf.create(config), resolve=False)
         assert isinstance(resolved, dict)
         if name == "train":
-            from rcot_lightning.app import as_dict
-            from rcot_lightning.recipe import check_recipe
+            from rcot_lightning.cli.app import as_dict
+            from rcot_lightning.cli.recipe import check_recipe
 
             nodes = {k: as_dict(cfg.get(k)) for k in ("task", "data", "model", "trainer")}
             check_recipe(nodes, overrides)

@@ -10,13 +10,14 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module, load_module
+from rcot_lightning.checkpoints.load import build_module, load_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli.eval import evaluate
+from rcot_lightning.cli.restore import restore_files
+from rcot_lightning.cli.train import run
 from rcot_lightning.data.images import read_image
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.eval import evaluate
 from rcot_lightning.module import RCOTModule
-from rcot_lightning.restore import restore_files
-from rcot_lightning.train import run
 from tests.conftest import run_cli
 
 #: A transport map whose receptive field is local (two 3x3 convs): tiling must be exact.
@@ -101,7 +102,7 @@ def test_eval_prints_a_table_and_saves_images_by_name(
     trained_checkpoint: Path, compose_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cfg = compose_config(
-        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.val_crop_size=64"
+        "eval", f"ckpt_path={trained_checkpoint}", "split=val", "data.crops.val_crop_size=64"
     )
     mean_psnr = evaluate(cfg)
     out = capsys.readouterr().out
@@ -114,6 +115,31 @@ def test_eval_prints_a_table_and_saves_images_by_name(
     assert read_image(tmp_path / "restored" / "chelsea.png").shape == (3, 64, 64)
 
 
+def test_eval_tile_restores_in_tiles_of_that_size(
+    trained_checkpoint: Path, compose_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rcot_lightning.checkpoints.load as load
+
+    loaded: list[RCOTModule] = []
+
+    def spy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        loaded.append(load_module(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(load, "load_module", spy)
+    cfg = compose_config(
+        "eval",
+        f"ckpt_path={trained_checkpoint}",
+        "split=val",
+        "data.crops.val_crop_size=80",
+        "tile=64",
+    )
+    evaluate(cfg)
+    (module,) = loaded
+    assert module.evaluation.val_tile_size == 64
+    assert module.hparams["evaluation"]["val_tile_size"] == 64
+
+
 def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
     trained_checkpoint: Path,
     compose_config,
@@ -124,7 +150,7 @@ def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
     # An empty torch hub: whatever is installed, the pretrained weights are absent.
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     overrides = [f"ckpt_path={trained_checkpoint}", "split=val", "fid=true", "save_images=false"]
-    cfg = compose_config("eval", *overrides, "data.val_crop_size=96", "lpips=true")
+    cfg = compose_config("eval", *overrides, "data.crops.val_crop_size=96", "lpips=true")
     evaluate(cfg)  # 96x96 images: 4 patches of 64x64 each
     out = capsys.readouterr().out
     notes = [line for line in out.splitlines() if line.startswith("note: ")]
@@ -150,7 +176,7 @@ def test_eval_fid_and_lpips_run_offline_and_say_why_a_score_is_skipped(
     assert (again["fid"], again["kid"]) == (mean["fid"], mean["kid"])
 
     # Images smaller than a patch: no FID/KID, and one line says why.
-    evaluate(compose_config("eval", *overrides, "data.val_crop_size=48"))
+    evaluate(compose_config("eval", *overrides, "data.crops.val_crop_size=48"))
     out = capsys.readouterr().out
     assert "note: FID/KID skipped for val: FID/KID need at least 2 patches of 64x64" in out
     assert list(csv.DictReader((tmp_path / "metrics.csv").open()))[-1]["fid"] == ""
@@ -168,23 +194,24 @@ def test_eval_uses_lpips_and_inception_fid_when_their_weights_are_present(
     from torchmetrics import MeanSquaredError
 
     from rcot_lightning import metrics
+    from rcot_lightning.metrics import pretrained_probes as probes
 
     present = metrics.MetricAvailability(True, "stand-in")
-    monkeypatch.setattr(metrics, "lpips_available", lambda: present)
-    monkeypatch.setattr(metrics, "inception_fid_available", lambda weights_path=None: present)
-    monkeypatch.setattr(metrics, "lpips", lambda: MeanSquaredError())
+    monkeypatch.setattr(probes, "lpips_available", lambda: present)
+    monkeypatch.setattr(probes, "inception_fid_available", lambda weights_path=None: present)
+    monkeypatch.setattr(probes, "lpips", lambda: MeanSquaredError())
     seen: list[str | None] = []
 
     def inception_fid(weights_path: str | None = None) -> object:
         seen.append(weights_path)
         return metrics.feature_fid(torch.nn.Conv2d(3, 4, 3), num_features=4)
 
-    monkeypatch.setattr(metrics, "inception_fid", inception_fid)
+    monkeypatch.setattr(probes, "inception_fid", inception_fid)
     cfg = compose_config(
         "eval",
         f"ckpt_path={trained_checkpoint}",
         "split=val",
-        "data.val_crop_size=64",
+        "data.crops.val_crop_size=64",
         "fid=true",
         "lpips=true",
         "inception_weights=/weights/inception.pth",
@@ -338,7 +365,7 @@ def test_ckpt_path_last_is_the_latest_training_run(
 ) -> None:
     _, latest = _training_runs(tmp_path, trained_checkpoint, ["2026-01-01_00-00-00", "b"])
     if command == "eval":
-        cfg = compose_config("eval", "ckpt_path=last", "split=val", "data.val_crop_size=32")
+        cfg = compose_config("eval", "ckpt_path=last", "split=val", "data.crops.val_crop_size=32")
         evaluate(cfg)
     elif command == "restore":
         image = _save_image(tmp_path / "x.png", 16, 16)
@@ -347,7 +374,7 @@ def test_ckpt_path_last_is_the_latest_training_run(
         )
         restore_files(cfg)
     else:
-        from rcot_lightning.export import export_files
+        from rcot_lightning.cli.export import export_files
 
         cfg = compose_config(
             "export", "ckpt_path=last", "format=torchscript", f"output={tmp_path / 'm.pt'}"

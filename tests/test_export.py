@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module, load_module
+from rcot_lightning.checkpoints.load import build_module, load_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli.export import PaddedMap, export_map, run_exported
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.export import PaddedMap, export_map, run_exported
 from rcot_lightning.nets import TwoPassMap
 from tests.conftest import run_cli
 

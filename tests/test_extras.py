@@ -11,7 +11,7 @@ import pytest
 import tifffile
 from omegaconf import OmegaConf
 
-from rcot_lightning.app import instantiate_group
+from rcot_lightning.cli.app import instantiate_group
 from rcot_lightning.data.images import image_size, read_image
 from rcot_lightning.data.sources import FolderImages
 from rcot_lightning.errors import MissingExtraError
@@ -29,7 +29,8 @@ def test_a_tiff_without_tifffile_names_the_extra_and_is_never_skipped(
             MissingExtraError, match=r"a\.tif: .*pip install 'rcot-lightning\[tiff\]'"
         ):
             read(path)
-    # data.skip_bad_images skips bad files, not files it merely cannot decode without an extra.
+    # data.folders.skip_bad_images skips bad files, not files it merely cannot decode without an
+    # extra.
     with pytest.raises(MissingExtraError, match="tifffile"):
         FolderImages(tmp_path, "data.train_dir", skip_bad_images=True)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rcot_lightning.eval import evaluate
+from rcot_lightning.cli.eval import evaluate
 from tests.hostile import (
     config_attacks,
     one_line_exit,
@@ -38,7 +38,7 @@ def test_checkpoints_that_would_run_code_are_refused(
 
 
 def test_a_trusted_module_of_your_own_may_be_built(compose_config, tmp_path: Path) -> None:
-    from rcot_lightning.checkpoint import load_module
+    from rcot_lightning.checkpoints.load import load_module
 
     config = tiny_config()
     config["map_scheduler"] = {"_target_": "tests.hostile.tiny_state", "_partial_": True}

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from rcot_lightning import export as export_module
-from rcot_lightning.export import export_files
+from rcot_lightning.cli import export as export_module
+from rcot_lightning.cli.export import export_files
 from tests.hostile import (
     config_attacks,
     one_line_exit,

@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning import app
-from rcot_lightning.restore import restore_files
+from rcot_lightning.cli import app
+from rcot_lightning.cli.restore import restore_files
 from tests.conftest import cli_env, run_cli
 from tests.hostile import (
     config_attacks,
@@ -71,7 +71,7 @@ def test_checkpoints_that_would_run_code_are_refused(
 def test_an_old_checkpoint_needs_trust_or_the_upgrade(
     compose_config, capsys, tmp_path: Path, photo: Path
 ) -> None:
-    from rcot_lightning.upgrade_checkpoint import main as upgrade
+    from rcot_lightning.cli.upgrade_checkpoint import main as upgrade
 
     old = old_style(tmp_path / "old.ckpt")
     code, line = one_line_exit(
@@ -155,7 +155,7 @@ def test_file_problems_are_one_line_each(
     code, line = one_line_exit(
         "rcot-restore", _restore(compose_config, good, broken, tmp_path / "o"), capsys
     )
-    assert code == 2 and "skip_bad=true" in line and "data.skip_bad_images" not in line
+    assert code == 2 and "skip_bad=true" in line and "data.folders.skip_bad_images" not in line
 
     folder = tmp_path / "run"
     folder.mkdir()
@@ -256,4 +256,4 @@ def test_a_value_hydra_cannot_read_says_to_quote_it() -> None:
     err = OverrideParseException("input=a b~", "LexerNoViableAltException: input=a b~ ^")
     message = app.user_error_message(err)
     assert message is not None and "quote a value that has spaces, ~, non-ASCII" in message
-    assert app.quote_path_value("data.root=~/Rain100L") == "data.root='~/Rain100L'"
+    assert app.quote_path_value("data.folders.root=~/Rain100L") == "data.folders.root='~/Rain100L'"

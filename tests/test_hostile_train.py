@@ -14,9 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning import app
+from rcot_lightning.cli import app
+from rcot_lightning.cli.train import run
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.train import run
 from tests.hostile import (
     config_attacks,
     one_line_exit,
@@ -52,7 +52,7 @@ def test_resuming_from_a_hostile_or_wrong_file_is_one_line(
 
 
 def test_public_loaders_refuse_hostile_checkpoints(tmp_path: Path, marker: Path) -> None:
-    from rcot_lightning.checkpoint import build_module, check_resumable, load_module
+    from rcot_lightning.checkpoints.load import build_module, check_resumable, load_module
     from rcot_lightning.module import RCOTModule
     from rcot_lightning.pretrained import bundle
 
@@ -103,7 +103,7 @@ def test_summary_names_the_last_checkpoint_that_exists_and_it_loads_weights_only
     root = _fake_bsd400_wed(tmp_path / "denoise")
     cfg = compose_train(
         "data=bsd400_wed",
-        f"data.root={root}",
+        f"data.folders.root={root}",
         "test=true",
         "trainer.max_steps=2",
         "data.samples_per_epoch=2",
@@ -126,7 +126,7 @@ def test_duplicate_names_across_folders_name_both(compose_train, tmp_path: Path)
     from hydra.utils import instantiate
 
     root = _fake_bsd400_wed(tmp_path / "denoise", duplicate=True)
-    cfg = compose_train("data=bsd400_wed", f"data.root={root}")
+    cfg = compose_train("data=bsd400_wed", f"data.folders.root={root}")
     datamodule = instantiate(cfg.data, _convert_="partial")
     with pytest.raises(RCOTError) as info:
         datamodule.setup("fit")
@@ -144,11 +144,11 @@ def test_allinone_names_the_keys_it_needs(compose_train) -> None:
     datamodule = instantiate(cfg.data, _convert_="partial")
     with pytest.raises(RCOTError) as info:
         datamodule.setup("fit")
-    assert str(info.value).startswith("data.tasks.noise.root is not set; point it at")
+    assert str(info.value).startswith("data.tasks.noise.folders.root is not set; point it at")
     with pytest.raises(HydraException) as composed:
-        compose_train("experiment=allinone", "data.root=/tmp", tiny=False)
+        compose_train("experiment=allinone", "data.folders.root=/tmp", tiny=False)
     message = app.user_error_message(composed.value)
-    assert message is not None and "data.tasks.<task>.root=..." in message
+    assert message is not None and "data.tasks.<task>.folders.root=..." in message
 
 
 def test_a_huge_lambda_gp_is_named(compose_train, capsys) -> None:
@@ -189,7 +189,7 @@ def test_a_worker_error_is_one_line_with_the_traceback_in_the_log(tmp_path: Path
 
 
 def test_a_second_ctrl_c_stops_at_once_with_130(capsys) -> None:
-    from rcot_lightning.preemption import PreemptionCheckpoint
+    from rcot_lightning.callbacks.preemption_checkpoint import PreemptionCheckpoint
 
     watcher = PreemptionCheckpoint()
     watcher._handle(signal.SIGINT, None)  # the first: finish the iteration, save
@@ -204,7 +204,7 @@ def test_a_second_ctrl_c_stops_at_once_with_130(capsys) -> None:
 
 
 def test_a_full_disk_while_checkpointing_is_one_line(tmp_path: Path, monkeypatch) -> None:
-    from rcot_lightning.atomic import AtomicCheckpointIO
+    from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO
 
     def full(*args: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
+from rcot_lightning.conf import MAP_PRESETS
 from rcot_lightning.inference import restore_image, tile_starts
-from rcot_lightning.nets import MAP_PRESETS, TwoPassMap
+from rcot_lightning.nets import TwoPassMap
 from rcot_lightning.shapes import pad_to_multiple
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcot_lightning.checkpoint_callback import RunCheckpoint
-from rcot_lightning.train import run
+from rcot_lightning.callbacks.run_checkpoint import RunCheckpoint
+from rcot_lightning.cli.train import run
 
 
 def _last(tmp_path: Path) -> dict:

@@ -10,7 +10,6 @@ import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
-from rcot_lightning import metrics
 from rcot_lightning.metrics import (
     MetricAvailability,
     PooledFeatures,
@@ -23,6 +22,7 @@ from rcot_lightning.metrics import (
     inception_fid_available,
     lpips,
     lpips_available,
+    pretrained_probes,
     psnr,
     rgb_to_y,
     score_images,
@@ -255,7 +255,7 @@ def test_optional_metrics_skip_with_logged_reason(monkeypatch, tmp_path, caplog)
     assert not fid_status and not lpips_status
     assert "torch-fidelity" in fid_status.reason or "weights" in fid_status.reason
     assert "torchvision" in lpips_status.reason or "weights" in lpips_status.reason
-    with caplog.at_level(logging.WARNING, logger=metrics.__name__):
+    with caplog.at_level(logging.WARNING, logger=pretrained_probes.__name__):
         assert inception_fid() is None
         assert lpips() is None
     assert "Skipping Inception FID" in caplog.text
@@ -263,7 +263,7 @@ def test_optional_metrics_skip_with_logged_reason(monkeypatch, tmp_path, caplog)
 
 
 def test_inception_fid_reason_names_missing_weights(monkeypatch, tmp_path) -> None:
-    monkeypatch.setattr(metrics.importlib.util, "find_spec", lambda name: object())
+    monkeypatch.setattr(pretrained_probes.importlib.util, "find_spec", lambda name: object())
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     status = inception_fid_available()
     assert not status

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import warnings
 from collections.abc import Iterator
 from functools import partial
@@ -20,7 +21,7 @@ from rcot_lightning import objective
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.metrics import psnr
-from rcot_lightning.module import RCOTModule
+from rcot_lightning.module import ClipSettings, EvalSettings, RCOTModule
 from rcot_lightning.objective import FROTObjective
 
 
@@ -398,7 +399,7 @@ def test_gradient_clipping_goes_through_clip_gradients() -> None:
             seen.append(float(gradient_clip_val))
             super().clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
-    module = Spy(ConvMap(), ConvPotential(), map_grad_clip=0.5, potential_grad_clip=2.0)
+    module = Spy(ConvMap(), ConvPotential(), clipping={"map": 0.5, "potential": 2.0})
     make_trainer(max_epochs=1).fit(module, loader([make_batch(0)]))
     assert seen == [2.0, 0.5]
 
@@ -482,6 +483,76 @@ def test_invalid_hyperparameters_name_the_argument() -> None:
         RCOTModule(ConvMap(), ConvPotential(), objective=nn.L1Loss())  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"clipping": {"algorithm": "max"}}, r"clipping.algorithm must be 'norm' or 'value'"),
+        ({"clipping": {"map": -1.0}}, r"clipping.map must be a finite number >= 0"),
+        ({"clipping": {"potential": "big"}}, r"clipping.potential must be a finite number"),
+        ({"clipping": {"map_grad_clip": 1.0}}, r"clipping has no field map_grad_clip"),
+        ({"clipping": 1.0}, r"clipping must be a ClipSettings or a mapping"),
+        ({"evaluation": {"crop_border": -2}}, r"evaluation.crop_border must be an integer >= 0"),
+        ({"evaluation": {"y_channel": "yes"}}, r"evaluation.y_channel must be true or false"),
+        ({"evaluation": {"also_y": 1}}, r"evaluation.also_y must be true or false"),
+        ({"evaluation": {"val_tile_size": 0}}, r"evaluation.val_tile_size must be a positive"),
+        ({"evaluation": {"tile": 64}}, r"evaluation has no field tile; its fields: y_channel"),
+    ],
+)
+def test_invalid_settings_name_the_field(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(RCOTError, match=message):
+        RCOTModule(ConvMap(), ConvPotential(), **kwargs)
+
+
+def test_settings_objects_and_mappings_build_the_same_module_with_plain_hparams() -> None:
+    from omegaconf import OmegaConf
+
+    clipping = ClipSettings(map=0.5, potential=2, algorithm="value")
+    evaluation = EvalSettings(y_channel=True, crop_border=4, also_y=False, val_tile_size=64)
+    as_objects = RCOTModule(ConvMap(), ConvPotential(), clipping=clipping, evaluation=evaluation)
+    as_dicts = RCOTModule(
+        ConvMap(),
+        ConvPotential(),
+        clipping={"map": 0.5, "potential": 2, "algorithm": "value"},
+        # Hydra without _convert_ passes DictConfig nodes: mappings too.
+        evaluation=OmegaConf.create({"y_channel": True, "crop_border": 4, "val_tile_size": 64}),
+    )
+    for module in (as_objects, as_dicts):
+        assert module.clipping == clipping and module.evaluation == evaluation
+        # Plain dicts, never the dataclasses: checkpoints load with weights_only=True.
+        assert type(module.hparams["clipping"]) is dict
+        assert module.hparams["clipping"] == {"map": 0.5, "potential": 2, "algorithm": "value"}
+        assert module.hparams["evaluation"] == {
+            "y_channel": True,
+            "crop_border": 4,
+            "also_y": False,
+            "val_tile_size": 64,
+        }
+    defaults = RCOTModule(ConvMap(), ConvPotential())
+    assert defaults.clipping == ClipSettings() and defaults.evaluation == EvalSettings()
+    # Setting them later (rcot-eval's tile=) keeps the hparams in step.
+    defaults.evaluation = dataclasses.replace(defaults.evaluation, val_tile_size=32)
+    assert defaults.hparams["evaluation"]["val_tile_size"] == 32
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        defaults.evaluation.crop_border = 2  # type: ignore[misc]
+
+
+def test_a_checkpoint_holds_the_settings_as_plain_dicts(tmp_path: Path) -> None:
+    module = RCOTModule(ConvMap(), ConvPotential(), clipping={"map": 1.0})
+    trainer = make_trainer(max_epochs=1)
+    trainer.fit(module, loader([make_batch(0)]))
+    trainer.save_checkpoint(tmp_path / "m.ckpt")
+    stored = torch.load(tmp_path / "m.ckpt", weights_only=True)["hyper_parameters"]
+    assert stored["clipping"] == {"map": 1.0, "potential": None, "algorithm": "norm"}
+    assert stored["evaluation"]["crop_border"] == 0
+    loaded = RCOTModule.load_from_checkpoint(
+        tmp_path / "m.ckpt",
+        transport_map=ConvMap(),
+        potential=ConvPotential(),
+        objective=FROTObjective(),
+    )
+    assert loaded.clipping == module.clipping and loaded.evaluation == module.evaluation
+
+
 def test_fp16_grad_scaler_penalty_is_unscaled() -> None:
     """Under a GradScaler the penalty must see true input gradients, not scaled ones.
 
@@ -503,7 +574,7 @@ def test_fp16_grad_scaler_penalty_is_unscaled() -> None:
     }.items():
         torch.manual_seed(0)
         metrics = LastMetrics()
-        module = RCOTModule(ConvMap(), ConvPotential(), map_grad_clip=1.0)
+        module = RCOTModule(ConvMap(), ConvPotential(), clipping=ClipSettings(map=1.0))
         make_trainer(max_epochs=1, callbacks=[metrics], **kwargs).fit(
             module, loader([make_batch(0)])
         )
@@ -513,7 +584,8 @@ def test_fp16_grad_scaler_penalty_is_unscaled() -> None:
 
 
 def _tiny_rcot(**kwargs: Any) -> RCOTModule:
-    from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, TwoPassMap
+    from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+    from rcot_lightning.nets import Potential, TwoPassMap
 
     return RCOTModule(
         TwoPassMap(**MAP_PRESETS["tiny"]), Potential(**POTENTIAL_PRESETS["tiny"]), **kwargs
@@ -601,7 +673,7 @@ def test_penalty_weights_follow_the_sample_key_not_the_batch() -> None:
 
 
 def test_rgb_metrics_can_log_the_y_channel_alongside() -> None:
-    module = RCOTModule(ConvMap(), ConvPotential(), metric_also_y=True)
+    module = RCOTModule(ConvMap(), ConvPotential(), evaluation={"also_y": True})
     val = [
         {"degraded": torch.rand(1, 3, 24, 24), "target": torch.rand(1, 3, 24, 24), "name": ["a"]}
     ]

@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import Tensor, nn
 
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets import (
-    MAP_PRESETS,
-    POTENTIAL_PRESETS,
     Potential,
     RestormerUNet,
     TwoPassMap,

@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rcot_lightning import app
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module, load_module
+from rcot_lightning.checkpoints.load import build_module, load_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli import app
+from rcot_lightning.cli.train import run
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.train import run
 from tests.conftest import TINY, run_cli
 
 

@@ -125,7 +125,7 @@ def test_installed_wheel_trains_evaluates_and_restores(venv: Path, tmp_path: Pat
     assert ckpt.is_file()
 
     evaluated = _run(
-        [str(venv / "rcot-eval"), f"ckpt_path={ckpt}", "split=val", "data.val_crop_size=64"],
+        [str(venv / "rcot-eval"), f"ckpt_path={ckpt}", "split=val", "data.crops.val_crop_size=64"],
         tmp_path,
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
@@ -162,8 +162,8 @@ def test_installed_wheel_uses_a_user_config_dir(venv: Path, tmp_path: Path) -> N
             str(tmp_path / "my_conf"),
             "experiment=mine",
             "data.batch_size=2",
-            "data.patch_size=32",
-            "data.val_crop_size=64",
+            "data.crops.patch_size=32",
+            "data.crops.val_crop_size=64",
         ],
         tmp_path,
     )

@@ -18,6 +18,7 @@ from rcot_lightning.data.datamodules import (
 from rcot_lightning.data.folders import find_images, resolve_folders
 from rcot_lightning.data.pairing import PairingRule, as_rules, match_names
 from rcot_lightning.data.sources import FolderImages, FolderPairs
+from rcot_lightning.data.specs import FolderSpec
 from rcot_lightning.errors import RCOTError
 
 RAIN = {"degraded": "rain-{id}", "target": "norain-{id}"}
@@ -67,7 +68,10 @@ def test_many_to_one_needs_to_be_allowed() -> None:
     with pytest.raises(RCOTError) as err:
         match_names(degraded, ["0025", "0026"], as_rules(HAZE), where=("hazy/", "clear/"))
     message = str(err.value)
-    assert "0025 <- 0025_0.8_0.04, 0025_1_0.2" in message and "data.many_to_one=true" in message
+    assert (
+        "0025 <- 0025_0.8_0.04, 0025_1_0.2" in message
+        and "data.folders.many_to_one=true" in message
+    )
     assert "clear/" in message
     pairs = match_names(degraded, ["0025", "0026"], as_rules(HAZE), many_to_one=True)
     assert pairs == [(0, 0), (1, 0), (2, 1)]
@@ -77,7 +81,7 @@ def test_rule_matching_nothing_names_the_rule_and_the_folder() -> None:
     with pytest.raises(RCOTError) as err:
         match_names(["img1", "img2"], ["norain-1"], as_rules(RAIN), where=("/data/rainy", "gt"))
     message = str(err.value)
-    assert message.startswith("data.pairing: no rule of ['rain-{id}' -> 'norain-{id}']")
+    assert message.startswith("data.folders.pairing: no rule of ['rain-{id}' -> 'norain-{id}']")
     assert "2 names in /data/rainy (e.g. img1, img2)" in message and "\n" not in message
 
 
@@ -101,7 +105,7 @@ def test_unmatched_names_are_listed_with_the_target_expected() -> None:
     ],
 )
 def test_bad_rules_name_the_key(spec: object, message: str) -> None:
-    with pytest.raises(RCOTError, match=r"data.pairing") as err:
+    with pytest.raises(RCOTError, match=r"data.folders.pairing") as err:
         as_rules(spec)
     assert message in str(err.value)
 
@@ -141,7 +145,11 @@ def test_paired_module_pairs_by_rule_and_rejects_mixed_sizes(tmp_path: Path) -> 
     _files(tmp_path, ["rainy/rain-1.png", "rainy/rain-2.png", "gt/norain-1.png"])
     _save(tmp_path / "gt" / "norain-2.png", (40, 40))
     dm = PairedFolderDataModule(
-        "rainy", "gt", root=str(tmp_path), pairing=RAIN, batch_size=1, patch_size=32
+        "rainy",
+        "gt",
+        folders={"root": str(tmp_path), "pairing": RAIN},
+        batch_size=1,
+        crops={"patch_size": 32},
     )
     with pytest.raises(RCOTError) as err:
         dm.setup("fit")
@@ -159,11 +167,8 @@ def test_semi_paired_many_to_one_keeps_scenes_apart(tmp_path: Path) -> None:
         "clear",
         "hazy",
         paired_fraction=0.5,
-        root=str(tmp_path),
-        pairing=HAZE,
-        many_to_one=True,
-        patch_size=32,
-        augment=False,
+        folders=FolderSpec(root=str(tmp_path), pairing=HAZE, many_to_one=True),
+        crops={"patch_size": 32, "augment": False},
     )
     dm.setup("fit")
     data = dm.datasets["train"]
@@ -185,18 +190,20 @@ def test_semi_paired_many_to_one_keeps_scenes_apart(tmp_path: Path) -> None:
 
 def test_many_to_one_rule_on_unpaired_data_is_refused(tmp_path: Path) -> None:
     _files(tmp_path, ["hazy/0001_1_0.1.png", "clear/0001.png"])
-    dm = UnpairedDataModule("clear", "hazy", root=str(tmp_path), many_to_one=True, patch_size=32)
-    with pytest.raises(RCOTError, match=r"data.many_to_one: unpaired .*data=semipaired"):
+    folders = {"root": str(tmp_path), "many_to_one": True}
+    dm = UnpairedDataModule("clear", "hazy", folders=folders, crops={"patch_size": 32})
+    with pytest.raises(RCOTError, match=r"data.folders.many_to_one: unpaired .*data=semipaired"):
         dm.setup("fit")
 
 
 def test_missing_root_is_one_line_naming_it(tmp_path: Path) -> None:
-    dm = PairedFolderDataModule("rainy", "gt", root=str(tmp_path / "nope"), layout="<root>/rainy")
+    folders = {"root": str(tmp_path / "nope"), "layout": "<root>/rainy"}
+    dm = PairedFolderDataModule("rainy", "gt", folders=folders)
     with pytest.raises(RCOTError) as err:
         dm.setup("fit")
     assert str(err.value) == (
-        f"data.root: {tmp_path / 'nope'} does not exist; point it at the downloaded dataset; "
-        "expected layout: <root>/rainy"
+        f"data.folders.root: {tmp_path / 'nope'} does not exist; point it at the downloaded "
+        "dataset; expected layout: <root>/rainy"
     )
 
 
@@ -231,7 +238,12 @@ def test_sample_key_is_the_same_for_one_or_two_processes(tmp_path: Path) -> None
     names = [f"{i}.png" for i in range(8)]
     _files(tmp_path, [f"deg/{n}" for n in names] + [f"gt/{n}" for n in names])
     make = lambda: PairedFolderDataModule(  # noqa: E731
-        "deg", "gt", root=str(tmp_path), batch_size=2, patch_size=32, samples_per_epoch=8
+        "deg",
+        "gt",
+        folders={"root": str(tmp_path)},
+        batch_size=2,
+        crops={"patch_size": 32},
+        samples_per_epoch=8,
     )
     single = _keys_and_rows(make(), 0, 1)
     split = _keys_and_rows(make(), 0, 2) | _keys_and_rows(make(), 1, 2)

@@ -16,8 +16,8 @@ import lightning.pytorch as pl
 import pytest
 import torch
 
-from rcot_lightning.preemption import PreemptionCheckpoint, TrainingInterrupted
-from rcot_lightning.train import run
+from rcot_lightning.callbacks.preemption_checkpoint import PreemptionCheckpoint, TrainingInterrupted
+from rcot_lightning.cli.train import run
 from tests.conftest import TINY, cli_env, run_cli
 
 

@@ -16,9 +16,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 from PIL import Image
 
+from rcot_lightning.cli.train import run
 from rcot_lightning.contract import DEGRADATION, DegradationId
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.train import run
 
 SIZE = (40, 48)  # (H, W): larger than the tests' 32-pixel crops
 
@@ -190,7 +190,7 @@ def _datamodule(cfg: DictConfig):  # type: ignore[no-untyped-def]
 def test_preset_pairs_its_layout(compose_train, tmp_path: Path, preset: str) -> None:
     build, n_train, test_names, degradation_id = PRESETS[preset]
     root = build(tmp_path / "data")
-    dm = _datamodule(compose_train(f"data={preset}", f"data.root={root}"))
+    dm = _datamodule(compose_train(f"data={preset}", f"data.folders.root={root}"))
     dm.setup("fit")
     train = dm.datasets["train"]
     assert len(train.source) == n_train
@@ -207,14 +207,14 @@ def test_preset_pairs_its_layout(compose_train, tmp_path: Path, preset: str) -> 
 
 def test_gopro_names_frames_by_scene_and_skips_blur_gamma(compose_train, tmp_path: Path) -> None:
     root = gopro(tmp_path / "data")
-    dm = _datamodule(compose_train("data=gopro", f"data.root={root}"))
+    dm = _datamodule(compose_train("data=gopro", f"data.folders.root={root}"))
     dm.setup("fit")
     assert dm.datasets["train"].source.names == ["GOPR0372_07_00/000047", "GOPR0374_11_00/000047"]
 
 
 def test_reside_beta_archive_and_many_to_one_scenes(compose_train, tmp_path: Path) -> None:
     root = reside_ots_beta(tmp_path / "data")
-    dm = _datamodule(compose_train("data=reside_ots", f"data.root={root}"))
+    dm = _datamodule(compose_train("data=reside_ots", f"data.folders.root={root}"))
     dm.setup("fit")
     source = dm.datasets["train"].source
     assert source.names == ["part1/0025_0.8_0.04", "part2/0025_1_0.2", "part2/0026_0.8_0.04"]
@@ -224,7 +224,9 @@ def test_reside_beta_archive_and_many_to_one_scenes(compose_train, tmp_path: Pat
 
 def test_div2k_upsamples_lr_to_hr_size(compose_train, tmp_path: Path) -> None:
     root = div2k_x4(tmp_path / "data")
-    dm = _datamodule(compose_train("data=div2k_x4", f"data.root={root}", "data.val_crop_size=null"))
+    dm = _datamodule(
+        compose_train("data=div2k_x4", f"data.folders.root={root}", "data.crops.val_crop_size=null")
+    )
     dm.setup("validate")
     row = dm.datasets["val"][0]
     assert row["degraded"].shape == row["target"].shape == (3, 64, 64)
@@ -242,7 +244,7 @@ def test_reside_authors_part_folders_and_promptir_test_copy(compose_train, tmp_p
             "SOTS/outdoor/target/0001.png",
         ],
     )
-    dm = _datamodule(compose_train("data=reside_ots", f"data.root={root}"))
+    dm = _datamodule(compose_train("data=reside_ots", f"data.folders.root={root}"))
     dm.setup("fit")
     assert dm.datasets["train"].source.names == ["part1/0025_0.8_0.04", "part2/0026_1_0.2"]
     assert dm.datasets["val"].source.names == ["0001_0.8_0.2"]
@@ -250,7 +252,7 @@ def test_reside_authors_part_folders_and_promptir_test_copy(compose_train, tmp_p
 
 def test_sots_outdoor_is_evaluation_only(compose_train, tmp_path: Path) -> None:
     root = sots_outdoor(tmp_path / "data")
-    dm = _datamodule(compose_train("data=reside_sots_outdoor", f"data.root={root}"))
+    dm = _datamodule(compose_train("data=reside_sots_outdoor", f"data.folders.root={root}"))
     dm.setup("test")
     assert dm.datasets["test"].source.names == ["0001_0.8_0.2", "0002_1_0.16"]
     with pytest.raises(RCOTError, match="no training split"):
@@ -262,8 +264,8 @@ def test_preset_trains_a_few_iterations(compose_train, tmp_path: Path, preset: s
     root = PRESETS[preset][0](tmp_path / "data")
     cfg = compose_train(
         f"data={preset}",
-        f"data.root={root}",
-        "data.num_workers=0",
+        f"data.folders.root={root}",
+        "data.loader.num_workers=0",
         "data.samples_per_epoch=4",
         "trainer.max_steps=4",
         "trainer.limit_val_batches=1",
@@ -278,20 +280,24 @@ def test_wrong_root_names_the_root_and_the_layout(
 ) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    dm = _datamodule(compose_train(f"data={preset}", f"data.root={empty}"))
+    dm = _datamodule(compose_train(f"data={preset}", f"data.folders.root={empty}"))
     with pytest.raises(RCOTError) as err:
         dm.setup("fit")
     message = str(err.value)
     assert str(empty) in message and "expected layout: <root>/" in message
     assert "\n" not in message
-    missing = _datamodule(compose_train(f"data={preset}", f"data.root={tmp_path / 'nope'}"))
-    with pytest.raises(RCOTError, match=r"data.root: .*nope does not exist; point it at the"):
+    missing = _datamodule(compose_train(f"data={preset}", f"data.folders.root={tmp_path / 'nope'}"))
+    with pytest.raises(
+        RCOTError, match=r"data.folders.root: .*nope does not exist; point it at the"
+    ):
         missing.setup("fit")
 
 
 def test_unset_root_says_which_key_to_set(compose_train) -> None:
     dm = _datamodule(compose_train("data=lol"))
-    with pytest.raises(RCOTError, match=r"data.root is not set; .* expected layout: <root>/our485"):
+    with pytest.raises(
+        RCOTError, match=r"data.folders.root is not set; .* expected layout: <root>/our485"
+    ):
         dm.setup("fit")
 
 
@@ -302,16 +308,16 @@ def test_cli_wrong_root_is_one_line_and_exit_2(tmp_path: Path) -> None:
     proc = run_cli(
         "rcot_lightning.train",
         "data=rain100l",
-        f"data.root={missing}",
+        f"data.folders.root={missing}",
         "model=rcot_tiny",
         cwd=tmp_path,
         timeout=300,
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines() == [
-        f"rcot-train: error: data.root: {missing} does not exist; point it at the downloaded "
-        "dataset; expected layout: <root>/{train,test}/{rainy,rain,input}/rain-N.png with "
-        "<root>/{train,test}/{gt,norain,target}/norain-N.png"
+        f"rcot-train: error: data.folders.root: {missing} does not exist; point it at the "
+        "downloaded dataset; expected layout: <root>/{train,test}/{rainy,rain,input}/rain-N.png "
+        "with <root>/{train,test}/{gt,norain,target}/norain-N.png"
     ]
 
 
@@ -319,8 +325,8 @@ def test_named_test_sets_are_tested_after_training(compose_train, tmp_path: Path
     root = bsd400_wed(tmp_path / "data")
     cfg = compose_train(
         "data=bsd400_wed",
-        f"data.root={root}",
-        "data.num_workers=0",
+        f"data.folders.root={root}",
+        "data.loader.num_workers=0",
         "data.samples_per_epoch=4",
         "trainer.max_steps=2",
         "test=true",

@@ -11,11 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module
+from rcot_lightning.checkpoints.load import build_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli.map_source import choose_map, model_alias
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.images import read_image
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.map_source import choose_map, model_alias
 from rcot_lightning.metrics import psnr
 from rcot_lightning.pretrained import (
     DEFAULT_MODEL,
@@ -222,13 +223,14 @@ def test_quality_benchmark_scores_the_bundled_model() -> None:
 def test_the_recipe_config_composes_and_builds(compose_train) -> None:
     from hydra.utils import instantiate
 
-    from rcot_lightning.app import as_dict
+    from rcot_lightning.cli.app import as_dict
 
     cfg = compose_train("experiment=denoise_blind", tiny=False)
     assert list(cfg.data.degradation.sigma) == [0, 50]
     assert cfg.model.ema_decay == 0.999 and cfg.model.objective.supervised_weight == 1.0
+    assert cfg.model.clipping.map == 0.5 and cfg.model.clipping.algorithm == "norm"
     assert cfg.model.objective.potential_weight == 0 and cfg.model.objective.fourier_weight == 0
-    assert cfg.model.transport_map.dim == 16 and cfg.data.patch_size == 64
+    assert cfg.model.transport_map.dim == 16 and cfg.data.crops.patch_size == 64
     assert cfg.trainer.precision == "bf16-mixed"
     # Training data: scikit-image photos and generated images only, never a held-out photo.
     from rcot_lightning.data.heldout import HELDOUT_PHOTOS

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from hydra.utils import instantiate
 
-from rcot_lightning.train import run
+from rcot_lightning.cli.train import run
 
 
 def test_unpaired_recipe_is_pure_frot_on_disjoint_images(compose_train) -> None:

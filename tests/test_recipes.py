@@ -15,9 +15,10 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image
 
+from rcot_lightning.callbacks.recipe_report import RecipeFacts, describe, recipe_name
+from rcot_lightning.cli.recipe import check_recipe
+from rcot_lightning.cli.train import run
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.recipe import RecipeFacts, check_recipe, describe, recipe_name
-from rcot_lightning.train import run
 from tests.conftest import TINY, run_cli
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -40,6 +41,7 @@ DOCS_TABLE = {
     "rcot_lightning.train # recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "train model=rcot # recipe=standard": ("standard", 266, 51, 128, 512, "RMSprop", 5e-5),
     "clean/ recipe=demo": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
+    "model.clipping.map=1.0": ("demo", 50, 6, 64, 128, "Adam", 1e-3),
     "experiment=paper_denoise": ("paper_denoise", 333, 1000, 128, 512, "RMSprop", 5e-5),
 }
 
@@ -108,7 +110,7 @@ def test_documented_command_composes_to_its_figures(compose_train, folder: Path,
         assert cfg.trainer.max_steps // (cfg.model.n_critic + 1) == epochs
     else:
         assert cfg.trainer.max_epochs == epochs
-    assert cfg.data.patch_size == patch
+    assert cfg.data.crops.patch_size == patch
     assert cfg.model.potential.channels[-1] == potential
     assert cfg.model.map_optimizer._target_ == f"torch.optim.{optimizer}"
     assert cfg.model.map_optimizer.lr == lr
@@ -119,8 +121,12 @@ def test_default_job_keeps_the_demo_recipe(compose_train) -> None:
     cfg = compose_train(tiny=False)
     named = compose_train("experiment=quickstart", tiny=False)
     for c in (cfg, named):
-        assert (c.data.batch_size, c.data.patch_size, c.data.samples_per_epoch) == (8, 64, 400)
-        assert c.data.val_crop_size == 128 and c.trainer.max_epochs == 6
+        assert (c.data.batch_size, c.data.crops.patch_size, c.data.samples_per_epoch) == (
+            8,
+            64,
+            400,
+        )
+        assert c.data.crops.val_crop_size == 128 and c.trainer.max_epochs == 6
         assert list(c.model.potential.channels) == [16, 16, 32, 32, 64, 64, 128, 128]
         assert c.model.map_optimizer._target_ == "torch.optim.Adam"
         assert c.model.map_optimizer.lr == 1e-3 and c.model.map_scheduler is None
@@ -155,8 +161,10 @@ def test_a_model_choice_brings_its_own_potential_and_optimisers(compose_train) -
 
 
 def test_a_key_on_the_command_line_wins_over_the_recipe(compose_train) -> None:
-    cfg = compose_train("data=paired", "data.patch_size=96", "trainer.max_epochs=3", tiny=False)
-    assert cfg.data.patch_size == 96 and cfg.trainer.max_epochs == 3
+    cfg = compose_train(
+        "data=paired", "data.crops.patch_size=96", "trainer.max_epochs=3", tiny=False
+    )
+    assert cfg.data.crops.patch_size == 96 and cfg.trainer.max_epochs == 3
 
 
 @pytest.mark.parametrize("task", list(PAPER_EPOCHS))
@@ -190,8 +198,8 @@ def test_run_prints_saves_and_logs_its_recipe_block(
         f"data.train_degraded_dir={folder}",
         f"data.train_target_dir={folder}",
         "data.batch_size=4",
-        "data.patch_size=32",
-        "data.num_workers=0",
+        "data.crops.patch_size=32",
+        "data.loader.num_workers=0",
         "trainer.max_steps=4",
         tiny=False,
     )
@@ -289,7 +297,7 @@ def test_settings_that_mean_something_pass() -> None:
         ),
         (
             ["data=paired", "data.train_degraded_dir=FOLDER", "data.train_target_dir=FOLDER"],
-            "rcot-train: error: 200 images are smaller than data.patch_size=256",
+            "rcot-train: error: 200 images are smaller than data.crops.patch_size=256",
         ),
     ],
     ids=["max_steps", "odd-max_steps", "unpaired-supervised", "patch"],
@@ -299,8 +307,10 @@ def test_meaningless_settings_end_in_one_line(
 ) -> None:
     args = [a.replace("FOLDER", str(folder)) for a in args]
     if args[0] == "data=paired":
-        args.append("data.patch_size=256")
-    proc = run_cli("rcot_lightning.train", *args, "data.num_workers=0", cwd=tmp_path, timeout=300)
+        args.append("data.crops.patch_size=256")
+    proc = run_cli(
+        "rcot_lightning.train", *args, "data.loader.num_workers=0", cwd=tmp_path, timeout=300
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(expected), lines
@@ -312,7 +322,7 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
 
     import torch
 
-    from rcot_lightning.recipe import collect
+    from rcot_lightning.callbacks.recipe_report import collect
 
     class Crops(list):  # 10 images x 6 crops
         source = range(10)
@@ -331,7 +341,11 @@ def test_collect_counts_the_global_batch_over_devices() -> None:
     module = SimpleNamespace(transport_map=torch.nn.Linear(2, 2), potential=torch.nn.Linear(3, 1))
     cfg = {
         "task": {"name": "denoise"},
-        "data": {"_target_": "x.SyntheticDataModule", "batch_size": 3, "patch_size": 128},
+        "data": {
+            "_target_": "x.SyntheticDataModule",
+            "batch_size": 3,
+            "crops": {"patch_size": 128},
+        },
         "model": {"n_critic": 2, "objective": {"supervised_weight": 0.0}},
     }
     facts = collect(trainer, module, cfg, {"recipe": "standard", "data": "synthetic"})
@@ -354,7 +368,7 @@ def test_a_run_without_the_potential_counts_one_step_per_iteration(compose_train
     """best_cpu_denoise: potential_weight 0, so max_steps=6000 is 6,000 iterations, not 3,000."""
     from types import SimpleNamespace
 
-    from rcot_lightning.recipe import collect, steps_per_iteration
+    from rcot_lightning.callbacks.recipe_report import collect, steps_per_iteration
 
     cfg = compose_train("experiment=best_cpu_denoise", tiny=False)
     model = {"n_critic": 1, "objective": {"potential_weight": 0.0}}

@@ -10,10 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from rcot_lightning import app
-from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, build_module
+from rcot_lightning.checkpoints.load import build_module
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
+from rcot_lightning.cli import app
+from rcot_lightning.cli.restore import plan_outputs, restore_files
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.restore import plan_outputs, restore_files
 from tests.conftest import run_cli
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from rcot_lightning.cli.run_folder import new_run_folder, run_folder
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.run_folder import new_run_folder, run_folder
 from tests.conftest import TINY_CLI, cli_env
 
 

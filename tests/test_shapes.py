@@ -7,7 +7,8 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
-from rcot_lightning.nets import MAP_PRESETS, Potential, RestormerUNet, TwoPassMap
+from rcot_lightning.conf import MAP_PRESETS
+from rcot_lightning.nets import Potential, RestormerUNet, TwoPassMap
 from rcot_lightning.shapes import (
     check_images,
     check_same_shape,

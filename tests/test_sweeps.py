@@ -1,4 +1,4 @@
-"""Hydra multiruns of ``rcot_lightning.train``: basic grid, optuna, and with DDP processes.
+"""Hydra multiruns of ``rcot_lightning.cli.train``: basic grid, optuna, and with DDP processes.
 
 Each test runs one command of tiny jobs (5-15 s on a 2-core CPU), so they are not marked slow;
 the last one checks the launch of one sweep job in-process.
@@ -119,8 +119,8 @@ def test_optuna_sweep_on_unpaired_data_searches_no_supervised_key(tmp_path: Path
     data = (
         "data=unpaired",
         f"data.clean_dir={clean}",
-        f"data.val_target_dir={clean}",
-        "data.num_workers=0",
+        f"data.val_sets='{clean}'",
+        "data.loader.num_workers=0",
     )
     sweep = ("hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.n_startup_trials=2")
     # The paired search space names the supervised weight, which unpaired data rejects, and says
@@ -160,7 +160,7 @@ def test_ddp_launch_of_a_sweep_job_points_children_at_the_job_and_restores_run_d
     from hydra.types import RunMode
     from omegaconf import OmegaConf, read_write
 
-    from rcot_lightning.launch import hydra_ddp_launch
+    from rcot_lightning.cli.launch import hydra_ddp_launch
 
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.setattr(sys, "argv", ["train.py", "-m", "model.map_optimizer.lr=1e-3,1e-4"])

@@ -1,4 +1,4 @@
-"""``rcot_lightning.train`` through the real configs.
+"""``rcot_lightning.cli.train`` through the real configs.
 
 In-process: every task and every CPU-capable hardware config with ``fast_dev_run`` on the tiny
 model, resume from ``last.ckpt``, the CSV / TensorBoard / wandb loggers with their pictures. As
@@ -8,6 +8,7 @@ the default job (``python -m rcot_lightning.train`` with no argument, one to two
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 from pathlib import Path
@@ -15,9 +16,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from rcot_lightning.cli.train import run
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.data.degradations import Degradation
-from rcot_lightning.train import run
 from tests.conftest import TINY_CLI, run_cli
 
 TASKS = ("denoise", "derain", "dehaze", "deblur", "sr", "lowlight", "jpeg", "custom")
@@ -48,8 +49,9 @@ def test_every_task_runs_fast_dev_run(compose_train, task: str, tmp_path: Path) 
     # The task's Fourier norm and metric conventions reached the module.
     expected = 2 if task == "denoise" else 1
     assert int(model.objective.fourier_exponents[TASK_IDS[task]]) == expected
-    assert model.hparams.metric_y_channel == cfg.task.metric.y_channel
-    assert model.hparams.metric_crop_border == cfg.task.metric.crop_border
+    assert model.evaluation.y_channel == cfg.task.metric.y_channel
+    assert model.evaluation.crop_border == cfg.task.metric.crop_border
+    assert model.hparams.evaluation == dataclasses.asdict(model.evaluation)
     # fast_dev_run swaps the logger for a dummy: the picture lands in the run folder.
     assert (tmp_path / "images" / "val_1.png").is_file()
 

@@ -17,10 +17,9 @@ def _module(**kwargs: object) -> VarietyDataModule:
         "dead_leaves": 4,
         "dead_leaves_size": 48,
         "train_images": ["astronaut", "rocket"],
-        "patch_size": 32,
+        "crops": {"patch_size": 32, "val_crop_size": 32},
         "samples_per_epoch": 4,
         "batch_size": 2,
-        "val_crop_size": 32,
     }
     options.update(kwargs)
     return VarietyDataModule(**options)  # type: ignore[arg-type]

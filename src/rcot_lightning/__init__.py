@@ -10,16 +10,27 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.3.0"
 
-__all__ = ["FROTObjective", "Potential", "RCOTError", "RCOTModule", "TwoPassMap", "__version__"]
+__all__ = [
+    "ClipSettings",
+    "EvalSettings",
+    "FROTObjective",
+    "Potential",
+    "RCOTError",
+    "RCOTModule",
+    "TwoPassMap",
+    "__version__",
+]
 
 if TYPE_CHECKING:
     from rcot_lightning.errors import RCOTError
-    from rcot_lightning.module import RCOTModule
+    from rcot_lightning.module import ClipSettings, EvalSettings, RCOTModule
     from rcot_lightning.nets import Potential, TwoPassMap
     from rcot_lightning.objective import FROTObjective
 
 _LAZY = {
     "RCOTModule": "rcot_lightning.module",
+    "EvalSettings": "rcot_lightning.module",
+    "ClipSettings": "rcot_lightning.module",
     "FROTObjective": "rcot_lightning.objective",
     "TwoPassMap": "rcot_lightning.nets",
     "Potential": "rcot_lightning.nets",

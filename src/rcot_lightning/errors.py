@@ -22,7 +22,7 @@ class StopNow(BaseException):
 class MissingExtraError(RCOTError):
     """An optional dependency is needed for this input; the message names the extra to install.
 
-    Unlike a bad file, it is never skipped (``data.skip_bad_images`` does not apply).
+    Unlike a bad file, it is never skipped (``data.folders.skip_bad_images`` does not apply).
     """
 
 
@@ -31,7 +31,7 @@ class ArgumentError(RCOTError):
 
     Torch-only layers do not know where their arguments came from. An entry point that built the
     object from a config node names the key instead: ``err.at("data.degradation")`` reads
-    ``data.degradation.sigma must be >= 0, got -5`` (``rcot_lightning.app`` does this for
+    ``data.degradation.sigma must be >= 0, got -5`` (``rcot_lightning.cli.app`` does this for
     objects built by Hydra, whose errors carry the node's key).
 
     Args:

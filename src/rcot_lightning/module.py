@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import asdict, dataclass, fields
+from typing import Any, TypeVar
 
 import lightning as L
 import torch
@@ -14,6 +15,8 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from rcot_lightning.checkpoints.trust import plain
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, ITERATION_KEY, upgrade_checkpoint
 from rcot_lightning.console import quiet_third_party
 from rcot_lightning.contract import (
     CLEAN,
@@ -29,7 +32,7 @@ from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
-from rcot_lightning.trust import plain
+from rcot_lightning.values import at_least, flag, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -39,50 +42,117 @@ quiet_third_party()
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
-#: Where a checkpoint stores the config that rebuilds the module (see ``checkpoint.py``).
-BUILD_CONFIG_KEY = "rcot_build_config"
-_ITERATION_KEY = "rcot_iteration"
-_EMA_PREFIX = "map_ema."
-_EMA_COUNT_KEY = "map_ema.n_averaged"
 #: A gradient-penalty weight above this is a typo or a probe, not a setting (the paper uses 10).
 _LARGE_PENALTY_WEIGHT = 1e6
 
 
-def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dict[str, Any]:
-    """A state dict of an older checkpoint in today's layout (newer ones are returned as they are).
-
-    Up to version 0.2 the EMA of the map was a plain copy of it (``map_ema.<name>``); it is now a
-    :class:`~torch.optim.swa_utils.AveragedModel` (``map_ema.module.<name>`` and the count of
-    averaged models ``map_ema.n_averaged``). The old EMA had averaged the initial weights and
-    ``iteration`` updates, hence a count of ``iteration + 1``.
-
-    Example:
-        >>> new = upgrade_state_dict({"map_ema.w": torch.zeros(1), "potential.w": 1}, 4)
-        >>> sorted(new), int(new["map_ema.n_averaged"])
-        (['map_ema.module.w', 'map_ema.n_averaged', 'potential.w'], 5)
-    """
-    plain = dict(state_dict)
-    if _EMA_COUNT_KEY in plain or not any(k.startswith(_EMA_PREFIX) for k in plain):
-        return plain
-    upgraded = {
-        f"{_EMA_PREFIX}module.{k[len(_EMA_PREFIX) :]}" if k.startswith(_EMA_PREFIX) else k: v
-        for k, v in plain.items()
-    }
-    upgraded[_EMA_COUNT_KEY] = torch.tensor(iteration + 1, dtype=torch.long)
-    return upgraded
-
-
-def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """Bring ``checkpoint["state_dict"]`` (if any) to today's layout, in place; returns it."""
-    state = checkpoint.get("state_dict")
-    if isinstance(state, Mapping):
-        iteration = int(checkpoint.get(_ITERATION_KEY, 0))
-        checkpoint["state_dict"] = upgrade_state_dict(state, iteration)
-    return checkpoint
-
-
 class DivergedError(RCOTError):
     """Training stopped: too many consecutive iterations had a non-finite loss or gradient."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How validation, test and predict restore and score images (``RCOTModule(evaluation=...)``).
+
+    Args:
+        y_channel: PSNR/SSIM on the BT.601 Y channel.
+        crop_border: pixels shaved from each border before PSNR/SSIM.
+        also_y: with RGB metrics, also log ``psnr_y`` / ``ssim_y`` on the Y channel.
+        val_tile_size: restore validation/test/predict images in overlapping tiles of this size
+            (a multiple of the map's ``size_multiple``; the map pads each input to it itself),
+            or None for whole images.
+
+    Example:
+        >>> EvalSettings.of({"crop_border": 4})
+        EvalSettings(y_channel=False, crop_border=4, also_y=False, val_tile_size=None)
+        >>> EvalSettings(crop_border=-1)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: evaluation.crop_border must be an integer >= 0, got -1
+    """
+
+    y_channel: bool = False
+    crop_border: int = 0
+    also_y: bool = False
+    val_tile_size: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("y_channel", "also_y"):
+            flag(getattr(self, name), f"evaluation.{name}", keyed=True)
+        at_least(self.crop_border, "evaluation.crop_border", 0, keyed=True)
+        positive_int(self.val_tile_size, "evaluation.val_tile_size", allow_none=True, keyed=True)
+
+    @classmethod
+    def of(cls, value: EvalSettings | Mapping[str, Any] | None) -> EvalSettings:
+        """``value`` as settings: an instance as it is, a mapping of fields, None the defaults."""
+        return _settings(cls, value, "evaluation")
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """Gradient clipping of the two networks (``RCOTModule(clipping=...)``).
+
+    Clipping runs in ``on_before_optimizer_step``, after a GradScaler has unscaled the gradients;
+    ``trainer.gradient_clip_val`` cannot be used with RCOT's two manual optimisers.
+
+    Args:
+        map: clip value for the map's gradients, or None (0 also clips nothing).
+        potential: clip value for the potential's gradients, or None.
+        algorithm: ``"norm"`` (clip the gradients' total norm) or ``"value"`` (each element).
+
+    Example:
+        >>> ClipSettings.of({"map": 0.5})
+        ClipSettings(map=0.5, potential=None, algorithm='norm')
+        >>> ClipSettings(algorithm="max")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: clipping.algorithm must be 'norm' or 'value', got 'max'
+    """
+
+    map: float | None = None
+    potential: float | None = None
+    algorithm: str = "norm"
+
+    def __post_init__(self) -> None:
+        for name in ("map", "potential"):
+            value = getattr(self, name)
+            if value is not None and not (_is_number(value) and 0 <= value < float("inf")):
+                raise RCOTError(
+                    f"clipping.{name} must be a finite number >= 0 or null, got {value!r}"
+                )
+        if self.algorithm not in ("norm", "value"):
+            raise RCOTError(f"clipping.algorithm must be 'norm' or 'value', got {self.algorithm!r}")
+
+    @classmethod
+    def of(cls, value: ClipSettings | Mapping[str, Any] | None) -> ClipSettings:
+        """``value`` as settings: an instance as it is, a mapping of fields, None the defaults."""
+        return _settings(cls, value, "clipping")
+
+
+_Settings = TypeVar("_Settings", EvalSettings, ClipSettings)
+
+
+def _settings(cls: type[_Settings], value: Any, argument: str) -> _Settings:
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, Mapping):
+        raise RCOTError(
+            f"{argument} must be a {cls.__name__} or a mapping of its fields, got "
+            f"{type(value).__name__}"
+        )
+    known = [f.name for f in fields(cls)]
+    unknown = sorted(str(k) for k in value if k not in known)
+    if unknown:
+        raise RCOTError(
+            f"{argument} has no field {', '.join(unknown)}; its fields: {', '.join(known)}"
+        )
+    return cls(**{str(k): v for k, v in value.items()})
 
 
 def _default_rmsprop(lr: float) -> OptimizerFactory:
@@ -124,9 +194,8 @@ class RCOTModule(L.LightningModule):
         potential_scheduler: as above for phi.
         scheduler_interval: step schedulers every ``"epoch"`` or every ``"step"`` (iteration).
         n_critic: potential updates per map update.
-        map_grad_clip: clip value for the map's gradients, or None.
-        potential_grad_clip: clip value for the potential's gradients, or None.
-        grad_clip_algorithm: ``"norm"`` or ``"value"``.
+        clipping: gradient clipping of the two networks, a :class:`ClipSettings` or a mapping
+            of its fields (``{"map": 1.0}``); None clips nothing.
         max_bad_steps: an update whose loss or gradient is not finite is skipped (weights and
             optimiser state unchanged) and counted (``train/skipped_updates``); after this many
             consecutive iterations with a skipped update training stops with
@@ -142,11 +211,9 @@ class RCOTModule(L.LightningModule):
             mode.
         compile_map: run ``T`` through ``torch.compile`` (the potential is never compiled: its
             double backward is not supported by the compiler).
-        metric_y_channel: PSNR/SSIM on the BT.601 Y channel.
-        metric_crop_border: pixels shaved from each border before PSNR/SSIM.
-        metric_also_y: with RGB metrics, also log ``psnr_y`` / ``ssim_y`` on the Y channel.
-        val_tile_size: restore validation/test/predict images in overlapping tiles of this size
-            (a multiple of the map's ``size_multiple``; the map pads each input to it itself).
+        evaluation: how validation, test and predict restore and score images (metric
+            conventions, tiling), an :class:`EvalSettings` or a mapping of its fields
+            (``{"y_channel": True, "crop_border": 4}``); None for RGB metrics on whole images.
         seed: seeds the gradient penalty's mixing weights, per sample (``batch["sample_key"]``)
             or, without keys, per (rank, iteration, critic step), so a resumed run draws
             exactly what an uninterrupted run would.
@@ -165,16 +232,11 @@ class RCOTModule(L.LightningModule):
         potential_scheduler: SchedulerFactory | None = None,
         scheduler_interval: str = "epoch",
         n_critic: int = 1,
-        map_grad_clip: float | None = None,
-        potential_grad_clip: float | None = None,
-        grad_clip_algorithm: str = "norm",
+        clipping: ClipSettings | Mapping[str, Any] | None = None,
         max_bad_steps: int = 10,
         ema_decay: float | None = None,
         compile_map: bool = False,
-        metric_y_channel: bool = False,
-        metric_crop_border: int = 0,
-        metric_also_y: bool = False,
-        val_tile_size: int | None = None,
+        evaluation: EvalSettings | Mapping[str, Any] | None = None,
         seed: int = 0,
         build_config: Mapping[str, Any] | None = None,
     ) -> None:
@@ -184,10 +246,6 @@ class RCOTModule(L.LightningModule):
         if scheduler_interval not in ("epoch", "step"):
             raise RCOTError(
                 f"scheduler_interval must be 'epoch' or 'step', got {scheduler_interval!r}"
-            )
-        if grad_clip_algorithm not in ("norm", "value"):
-            raise RCOTError(
-                f"grad_clip_algorithm must be 'norm' or 'value', got {grad_clip_algorithm!r}"
             )
         if max_bad_steps < 1:
             raise RCOTError(f"max_bad_steps must be >= 1, got {max_bad_steps!r}")
@@ -200,12 +258,15 @@ class RCOTModule(L.LightningModule):
             )
         # Networks, the objective and factories are objects, not hyper-parameters; the Hydra
         # config that built them travels in `build_config`, the objective's settings are
-        # logged below.
+        # logged below, and the two settings objects are stored as plain dicts (their setters):
+        # a checkpoint must load weights-only.
         self.save_hyperparameters(
             ignore=[
                 "transport_map",
                 "potential",
                 "objective",
+                "clipping",
+                "evaluation",
                 "map_optimizer",
                 "potential_optimizer",
                 "map_scheduler",
@@ -218,6 +279,8 @@ class RCOTModule(L.LightningModule):
         self.potential = potential
         self.objective = objective if objective is not None else FROTObjective()
         self.hparams["objective"] = self.objective.settings()
+        self.clipping = ClipSettings.of(clipping)
+        self.evaluation = EvalSettings.of(evaluation)
         self.map_ema: AveragedModel | None = None
         if ema_decay is not None:
             # use_buffers=False: buffers are copied from T at each update, not averaged.
@@ -238,6 +301,29 @@ class RCOTModule(L.LightningModule):
         self._bad_streak = 0
         self._skipped_now: list[str] = []
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
+
+    # ------------------------------------------------------------------------------- settings
+    @property
+    def clipping(self) -> ClipSettings:
+        """The gradient clipping; setting it (a :class:`ClipSettings` or a mapping) also sets
+        ``hparams["clipping"]``, a plain dict."""
+        return self._clipping
+
+    @clipping.setter
+    def clipping(self, value: ClipSettings | Mapping[str, Any] | None) -> None:
+        self._clipping = ClipSettings.of(value)
+        self.hparams["clipping"] = asdict(self._clipping)
+
+    @property
+    def evaluation(self) -> EvalSettings:
+        """The evaluation settings; setting them (an :class:`EvalSettings` or a mapping) also
+        sets ``hparams["evaluation"]``, a plain dict."""
+        return self._evaluation
+
+    @evaluation.setter
+    def evaluation(self, value: EvalSettings | Mapping[str, Any] | None) -> None:
+        self._evaluation = EvalSettings.of(value)
+        self.hparams["evaluation"] = asdict(self._evaluation)
 
     # ----------------------------------------------------------------------------- optimisers
     def configure_optimizers(self) -> Any:
@@ -260,12 +346,10 @@ class RCOTModule(L.LightningModule):
         # correct under every precision (clipping right after manual_backward would clip
         # scaled gradients under 16-mixed).
         is_map = optimizer is self.trainer.optimizers[0]
-        clip = self.hparams["map_grad_clip"] if is_map else self.hparams["potential_grad_clip"]
+        clip = self.clipping.map if is_map else self.clipping.potential
         if clip:
             self.clip_gradients(
-                optimizer,
-                gradient_clip_val=clip,
-                gradient_clip_algorithm=self.hparams["grad_clip_algorithm"],
+                optimizer, gradient_clip_val=clip, gradient_clip_algorithm=self.clipping.algorithm
             )
 
     # ------------------------------------------------------------------------------ the map
@@ -291,7 +375,7 @@ class RCOTModule(L.LightningModule):
 
         Args:
             degraded: ``(B, 3, H, W)`` in [0, 1].
-            tile: tile size for tiled inference; defaults to ``val_tile_size``.
+            tile: tile size for tiled inference; defaults to ``evaluation.val_tile_size``.
 
         Returns:
             ``(B, 3, H, W)``, clamped to [0, 1].
@@ -300,7 +384,7 @@ class RCOTModule(L.LightningModule):
         out = restore_image(
             net,
             degraded,
-            tile=tile if tile is not None else self.hparams["val_tile_size"],
+            tile=tile if tile is not None else self.evaluation.val_tile_size,
         )
         return out.clamp(0, 1)
 
@@ -421,7 +505,7 @@ class RCOTModule(L.LightningModule):
             )
         return (
             "lower the learning rates (model.map_optimizer.lr, model.potential_optimizer.lr) "
-            "or clip gradients (model.map_grad_clip)"
+            "or clip gradients (model.clipping.map)"
         )
 
     def _score(self, images: Tensor) -> Tensor:
@@ -485,9 +569,9 @@ class RCOTModule(L.LightningModule):
             self.restore(y),
             batch[TARGET],
             degraded=y,
-            y_channel=self.hparams["metric_y_channel"],
-            crop_border=self.hparams["metric_crop_border"],
-            also_y=self.hparams["metric_also_y"],
+            y_channel=self.evaluation.y_channel,
+            crop_border=self.evaluation.crop_border,
+            also_y=self.evaluation.also_y,
         )
         # Per-image scores averaged over the set: Lightning's epoch mean weights each batch's
         # mean by its size and sums over ranks, so no metric objects are needed (they would
@@ -514,13 +598,13 @@ class RCOTModule(L.LightningModule):
         for key in ("hyper_parameters", "datamodule_hyper_parameters"):
             if key in checkpoint:
                 checkpoint[key] = plain(checkpoint[key])
-        checkpoint[_ITERATION_KEY] = self.iteration
+        checkpoint[ITERATION_KEY] = self.iteration
         if self.build_config is not None:
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         # Lightning loads checkpoint["state_dict"] after this hook (resume, load_from_checkpoint).
         upgrade_checkpoint(checkpoint)
-        self.iteration = int(checkpoint.get(_ITERATION_KEY, 0))
+        self.iteration = int(checkpoint.get(ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
             self.build_config = plain(checkpoint[BUILD_CONFIG_KEY])

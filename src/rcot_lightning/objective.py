@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import ArgumentError, RCOTError
 from rcot_lightning.shapes import check_images, check_same_shape
+from rcot_lightning.values import one_of
 
 __all__ = [
     "DEFAULT_FOURIER_NORMS",
@@ -444,9 +445,9 @@ class FROTObjective(nn.Module):
         for name, value in weights.items():
             if not (isinstance(value, int | float) and value >= 0):
                 raise ArgumentError(name, f"must be a number >= 0, got {value!r}")
-        _check_choice("transport_cost", transport_cost, ("rms", "l1", "l2"))
-        _check_choice("fft_norm", fft_norm, ("ortho", "backward", "forward"))
-        _check_choice("supervised_loss", supervised_loss, ("l1", "l2"))
+        one_of(transport_cost, "transport_cost", ("rms", "l1", "l2"))
+        one_of(fft_norm, "fft_norm", ("ortho", "backward", "forward"))
+        one_of(supervised_loss, "supervised_loss", ("l1", "l2"))
         self.transport_cost = transport_cost
         self.fft_norm = fft_norm
         self.reference_fourier = bool(reference_fourier)
@@ -577,8 +578,3 @@ class FROTObjective(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.settings().items() if k != "fourier_norms")
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ArgumentError(name, f"must be one of {', '.join(map(repr, choices))}, got {value!r}")

@@ -20,7 +20,7 @@ Restoring with one (any size; tiles bound the memory)::
     net = load("denoise-blind")
     restored = restore_image(net, noisy, tile=512).clamp(0, 1)  # (B, 3, H, W)
 
-Add an entry with :func:`bundle` (from a checkpoint of ``rcot_lightning.train``) and a YAML file
+Add an entry with :func:`bundle` (from a checkpoint of ``rcot_lightning.cli.train``) and a YAML file
 next to it.
 """
 
@@ -139,12 +139,13 @@ def map_from_bundle(
 ) -> nn.Module:
     """Rebuild a map from what :func:`bundle` saved (``transport_map`` config + ``state_dict``).
 
-    The config's ``_target_`` nodes are checked first (:func:`rcot_lightning.trust.check_targets`;
-    ``trusted_targets`` names further modules of your own), ``source`` names the file in errors.
+    The config's ``_target_`` nodes are checked first
+    (:func:`~rcot_lightning.checkpoints.trust.check_targets`; ``trusted_targets`` names further
+    modules of your own), ``source`` names the file in errors.
     """
     from hydra.utils import instantiate
 
-    from rcot_lightning.trust import check_targets
+    from rcot_lightning.checkpoints.trust import check_targets
 
     if stored.get("format") != BUNDLE_FORMAT:
         raise RCOTError(f"{source}: bundle format {stored.get('format')!r}; this version reads 1")
@@ -170,17 +171,17 @@ def bundle(
     optimisers and every objective setting.
 
     Args:
-        ckpt_path: a checkpoint written by ``rcot_lightning.train``.
+        ckpt_path: a checkpoint written by ``rcot_lightning.cli.train``.
         output: the ``.pt`` file to write.
         trust_checkpoint: unpickle the checkpoint in full (it can then run code); by default it
-            is read weights-only (:mod:`rcot_lightning.trust`).
+            is read weights-only (:mod:`rcot_lightning.checkpoints.trust`).
         trusted_targets: modules of your own whose classes its stored config may build.
 
     Returns:
         ``output``.
     """
-    from rcot_lightning.checkpoint import BUILD_CONFIG_KEY, upgrade_checkpoint
-    from rcot_lightning.trust import read_checkpoint
+    from rcot_lightning.checkpoints.trust import read_checkpoint
+    from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, upgrade_checkpoint
 
     path = Path(ckpt_path)
     checkpoint = read_checkpoint(path, "cpu", trust=trust_checkpoint)

@@ -138,8 +138,9 @@ def size_multiple(net: Any) -> int:
     (``torch.compile``) are looked through; anything that declares nothing gets 1.
 
     Example:
-        >>> from rcot_lightning.nets import MAP_PRESETS, TwoPassMap
-        >>> size_multiple(TwoPassMap(**MAP_PRESETS["tiny"])), size_multiple(lambda t: t)
+        >>> from rcot_lightning.nets import TwoPassMap
+        >>> tmap = TwoPassMap(dim=4, num_blocks=(1, 1, 1, 1), heads=(1, 1, 1, 1))
+        >>> size_multiple(tmap), size_multiple(lambda t: t)
         (8, 1)
     """
     seen: set[int] = set()

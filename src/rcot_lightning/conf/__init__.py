@@ -3,33 +3,50 @@
 Importing this package registers the OmegaConf resolvers the configs use, so the configs also
 compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
 
-* ``${rcot_run_id:}``: a run folder name every process of one launch agrees on;
 * ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
-  (claimed, never shared with another run; see :mod:`rcot_lightning.run_folder`);
+  (claimed, never shared with another run; see :mod:`rcot_lightning.cli.run_folder`);
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
 * ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
   :func:`default_recipe`).
+
+The model sizes are written once, in ``model/*.yaml``; ``MAP_PRESETS`` and ``POTENTIAL_PRESETS``
+read them for code that builds the networks itself (:mod:`rcot_lightning.conf.presets`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import netrc
 import os
 
 from omegaconf import OmegaConf
 
-__all__ = ["DEMO_CHOICES", "default_recipe", "register_resolvers"]
+from rcot_lightning.conf.presets import MAP_PRESETS, POTENTIAL_PRESETS
+
+__all__ = [
+    "DEMO_CHOICES",
+    "MAP_PRESETS",
+    "POTENTIAL_PRESETS",
+    "default_recipe",
+    "register_resolvers",
+    "wandb_mode",
+]
 
 #: The choices of the default job: only these get ``recipe=demo``.
 DEMO_CHOICES = {"data": "samples", "model": "rcot_small"}
 
 
+def wandb_mode() -> str:
+    """``WANDB_MODE`` as wandb reads it: ``"offline"`` (also for dryrun and disabled), ``"online"``
+    or ``""`` (not set): the one place the variable is parsed."""
+    mode = os.environ.get("WANDB_MODE", "").lower()
+    return "offline" if mode in ("offline", "dryrun", "disabled") else mode
+
+
 def _wandb_offline() -> bool:
     """True unless an API key is configured (env, netrc) or ``WANDB_MODE=online`` is set."""
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    if mode in ("offline", "dryrun", "disabled"):
+    mode = wandb_mode()
+    if mode == "offline":
         return True
     if mode == "online" or os.environ.get("WANDB_API_KEY"):
         return False
@@ -39,23 +56,8 @@ def _wandb_offline() -> bool:
     return True
 
 
-def _run_id() -> str:
-    """The start time, or the torchrun run id / SLURM job id when launched by those.
-
-    torchrun and SLURM start every rank as its own process, and each composes its own config; a
-    timestamp could differ between them by a second, so their ids come first.
-    """
-    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
-    if run_id not in ("", "none"):
-        return f"torchrun-{run_id}"
-    if "SLURM_JOB_ID" in os.environ:
-        step = os.environ.get("SLURM_ARRAY_TASK_ID", os.environ.get("SLURM_STEP_ID", "0"))
-        return f"slurm-{os.environ['SLURM_JOB_ID']}-{step}"
-    return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-
-
 def _run_dir(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
-    from rcot_lightning.run_folder import run_folder
+    from rcot_lightning.cli.run_folder import run_folder
 
     return run_folder(parent, run_dir, ckpt_path)
 
@@ -84,9 +86,6 @@ def register_resolvers() -> None:
     """Register the resolvers of the module docstring (idempotent)."""
     if not OmegaConf.has_resolver("rcot_wandb_offline"):
         OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
-    if not OmegaConf.has_resolver("rcot_run_id"):
-        # Cached per config, like Hydra's ${now:}: every read of hydra.run.dir agrees.
-        OmegaConf.register_new_resolver("rcot_run_id", _run_id, use_cache=True)
     if not OmegaConf.has_resolver("rcot_run_dir"):
         # Cached: the folder is claimed once per config, however often run.dir is read.
         OmegaConf.register_new_resolver("rcot_run_dir", _run_dir, use_cache=True)

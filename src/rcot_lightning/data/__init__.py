@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from rcot_lightning.data.images import *  # noqa: F403
     from rcot_lightning.data.pairing import *  # noqa: F403
     from rcot_lightning.data.sampling import *  # noqa: F403
+    from rcot_lightning.data.specs import *  # noqa: F403
 
 # Looked up in this order: the torch-only modules first, so that their names never import
 # Lightning; a name found in none of them is not part of the package.
@@ -25,6 +26,7 @@ _SUBMODULES = (
     "degradations",
     "images",
     "pairing",
+    "specs",
     "sampling",
     "datasets",
     "datamodules",

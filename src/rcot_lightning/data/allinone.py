@@ -105,9 +105,9 @@ class MixtureDataset(Dataset[dict[str, Tensor]]):
 
 @contextlib.contextmanager
 def _task_keys(name: str) -> Iterator[None]:
-    """A task's errors name its keys as the user sets them: ``data.tasks.<name>.root``.
+    """A task's errors name its keys as the user sets them: ``data.tasks.<name>.folders.root``.
 
-    Each task's data module names its own keys (``data.root``), which do not exist here.
+    Each task's data module names its own keys (``data.folders.root``), which do not exist here.
     """
     try:
         yield
@@ -138,7 +138,7 @@ class AllInOneDataModule(RestorationDataModule):
         >>> dm = AllInOneDataModule(
         ...     {"noise": SamplesDataModule(degradation=GaussianNoise(25)),
         ...      "haze": SamplesDataModule(degradation=Haze())},
-        ...     batch_size=8, patch_size=32, samples_per_epoch=16, val_crop_size=32)
+        ...     batch_size=8, samples_per_epoch=16, crops={"patch_size": 32, "val_crop_size": 32})
         >>> sorted(set(next(iter(dm.train_dataloader()))["degradation"].tolist()))
         [0, 2]
         >>> [s.name for s in dm.eval_sets("val")]

@@ -19,14 +19,16 @@ Common behaviour (:class:`RestorationDataModule`):
   by the world size (validate on one device for exact set averages).
 * ``pin_memory`` defaults to on exactly when the trainer runs on a CUDA GPU; workers persist
   across epochs when ``num_workers > 0``.
-* Validation / test data: ``{stage}_target_dir`` with ``{stage}_degraded_dir`` are paired
-  folders; ``{stage}_target_dir`` alone is degraded on the fly by ``degradation``;
-  ``predict_dir`` holds images to restore (no targets).
+* Validation / test data: ``val_sets`` / ``test_sets``, each a folder of targets (degraded on
+  the fly by ``degradation``), a ``{degraded, target}`` pair of folders, or a mapping of set
+  names to either (see :func:`eval_set_specs`); ``predict_dir`` holds images to restore (no
+  targets).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import lightning as L
@@ -43,7 +45,6 @@ from rcot_lightning.data.datasets import (
     derive_seed,
 )
 from rcot_lightning.data.degradations import Degradation, GaussianNoise, resolve_degradation_id
-from rcot_lightning.data.pairing import as_rules
 from rcot_lightning.data.samples import TRAIN_PHOTOS, VAL_PHOTOS, sample_images
 from rcot_lightning.data.sampling import ShardedSampler
 from rcot_lightning.data.sources import (
@@ -54,7 +55,9 @@ from rcot_lightning.data.sources import (
     Subset,
     Synthesized,
 )
-from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.data.specs import CropSpec, FolderSpec, LoaderSpec, as_spec, refuse_options
+from rcot_lightning.errors import RCOTError
+from rcot_lightning.values import positive_int
 
 __all__ = [
     "PairedFolderDataModule",
@@ -76,29 +79,52 @@ class EvalSet(NamedTuple):
     metric: Mapping[str, Any] | None = None
 
 
-def _sets(spec: Mapping[str, Any] | None, key: str) -> dict[str, dict[str, Any]]:
-    """Check ``{name: {target, degraded?, metric?}}`` evaluation-set specs."""
-    sets: dict[str, dict[str, Any]] = {}
-    for name, item in (spec or {}).items():
+#: The keys of one evaluation set's spec.
+_SET_KEYS = frozenset({"target", "degraded", "metric"})
+
+
+def _one_set(item: Any, where: str) -> dict[str, Any]:
+    """A set's spec ``{target, degraded?, metric?}`` from a folder or a mapping."""
+    if isinstance(item, str | Path) or (
+        isinstance(item, Sequence) and not isinstance(item, Mapping) and item
+    ):
+        return {"target": item}
+    if isinstance(item, Mapping) and "target" not in item and "degraded" in item:
+        raise RCOTError(
+            f"{where}.degraded is set but {where}.target is not; evaluation needs ground truth: "
+            "set it, or restore the images with data.predict_dir instead"
+        )
+    if not isinstance(item, Mapping) or "target" not in item or not set(item) <= _SET_KEYS:
+        raise RCOTError(
+            f"{where} must be a folder or a mapping with target and optionally degraded and "
+            f"metric, got {item!r}"
+        )
+    return dict(item)
+
+
+def eval_set_specs(spec: Any, stage: str) -> dict[str, tuple[dict[str, Any], str]]:
+    """The sets ``data.{stage}_sets`` names: ``{name: (set spec, config key)}``.
+
+    A bare folder (a path, glob or list of alternatives) or one ``{degraded, target}`` pair is
+    a set of one, named after the stage; otherwise ``spec`` maps names to either form (a name
+    mapped to ``None`` is left out).
+
+    Example:
+        >>> eval_set_specs("clean/", "val")
+        {'val': ({'target': 'clean/'}, 'data.val_sets')}
+        >>> sorted(eval_set_specs({"kodak": "Kodak24", "mcm": None}, "test"))
+        ['kodak']
+    """
+    key = f"data.{stage}_sets"
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping) or (set(spec) & {"target", "degraded"}):
+        return {stage: (_one_set(spec, key), key)}
+    sets: dict[str, tuple[dict[str, Any], str]] = {}
+    for name, item in spec.items():
         if item is None:  # a set left out: data.test_sets.mcmaster=null
             continue
-        if isinstance(item, str):
-            item = {"target": item}
-        if (
-            not isinstance(item, Mapping)
-            or "target" not in item
-            or not set(item)
-            <= {
-                "target",
-                "degraded",
-                "metric",
-            }
-        ):
-            raise RCOTError(
-                f"{key}.{name} must be a folder or a mapping with target and optionally "
-                f"degraded and metric, got {item!r}"
-            )
-        sets[str(name)] = dict(item)
+        sets[str(name)] = (_one_set(item, f"{key}.{name}"), f"{key}.{name}")
     return sets
 
 
@@ -109,12 +135,6 @@ _NEEDS: dict[str | None, tuple[str, ...]] = {
     "predict": ("predict",),
     None: ("train", "val", "test", "predict"),
 }
-
-
-def _positive(value: Any, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RCOTError(f"{key} must be a positive integer, got {value!r}")
-    return value
 
 
 #: The most loader workers ``num_workers="auto"`` starts per device: crops and synthetic
@@ -143,42 +163,33 @@ class RestorationDataModule(L.LightningDataModule):
         degradation: synthesises degraded images from clean ones where a source has none.
         batch_size: training images **per device** (global = ``batch_size * devices *
             num_nodes``).
-        patch_size: side of the square training crops.
         samples_per_epoch: training items per epoch over all ranks (``None``: ``repeat`` per
             training image).
         repeat: with ``samples_per_epoch`` unset, an epoch draws ``repeat`` random crops of
             every training image (the reference's file lists repeat 5x for denoising, 360x for
             Rain100L, ...), so that epoch-based schedules mean what they mean there.
-        num_workers: loader worker processes per device (0 loads in the main process);
-            ``"auto"``: :func:`auto_workers` for the trainer's devices, at most 4 and never more
-            than the machine's CPUs per device leave beside the training process.
         seed: base seed of crops, flips, degradations and data splits.
-        augment: random flip/rot90 of training crops.
-        val_batch_size: validation/test/predict batch size (keep 1 unless sizes are equal).
-        val_crop_size: centre-crop validation images to this side (``None``: full size).
-        pin_memory: ``None`` pins exactly when the trainer uses a CUDA GPU.
-        skip_bad_images: skip unreadable image files with a warning instead of raising.
-        degradation_id: id of folder data (``"rain"``, ``"haze"``, ...; ``None``: the
-            degradation's id, else ``"other"``).
-        val_degraded_dir, val_target_dir, test_degraded_dir, test_target_dir: evaluation
-            folders (see the module docstring).
+        crops: training and validation crops, a :class:`~rcot_lightning.data.specs.CropSpec`
+            or a mapping of its fields (``patch_size``, ``val_crop_size``, ``augment``).
+        loader: how the loaders run, a :class:`~rcot_lightning.data.specs.LoaderSpec` or a
+            mapping of its fields (``num_workers``: per device, ``"auto"``:
+            :func:`auto_workers`; ``pin_memory``; ``val_batch_size``).
+        folders: where the folders are and how their images are read, paired and tagged: a
+            :class:`~rcot_lightning.data.specs.FolderSpec` or a mapping of its fields
+            (``root``, ``layout``, ``pairing``, ``many_to_one``, ``recursive``, ``scale``,
+            ``degradation_id``, ``skip_bad_images``).
         predict_dir: images to restore with ``trainer.predict``.
-        root: the dataset root; relative folders (and folder specs with mirror variants, see
-            :mod:`rcot_lightning.data.folders`) are found under it.
-        layout: the layout the folders are expected in, quoted by every folder error.
-        pairing: pairing rules for folder pairs whose names differ (see
-            :mod:`rcot_lightning.data.pairing`); ``None`` matches identical stems.
-        many_to_one: allow several degraded images per target.
-        recursive: images in sub-folders count too (named by relative path).
-        scale: degraded folder images are this many times smaller than their targets and are
-            bicubic-upsampled to the target size (DIV2K x4 LR images).
-        val_sets, test_sets: named evaluation sets, ``{name: {target: folder, degraded:
-            folder or null, metric: {y_channel, crop_border} or null}}``; training validates
-            and tests on all of them together, ``rcot-eval`` scores each one separately.
+        val_sets, test_sets: evaluation data: a folder of targets (degraded on the fly), a
+            pair ``{degraded: folder, target: folder}`` (both a set of one, named after the
+            stage), or named sets ``{name: folder or {target: folder, degraded: folder or null,
+            metric: {y_channel, crop_border} or null}}``; training validates and tests on all of
+            them together, ``rcot-eval`` scores each one separately.
         metric: metric conventions of this data's evaluation sets (``None``: the task's).
+        removed: options of earlier versions (``val_target_dir``, ...) raise an error that
+            names their spelling today (:data:`~rcot_lightning.data.specs.RENAMED_OPTIONS`).
 
     Example:
-        >>> dm = SamplesDataModule(batch_size=2, patch_size=32, samples_per_epoch=4)
+        >>> dm = SamplesDataModule(batch_size=2, crops={"patch_size": 32}, samples_per_epoch=4)
         >>> dm.setup("fit")
         >>> batch = next(iter(dm.train_dataloader()))
         >>> sorted(batch), tuple(batch["degraded"].shape)
@@ -190,83 +201,53 @@ class RestorationDataModule(L.LightningDataModule):
         *,
         degradation: Degradation | None = None,
         batch_size: int = 8,
-        patch_size: int = 128,
         samples_per_epoch: int | None = None,
         repeat: int = 1,
-        num_workers: int | str = 0,
         seed: int = 0,
-        augment: bool = True,
-        val_batch_size: int = 1,
-        val_crop_size: int | None = None,
-        pin_memory: bool | None = None,
-        skip_bad_images: bool = False,
-        degradation_id: str | int | None = None,
-        val_degraded_dir: Any = None,
-        val_target_dir: Any = None,
-        test_degraded_dir: Any = None,
-        test_target_dir: Any = None,
+        crops: CropSpec | Mapping[str, Any] | None = None,
+        loader: LoaderSpec | Mapping[str, Any] | None = None,
+        folders: FolderSpec | Mapping[str, Any] | None = None,
+        val_sets: Any = None,
+        test_sets: Any = None,
         predict_dir: str | None = None,
-        root: str | None = None,
-        layout: str | None = None,
-        pairing: Any = None,
-        many_to_one: bool = False,
-        recursive: bool = False,
-        scale: int | None = None,
-        val_sets: Mapping[str, Any] | None = None,
-        test_sets: Mapping[str, Any] | None = None,
         metric: Mapping[str, Any] | None = None,
+        **removed: Any,
     ) -> None:
         super().__init__()
+        refuse_options(removed)
         if degradation is not None and not isinstance(degradation, Degradation):
             raise RCOTError(
                 "data.degradation must be a degradation node with a `_target_` such as "
                 f"rcot_lightning.data.degradations.GaussianNoise, got {degradation!r}"
             )
         self.degradation = degradation
-        self.batch_size = _positive(batch_size, "data.batch_size")
-        self.patch_size = _positive(patch_size, "data.patch_size")
+        self.batch_size = positive_int(batch_size, "data.batch_size", keyed=True)
         if samples_per_epoch is not None:
-            _positive(samples_per_epoch, "data.samples_per_epoch")
+            positive_int(samples_per_epoch, "data.samples_per_epoch", keyed=True)
         self.samples_per_epoch = samples_per_epoch
-        self.repeat = _positive(repeat, "data.repeat")
-        if num_workers != "auto" and (
-            isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0
-        ):
-            raise RCOTError(
-                f"data.num_workers must be an integer >= 0 or auto, got {num_workers!r}"
-            )
-        self.num_workers = num_workers
+        self.repeat = positive_int(repeat, "data.repeat", keyed=True)
         self.seed = int(seed)
-        self.augment = augment
-        self.val_batch_size = _positive(val_batch_size, "data.val_batch_size")
-        if val_crop_size is not None:
-            _positive(val_crop_size, "data.val_crop_size")
-        self.val_crop_size = val_crop_size
-        self.pin_memory = pin_memory
-        self.skip_bad_images = skip_bad_images
+        # The specs are checked as a whole; the module keeps their plain values (the all-in-one
+        # module sets its tasks' crops).
+        crop = as_spec(CropSpec, crops, "data.crops")
+        self.patch_size, self.val_crop_size = crop.patch_size, crop.val_crop_size
+        self.augment = crop.augment
+        loading = as_spec(LoaderSpec, loader, "data.loader")
+        self.num_workers, self.pin_memory = loading.num_workers, loading.pin_memory
+        self.val_batch_size = loading.val_batch_size
+        folder = as_spec(FolderSpec, folders, "data.folders")
+        self.root, self.layout = folder.root, folder.layout
+        self.rules = folder.rules
+        self.many_to_one, self.recursive = folder.many_to_one, folder.recursive
+        self.scale, self.skip_bad_images = folder.scale, folder.skip_bad_images
         default_id = DegradationId.OTHER if degradation is None else degradation.degradation_id
-        try:
-            self.degradation_id = resolve_degradation_id(
-                degradation_id, default_id, "degradation_id"
-            )
-        except ArgumentError as err:
-            raise RCOTError(err.at("data")) from None
-        self.eval_dirs = {
-            "val": (val_degraded_dir, val_target_dir),
-            "test": (test_degraded_dir, test_target_dir),
-        }
+        self.degradation_id = resolve_degradation_id(
+            folder.degradation_id, default_id, "data.folders.degradation_id"
+        )
         self.predict_dir = predict_dir
-        self.root = None if root is None else str(root)
-        self.layout = layout
-        self.rules = as_rules(pairing)
-        self.many_to_one = bool(many_to_one)
-        self.recursive = bool(recursive)
-        if scale is not None:
-            _positive(scale, "data.scale")
-        self.scale = scale
         self.named_sets = {
-            "val": _sets(val_sets, "data.val_sets"),
-            "test": _sets(test_sets, "data.test_sets"),
+            "val": eval_set_specs(val_sets, "val"),
+            "test": eval_set_specs(test_sets, "test"),
         }
         self.metric = None if metric is None else dict(metric)
         self.datasets: dict[str, Dataset[Any]] = {}
@@ -278,29 +259,18 @@ class RestorationDataModule(L.LightningDataModule):
         raise NotImplementedError
 
     def eval_source(self, stage: str) -> PairSource | None:
-        """Pairs of ``{stage}_degraded_dir`` / ``{stage}_target_dir`` (``None``: unset)."""
-        degraded_dir, target_dir = self.eval_dirs[stage]
-        if target_dir is None:
-            if degraded_dir is not None:
-                raise RCOTError(
-                    f"data.{stage}_degraded_dir is set but data.{stage}_target_dir is not; "
-                    "evaluation needs ground truth: set it, or restore the images with "
-                    "data.predict_dir instead"
-                )
-            return None
-        return self.pairs(
-            degraded_dir, target_dir, f"data.{stage}_degraded_dir", f"data.{stage}_target_dir"
-        )
+        """A subclass's own evaluation pairs of ``stage``, named after it (``None``: none; the
+        sets of ``{stage}_sets`` come in addition)."""
+        return None
 
     def eval_sets(self, stage: str) -> list[EvalSet]:
-        """The named evaluation sets of ``"val"`` or ``"test"``: the ``{stage}_*_dir`` folders
-        (named after the stage) and the entries of ``{stage}_sets``."""
+        """The named evaluation sets of ``"val"`` or ``"test"``: the subclass's own
+        (:meth:`eval_source`) and those of ``{stage}_sets``."""
         sets = []
         source = self.eval_source(stage)
         if source is not None:
             sets.append(EvalSet(stage, source, self.metric))
-        for name, spec in self.named_sets[stage].items():
-            where = f"data.{stage}_sets.{name}"
+        for name, (spec, where) in self.named_sets[stage].items():
             source = self.pairs(
                 spec.get("degraded"), spec["target"], f"{where}.degraded", f"{where}.target"
             )
@@ -428,7 +398,7 @@ class RestorationDataModule(L.LightningDataModule):
             if name == "predict":
                 hint = "set data.predict_dir to a folder of images to restore"
             else:
-                hint = f"set data.{name}_target_dir (and data.{name}_degraded_dir if paired)"
+                hint = f"set data.{name}_sets (a folder, or {{degraded: ..., target: ...}})"
             raise RCOTError(f"no {name} data configured; {hint}")
         return dataset
 
@@ -484,12 +454,13 @@ class SamplesDataModule(RestorationDataModule):
     Args:
         degradation: default ``GaussianNoise(sigma=25)``.
         samples_per_epoch: random crops per epoch over all ranks.
-        val_crop_size: default 256; ``None`` validates at full size.
+        crops: as :class:`RestorationDataModule`'s, with ``val_crop_size`` 256 unless given
+            (``None`` validates at full size).
         train_images, val_images: names from :data:`~rcot_lightning.data.samples.SAMPLE_PHOTOS`.
         kwargs: the options of :class:`RestorationDataModule`.
 
     Example:
-        >>> dm = SamplesDataModule(val_crop_size=64)
+        >>> dm = SamplesDataModule(crops={"val_crop_size": 64})
         >>> dm.setup("validate")
         >>> row = dm.datasets["val"][0]
         >>> row["name"], tuple(row["degraded"].shape)
@@ -501,7 +472,7 @@ class SamplesDataModule(RestorationDataModule):
         *,
         degradation: Degradation | None = None,
         samples_per_epoch: int | None = 800,
-        val_crop_size: int | None = 256,
+        crops: CropSpec | Mapping[str, Any] | None = None,
         train_images: Sequence[str] = TRAIN_PHOTOS,
         val_images: Sequence[str] = VAL_PHOTOS,
         **kwargs: Any,
@@ -509,7 +480,7 @@ class SamplesDataModule(RestorationDataModule):
         super().__init__(
             degradation=GaussianNoise(sigma=25.0) if degradation is None else degradation,
             samples_per_epoch=samples_per_epoch,
-            val_crop_size=val_crop_size,
+            crops=as_spec(CropSpec, crops, "data.crops", val_crop_size=256),
             **kwargs,
         )
         self.train_images = list(train_images)
@@ -555,7 +526,7 @@ class PairedFolderDataModule(RestorationDataModule):
         ...     for i in range(2):
         ...         Image.new("RGB", (40, 40)).save(root / sub / f"{i}.png")
         >>> dm = PairedFolderDataModule(root / "rain", root / "clean", batch_size=2,
-        ...                             patch_size=32, degradation_id="rain")
+        ...     crops={"patch_size": 32}, folders={"degradation_id": "rain"})
         >>> batch = next(iter(dm.train_dataloader()))
         >>> batch["paired"].tolist(), batch["degradation"].tolist()
         ([True, True], [1, 1])
@@ -593,7 +564,8 @@ class SyntheticDataModule(RestorationDataModule):
 
     Args:
         train_dir: clean training images.
-        degradation: how to degrade them (and ``val_target_dir`` images, if set alone);
+        degradation: how to degrade them (and the folders of ``val_sets`` / ``test_sets`` given
+            without degraded images);
             default ``GaussianNoise(sigma=25)``.
         kwargs: the options of :class:`RestorationDataModule`.
     """
@@ -639,8 +611,8 @@ class UnpairedDataModule(RestorationDataModule):
     def build_train(self) -> Dataset[Any]:
         if self.many_to_one:
             raise RCOTError(
-                "data.many_to_one: unpaired training data (data=unpaired) draw degraded and "
-                "clean images independently, so a many-to-one rule cannot keep a scene out of "
+                "data.folders.many_to_one: unpaired training data (data=unpaired) draw degraded "
+                "and clean images independently, so a many-to-one rule cannot keep a scene out of "
                 "both sides; to train without pairs on a many-to-one set such as RESIDE use "
                 "data=semipaired with data.paired_fraction=0 (its unpaired rows only see other "
                 "scenes)"

@@ -32,6 +32,7 @@ from rcot_lightning.data.sources import Crop, ImageList, PairSource, crop_image,
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.seeding import derive_seed
 from rcot_lightning.seeding import seeded_generator as _generator
+from rcot_lightning.values import positive_int, probability
 
 __all__ = [
     "EvalDataset",
@@ -68,8 +69,8 @@ def random_crop(
     h, w = size
     if h < patch or w < patch:
         raise RCOTError(
-            f"{where} is {h}x{w}, smaller than data.patch_size={patch}; lower data.patch_size "
-            "or remove the image"
+            f"{where} is {h}x{w}, smaller than data.crops.patch_size={patch}; lower "
+            "data.crops.patch_size or remove the image"
         )
     top = int(torch.randint(h - patch + 1, (1,), generator=generator))
     left = int(torch.randint(w - patch + 1, (1,), generator=generator))
@@ -88,13 +89,6 @@ def center_crop(size: tuple[int, int], patch: int | None) -> Crop | None:
     h, w = size
     ch, cw = min(h, patch), min(w, patch)
     return Crop((h - ch) // 2, (w - cw) // 2, ch, cw)
-
-
-def _check_positive(value: int | None, key: str, allow_none: bool = False) -> None:
-    if value is None and allow_none:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RCOTError(f"{key} must be a positive integer, got {value!r}")
 
 
 class _Item(NamedTuple):
@@ -130,8 +124,8 @@ class _TrainDataset(Dataset[dict[str, Tensor]]):
             raise RCOTError(
                 f"{self.needs_targets} training needs targets; this source has degraded images only"
             )
-        _check_positive(patch_size, "data.patch_size")
-        _check_positive(length, "data.samples_per_epoch", allow_none=True)
+        positive_int(patch_size, "data.crops.patch_size", keyed=True)
+        positive_int(length, "data.samples_per_epoch", allow_none=True, keyed=True)
         self.source = source
         self.patch_size = patch_size
         self.length = len(source) if length is None else length
@@ -178,9 +172,9 @@ def _check_sizes(images: PairSource | ImageList, patch_size: int) -> None:
     ]
     if small:
         raise RCOTError(
-            f"{len(small)} images are smaller than data.patch_size={patch_size}: "
-            f"{', '.join(small[:5])}{', ...' if len(small) > 5 else ''}; lower data.patch_size "
-            "or remove them"
+            f"{len(small)} images are smaller than data.crops.patch_size={patch_size}: "
+            f"{', '.join(small[:5])}{', ...' if len(small) > 5 else ''}; lower "
+            "data.crops.patch_size or remove them"
         )
 
 
@@ -302,8 +296,7 @@ def paired_subset(groups: Sequence[int], paired_fraction: float, seed: int) -> l
         >>> len(paired_subset(range(10), 0.3, seed=1)), paired_subset([0, 0, 1], 1.0, seed=0)
         (3, [0, 1, 2])
     """
-    if isinstance(paired_fraction, bool) or not 0.0 <= float(paired_fraction) <= 1.0:
-        raise RCOTError(f"data.paired_fraction must be in [0, 1], got {paired_fraction!r}")
+    probability(paired_fraction, "data.paired_fraction", keyed=True)
     groups = list(groups)
     scenes = sorted(set(groups))
     n_paired = round(float(paired_fraction) * len(scenes))
@@ -408,7 +401,7 @@ class EvalDataset(Dataset[dict[str, Any]]):
         targets: bool = True,
         prefix: str = "",
     ) -> None:
-        _check_positive(crop_size, "data.val_crop_size", allow_none=True)
+        positive_int(crop_size, "data.crops.val_crop_size", allow_none=True, keyed=True)
         self.prefix = prefix
         self.source = source
         self.targets = targets

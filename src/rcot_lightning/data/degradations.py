@@ -1,4 +1,4 @@
-r"""Synthetic degradations :math:`y = D(x)` on batches of clean images, in one registry.
+r"""Synthetic degradations :math:`y = D(x)` on batches of clean images.
 
 Every degradation is a small module-like object, called as ``deg(clean, generator)``, mapping
 clean images ``(B, C, H, W)`` in [0, 1] to degraded images of the same shape (only
@@ -15,14 +15,20 @@ key instead (``data.degradation.sigma must be >= 0, got -5``).
 Kornia supplies the operations it has (Gaussian and motion blur kernels, the JPEG codec, gamma,
 bicubic resampling of the haze field); rain streaks, the haze scattering model, noise and the
 compositions are ours.
+
+Configs build a degradation by its class (``_target_: rcot_lightning.data.degradations.Haze``),
+compositions included (:class:`OneOf` and :class:`Chain` take built degradations). Each class
+also has a short name (``noise``, ``haze``, ...) for the places a user picks one from a list (the
+demo page, ``benchmarks/loader_throughput.py``): :data:`DEGRADATIONS` collects the classes by that
+name as they are defined, and :func:`build_degradation` looks a name up.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -52,6 +58,10 @@ __all__ = [
 ]
 
 ParamRange = tuple[float, float]
+
+#: The degradation classes by short name (``Degradation.short_name``), filled as each class is
+#: defined: the choice lists of user-facing tools. Configs name classes by ``_target_``.
+DEGRADATIONS: dict[str, type[Degradation]] = {}
 
 
 def _fmt(value: float) -> str:
@@ -154,6 +164,18 @@ class Degradation:
     degradation_id: DegradationId = DegradationId.OTHER
     #: True when the output size differs from the input size (super-resolution kept small).
     changes_size: bool = False
+    #: The name a user picks the class by (:data:`DEGRADATIONS`); ``None``: not listed.
+    short_name: ClassVar[str | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        name = cls.__dict__.get("short_name")
+        if name is not None:
+            if name in DEGRADATIONS and DEGRADATIONS[name] is not cls:
+                raise TypeError(
+                    f"{cls.__name__}: short name {name!r} is taken by {DEGRADATIONS[name].__name__}"
+                )
+            DEGRADATIONS[name] = cls
 
     def forward(self, clean: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """Degrade ``clean`` :math:`(B, C, H, W)`; see the class docstring."""
@@ -209,6 +231,7 @@ class GaussianNoise(Degradation):
         25
     """
 
+    short_name = "noise"
     degradation_id = DegradationId.NOISE
 
     def __init__(
@@ -251,6 +274,7 @@ class RainStreaks(Degradation):
         (torch.Size([2, 3, 32, 32]), True)
     """
 
+    short_name = "rain"
     degradation_id = DegradationId.RAIN
 
     def __init__(
@@ -309,6 +333,7 @@ class Haze(Degradation):
         True
     """
 
+    short_name = "haze"
     degradation_id = DegradationId.HAZE
 
     def __init__(
@@ -357,6 +382,7 @@ class GaussianBlur(Degradation):
         torch.Size([1, 3, 32, 32])
     """
 
+    short_name = "gaussian_blur"
     degradation_id = DegradationId.BLUR
 
     def __init__(self, sigma: float | Sequence[float] = 2.0, kernel_size: int | None = None):
@@ -388,6 +414,7 @@ class MotionBlur(Degradation):
         torch.Size([2, 3, 32, 32])
     """
 
+    short_name = "motion_blur"
     degradation_id = DegradationId.BLUR
 
     def __init__(
@@ -431,6 +458,7 @@ class Downscale(Degradation):
         torch.Size([1, 3, 32, 48])
     """
 
+    short_name = "downscale"
     degradation_id = DegradationId.SR
 
     def __init__(self, scale: int = 4, upsample: bool = True) -> None:
@@ -470,6 +498,7 @@ class JPEG(Degradation):
         torch.Size([2, 3, 16, 16])
     """
 
+    short_name = "jpeg"
     degradation_id = DegradationId.JPEG
 
     def __init__(self, quality: float | Sequence[float] = 30.0) -> None:
@@ -508,6 +537,7 @@ class LowLight(Degradation):
         True
     """
 
+    short_name = "lowlight"
     degradation_id = DegradationId.LOWLIGHT
 
     def __init__(
@@ -536,29 +566,25 @@ class LowLight(Degradation):
 
 
 def _as_degradations(items: Sequence[Any], key: str) -> list[Degradation]:
-    """Accept Degradation objects or ``{"name": ..., **params}`` mappings for the registry."""
+    """Check a list of built degradations (a config builds each from its ``_target_``)."""
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence) or len(items) == 0:
         raise ArgumentError(key, f"must be a non-empty list of degradations, got {items!r}")
-    out: list[Degradation] = []
     for item in items:
-        if isinstance(item, Mapping):
-            item = build_degradation(**dict(item))
         if not isinstance(item, Degradation):
             raise ArgumentError(
                 key,
-                f"entries must be degradations (a `_target_` node or a mapping with "
-                f"`name`), got {item!r}",
+                "entries must be degradations: in a config, nodes with a `_target_` such as "
+                f"rcot_lightning.data.degradations.GaussianNoise; got {item!r}",
             )
-        out.append(item)
-    return out
+    return list(items)
 
 
 class OneOf(Degradation):
     r"""All-in-one mixture: each image gets one degradation drawn from a list, tagged by its id.
 
     Args:
-        degradations: the candidates (Degradation objects or registry mappings such as
-            ``{"name": "noise", "sigma": 25}``); none may change the image size.
+        degradations: the candidates (built degradations; a config gives ``_target_`` nodes);
+            none may change the image size.
         weights: relative probabilities, one per candidate; ``None`` is uniform.
 
     Returns:
@@ -570,6 +596,8 @@ class OneOf(Degradation):
         >>> y.shape, sorted(set(ids.tolist())) <= [0, 3]
         (torch.Size([6, 3, 16, 16]), True)
     """
+
+    short_name = "one_of"
 
     def __init__(self, degradations: Sequence[Any], weights: Sequence[float] | None = None) -> None:
         items = _as_degradations(degradations, "degradations")
@@ -621,7 +649,8 @@ class Chain(Degradation):
     r"""Several degradations applied in order, e.g. blur then downscale then noise.
 
     Args:
-        degradations: the stages, in order (Degradation objects or registry mappings).
+        degradations: the stages, in order (built degradations; a config gives ``_target_``
+            nodes).
         degradation_id: the id to tag rows with (a name such as ``"sr"`` or an int); ``None``
             takes the stages' common id, or ``"other"`` when they differ.
 
@@ -631,6 +660,8 @@ class Chain(Degradation):
         >>> y.shape, ids.tolist()
         (torch.Size([2, 3, 16, 16]), [7, 7])
     """
+
+    short_name = "chain"
 
     def __init__(
         self, degradations: Sequence[Any], degradation_id: str | int | None = None
@@ -660,7 +691,7 @@ def resolve_degradation_id(
     """Read a degradation id given as a name (``"rain"``), an int or ``None`` (the default).
 
     Example:
-        >>> resolve_degradation_id("haze", DegradationId.OTHER, "data.degradation_id").name
+        >>> resolve_degradation_id("haze", DegradationId.OTHER, "data.folders.degradation_id").name
         'HAZE'
     """
     if value is None:
@@ -677,25 +708,12 @@ def resolve_degradation_id(
         raise ArgumentError(key, f"must be one of {known}, got {value!r}") from None
 
 
-DEGRADATIONS: dict[str, type[Degradation]] = {
-    "noise": GaussianNoise,
-    "rain": RainStreaks,
-    "haze": Haze,
-    "gaussian_blur": GaussianBlur,
-    "motion_blur": MotionBlur,
-    "downscale": Downscale,
-    "jpeg": JPEG,
-    "lowlight": LowLight,
-    "one_of": OneOf,
-    "chain": Chain,
-}
-
-
 def build_degradation(name: str, **kwargs: Any) -> Degradation:
-    """Build a registered degradation by name; unknown names and parameters raise RCOTError.
+    """Build the degradation a user picked by short name (:data:`DEGRADATIONS`); unknown names
+    and parameters raise :class:`~rcot_lightning.errors.ArgumentError`.
 
     Args:
-        name: a key of :data:`DEGRADATIONS`.
+        name: a class's ``short_name``, a key of :data:`DEGRADATIONS`.
         kwargs: the class's constructor parameters.
 
     Example:

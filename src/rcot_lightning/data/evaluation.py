@@ -56,7 +56,8 @@ def scored_sets(
 
     Example:
         >>> from rcot_lightning.data.datamodules import SamplesDataModule
-        >>> sets = scored_sets(SamplesDataModule(val_crop_size=32), "val", sigmas=[15, 50])
+        >>> data = SamplesDataModule(crops={"val_crop_size": 32})
+        >>> sets = scored_sets(data, "val", sigmas=[15, 50])
         >>> [s.label for s in sets]
         ['val@sigma15', 'val@sigma50']
     """

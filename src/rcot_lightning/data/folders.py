@@ -23,6 +23,7 @@ from typing import Any
 
 from rcot_lightning.data.images import IMAGE_EXTENSIONS, list_images
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.values import existing_folder
 
 __all__ = ["Folder", "find_images", "resolve_folders"]
 
@@ -41,22 +42,20 @@ def _expected(layout: str | None) -> str:
     return f"; expected layout: {layout}" if layout else ""
 
 
-def _check_root(root: str | Path | None, layout: str | None) -> Path | None:
+def _root_folder(root: str | Path | None, layout: str | None) -> Path | None:
     if root is None:
         if layout is not None:  # a dataset preset: its folders are relative to the root
             raise RCOTError(
-                "data.root is not set; point it at the downloaded dataset" + _expected(layout)
+                "data.folders.root is not set; point it at the downloaded dataset"
+                + _expected(layout)
             )
         return None
-    path = Path(root).expanduser()
-    if not path.exists():
-        raise RCOTError(
-            f"data.root: {path} does not exist; point it at the downloaded dataset"
-            + _expected(layout)
-        )
-    if not path.is_dir():
-        raise RCOTError(f"data.root: {path} is a file, not a folder" + _expected(layout))
-    return path
+    return existing_folder(
+        Path(root).expanduser(),
+        "data.folders.root",
+        missing_hint="; point it at the downloaded dataset",
+        hint=_expected(layout),
+    )
 
 
 def _alternative(item: str, root: Path | None) -> list[Folder]:
@@ -101,7 +100,7 @@ def resolve_folders(
         >>> [f.path.name for f in resolve_folders(["rainy", "rain"], "data.x", root)]
         ['rain']
     """
-    base = _check_root(root, layout)
+    base = _root_folder(root, layout)
     if isinstance(spec, str | Path):
         alternatives: list[Any] = [str(spec)]
     elif isinstance(spec, Sequence) and spec:

@@ -31,7 +31,7 @@ __all__ = [
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _TIFF = (".tif", ".tiff")
-_SKIP_HINT = "delete or replace it, or set data.skip_bad_images=true to skip bad files"
+_SKIP_HINT = "delete or replace it, or set data.folders.skip_bad_images=true to skip bad files"
 
 
 def _tifffile(path: Path) -> ModuleType:

@@ -46,7 +46,7 @@ class PairingRule:
         '0001'
     """
 
-    def __init__(self, degraded: str, target: str, key: str = "data.pairing") -> None:
+    def __init__(self, degraded: str, target: str, key: str = "data.folders.pairing") -> None:
         if not isinstance(degraded, str) or not isinstance(target, str) or not degraded:
             raise RCOTError(
                 f"{key}: a rule needs two strings, degraded and target, got "
@@ -93,7 +93,7 @@ def _template_regex(template: str, key: str) -> str:
     return "".join(parts)
 
 
-def as_rules(spec: Any, key: str = "data.pairing") -> list[PairingRule]:
+def as_rules(spec: Any, key: str = "data.folders.pairing") -> list[PairingRule]:
     """Rules from a config value: ``None``, one ``{degraded, target}`` mapping, or a list of them.
 
     Example:
@@ -172,9 +172,9 @@ def match_names(
             no_target.append(f"{name} (expected {candidates[0]})" if rules else name)
     if rules and len(no_rule) == len(degraded):
         raise RCOTError(
-            f"data.pairing: no rule of {list(rules)} matches any of the {len(degraded)} names in "
-            f"{where[0]} (e.g. {_listing(list(degraded), 3)}); fix the rule or point the folder "
-            "at the degraded images"
+            f"data.folders.pairing: no rule of {list(rules)} matches any of the {len(degraded)} "
+            f"names in {where[0]} (e.g. {_listing(list(degraded), 3)}); fix the rule or point the "
+            "folder at the degraded images"
         )
     used = {j for _, j in pairs}
     partners = _partners(ignore[0], rules)
@@ -197,10 +197,10 @@ def match_names(
             f"(in {where[1]})"
         )
     if parts:
-        hint = "set data.pairing" if not rules else "fix data.pairing"
+        hint = "set data.folders.pairing" if not rules else "fix data.folders.pairing"
         raise RCOTError(
             "paired folders: " + "; ".join(parts) + "; files are matched by name without "
-            f"extension (or by data.pairing rules), so rename or remove them, or {hint}"
+            f"extension (or by data.folders.pairing rules), so rename or remove them, or {hint}"
         )
     if not many_to_one:
         by_target: dict[int, list[str]] = {}
@@ -211,7 +211,7 @@ def match_names(
             examples = "; ".join(f"{t} <- {_listing(n, 3)}" for t, n in shared[:3])
             raise RCOTError(
                 f"paired folders: {len(shared)} targets in {where[1]} have several degraded "
-                f"images ({examples}); set data.many_to_one=true if that is intended (e.g. "
+                f"images ({examples}); set data.folders.many_to_one=true if that is intended (e.g. "
                 "RESIDE: several hazy images per clear one)"
             )
     return pairs

@@ -339,7 +339,7 @@ class FolderPairs(PairSource):
                 f"paired folders: {len(mismatched)} pairs differ in size: "
                 f"{'; '.join(mismatched[:3])}{'; ...' if len(mismatched) > 3 else ''}; a "
                 "degraded image and its target must have the same size (for super-resolution, "
-                "upsample the low-resolution input to the target size, or set data.scale)"
+                "upsample the low-resolution input to the target size, or set data.folders.scale)"
             )
 
     def size(self, index: int) -> tuple[int, int]:

@@ -115,7 +115,8 @@ class VarietyDataModule(SamplesDataModule):
 
     Example:
         >>> dm = VarietyDataModule(dead_leaves=2, dead_leaves_size=40, scales=[1.0, 0.5],
-        ...                        train_images=["astronaut"], unpaired=True, patch_size=32,
+        ...                        train_images=["astronaut"], unpaired=True,
+        ...                        crops={"patch_size": 32},
         ...                        samples_per_epoch=4, batch_size=2)
         >>> dm.setup("fit")
         >>> sides = dm.split
@@ -124,7 +125,8 @@ class VarietyDataModule(SamplesDataModule):
         >>> bool(next(iter(dm.train_dataloader()))["paired"].any())
         False
         >>> semi = VarietyDataModule(dead_leaves=9, dead_leaves_size=40, train_images=["astronaut"],
-        ...                          paired_fraction=0.2, patch_size=32, samples_per_epoch=4)
+        ...                          paired_fraction=0.2, crops={"patch_size": 32},
+        ...                          samples_per_epoch=4)
         >>> semi.setup("fit")
         >>> len(semi.paired_names)
         2

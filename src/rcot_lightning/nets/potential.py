@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from rcot_lightning.errors import ArgumentError
 from rcot_lightning.shapes import check_images
+from rcot_lightning.values import is_integer, positive_int
 
 __all__ = ["Potential"]
 
@@ -63,13 +64,12 @@ class Potential(nn.Module):
         layout: str = "reference",
     ) -> None:
         super().__init__()
-        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
-            raise ArgumentError("in_channels", f"must be a positive integer, got {in_channels!r}")
+        positive_int(in_channels, "in_channels")
         if (
             not isinstance(channels, Sequence)
             or isinstance(channels, str)
             or len(channels) == 0
-            or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in channels)
+            or not all(is_integer(c) and c >= 1 for c in channels)
         ):
             raise ArgumentError(
                 "channels", f"must be a non-empty sequence of positive integers, got {channels!r}"

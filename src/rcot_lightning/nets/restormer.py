@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rcot_lightning.errors import ArgumentError
 from rcot_lightning.shapes import check_images, crop_to, pad_to_multiple
+from rcot_lightning.values import at_least, int_tuple
 
 __all__ = [
     "ChannelLayerNorm",
@@ -48,18 +49,6 @@ NUM_DOWNSAMPLINGS = 3
 PAD_MULTIPLE = 2**NUM_DOWNSAMPLINGS
 
 Conditions = Sequence[Tensor | None]
-
-
-def _check_positive_int(value: object, key: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ArgumentError(key, f"must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _check_int_tuple(values: object, key: str, length: int, minimum: int) -> tuple[int, ...]:
-    if not isinstance(values, Sequence) or isinstance(values, str) or len(values) != length:
-        raise ArgumentError(key, f"must be a sequence of {length} integers, got {values!r}")
-    return tuple(_check_positive_int(v, f"{key}[{i}]", minimum) for i, v in enumerate(values))
 
 
 def check_restormer_config(
@@ -88,9 +77,9 @@ def check_restormer_config(
         RCOTError: when a value is out of range or ``heads[i]`` does not divide the width
             ``dim * 2**i`` of level ``i``.
     """
-    _check_positive_int(dim, dim_key)
-    blocks = _check_int_tuple(num_blocks, blocks_key, 4, minimum=0)
-    head_counts = _check_int_tuple(heads, "heads", 4, minimum=1)
+    at_least(dim, dim_key, 1)
+    blocks = int_tuple(num_blocks, blocks_key, 4, minimum=0)
+    head_counts = int_tuple(heads, "heads", 4, minimum=1)
     for level, h in enumerate(head_counts):
         width = dim * 2**level
         if width % h:
@@ -333,7 +322,7 @@ class RestormerEncoder(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        _check_positive_int(in_channels, "in_channels")
+        at_least(in_channels, "in_channels", 1)
         blocks, head_counts = check_restormer_config(dim, num_blocks, heads, ffn_expansion_factor)
         f = ffn_expansion_factor
         self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=3, padding=1, bias=bias)
@@ -397,8 +386,8 @@ class RestormerDecoder(nn.Module):
         bias: bool = False,
     ) -> None:
         super().__init__()
-        _check_positive_int(out_channels, "out_channels")
-        _check_positive_int(num_refinement_blocks, "num_refinement_blocks", minimum=0)
+        at_least(out_channels, "out_channels", 1)
+        at_least(num_refinement_blocks, "num_refinement_blocks", 0)
         blocks, head_counts = check_restormer_config(dim, num_blocks, heads, ffn_expansion_factor)
         f = ffn_expansion_factor
         self.up4_3 = _upsample(dim * 8)

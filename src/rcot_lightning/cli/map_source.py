@@ -1,7 +1,7 @@
 """Which transport map a command runs: a training checkpoint, or a bundled pretrained entry.
 
 ``rcot-restore`` and ``rcot-export`` take ``ckpt_path=`` (a checkpoint of
-``rcot_lightning.train``) or ``pretrained=`` (a name of :func:`rcot_lightning.pretrained.available`;
+``rcot-train``) or ``pretrained=`` (a name of :func:`rcot_lightning.pretrained.available`;
 ``model=`` on their command lines means the same); with neither they use
 :data:`~rcot_lightning.pretrained.DEFAULT_MODEL`. A checkpoint wins over a model name.
 """
@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from torch import nn
 
-from rcot_lightning.checks import probe_map
+from rcot_lightning.cli.checks import probe_map
 from rcot_lightning.errors import RCOTError
 
 __all__ = ["ChosenMap", "choose_map", "model_alias"]
@@ -37,7 +37,7 @@ def _from_checkpoint(
 ) -> ChosenMap:
     from hydra.errors import HydraException
 
-    from rcot_lightning.checkpoint import load_module
+    from rcot_lightning.checkpoints.load import load_module
 
     try:
         module = load_module(ckpt_path, map_location, trust, trusted_targets)
@@ -75,10 +75,10 @@ def choose_map(
     trusted_targets: Sequence[str] | None = None,
 ) -> ChosenMap:
     """The map of ``ckpt_path`` if given, else of the bundled ``pretrained`` entry (the default
-    entry if None), checked to return finite values (:func:`rcot_lightning.checks.probe_map`).
+    entry if None), checked to return finite values (:func:`rcot_lightning.cli.checks.probe_map`).
 
     ``trust_checkpoint`` and ``trusted_targets``: as for
-    :func:`rcot_lightning.checkpoint.load_module`.
+    :func:`rcot_lightning.checkpoints.load.load_module`.
 
     Raises:
         RCOTError: a missing or unreadable checkpoint, one whose stored config this version

@@ -1,6 +1,6 @@
 """Build an :class:`~rcot_lightning.RCOTModule` from its config, or from a checkpoint alone.
 
-A checkpoint written by ``rcot_lightning.train`` carries the resolved ``model`` config under
+A checkpoint written by ``rcot_lightning.cli.train`` carries the resolved ``model`` config under
 ``"rcot_build_config"``, so :func:`load_module` needs no Hydra config directory, no training
 data and no knowledge of which backbone was trained.
 """
@@ -13,66 +13,14 @@ from typing import Any
 
 import torch
 
+from rcot_lightning.checkpoints.finite import check_finite
+from rcot_lightning.checkpoints.trust import check_targets, read_checkpoint
+from rcot_lightning.checkpoints.trust import plain as as_plain
+from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, upgrade_checkpoint, upgrade_config
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.module import (
-    BUILD_CONFIG_KEY,
-    RCOTModule,
-    upgrade_checkpoint,
-    upgrade_state_dict,
-)
-from rcot_lightning.trust import check_targets, read_checkpoint
-from rcot_lightning.trust import plain as as_plain
+from rcot_lightning.module import RCOTModule
 
-__all__ = [
-    "BUILD_CONFIG_KEY",
-    "build_module",
-    "check_finite",
-    "check_resumable",
-    "load_module",
-    "upgrade_checkpoint",
-    "upgrade_config",
-    "upgrade_state_dict",
-]
-
-#: Settings that sat at the top of the ``model`` config before the objective became one object.
-_LEGACY_OBJECTIVE_KEYS = (
-    "transport_cost",
-    "transport_weight",
-    "fourier_weight",
-    "fourier_norms",
-    "fft_norm",
-    "reference_fourier",
-    "lambda_gp",
-    "supervised_loss",
-    "supervised_weight",
-)
-
-
-def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A ``model`` config of an older checkpoint in today's form (newer ones are unchanged).
-
-    Version 0.1 kept the objective's settings at the top of the model config and built the
-    potential with 3x3 convs only: they move under ``objective`` and the potential keeps
-    ``layout: uniform``, so old checkpoints rebuild the networks they were trained with. Up to
-    version 0.2 the module took ``pad_multiple``; the map declares its multiple now, so the key
-    is dropped.
-
-    Example:
-        >>> upgrade_config({"_target_": "m", "lambda_gp": 5.0})["objective"]["lambda_gp"]
-        5.0
-    """
-    plain = dict(config)
-    # Version 0.2 padded to `pad_multiple` in the module; the map declares its multiple now.
-    plain.pop("pad_multiple", None)
-    legacy = {k: plain.pop(k) for k in _LEGACY_OBJECTIVE_KEYS if k in plain}
-    if legacy and "objective" not in plain:
-        plain["objective"] = {"_target_": "rcot_lightning.objective.FROTObjective", **legacy}
-        potential = plain.get("potential")
-        if isinstance(potential, Mapping) and str(potential.get("_target_", "")).endswith(
-            "nets.Potential"
-        ):
-            plain["potential"] = {"layout": "uniform", **potential}
-    return plain
+__all__ = ["build_module", "check_resumable", "load_module"]
 
 
 def build_module(config: Mapping[str, Any]) -> RCOTModule:
@@ -123,11 +71,11 @@ def load_module(
     """Rebuild the trained module of a checkpoint and load its weights (eval mode).
 
     The file is read weights-only and every ``_target_`` of its stored config is checked
-    before anything is built (:mod:`rcot_lightning.trust`).
+    before anything is built (:mod:`rcot_lightning.checkpoints.trust`).
 
     Args:
         ckpt_path: a checkpoint written while training an RCOTModule built by
-            :func:`build_module` (``rcot_lightning.train`` does).
+            :func:`build_module` (``rcot_lightning.cli.train`` does).
         map_location: passed to :func:`torch.load`.
         trust_checkpoint: unpickle the file in full (it can then run code): only for files
             whose source you trust.
@@ -161,29 +109,6 @@ def load_module(
         ) from err
     module.on_load_checkpoint(checkpoint)
     return module.eval()
-
-
-def check_finite(state_dict: Mapping[str, Any], path: Path | str) -> None:
-    """Refuse weights with NaN or infinity: they restore black or NaN images.
-
-    Raises:
-        RCOTError: naming the checkpoint and the first non-finite tensor.
-
-    Example:
-        >>> check_finite({"w": torch.zeros(2)}, "ok.ckpt")
-        >>> check_finite({"w": torch.tensor([1.0, float("nan")])}, "bad.ckpt")
-        Traceback (most recent call last):
-        ...
-        rcot_lightning.errors.RCOTError: ckpt_path: bad.ckpt has non-finite weights (w); ...
-    """
-    for key, value in state_dict.items():
-        floating = isinstance(value, torch.Tensor) and value.is_floating_point()
-        if floating and not bool(torch.isfinite(value).all()):
-            raise RCOTError(
-                f"ckpt_path: {path} has non-finite weights ({key}); the run diverged "
-                "before it was saved: use an earlier checkpoint of the run (best-*.ckpt) "
-                "or retrain with a lower learning rate"
-            )
 
 
 def check_resumable(ckpt_path: str | Path, module: RCOTModule, trust: bool = False) -> None:

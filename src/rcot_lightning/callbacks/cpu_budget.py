@@ -7,7 +7,7 @@ compute whatever else ran beside them; a cheaper map or objective gets more iter
 
 The budget counts :func:`time.process_time` (every thread of this process, user + system) from
 the start of training, so imports, data set-up and the sanity check are not counted; with
-``data.num_workers=0`` data loading is, with worker processes it is not. The CPU time used so
+``data.loader.num_workers=0`` data loading is, with worker processes it is not. The CPU time used so
 far is saved in checkpoints, so a run resumed from ``last.ckpt`` continues the same budget.
 Like Lightning's ``Timer`` (``max_time``) it sets ``trainer.should_stop`` after an iteration,
 so training ends cleanly (``last.ckpt`` written by the checkpoint callback); ``trainer.min_epochs``

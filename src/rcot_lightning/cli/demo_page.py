@@ -1,7 +1,7 @@
 """The demo's web page (Gradio Blocks) and the temporary folder its files live in.
 
 Built by :func:`build_page` from :class:`DemoSettings` (the checked config); served by
-:func:`rcot_lightning.demo.serve`, which imports Gradio first (offline, its cache in the
+:func:`rcot_lightning.cli.demo.serve`, which imports Gradio first (offline, its cache in the
 :class:`Workspace`). Every request handler turns an error into one line on the page.
 """
 
@@ -10,7 +10,7 @@ import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +19,9 @@ import torch
 from omegaconf import DictConfig
 from torch import Tensor
 
-from rcot_lightning import app
-from rcot_lightning.demo_inputs import (
+from rcot_lightning.cli import app
+from rcot_lightning.cli.checks import positive_int
+from rcot_lightning.cli.demo_inputs import (
     BUNDLED,
     SYNTHETIC,
     LoadedMaps,
@@ -87,13 +88,6 @@ class Workspace:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _positive_int(node: Mapping[str, Any], key: str) -> int:
-    value = node.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RCOTError(f"demo.{key} must be a whole number >= 1, got {value!r}")
-    return value
-
-
 @dataclass
 class DemoSettings:
     """What the page needs from the config, read and checked once at start."""
@@ -112,15 +106,15 @@ class DemoSettings:
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "DemoSettings":
-        from rcot_lightning.checks import tile_size
+        from rcot_lightning.cli.checks import tile_size
+        from rcot_lightning.cli.restore import _autocast, _device
         from rcot_lightning.pretrained import DEFAULT_MODEL, _known
-        from rcot_lightning.restore import _autocast, _device
 
         node = cfg.demo
         device = _device(str(cfg.get("device", "auto")))
         precision = str(cfg.get("precision", "32"))
         _autocast(precision, device)  # rejects an unknown precision now, not on first use
-        from rcot_lightning.checks import ensemble_size
+        from rcot_lightning.cli.checks import ensemble_size
 
         ensemble = ensemble_size(cfg.get("ensemble", 1))
         overlap = cfg.get("tile_overlap", 32)
@@ -137,10 +131,10 @@ class DemoSettings:
             ensemble=ensemble,
             default_model=f"{BUNDLED}{name}",
             checkpoints_dir=None if folder in (None, "") else str(folder),
-            max_checkpoints=_positive_int(node, "max_checkpoints"),
+            max_checkpoints=positive_int(node.get("max_checkpoints"), "demo.max_checkpoints"),
             limits=UploadLimits.from_config(node),
             seed=int(node.get("seed", 0)),
-            cache_max_age=_positive_int(node, "cache_max_age"),
+            cache_max_age=positive_int(node.get("cache_max_age"), "demo.cache_max_age"),
         )
 
     def models(self) -> dict[str, ModelChoice]:
@@ -180,7 +174,7 @@ def _page_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     """The demo's page (a ``gr.Blocks``), not yet launched.
 
-    Import Gradio with :func:`rcot_lightning.demo.import_gradio` first: its settings (no
+    Import Gradio with :func:`rcot_lightning.cli.demo.import_gradio` first: its settings (no
     analytics, its cache folder) are read when it is first imported.
     """
     import gradio as gr
@@ -218,7 +212,7 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
     def restore_with(
         label: str, image: Tensor, tile: Any, precision: str, progress: Any
     ) -> tuple[Tensor, float, str]:
-        from rcot_lightning.checks import tile_size
+        from rcot_lightning.cli.checks import tile_size
 
         choice = resolve_model(label, settings.models())
         progress(0.0, desc=f"loading {label}")

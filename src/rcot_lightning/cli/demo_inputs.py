@@ -1,6 +1,6 @@
 """What the demo page does with a request, without Gradio: uploads, models, scores.
 
-:mod:`rcot_lightning.demo` serves the page; these are the parts that need no browser and no
+:mod:`rcot_lightning.cli.demo` serves the page; these are the parts that need no browser and no
 Gradio, so they are tested directly: upload limits, the model chooser's listing (bundled
 entries, checkpoints under one folder, the latest run there), the synthetic degradations, the
 run itself (the library's tiled :func:`~rcot_lightning.inference.restore_image`), the scores
@@ -142,8 +142,8 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
         >>> list(list_models(None))
         ['bundled: denoise-blind-fast', 'bundled: denoise-blind']
     """
+    from rcot_lightning.cli.run_folder import LAST_CHECKPOINT, latest_run
     from rcot_lightning.pretrained import available
-    from rcot_lightning.run_folder import LAST_CHECKPOINT, latest_run
 
     choices = {
         f"{BUNDLED}{name}": ModelChoice(f"{BUNDLED}{name}", None, name) for name in available()
@@ -204,7 +204,7 @@ class LoadedMaps:
 
     def get(self, choice: ModelChoice) -> tuple[nn.Module, str]:
         """The map of ``choice`` in eval mode on the device, and where it came from."""
-        from rcot_lightning.map_source import choose_map
+        from rcot_lightning.cli.map_source import choose_map
 
         if choice.ckpt_path is not None:
             path = Path(choice.ckpt_path)
@@ -274,8 +274,8 @@ def run_map(
     Returns:
         The restored image ``(3, H, W)`` float32 in [0, 1] on the CPU, and the seconds taken.
     """
+    from rcot_lightning.cli.restore import _autocast
     from rcot_lightning.inference import restore_image
-    from rcot_lightning.restore import _autocast
 
     start = time.perf_counter()
     with torch.inference_mode(), _autocast(precision, device):

@@ -174,7 +174,7 @@ _MISSING = object()
 def _resolve(target: str, prefixes: Sequence[str]) -> Any:
     """The object ``target`` names, reached only through allowed modules and their classes.
 
-    Returns None when the path leaves the allowed modules on the way (``rcot_lightning.app.os``
+    Returns None when the path leaves the allowed modules on the way (``rcot_lightning.cli.app.os``
     is the ``os`` module) or names a private attribute; :data:`_MISSING` when an allowed module
     has no such attribute (a class of another version).
     """

@@ -14,7 +14,7 @@ run did not finish. A second signal while the iteration finishes stops at once.
 
 Under SLURM with Lightning's auto-requeue (SLURMEnvironment, ``--signal=USR1@<seconds>``),
 SIGUSR1 stays Lightning's: it writes ``hpc_ckpt_<n>.ckpt`` into the run folder and requeues the
-job, and the requeued job finds that folder again (:mod:`rcot_lightning.run_folder`) and
+job, and the requeued job finds that folder again (:mod:`rcot_lightning.cli.run_folder`) and
 resumes from it.
 
 With several processes (DDP) every rank must stop at the same iteration (saving is collective),
@@ -76,7 +76,7 @@ def _signals(names: Sequence[str]) -> list[signal.Signals]:
 class PreemptionCheckpoint(Callback):
     """On a stop signal: finish the iteration, save ``last.ckpt``, raise TrainingInterrupted.
 
-    The checkpoint is written by the trainer's :class:`~rcot_lightning.checkpoint_callback.
+    The checkpoint is written by the trainer's :class:`~rcot_lightning.callbacks.run_checkpoint.
     RunCheckpoint` (its ``last_model_path``), or to ``<default_root_dir>/checkpoints/last.ckpt``
     without one. Handlers are installed for ``fit`` only and the previous ones are restored
     afterwards. A signal before the first training batch (set-up, sanity check) gets
@@ -192,7 +192,7 @@ class PreemptionCheckpoint(Callback):
 
     @staticmethod
     def _save(trainer: pl.Trainer) -> str | None:
-        from rcot_lightning.checkpoint_callback import RunCheckpoint
+        from rcot_lightning.callbacks.run_checkpoint import RunCheckpoint
 
         callback = trainer.checkpoint_callback
         if isinstance(callback, RunCheckpoint):

@@ -8,9 +8,10 @@ import pytest
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rcot_lightning.checkpoint import build_module
+from rcot_lightning.checkpoints.load import build_module
+from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.nets import MAP_PRESETS, POTENTIAL_PRESETS, Potential, RestormerUNet, TwoPassMap
+from rcot_lightning.nets import Potential, RestormerUNet, TwoPassMap
 from rcot_lightning.nets.restormer import TransformerStage, set_checkpointing
 from rcot_lightning.objective import FROTObjective
 

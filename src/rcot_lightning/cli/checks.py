@@ -4,10 +4,13 @@ Each of these used to end in a traceback, hang, or silently do something else: `
 (a ``ValueError`` from ``int``), ``tile=64.5`` (cut to 64), ``device=mps`` without Apple's GPU
 ("checkpoint unreadable"), and wandb online with a key but no network (a 110 s hang, then a
 traceback). Trainer settings are Lightning's to check.
+
+The one home of such checks: every entry point (and the demo page) takes its checker from here.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import tempfile
@@ -18,12 +21,16 @@ from typing import Any
 
 import torch
 
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import MissingExtraError, RCOTError
 
 __all__ = [
     "check_device",
+    "check_export_output",
+    "check_extra",
     "check_wandb_reachable",
     "check_writable_folder",
+    "ensemble_size",
+    "positive_int",
     "probe_map",
     "tile_size",
 ]
@@ -109,8 +116,9 @@ def _wandb_online(node: Mapping[str, Any]) -> bool:
     target = str(node.get("_target_", ""))
     if not target.endswith("WandbLogger"):
         return False
-    mode = os.environ.get("WANDB_MODE", "").lower()
-    return not node.get("offline", False) and mode not in ("offline", "dryrun", "disabled")
+    from rcot_lightning.conf import wandb_mode
+
+    return not node.get("offline", False) and wandb_mode() != "offline"
 
 
 def check_wandb_reachable(loggers: Mapping[str, Any] | None) -> None:
@@ -196,3 +204,76 @@ def check_writable_folder(folder: Path, key: str) -> None:
             f"{key}: cannot write into {folder} ({err.strerror or err}); choose a folder you "
             "can write to"
         ) from None
+
+
+def positive_int(value: Any, key: str) -> int:
+    """``value`` as a whole number >= 1 (not a bool).
+
+    Raises:
+        RCOTError: naming ``key``.
+
+    Example:
+        >>> positive_int(3, "demo.cache_max_age")
+        3
+        >>> positive_int(0, "demo.cache_max_age")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: demo.cache_max_age must be a whole number >= 1, got 0
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise RCOTError(f"{key} must be a whole number >= 1, got {value!r}")
+    return value
+
+
+#: Optional packages a Lightning object needs: target suffix -> (modules, any one will do; extra).
+_EXTRAS = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
+
+
+def check_extra(key: str, target: str) -> None:
+    """One line naming the extra to install when ``target`` needs a package that is missing."""
+    for suffix, (modules, extra) in _EXTRAS.items():
+        if target.endswith(suffix) and not any(importlib.util.find_spec(m) for m in modules):
+            raise MissingExtraError(
+                f"{key} ({suffix}) needs the {modules[0]} package: pip install "
+                f"'rcot-lightning[{extra}]', or use logger=csv"
+            )
+
+
+def _torch_save_archive(path: Path) -> bool:
+    """Whether ``path`` was written by ``torch.save`` (a checkpoint or weights, not TorchScript)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+    pickled = any(n.endswith("/data.pkl") or n == "data.pkl" for n in names)
+    return pickled and not any("/code/" in n for n in names)
+
+
+def check_export_output(output: Path, ckpt_path: object, overwrite: bool) -> None:
+    """Refuse to write over the checkpoint read, any checkpoint, or (without ``overwrite``)
+    any existing file.
+
+    Raises:
+        RCOTError: naming ``output`` and what to do.
+    """
+    source = None if ckpt_path in (None, "") else Path(str(ckpt_path)).expanduser().resolve()
+    if output.resolve() == source:
+        raise RCOTError(
+            f"output: {output} is the checkpoint being exported (ckpt_path); choose another "
+            "file, e.g. model.onnx (nothing was written)"
+        )
+    if output.suffix.lower() == ".ckpt" or (output.is_file() and _torch_save_archive(output)):
+        raise RCOTError(
+            f"output: {output} is a checkpoint name or file; rcot-export never writes over one: "
+            "choose another file, e.g. model.onnx or model.pt (nothing was written)"
+        )
+    if output.is_dir():
+        raise RCOTError(f"output: {output} is a folder; pass a file, e.g. {output}/model.onnx")
+    if output.exists() and not overwrite:
+        raise RCOTError(
+            f"output: {output} already exists and was kept; pass overwrite=true to replace it, "
+            "or choose another file (nothing was written)"
+        )

@@ -19,29 +19,14 @@ import math
 from typing import Any
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
-__all__ = ["RunCheckpoint", "finite_weights"]
+from rcot_lightning.checkpoints.finite import first_nonfinite
+
+__all__ = ["RunCheckpoint"]
 
 log = logging.getLogger(__name__)
-
-
-def finite_weights(module: torch.nn.Module) -> bool:
-    """Whether every parameter and floating-point buffer of ``module`` is finite.
-
-    Example:
-        >>> net = torch.nn.Linear(2, 2)
-        >>> finite_weights(net)
-        True
-        >>> with torch.no_grad():
-        ...     net.weight[0, 0] = float("nan")
-        >>> finite_weights(net)
-        False
-    """
-    tensors = [*module.parameters(), *(b for b in module.buffers() if b.is_floating_point())]
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -49,7 +34,7 @@ class RunCheckpoint(ModelCheckpoint):
 
     Takes ModelCheckpoint's arguments. With ``save_last`` set, ``last_model_path`` is the
     run's final state after ``fit`` returns (or is interrupted through
-    :class:`~rcot_lightning.preemption.PreemptionCheckpoint`, which calls :meth:`write_last`).
+    :class:`~rcot_lightning.callbacks.PreemptionCheckpoint`, which calls :meth:`write_last`).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -84,7 +69,7 @@ class RunCheckpoint(ModelCheckpoint):
         super().on_exception(trainer, pl_module, exception)
         # Stopped for non-finite values: the skipped updates left the weights finite, and they
         # are the run's final state.
-        if isinstance(exception, DivergedError) and finite_weights(pl_module):
+        if isinstance(exception, DivergedError) and first_nonfinite(pl_module.state_dict()) is None:
             self.write_last(trainer)
 
     def _save_topk_checkpoint(self, trainer: pl.Trainer, candidates: dict[str, Tensor]) -> None:
@@ -97,7 +82,7 @@ class RunCheckpoint(ModelCheckpoint):
                 float(current),
             )
             return
-        if not finite_weights(trainer.lightning_module):
+        if first_nonfinite(trainer.lightning_module.state_dict()) is not None:
             log.warning(
                 "not saving a best checkpoint at step %d: the model has non-finite weights",
                 trainer.global_step,

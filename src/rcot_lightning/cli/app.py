@@ -7,7 +7,7 @@ module.
 Errors a user can fix (an unknown config choice, a bad value, a missing file) end the command
 with one line on stderr, ``rcot-train: error: <what and where>``, and exit status 2; set
 ``HYDRA_FULL_ERROR=1`` for the full traceback. Anything else ends with one line too, naming
-the log file that holds its traceback (:mod:`rcot_lightning.crash_log`), and exit status 1.
+the log file that holds its traceback (:mod:`rcot_lightning.cli.crash_log`), and exit status 1.
 """
 
 from __future__ import annotations
@@ -24,9 +24,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from rcot_lightning.cli.checks import check_extra
+from rcot_lightning.cli.crash_log import report_unexpected, write_traceback
 from rcot_lightning.conf import register_resolvers
-from rcot_lightning.crash_log import report_unexpected, write_traceback
-from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError, StopNow
+from rcot_lightning.errors import ArgumentError, RCOTError, StopNow
 
 if TYPE_CHECKING:
     from lightning.pytorch import Trainer
@@ -41,7 +42,7 @@ USAGE_ERROR = 2
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
 
 
-# Importing the configs' package registers their resolvers (${rcot_run_id:}, ...).
+# Importing the configs' package registers their resolvers (${rcot_run_dir:}, ...).
 register_resolvers()
 
 
@@ -105,6 +106,8 @@ def user_error_message(err: BaseException) -> str | None:
     from hydra.errors import HydraException
     from lightning.fabric.utilities.exceptions import MisconfigurationException
 
+    from rcot_lightning.data.specs import renamed_hint
+
     chain = _chain(err)
     for position, item in enumerate(chain):
         if isinstance(item, ArgumentError):
@@ -120,16 +123,20 @@ def user_error_message(err: BaseException) -> str | None:
             if "LexerNoViableAlt" in message or "token recognition error" in message:
                 message += (
                     "; quote a value that has spaces, ~, non-ASCII letters or other special "
-                    "characters, e.g. \"data.root='~/my photos'\""
+                    "characters, e.g. \"data.folders.root='~/my photos'\""
                 )
             cause = item.__cause__
             if isinstance(cause, (TypeError, ValueError)) and str(cause) not in message:
                 message = f"{message}: {_one_line(str(cause))}"
-            if "Could not override 'data.root'" in message:
+            if "Could not override 'data.folders.root'" in message:
                 message += (
                     "; with several tasks (experiment=allinone, data=allinone) each task has its "
-                    "own root: data.tasks.<task>.root=... (e.g. data.tasks.noise.root=...)"
+                    "own root: data.tasks.<task>.folders.root=... (e.g. "
+                    "data.tasks.noise.folders.root=...)"
                 )
+            renamed = renamed_hint(message)
+            if renamed is not None:
+                message += f"; {renamed}"
             if "Could not override 'data.degradation" in message:
                 message += (
                     "; data.degradation is the task's: override task.degradation.<key> "
@@ -189,7 +196,7 @@ def fail(prog: str, message: str) -> NoReturn:
 #: Hydra's switch: with "1" it raises an error instead of printing its own multi-line report.
 _FULL_ERROR = "HYDRA_FULL_ERROR"
 #: The user's own ``HYDRA_FULL_ERROR``, for the processes a command starts (DDP ranks): they
-#: inherit the "1" that :func:`run_cli` sets.
+#: inherit the "1" that :func:`command` sets.
 _ASKED = "RCOT_FULL_ERROR"
 
 
@@ -229,13 +236,14 @@ _GRAMMAR = set("[]{}(),'\"\\=$ ")
 def quote_path_value(arg: str) -> str:
     """``key=~/x`` or a non-ASCII value as ``key='~/x'``, which Hydra's grammar accepts.
 
-    Hydra's lexer rejects an unquoted ``~`` and non-ASCII letters (``data.root=~/Rain100L``, a
-    path with accents); the README's commands are typed that way. Values with any grammar
+    Hydra's lexer rejects an unquoted ``~`` and non-ASCII letters
+    (``data.folders.root=~/Rain100L``, a path with accents); the README's commands are typed
+    that way. Values with any grammar
     character (lists, sweeps, interpolations, quotes) are left alone.
 
     Example:
-        >>> quote_path_value("data.root=~/Rain100L"), quote_path_value("input=/tmp/été.png")
-        ("data.root='~/Rain100L'", "input='/tmp/été.png'")
+        >>> quote_path_value("data.folders.root=~/R100L"), quote_path_value("input=/tmp/été.png")
+        ("data.folders.root='~/R100L'", "input='/tmp/été.png'")
         >>> quote_path_value("~callbacks.x"), quote_path_value("a=[1,2]"), quote_path_value("a=1")
         ('~callbacks.x', 'a=[1,2]', 'a=1')
     """
@@ -249,26 +257,37 @@ def quote_path_value(arg: str) -> str:
     return f"{key}='{value}'"
 
 
-def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
-    """Run a ``@hydra.main`` function as the command ``prog`` with one-line errors.
+def command(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], None]:
+    """The console entry point ``prog``: runs a ``@hydra.main`` function with one-line errors.
 
     Hydra reports an error of its own (a bad override, a missing config) in many lines and exits
     with status 1, unless ``HYDRA_FULL_ERROR=1``: then it raises the error, which is reported
-    here like an error of the task.
+    here like an error of the task. The returned function is the entry point itself, so the
+    way from ``main`` to the task is one frame.
     """
-    sys.argv = [*sys.argv[:1], *map(quote_path_value, sys.argv[1:])]
-    saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
-    os.environ[_ASKED] = "1" if full_error_asked() else "0"
-    os.environ[_FULL_ERROR] = "1"
-    try:
-        with exit_on_user_error(prog):
-            hydra_main()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+
+    def main() -> None:
+        sys.argv = [*sys.argv[:1], *map(quote_path_value, sys.argv[1:])]
+        saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
+        os.environ[_ASKED] = "1" if full_error_asked() else "0"
+        os.environ[_FULL_ERROR] = "1"
+        try:
+            with exit_on_user_error(prog):
+                hydra_main()
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    main.__doc__ = f"Console entry point ``{prog}``."
+    return main
+
+
+def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
+    """Run :func:`command` ``(prog, hydra_main)`` now (entry points that rewrite ``sys.argv``)."""
+    command(prog, hydra_main)()
 
 
 # -------------------------------------------------------------------------------- trainer
@@ -333,7 +352,7 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     if settings.get("gradient_clip_val") not in (None, 0, 0.0):
         raise RCOTError(
             "trainer.gradient_clip_val cannot be used with RCOT's two manual optimisers; "
-            "set model.map_grad_clip and/or model.potential_grad_clip instead"
+            "set model.clipping.map and/or model.clipping.potential instead"
         )
     strategy = settings.get("strategy", "auto")
     if strategy in ("ddp", "ddp_spawn"):
@@ -379,7 +398,7 @@ def checkpoint_of(cfg: DictConfig) -> str | None:
         RCOTError: ``ckpt_path=last`` and no training run has a ``last.ckpt`` (the message
             names the folder searched and what to pass instead).
     """
-    from rcot_lightning.run_folder import checkpoint_path
+    from rcot_lightning.cli.run_folder import checkpoint_path
 
     value = cfg.get("ckpt_path")
     if value is None or str(value) == "":
@@ -422,25 +441,9 @@ def instantiate_group(node: DictConfig | None, group: str) -> list[Any]:
             continue
         if not isinstance(item, DictConfig) or "_target_" not in item:
             raise RCOTError(f"{group}.{name} must be a node with a `_target_`, got {item!r}")
-        _check_extra(f"{group}.{name}", str(item["_target_"]))
+        check_extra(f"{group}.{name}", str(item["_target_"]))
         objects.append(instantiate(item, _convert_="partial"))
     return objects
-
-
-#: Optional packages a Lightning object needs: target suffix -> (modules, any one will do; extra).
-_EXTRAS = {"TensorBoardLogger": (("tensorboard", "tensorboardX"), "tensorboard")}
-
-
-def _check_extra(key: str, target: str) -> None:
-    """One line naming the extra to install when ``target`` needs a package that is missing."""
-    import importlib.util
-
-    for suffix, (modules, extra) in _EXTRAS.items():
-        if target.endswith(suffix) and not any(importlib.util.find_spec(m) for m in modules):
-            raise MissingExtraError(
-                f"{key} ({suffix}) needs the {modules[0]} package: pip install "
-                f"'rcot-lightning[{extra}]', or use logger=csv"
-            )
 
 
 def single_log_handlers() -> None:
@@ -555,7 +558,7 @@ def logger_label(logger: Any) -> str:
     """``metrics (CSV)`` for a CSV logger (ours writes atomically), else the class name.
 
     Example:
-        >>> from rcot_lightning.atomic import AtomicCSVLogger
+        >>> from rcot_lightning.checkpoints.atomic_io import AtomicCSVLogger
         >>> logger_label(AtomicCSVLogger("/tmp"))
         'metrics (CSV)'
     """

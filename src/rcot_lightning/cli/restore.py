@@ -1,0 +1,287 @@
+"""Restore images: ``python -m rcot_lightning.restore input=FILE_OR_DIR output=DIR``.
+
+The map comes from ``ckpt_path=`` (a training checkpoint) or ``model=NAME`` (a bundled pretrained
+entry); with neither, the bundled blind denoiser (:mod:`rcot_lightning.cli.map_source`).
+
+Any image size: each image is reflect-padded to the map's size multiple and, when larger than
+``tile``, restored in overlapping tiles blended with a smooth window (``tile=null`` restores
+whole images). A progress bar counts images and tiles. Writes ``<output>/<name>.png``.
+
+A user's photos are never at risk: every output name is planned and checked before anything is
+written (no output may replace an input; inputs sharing a name, ``x.jpg`` and ``x.png``, become
+``x_jpg.png`` and ``x_png.png``), the output folder is checked to be writable first, and each
+image is written to a temporary file and renamed into place. Restored files already in the
+output folder are kept unless ``overwrite=true``. ``skip_bad=true`` restores the readable files
+of a folder, lists the others at the end and exits with status 1. The map is run once on a
+small probe first and refused when it returns NaN or infinity; no non-finite image is written.
+16-bit inputs are restored to 8-bit PNGs, with a note.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import torch
+from omegaconf import DictConfig
+
+from rcot_lightning.cli import app
+from rcot_lightning.cli.checks import check_device, check_writable_folder, ensemble_size, tile_size
+from rcot_lightning.errors import RCOTError
+
+log = logging.getLogger(__name__)
+
+
+def _inputs(path: Path) -> list[Path]:
+    from rcot_lightning.data.images import IMAGE_EXTENSIONS, list_images
+
+    if path.is_dir():
+        return list_images(path, "input")
+    if not path.exists():
+        raise RCOTError(f"input: {path} does not exist; pass an image file or a folder of images")
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        raise RCOTError(
+            f"input: {path} is not an image file (extensions: {', '.join(IMAGE_EXTENSIONS)})"
+        )
+    return [path]
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise RCOTError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:1)") from err
+    check_device(device)
+    return device
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    if precision in ("32", "32-true", "fp32"):
+        return contextlib.nullcontext()
+    if precision in ("bf16", "bf16-mixed"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    raise RCOTError(f"precision must be 32 or bf16, got {precision!r}")
+
+
+class _TileProgress:
+    """``progress`` callable for :func:`restore_image`: one rich task per image's tiles."""
+
+    def __init__(self, progress: Any, label: str) -> None:
+        self.progress, self.label = progress, label
+
+    def __call__(self, batches: Sequence[Any]) -> Iterable[Any]:
+        return self._iterate(batches)
+
+    def _iterate(self, batches: Sequence[Any]) -> Iterator[Any]:
+        task = self.progress.add_task(f"  tiles of {self.label}", total=len(batches))
+        for item in batches:
+            yield item
+            self.progress.advance(task)
+        self.progress.remove_task(task)
+
+
+def plan_outputs(files: Sequence[Path], output: Path) -> list[tuple[Path, Path]]:
+    """Where each input's restoration goes, checked before anything is written.
+
+    Args:
+        files: the input images.
+        output: the folder to write into.
+
+    Returns:
+        ``(input, output file)`` pairs: ``<stem>.png``; inputs whose stems collide (``x.jpg``,
+        ``x.png``; case-insensitively) keep their extension, ``x_jpg.png`` and ``x_png.png``;
+        a name still taken gets ``_2``, ``_3``, ...
+
+    Raises:
+        RCOTError: an output would replace one of the inputs.
+
+    Example:
+        >>> plan = plan_outputs([Path("in/x.jpg"), Path("in/x.png"), Path("in/y.tif")], Path("out"))
+        >>> [str(target) for _, target in plan]
+        ['out/x_jpg.png', 'out/x_png.png', 'out/y.png']
+    """
+    stems: dict[str, int] = {}
+    for path in files:
+        stems[path.stem.lower()] = stems.get(path.stem.lower(), 0) + 1
+    taken: set[str] = set()
+    plan = []
+    for path in files:
+        base = path.stem
+        if stems[base.lower()] > 1:
+            base = f"{base}_{path.suffix.lstrip('.').lower()}"
+        name, n = f"{base}.png", 1
+        while name.lower() in taken:
+            n += 1
+            name = f"{base}_{n}.png"
+        taken.add(name.lower())
+        plan.append((path, output / name))
+    inputs = {path.resolve(): path for path in files}
+    for _, target in plan:
+        if target.resolve() in inputs:
+            raise RCOTError(
+                f"output: writing {target} would replace the input "
+                f"{inputs[target.resolve()]}; choose another output folder (nothing was written)"
+            )
+    return plan
+
+
+class Restored(list[Path]):
+    """The files :func:`restore_files` wrote, and in :attr:`skipped` the unreadable inputs."""
+
+    def __init__(self, written: Iterable[Path] = (), skipped: Iterable[Path] = ()) -> None:
+        super().__init__(written)
+        self.skipped = list(skipped)
+
+
+def _existing(plan: Sequence[tuple[Path, Path]], overwrite: bool) -> None:
+    """Keep files already in the output folder unless ``overwrite=true`` (before any work)."""
+    existing = [target for _, target in plan if target.exists()]
+    if existing and not overwrite:
+        names = ", ".join(p.name for p in existing[:3]) + (", ..." if len(existing) > 3 else "")
+        raise RCOTError(
+            f"output: {len(existing)} of the restored files already exist in "
+            f"{existing[0].parent} ({names}) and were kept; pass overwrite=true to replace them, "
+            "or choose another output folder (nothing was written)"
+        )
+
+
+def _sixteen_bit(path: Path) -> bool:
+    """Whether ``path`` stores 16 bits per sample (PNG header, or TIFF/Pillow's mode)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(25)
+        if head[:8] == b"\x89PNG\r\n\x1a\n":
+            return head[24] == 16
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return img.mode.startswith("I;16") or img.mode == "I"
+    except Exception:  # unreadable files are reported when they are decoded
+        return False
+
+
+def _bool(cfg: DictConfig, key: str) -> bool:
+    value = cfg.get(key, False)
+    if not isinstance(value, bool):
+        raise RCOTError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def restore_files(cfg: DictConfig) -> Restored:
+    """Restore ``cfg.input`` into ``cfg.output``; returns the files written (and skipped)."""
+    from rich.progress import Progress
+
+    from rcot_lightning.checkpoints.atomic import atomic_path
+    from rcot_lightning.checkpoints.trust import trust_settings
+    from rcot_lightning.cli.map_source import choose_map
+    from rcot_lightning.data.images import BadImageError, read_image, set_max_megapixels
+    from rcot_lightning.inference import restore_image
+    from rcot_lightning.shapes import size_multiple
+    from rcot_lightning.visualize import save_png
+
+    set_max_megapixels(cfg.get("max_megapixels", 178))
+    ensemble = ensemble_size(cfg.get("ensemble", 1))
+    device = _device(str(cfg.get("device", "auto")))
+    trust, targets = trust_settings(cfg)
+    skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
+    files = _inputs(Path(str(cfg.input)).expanduser())
+    output = Path(str(cfg.output)).expanduser()
+    plan = plan_outputs(files, output)
+    _existing(plan, overwrite)
+    check_writable_folder(output, "output")
+    chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
+    net = chosen.net.to(device).eval()
+    tile = tile_size(cfg.get("tile"), multiple=size_multiple(net))
+    overlap = cfg.get("tile_overlap", 32)
+    if isinstance(overlap, bool) or not isinstance(overlap, int):
+        raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
+    if tile is not None and not 0 <= overlap < tile:
+        raise RCOTError(f"tile_overlap must be in [0, tile={tile}), got {overlap}")
+    precision = str(cfg.get("precision", "32"))
+
+    app.report(f"model: {chosen.source}")
+    result = Restored()
+    deep = [path.name for path in files if _sixteen_bit(path)]
+    try:
+        with Progress(transient=True) as progress:
+            images = progress.add_task("restoring", total=len(plan))
+            for path, target in plan:
+                try:
+                    degraded = read_image(path).unsqueeze(0).to(device)
+                except BadImageError as err:
+                    if not skip_bad:
+                        raise RCOTError(
+                            f"input: {path} cannot be read as an image ({err.reason}); remove "
+                            "it or pass skip_bad=true to restore the other files"
+                        ) from err
+                    log.warning("skipping %s: %s", path, err.reason)
+                    result.skipped.append(path)
+                    progress.advance(images)
+                    continue
+                with torch.inference_mode(), _autocast(precision, device):
+                    restored = restore_image(
+                        net,
+                        degraded,
+                        tile=tile,
+                        overlap=overlap,
+                        progress=_TileProgress(progress, path.name),
+                        ensemble=ensemble,
+                    )
+                if not bool(torch.isfinite(restored).all()):
+                    raise RCOTError(
+                        f"{chosen.source}: restoring {path} gave non-finite values (NaN or "
+                        f"infinity), so {target.name} was not written ({len(result)} image(s) "
+                        f"written before it are complete); try precision=32, or another checkpoint"
+                    )
+                try:
+                    with atomic_path(target) as temp:
+                        save_png(restored[0].float().clamp(0, 1), temp)
+                except OSError as err:
+                    raise RCOTError(
+                        f"output: cannot write {target} ({err.strerror or err}); the {len(result)} "
+                        f"image(s) written before it in {output} are complete and no partial file "
+                        "was left; free some space or choose another output folder"
+                    ) from None
+                result.append(target)
+                progress.advance(images)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"{len(result)} of {len(plan)} image(s) were restored into {output}"
+        ) from None
+    app.report(f"restored {len(result)} image(s) into {output}")
+    if deep:
+        app.report(
+            f"note: {len(deep)} input(s) are 16-bit ({', '.join(deep[:3])}"
+            f"{', ...' if len(deep) > 3 else ''}); the restored PNGs are 8-bit"
+        )
+    if result.skipped:
+        names = ", ".join(p.name for p in result.skipped)
+        app.report(f"skipped {len(result.skipped)} unreadable file(s): {names}")
+    return result
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="restore")
+def _hydra_main(cfg: DictConfig) -> None:
+    with app.exit_on_user_error("rcot-restore"):
+        result = restore_files(cfg)
+    if result.skipped:  # the command did not do all it was asked: say so to scripts
+        raise SystemExit(1)
+
+
+def main() -> None:
+    """Console entry point ``rcot-restore``."""
+    from rcot_lightning.cli.map_source import model_alias
+
+    sys.argv = model_alias(sys.argv)
+    app.run_cli("rcot-restore", _hydra_main)
+
+
+if __name__ == "__main__":
+    main()

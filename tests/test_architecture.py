@@ -1,0 +1,138 @@
+"""docs/architecture.md stays true: every file it names exists, and the layering rule holds."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "src" / "rcot_lightning"
+PAGE = ROOT / "docs" / "architecture.md"
+
+#: The torch-only core: it imports the standard library, torch and itself, nothing else.
+CORE = ("contract", "errors", "shapes", "values", "seeding", "objective", "nets", "inference")
+#: The two-line ``python -m rcot_lightning.<name>`` files that forward to ``cli``.
+FORWARDERS = ("train", "eval", "restore", "export", "demo", "upgrade_checkpoint")
+
+
+def _named_paths() -> list[str]:
+    """Every backquoted file or folder name of the page (``x.py``, ``conf/task/``, ...)."""
+    names = re.findall(r"`([\w./-]+)`", PAGE.read_text())
+    return sorted({n for n in names if "/" in n or n.endswith((".py", ".yaml", ".md"))})
+
+
+@pytest.mark.parametrize("name", _named_paths())
+def test_every_path_named_in_architecture_md_exists(name: str) -> None:
+    for base in (ROOT, PACKAGE, ROOT / "docs"):
+        if (base / name).exists():
+            return
+    # A bare file name stands in the package folder its line names.
+    assert "/" not in name and any(PACKAGE.rglob(name)), f"docs/architecture.md names {name}"
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "rcot_lightning":
+                names |= {f"rcot_lightning.{a.name}" for a in node.names}
+            else:
+                names.add(node.module)
+    return names
+
+
+def _module_name(path: Path) -> str:
+    return ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_the_core_imports_only_torch_and_itself() -> None:
+    core = {f"rcot_lightning.{name}" for name in CORE}
+    for path in _sources():
+        name = _module_name(path)
+        if not any(name == c or name.startswith(c + ".") for c in core):
+            continue
+        for imported in _imports(path):
+            top = imported.split(".")[0]
+            if top in sys.stdlib_module_names or top in ("__future__", "torch"):
+                continue
+            inside = ".".join(imported.split(".")[:2])
+            assert inside in core, f"{name} imports {imported}"
+
+
+def test_nothing_below_the_entry_points_imports_them() -> None:
+    allowed = {f"rcot_lightning.{name}" for name in FORWARDERS} | {"rcot_lightning.conf"}
+    for path in _sources():
+        name = _module_name(path).removesuffix(".__init__")
+        if name.startswith("rcot_lightning.cli") or name in allowed:
+            continue
+        cli = [
+            i
+            for i in _imports(path)
+            if i == "rcot_lightning.cli" or i.startswith("rcot_lightning.cli.")
+        ]
+        assert not cli, f"{name} imports {cli}"
+
+
+@pytest.mark.parametrize("name", FORWARDERS)
+def test_python_dash_m_forwarders_stay_two_lines(name: str) -> None:
+    code = [
+        line
+        for line in (PACKAGE / f"{name}.py").read_text().splitlines()
+        if line.strip() and not line.startswith('"""')
+    ]
+    assert code == [
+        f"from rcot_lightning.cli.{name} import main",
+        'if __name__ == "__main__":',
+        "    main()",
+    ]
+
+
+#: The homes of checks: tensor checks, plain-value checks, checks of a CLI value.
+CHECK_HOMES = ("rcot_lightning.shapes", "rcot_lightning.values", "rcot_lightning.cli.checks")
+#: Checker-named functions outside the homes, each with the reason it stays where it is.
+CHECKER_EXCEPTIONS = {
+    "rcot_lightning.nets.restormer.check_restormer_config": "the U-Net's own size rule (heads "
+    "divide each level's width), shared by restormer.py and two_pass.py; built on values.py",
+    "rcot_lightning.data.datasets._check_sizes": "reads every image's size from a source; "
+    "about the data on disk, not a value or a tensor",
+    "rcot_lightning.checkpoints.finite.check_finite": "the one finiteness check of a state dict "
+    "(its own home, named in docs/architecture.md)",
+    "rcot_lightning.checkpoints.trust.check_targets": "the allow-list of stored targets; "
+    "belongs with weights-only reading",
+    "rcot_lightning.checkpoints.load.check_resumable": "compares a checkpoint with the module "
+    "it resumes; needs both loaded",
+    "rcot_lightning.cli.recipe.check_recipe": "the recipe checks (their own home, named in "
+    "docs/architecture.md)",
+    "rcot_lightning.cli.export._check": "runs an exported file against the network and returns "
+    "the largest difference; a numerical comparison, not a value check",
+}
+#: ``_check*``, ``check_*``, ``_validate*``, ``validate*`` as whole words (``_check``,
+#: ``check_x``, ``_validate_y``), not ``_checkpoints_under`` or ``validation_step``.
+CHECKER_NAME = re.compile(r"_?(check|validate)(_|$)")
+
+
+def test_checks_live_in_their_homes() -> None:
+    found = set()
+    for path in _sources():
+        module = _module_name(path).removesuffix(".__init__")
+        if module in CHECK_HOMES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and CHECKER_NAME.match(
+                node.name
+            ):
+                found.add(f"{module}.{node.name}")
+    unexpected = sorted(found - CHECKER_EXCEPTIONS.keys())
+    assert not unexpected, f"checkers outside shapes.py, values.py and cli/checks.py: {unexpected}"
+    stale = sorted(CHECKER_EXCEPTIONS.keys() - found)
+    assert not stale, f"CHECKER_EXCEPTIONS names functions that are gone: {stale}"
