@@ -393,6 +393,7 @@ def run_one(
         if args.resume and last.is_file():
             overrides.append(f"ckpt_path={last}")
             resumed = True
+            drop_abandoned_checkpoints(last)
         elif folder.exists():
             shutil.rmtree(folder)
         timing = train_subprocess(overrides, runs / f"{name}.log", threads=1)
@@ -417,6 +418,22 @@ def run_one(
         result["curve"] = checkpoint_curve(folder, photos)
     result_path.write_text(json.dumps(result, indent=1))
     return result
+
+
+def drop_abandoned_checkpoints(last: Path) -> list[Path]:
+    """Delete the curve checkpoints (``step<N>.ckpt``) a killed run wrote after its ``last.ckpt``.
+
+    The run resumes from ``last``, so checkpoints of later steps belong to the abandoned attempt:
+    kept, they would put two CPU times on one stretch of the curve (the abandoned one higher).
+    """
+    step = int(torch.load(last, map_location="cpu", weights_only=True)["global_step"])
+    dropped = []
+    for path in last.parent.glob("step*.ckpt"):
+        digits = path.stem.removeprefix("step")
+        if digits.isdigit() and int(digits) > step:
+            path.unlink()
+            dropped.append(path)
+    return dropped
 
 
 def selected(groups: Sequence[str]) -> tuple[list[Claim], list[str]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -356,3 +357,19 @@ def test_data_choices_full_setting_is_the_bundled_recipes_data(
     assert list(settings["no_scales"].scales) == [1.0] != list(data.scales)
     for name, cfg in settings.items():
         assert not set(cfg.train_images) & set(HELDOUT_PHOTOS), name
+
+
+def test_a_resumed_claims_run_drops_the_checkpoints_of_its_abandoned_attempt(
+    tmp_path: Path,
+) -> None:
+    claims = _benchmark_module("claims")
+    torch.save({"global_step": 40}, tmp_path / "last.ckpt")
+    for step in (20, 40, 60):
+        (tmp_path / f"step{step:07d}.ckpt").write_text("curve checkpoint")
+    dropped = claims.drop_abandoned_checkpoints(tmp_path / "last.ckpt")
+    assert [p.name for p in dropped] == ["step0000060.ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "last.ckpt",
+        "step0000020.ckpt",
+        "step0000040.ckpt",
+    ]
