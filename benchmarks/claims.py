@@ -117,6 +117,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from heldout_curve import checkpoint_curve
 from intervals import Target, interval, late_gain, paired_difference, verdict
+from intervals import format_interval as ci
 from quality import (
     ONE_PASS_MAP,
     TINY_POTENTIAL,
@@ -505,14 +506,6 @@ def summarise(
     return {"variants": variants, "claims": rows, "curves": curves}
 
 
-def _ci(row: dict[str, Any], digits: int = 2) -> str:
-    if row["mean"] is None:
-        return "-"
-    if row["lo"] is None:
-        return f"{row['mean']:.{digits}f} (n=1)"
-    return f"{row['mean']:.{digits}f} ± {row['half_width']:.{digits}f} (n={row['n']})"
-
-
 def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
     lines = [
         f"Equal CPU budget: {report['budget_minutes']:g} CPU minutes of one thread per run, "
@@ -526,9 +519,9 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
     for row in summary["claims"]:
         lines.append(
             f"| {row['id']}: {row['claim']} | {VARIANTS[row['a']].label} | "
-            f"{VARIANTS[row['b']].label} | {_ci(row['psnr_a'])} | {_ci(row['psnr_b'])} | "
-            f"{_ci(row['psnr_diff'])} | "
-            f"{_ci(row['ssim_diff'], 3)} | {row['target']} | **{row['verdict']}** |"
+            f"{VARIANTS[row['b']].label} | {ci(row['psnr_a'])} | {ci(row['psnr_b'])} | "
+            f"{ci(row['psnr_diff'])} | "
+            f"{ci(row['ssim_diff'], 3)} | {row['target']} | **{row['verdict']}** |"
         )
     lines += [
         "",
@@ -537,8 +530,8 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
     ]
     for key, row in summary["variants"].items():
         lines.append(
-            f"| `{key}`: {row['label']} | {_ci(row['psnr'])} | {_ci(row['ssim'], 3)} | "
-            f"{_ci(row['iterations'], 0)} | {_ci(row['budget_cpu_minutes'], 2)} | "
+            f"| `{key}`: {row['label']} | {ci(row['psnr'])} | {ci(row['ssim'], 3)} | "
+            f"{ci(row['iterations'], 0)} | {ci(row['budget_cpu_minutes'], 2)} | "
             f"{len(row['seeds'])} |"
         )
     inputs = ", ".join(f"{t} {v['psnr']:.2f} dB" for t, v in report["inputs"].items())

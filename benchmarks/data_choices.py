@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from intervals import interval, paired_difference
+from intervals import format_interval, interval, paired_difference
 from quality import noisy_photo, run_training, score
 
 from rcot_lightning.checkpoints.load import load_module
@@ -194,14 +194,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     return report
 
 
-def _fmt(row: dict[str, Any], digits: int = 2) -> str:
-    if row["mean"] is None:
-        return "-"
-    if row["half_width"] is None:
-        return f"{row['mean']:.{digits}f}"
-    return f"{row['mean']:.{digits}f} ± {row['half_width']:.{digits}f}"
-
-
 def markdown(table: dict[str, Any], args: argparse.Namespace) -> str:
     """Held-out PSNR (± 95 % half-width over seeds) per setting and sigma, and row − full."""
     sigmas = [f"sigma{s:g}" for s in args.sigmas]
@@ -209,9 +201,12 @@ def markdown(table: dict[str, Any], args: argparse.Namespace) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for setting in args.settings:
         cells = [SETTINGS[setting][0]]
-        cells += [_fmt(table[f"{s}/{setting}"]["psnr"]) for s in sigmas]
+        cells += [format_interval(table[f"{s}/{setting}"]["psnr"], show_n=False) for s in sigmas]
         cells += [
-            _fmt(table[f"{s}/{setting}"]["minus_full"]) if setting != FULL else "0" for s in sigmas
+            format_interval(table[f"{s}/{setting}"]["minus_full"], show_n=False)
+            if setting != FULL
+            else "0"
+            for s in sigmas
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -62,6 +62,23 @@ def interval(values: Sequence[float]) -> dict[str, Any]:
     return {"mean": mean, "lo": mean - half, "hi": mean + half, "half_width": half, "n": n}
 
 
+def format_interval(row: dict[str, Any], digits: int = 2, show_n: bool = True) -> str:
+    """``row`` (an :func:`interval`) as ``mean ± half-width``, with ``(n=...)`` if ``show_n``.
+
+    Example:
+        >>> format_interval(interval([1.0, 2.0, 3.0]))
+        '2.00 ± 2.48 (n=3)'
+        >>> format_interval(interval([5.0]), show_n=False), format_interval(interval([]))
+        ('5.00', '-')
+    """
+    if row["mean"] is None:
+        return "-"
+    n = f" (n={row['n']})" if show_n else ""
+    if row["lo"] is None:
+        return f"{row['mean']:.{digits}f}{n}"
+    return f"{row['mean']:.{digits}f} ± {row['half_width']:.{digits}f}{n}"
+
+
 def paired_difference(a: dict[str, float], b: dict[str, float]) -> dict[str, Any]:
     """``interval`` of ``a[s] - b[s]`` over the seeds ``s`` both have, with those seeds.
 
