@@ -68,3 +68,22 @@ def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> 
     # 2 pairs of 4 images a batch per epoch, max_steps=4: 2 iterations, no validation yet.
     assert "no validation yet: the run ended before the first one" in proc.stdout
     assert "trainer.val_check_interval=N" in proc.stdout and "recipe=demo" in proc.stdout
+
+
+def test_the_manual_optimisation_checkpoint_advice_is_dropped_and_other_warnings_kept() -> None:
+    """Lightning 2.6 warns on every ``every_n_train_steps`` checkpoint of a manual-optimisation
+    module (``experiment=denoise_blind`` sets one); RCOT's checkpoints do not need its advice."""
+    import warnings
+
+    from rcot_lightning.console import quiet_third_party
+
+    with warnings.catch_warnings(record=True) as caught:
+        quiet_third_party()
+        warnings.warn(
+            "Using ModelCheckpoint with manual optimization and every_n_train_steps, but no "
+            "pre-optimization state was saved.",
+            UserWarning,
+            stacklevel=1,
+        )
+        warnings.warn("a warning of the user's own", UserWarning, stacklevel=1)
+    assert [str(w.message) for w in caught] == ["a warning of the user's own"]
