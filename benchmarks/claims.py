@@ -60,6 +60,15 @@ Claims (A against B, one line each; target on the difference A - B of held-out P
     C4          rain/frot_unpaired vs rain/ot_unpaired   A - B >= 0
     C5          sigma25/l1 (TRC) vs sigma25/l1_onepass   A - B >= 0 (paper: +1.75 dB)
 
+Probes (``--probes``; item 3 of the study: for a claim that does not hold, an experiment that
+tests a reason). Each is the claim's A with one change, A', run on the same seeds as A and B::
+
+    P1 (C1)     sigma25/ot_unpaired_critic2   model.n_critic=2 (the critic lags the map)
+    P2 (C1)     sigma25/ot_unpaired_w400      transport x400 (the map moves too far)
+
+Each is read twice: A' - A, the change's gain (it "helps" if the interval is above 0), and
+A' - B, the claim with the change under the claim's own target.
+
 Statistics. Per run, the PSNR is the mean over the photos. Per variant, the mean over seeds with
 a 95 % confidence interval ``mean +- t(0.975, n - 1) * s / sqrt(n)`` (Student t, ``s`` the
 sample standard deviation over the n seeds). Per claim, the paired difference: ``d_s = A_s - B_s``
@@ -93,6 +102,7 @@ Run::
 
     python benchmarks/claims.py --out /tmp/claims --resume --jobs 2 --curve 500  # the study
     python benchmarks/claims.py --out /tmp/c --claims C1 --budget 1 --seeds 0 1   # a pilot
+    python benchmarks/claims.py --out /tmp/claims --resume --probes P1 P2  # C1's reasons
     python benchmarks/claims.py --out /tmp/c --smoke      # seconds: tiny model, 2 seeds
 """
 
@@ -233,6 +243,17 @@ VARIANTS: dict[str, Variant] = {
     "rain/ot_unpaired": Variant(
         "rain", "unpaired OT, Fourier off (fourier_weight=0) (rain)", (*UNPAIRED_OT,)
     ),
+    # The probes' runs (PROBES below): a claim's A with one change.
+    "sigma25/ot_unpaired_critic2": Variant(
+        "sigma25",
+        "unpaired OT, 2 potential updates per map update (model.n_critic=2)",
+        (*UNPAIRED_OT, "model.n_critic=2"),
+    ),
+    "sigma25/ot_unpaired_w400": Variant(
+        "sigma25",
+        "unpaired OT, l2 transport x400 (half the largest move of x200)",
+        (*UNPAIRED_OT, f"{OBJ}.transport_weight=400"),
+    ),
 }
 
 
@@ -297,6 +318,38 @@ CLAIMS = [
     ),
 ]
 CLAIM_GROUPS = sorted({c.group for c in CLAIMS})
+CLAIM_IDS = {c.id: c for c in CLAIMS}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """An experiment that tests one reason a claim may not hold: the claim's A run with one
+    change (``variant``), scored against A (does the change help?) and against B (does the claim
+    hold with it?), both as paired differences over shared seeds."""
+
+    id: str
+    claim: str
+    reason: str
+    variant: str
+
+
+PROBES = [
+    Probe(
+        "P1",
+        "C1",
+        "the critic lags the map (n_critic): two potential updates per map update, fewer "
+        "iterations for the same CPU",
+        "sigma25/ot_unpaired_critic2",
+    ),
+    Probe(
+        "P2",
+        "C1",
+        "the balance of the costs: the map moves too far from its input and repaints content; "
+        "transport x400 halves its largest move",
+        "sigma25/ot_unpaired_w400",
+    ),
+]
+PROBE_IDS = [p.id for p in PROBES]
 
 
 # ---------------------------------------------------------------- runs
@@ -437,11 +490,16 @@ def drop_abandoned_checkpoints(last: Path) -> list[Path]:
     return dropped
 
 
-def selected(groups: Sequence[str]) -> tuple[list[Claim], list[str]]:
-    """The claims of ``groups`` and the variants they need (each once)."""
-    claims = [c for c in CLAIMS if c.group in groups]
-    keys = list(dict.fromkeys(k for c in claims for k in (c.a, c.b)))
-    return claims, keys
+def selected(
+    groups: Sequence[str], probe_ids: Sequence[str] = ()
+) -> tuple[list[Claim], list[Probe], list[str]]:
+    """The claims of ``groups``, the probes ``probe_ids`` (with the claims they test) and the
+    variants all of them need (each once)."""
+    probes = [p for p in PROBES if p.id in probe_ids]
+    tested = {p.claim for p in probes}
+    claims = [c for c in CLAIMS if c.group in groups or c.id in tested]
+    keys = [k for c in claims for k in (c.a, c.b)] + [p.variant for p in probes]
+    return claims, probes, list(dict.fromkeys(keys))
 
 
 # ---------------------------------------------------------------- report
@@ -452,8 +510,17 @@ def summarise(
     keys: Sequence[str],
     results: dict[str, dict[str, dict[str, Any]]],
     inputs: dict[str, dict[str, float]],
+    probes: Sequence[Probe] = (),
 ) -> dict[str, Any]:
-    """Per-variant intervals, per-claim paired differences and verdicts, knee checks."""
+    """Per-variant intervals, per-claim paired differences and verdicts, per-probe differences
+    (against the claim's A and B), knee checks."""
+
+    def psnr_diff(a: str, b: str) -> dict[str, Any]:
+        return paired_difference(
+            {s: r["psnr"] for s, r in results.get(a, {}).items()},
+            {s: r["psnr"] for s, r in results.get(b, {}).items()},
+        )
+
     variants: dict[str, Any] = {}
     for key in keys:
         by_seed = results.get(key, {})
@@ -472,9 +539,7 @@ def summarise(
     rows = []
     for claim in claims:
         a, b = results.get(claim.a, {}), results.get(claim.b, {})
-        diff = paired_difference(
-            {s: r["psnr"] for s, r in a.items()}, {s: r["psnr"] for s, r in b.items()}
-        )
+        diff = psnr_diff(claim.a, claim.b)
         ssim_diff = paired_difference(
             {s: r["ssim"] for s, r in a.items()}, {s: r["ssim"] for s, r in b.items()}
         )
@@ -492,6 +557,24 @@ def summarise(
                 "verdict": verdict(diff["lo"], diff["hi"], claim.target),
             }
         )
+    probe_rows = []
+    for probe in probes:
+        claim = CLAIM_IDS[probe.claim]
+        change = psnr_diff(probe.variant, claim.a)
+        with_change = psnr_diff(probe.variant, claim.b)
+        probe_rows.append(
+            {
+                "id": probe.id,
+                "claim": claim.id,
+                "reason": probe.reason,
+                "variant": probe.variant,
+                "psnr": variants[probe.variant]["psnr"],
+                "change": change,
+                "helps": verdict(change["lo"], change["hi"], Target("at_least", 0.0)),
+                "claim_with_change": with_change,
+                "claim_verdict": verdict(with_change["lo"], with_change["hi"], claim.target),
+            }
+        )
     curves = {}
     for key in keys:
         for seed, r in results.get(key, {}).items():
@@ -503,7 +586,7 @@ def summarise(
                     "input_psnr": inputs[task]["psnr"],
                     "knee": late_gain(r["curve"], inputs[task]["psnr"]),
                 }
-    return {"variants": variants, "claims": rows, "curves": curves}
+    return {"variants": variants, "claims": rows, "probes": probe_rows, "curves": curves}
 
 
 def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
@@ -523,6 +606,22 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
             f"{ci(row['psnr_diff'])} | "
             f"{ci(row['ssim_diff'], 3)} | {row['target']} | **{row['verdict']}** |"
         )
+    if summary["probes"]:
+        lines += [
+            "",
+            "Reasons tested: the claim's A with one change (A'); A' − A is what the change "
+            "gains (\"helps\" read as A' − A >= 0), A' − B is the claim with the change.",
+            "",
+            "| probe | claim | reason tested | A' PSNR | A' − A (dB) | helps | A' − B (dB) | "
+            "claim with the change |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for row in summary["probes"]:
+            lines.append(
+                f"| {row['id']}: `{row['variant']}` | {row['claim']} | {row['reason']} | "
+                f"{ci(row['psnr'])} | {ci(row['change'])} | {row['helps']} | "
+                f"{ci(row['claim_with_change'])} | **{row['claim_verdict']}** |"
+            )
     lines += [
         "",
         "| run | PSNR (dB) | SSIM | iterations | training CPU min | seeds |",
@@ -621,7 +720,19 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", required=True, type=Path, help="results folder")
     parser.add_argument("--budget", type=float, default=10.0, help="CPU minutes per run")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--claims", nargs="+", default=CLAIM_GROUPS, choices=CLAIM_GROUPS)
+    parser.add_argument(
+        "--claims",
+        nargs="+",
+        choices=CLAIM_GROUPS,
+        help="claim groups (default: all, or with --probes only the claims they test)",
+    )
+    parser.add_argument(
+        "--probes",
+        nargs="+",
+        default=[],
+        choices=PROBE_IDS,
+        help="experiments that test why a claim fails (PROBES), with that claim's runs",
+    )
     parser.add_argument("--jobs", type=int, default=1, help="trainings run at the same time")
     parser.add_argument(
         "--resume",
@@ -650,6 +761,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error("--seeds repeat")
+    if args.claims is None:
+        args.claims = [] if args.probes else list(CLAIM_GROUPS)
     args.crop = None
     if args.smoke:
         args.model, args.budget, args.crop = "rcot_tiny", min(args.budget, 2 / 60), 128
@@ -662,7 +775,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     out: Path = args.out
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    claims, keys = selected(args.claims)
+    claims, probes, keys = selected(args.claims, args.probes)
     tasks = sorted({VARIANTS[k].task for k in keys})
     photos = {task: heldout(task, args) for task in tasks}
     inputs = {task: input_scores(photos[task]) for task in tasks}
@@ -709,7 +822,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 failed.append(run_name(key, seed))
             else:
                 results.setdefault(key, {})[str(seed)] = result
-    summary = summarise(claims, keys, results, inputs)
+    summary = summarise(claims, keys, results, inputs, probes)
     report = {
         "command": " ".join(["python benchmarks/claims.py", *(argv or sys.argv[1:])]),
         "budget_minutes": args.budget,
@@ -729,7 +842,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     (out / "claims.json").write_text(json.dumps(report, indent=1))
     (out / "claims.md").write_text(markdown(summary, report))
     figures(summary, out / "figures", args.budget)
-    print(json.dumps({"claims": summary["claims"]}, indent=1))
+    print(json.dumps({"claims": summary["claims"], "probes": summary["probes"]}, indent=1))
     if failed:
         raise SystemExit(f"{len(failed)} runs failed: {', '.join(failed)} (see runs/*.log)")
     return report

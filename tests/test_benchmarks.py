@@ -251,6 +251,47 @@ def test_claims_intervals_paired_differences_and_verdicts_on_fixed_numbers() -> 
     assert knee["late_fraction"] == pytest.approx(1 / 7)
 
 
+def test_a_probe_is_read_against_its_claims_a_and_b_over_shared_seeds() -> None:
+    claims = _benchmark_module("claims")
+    (probe,) = [p for p in claims.PROBES if p.id == "P1"]
+    claim = claims.CLAIM_IDS[probe.claim]
+    selected, probes, keys = claims.selected([], ["P1"])
+    assert selected == [claim] and probes == [probe]
+    assert keys == [claim.a, claim.b, probe.variant]
+    psnr = {  # per seed; seed 2 of the probe is missing, so its differences use seeds 0 and 1
+        claim.a: {"0": 26.0, "1": 26.2, "2": 26.1},
+        claim.b: {"0": 29.5, "1": 29.4, "2": 29.6},
+        probe.variant: {"0": 27.0, "1": 27.4},
+    }
+    results = {
+        key: {
+            seed: {"psnr": v, "ssim": 0.7, "iterations": 100, "budget_cpu_seconds": 600}
+            for seed, v in by_seed.items()
+        }
+        for key, by_seed in psnr.items()
+    }
+    summary = claims.summarise(selected, keys, results, {"sigma25": {"psnr": 21.0}}, probes)
+    (row,) = summary["probes"]
+    assert row["change"]["seeds"] == ["0", "1"]
+    assert row["change"]["mean"] == pytest.approx(1.1)  # (1.0 + 1.2) / 2
+    assert row["claim_with_change"]["mean"] == pytest.approx(-2.25)  # (-2.5 - 2.0) / 2
+    # Differences 1.0 and 1.2: t(0.975, 1) * 0.1414 / sqrt(2) = 1.27, so [-0.17, 2.37].
+    assert row["helps"] == "inconclusive"
+    # [-2.25 -+ 3.18]: reaches both below -1 and inside the margin.
+    assert row["claim_verdict"] == "inconclusive"
+    table = claims.markdown(
+        summary,
+        {
+            "budget_minutes": 10,
+            "model": "rcot_small",
+            "seeds": [0, 1, 2],
+            "inputs": {"sigma25": {"psnr": 21.0}},
+            "command": "python benchmarks/claims.py",
+        },
+    )
+    assert "| P1: `sigma25/ot_unpaired_critic2` | C1 |" in table
+
+
 # Ten Hydra compositions with experiments: about 30 s on an idle 2-core CPU.
 @pytest.mark.slow
 def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> None:
@@ -278,7 +319,8 @@ def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> N
             # A run called Fourier-free has its Fourier weight at 0, and FROT has it on.
             assert (objective.fourier_weight > 0) == ("frot" in key), key
     claimed = {k for c in claims.CLAIMS for k in (c.a, c.b)}
-    assert claimed == set(claims.VARIANTS)
+    probed = {p.variant for p in claims.PROBES}
+    assert claimed | probed == set(claims.VARIANTS)
 
 
 # Four tiny trainings and a resumed pass: about 3 minutes on a loaded 2-core CPU.
