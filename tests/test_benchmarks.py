@@ -251,6 +251,25 @@ def test_claims_intervals_paired_differences_and_verdicts_on_fixed_numbers() -> 
     assert knee["late_fraction"] == pytest.approx(1 / 7)
 
 
+def test_band_split_puts_each_error_in_its_frequency_band_and_adds_up_to_the_mse() -> None:
+    bands = _benchmark_module("claims_bands")
+    assert bands.band_labels() == ["0-1/32", "1/32-1/16", "1/16-1/8", "1/8-1/4", "1/4-max"]
+    y, x = torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="ij")
+    clean = 0.5 + 0.2 * torch.cos(2 * torch.pi * x / 64)  # energy at 1/64 c/px: band 0
+    fine = 0.05 * torch.cos(2 * torch.pi * 0.375 * (x + y))  # 0.53 c/px: the last band
+    coarse = 0.05 * torch.cos(2 * torch.pi * 3 * y / 64)  # 3/64 = 0.047 c/px: band 1
+    restored = (clean + fine + coarse).expand(3, 64, 64)
+    split = bands.band_split(restored, clean.expand(3, 64, 64))
+    mse = float((fine + coarse).pow(2).mean())
+    assert sum(split["error"]) == pytest.approx(mse, rel=1e-6)  # float32 images
+    assert split["error"][1] == pytest.approx(0.05**2 / 2, rel=1e-6)  # the coarse wave
+    assert split["error"][4] == pytest.approx(0.05**2 / 2, rel=1e-6)  # the fine wave
+    assert max(split["error"][0], split["error"][2], split["error"][3]) < 1e-12
+    assert split["power"][0] == pytest.approx(1.0)  # the clean image's own band is kept
+    with pytest.raises(ValueError, match="one shape"):
+        bands.band_split(restored, clean)
+
+
 def test_a_probe_is_read_against_its_claims_a_and_b_over_shared_seeds() -> None:
     claims = _benchmark_module("claims")
     (probe,) = [p for p in claims.PROBES if p.id == "P1"]
