@@ -1,10 +1,10 @@
 """Where in frequency a claims run loses PSNR: its error and its output's energy per band.
 
 A diagnostic for ``claims.py`` (item 3 of the study: test a reason a claim does not hold). It
-loads the last weights of finished runs (``<out>/runs/<task>__<variant>__seed<s>/checkpoints/
-last.ckpt``), restores the task's held-out photos exactly as ``claims.py`` scores them, and splits
-each restored photo's squared error by radial spatial frequency (orthonormal 2-D FFT per channel,
-so the bands' errors add up to the MSE, Parseval). Per band it reports:
+loads the last weights of finished runs (those with a result JSON), restores the task's held-out
+photos exactly as ``claims.py`` scores them, and splits each restored photo's squared error by
+radial spatial frequency (orthonormal 2-D FFT per channel, so the bands' errors add up to the
+MSE, Parseval). Per band it reports:
 
 * ``error``: the band's share of the MSE, in units of 1e-4 (an MSE of 1e-4 is 40 dB PSNR);
 * ``power``: the restored photo's energy in the band over the clean photo's (1: the band's
@@ -135,9 +135,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for key in args.variants:
         per_seed = {}
         for seed in args.seeds:
-            last = args.out / "runs" / run_name(key, seed) / "checkpoints" / "last.ckpt"
-            if not last.is_file():
-                print(f"{key} seed {seed}: no {last}, skipped", file=sys.stderr)
+            name = run_name(key, seed)
+            last = args.out / "runs" / name / "checkpoints" / "last.ckpt"
+            # A run still training has a last.ckpt too: only finished runs (their JSON) count.
+            if not (args.out / "runs" / f"{name}.json").is_file() or not last.is_file():
+                print(f"{key} seed {seed}: not finished in {args.out}, skipped", file=sys.stderr)
                 continue
             module = load_module(last)
             splits = [
