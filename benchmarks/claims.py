@@ -61,13 +61,19 @@ Claims (A against B, one line each; target on the difference A - B of held-out P
     C5          sigma25/l1 (TRC) vs sigma25/l1_onepass   A - B >= 0 (paper: +1.75 dB)
 
 Probes (``--probes``; item 3 of the study: for a claim that does not hold, an experiment that
-tests a reason). Each is the claim's A with one change, A', run on the same seeds as A and B::
+tests a reason). Each is the claim with one change: A and/or B replaced by A', B', run on the same
+seeds::
 
-    P1 (C1)     sigma25/ot_unpaired_critic2   model.n_critic=2 (the critic lags the map)
-    P2 (C1)     sigma25/ot_unpaired_w400      transport x400 (the map moves too far)
+    P1 (C1)  A' = sigma25/ot_unpaired_critic2   model.n_critic=2 (the critic lags the map)
+    P2 (C1)  A' = sigma25/ot_unpaired_w400      transport x400 (the map moves too far)
+    P3 (C1)  A' = sigma25/ot_unpaired_3x,       3x the CPU budget on both sides (the unpaired
+             B' = sigma25/l1_3x                 curve is still rising at the end of the budget)
+    P4 (C5)  B' = sigma25/l1_onepass_half       the one-pass map at half the budget: about the
+                                                iterations the two-pass map gets (equal
+                                                iterations instead of equal CPU)
 
-Each is read twice: A' - A, the change's gain (it "helps" if the interval is above 0), and
-A' - B, the claim with the change under the claim's own target.
+Each is read as A' - B' under the claim's own target (the claim with the change), and as what
+the change did to each side it replaced (A' - A, B' - B).
 
 Statistics. Per run, the PSNR is the mean over the photos. Per variant, the mean over seeds with
 a 95 % confidence interval ``mean +- t(0.975, n - 1) * s / sqrt(n)`` (Student t, ``s`` the
@@ -196,6 +202,9 @@ class Variant:
     task: str
     label: str
     overrides: tuple[str, ...]
+    #: The run's CPU budget as a multiple of ``--budget`` (1 for every claim's run; probes
+    #: that test the budget or equal iterations change it).
+    budget_factor: float = 1.0
 
 
 VARIANTS: dict[str, Variant] = {
@@ -253,6 +262,21 @@ VARIANTS: dict[str, Variant] = {
         "sigma25",
         "unpaired OT, l2 transport x400 (half the largest move of x200)",
         (*UNPAIRED_OT, f"{OBJ}.transport_weight=400"),
+    ),
+    "sigma25/ot_unpaired_3x": Variant(
+        "sigma25",
+        "unpaired OT (l2 transport + potential, no Fourier), 3x the CPU budget",
+        (*UNPAIRED_OT,),
+        budget_factor=3.0,
+    ),
+    "sigma25/l1_3x": Variant(
+        "sigma25", "supervised l1 (TRC map), 3x the CPU budget", (*SUPERVISED,), budget_factor=3.0
+    ),
+    "sigma25/l1_onepass_half": Variant(
+        "sigma25",
+        "supervised l1, one-pass map, half the CPU budget (about the TRC map's iterations)",
+        (*SUPERVISED, *ONE_PASS_MAP),
+        budget_factor=0.5,
     ),
 }
 
@@ -323,14 +347,26 @@ CLAIM_IDS = {c.id: c for c in CLAIMS}
 
 @dataclass(frozen=True)
 class Probe:
-    """An experiment that tests one reason a claim may not hold: the claim's A run with one
-    change (``variant``), scored against A (does the change help?) and against B (does the claim
-    hold with it?), both as paired differences over shared seeds."""
+    """An experiment that tests one reason a claim may not hold: the claim with one change, its
+    A replaced by ``a`` and/or its B by ``b`` (variants with the change; None keeps the claim's
+    own). Read as the claim with the change (A' - B' under the claim's target) and as what the
+    change did to each replaced side (A' - A, B' - B), all paired over shared seeds."""
 
     id: str
     claim: str
     reason: str
-    variant: str
+    a: str | None = None
+    b: str | None = None
+
+    def sides(self) -> tuple[str, str]:
+        """The (A, B) variants of the claim with the change."""
+        claim = CLAIM_IDS[self.claim]
+        return self.a or claim.a, self.b or claim.b
+
+    def variants(self) -> list[str]:
+        """Every variant the probe needs: the changed ones and the claim's own."""
+        claim = CLAIM_IDS[self.claim]
+        return list(dict.fromkeys([claim.a, claim.b, *self.sides()]))
 
 
 PROBES = [
@@ -339,14 +375,28 @@ PROBES = [
         "C1",
         "the critic lags the map (n_critic): two potential updates per map update, fewer "
         "iterations for the same CPU",
-        "sigma25/ot_unpaired_critic2",
+        a="sigma25/ot_unpaired_critic2",
     ),
     Probe(
         "P2",
         "C1",
         "the balance of the costs: the map moves too far from its input and repaints content; "
         "transport x400 halves its largest move",
-        "sigma25/ot_unpaired_w400",
+        a="sigma25/ot_unpaired_w400",
+    ),
+    Probe(
+        "P3",
+        "C1",
+        "the budget: the unpaired curve is still rising at 10 CPU minutes; both sides get 30",
+        a="sigma25/ot_unpaired_3x",
+        b="sigma25/l1_3x",
+    ),
+    Probe(
+        "P4",
+        "C5",
+        "equal iterations instead of equal CPU: the one-pass map at half the budget, about the "
+        "iterations the two-pass map gets from the whole",
+        b="sigma25/l1_onepass_half",
     ),
 ]
 PROBE_IDS = [p.id for p in PROBES]
@@ -377,7 +427,7 @@ def run_overrides(key: str, seed: int, folder: Path, args: argparse.Namespace) -
         "++trainer.max_time=null",
         "trainer.min_epochs=0",
         "trainer.log_every_n_steps=50",
-        f"callbacks.cpu_budget.minutes={args.budget}",
+        f"callbacks.cpu_budget.minutes={args.budget * variant.budget_factor:g}",
         *score_last_overrides(folder),
         # last.ckpt every --save-every steps (a killed run resumes from it), not every epoch.
         "callbacks.model_checkpoint.save_on_train_epoch_end=false",
@@ -498,7 +548,7 @@ def selected(
     probes = [p for p in PROBES if p.id in probe_ids]
     tested = {p.claim for p in probes}
     claims = [c for c in CLAIMS if c.group in groups or c.id in tested]
-    keys = [k for c in claims for k in (c.a, c.b)] + [p.variant for p in probes]
+    keys = [k for c in claims for k in (c.a, c.b)] + [k for p in probes for k in p.variants()]
     return claims, probes, list(dict.fromkeys(keys))
 
 
@@ -560,17 +610,23 @@ def summarise(
     probe_rows = []
     for probe in probes:
         claim = CLAIM_IDS[probe.claim]
-        change = psnr_diff(probe.variant, claim.a)
-        with_change = psnr_diff(probe.variant, claim.b)
+        a, b = probe.sides()
+        with_change = psnr_diff(a, b)
+        changes = {
+            f"{side}' - {side}": {"variant": new, "diff": psnr_diff(new, old)}
+            for side, new, old in (("A", probe.a, claim.a), ("B", probe.b, claim.b))
+            if new is not None
+        }
         probe_rows.append(
             {
                 "id": probe.id,
                 "claim": claim.id,
                 "reason": probe.reason,
-                "variant": probe.variant,
-                "psnr": variants[probe.variant]["psnr"],
-                "change": change,
-                "helps": verdict(change["lo"], change["hi"], Target("at_least", 0.0)),
+                "a": a,
+                "b": b,
+                "psnr_a": variants[a]["psnr"],
+                "psnr_b": variants[b]["psnr"],
+                "changes": changes,
                 "claim_with_change": with_change,
                 "claim_verdict": verdict(with_change["lo"], with_change["hi"], claim.target),
             }
@@ -609,17 +665,19 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
     if summary["probes"]:
         lines += [
             "",
-            "Reasons tested: the claim's A with one change (A'); A' − A is what the change "
-            "gains (\"helps\" read as A' − A >= 0), A' − B is the claim with the change.",
+            "Reasons tested: the claim with one change, A' and B' its two sides (a side the "
+            "probe leaves alone is the claim's own); what the change did to a side it replaced "
+            "is A' − A or B' − B.",
             "",
-            "| probe | claim | reason tested | A' PSNR | A' − A (dB) | helps | A' − B (dB) | "
-            "claim with the change |",
-            "|---|---|---|---|---|---|---|---|",
+            "| probe | claim | reason tested | A' | B' | A' PSNR | B' PSNR | what the change did "
+            "(dB) | A' − B' (dB) | claim with the change |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for row in summary["probes"]:
+            did = "; ".join(f"{k}: {ci(v['diff'])}" for k, v in row["changes"].items())
             lines.append(
-                f"| {row['id']}: `{row['variant']}` | {row['claim']} | {row['reason']} | "
-                f"{ci(row['psnr'])} | {ci(row['change'])} | {row['helps']} | "
+                f"| {row['id']} | {row['claim']} | {row['reason']} | `{row['a']}` | `{row['b']}` "
+                f"| {ci(row['psnr_a'])} | {ci(row['psnr_b'])} | {did} | "
                 f"{ci(row['claim_with_change'])} | **{row['claim_verdict']}** |"
             )
     lines += [

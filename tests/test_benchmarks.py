@@ -270,17 +270,21 @@ def test_band_split_puts_each_error_in_its_frequency_band_and_adds_up_to_the_mse
         bands.band_split(restored, clean)
 
 
-def test_a_probe_is_read_against_its_claims_a_and_b_over_shared_seeds() -> None:
+def test_a_probe_is_read_as_the_claim_with_the_change_over_shared_seeds() -> None:
     claims = _benchmark_module("claims")
-    (probe,) = [p for p in claims.PROBES if p.id == "P1"]
-    claim = claims.CLAIM_IDS[probe.claim]
-    selected, probes, keys = claims.selected([], ["P1"])
-    assert selected == [claim] and probes == [probe]
-    assert keys == [claim.a, claim.b, probe.variant]
-    psnr = {  # per seed; seed 2 of the probe is missing, so its differences use seeds 0 and 1
-        claim.a: {"0": 26.0, "1": 26.2, "2": 26.1},
-        claim.b: {"0": 29.5, "1": 29.4, "2": 29.6},
-        probe.variant: {"0": 27.0, "1": 27.4},
+    probes = {p.id: p for p in claims.PROBES}
+    (c1,) = [c for c in claims.CLAIMS if c.id == "C1"]
+    # P3 replaces both sides, P1 only A.
+    selected, chosen, keys = claims.selected([], ["P1", "P3"])
+    assert selected == [c1] and chosen == [probes["P1"], probes["P3"]]
+    assert keys == [c1.a, c1.b, probes["P1"].a, probes["P3"].a, probes["P3"].b]
+    assert claims.VARIANTS[probes["P3"].a].budget_factor == 3.0
+    psnr = {  # per seed; seed 2 of P1's run is missing, so its differences use seeds 0 and 1
+        c1.a: {"0": 26.0, "1": 26.2, "2": 26.1},
+        c1.b: {"0": 29.5, "1": 29.4, "2": 29.6},
+        probes["P1"].a: {"0": 27.0, "1": 27.4},
+        probes["P3"].a: {"0": 27.0, "1": 27.1, "2": 27.2},
+        probes["P3"].b: {"0": 29.9, "1": 29.9, "2": 30.1},
     }
     results = {
         key: {
@@ -289,26 +293,28 @@ def test_a_probe_is_read_against_its_claims_a_and_b_over_shared_seeds() -> None:
         }
         for key, by_seed in psnr.items()
     }
-    summary = claims.summarise(selected, keys, results, {"sigma25": {"psnr": 21.0}}, probes)
-    (row,) = summary["probes"]
-    assert row["change"]["seeds"] == ["0", "1"]
-    assert row["change"]["mean"] == pytest.approx(1.1)  # (1.0 + 1.2) / 2
-    assert row["claim_with_change"]["mean"] == pytest.approx(-2.25)  # (-2.5 - 2.0) / 2
-    # Differences 1.0 and 1.2: t(0.975, 1) * 0.1414 / sqrt(2) = 1.27, so [-0.17, 2.37].
-    assert row["helps"] == "inconclusive"
-    # [-2.25 -+ 3.18]: reaches both below -1 and inside the margin.
-    assert row["claim_verdict"] == "inconclusive"
-    table = claims.markdown(
-        summary,
-        {
-            "budget_minutes": 10,
-            "model": "rcot_small",
-            "seeds": [0, 1, 2],
-            "inputs": {"sigma25": {"psnr": 21.0}},
-            "command": "python benchmarks/claims.py",
-        },
-    )
-    assert "| P1: `sigma25/ot_unpaired_critic2` | C1 |" in table
+    summary = claims.summarise(selected, keys, results, {"sigma25": {"psnr": 21.0}}, chosen)
+    p1, p3 = summary["probes"]
+    assert list(p1["changes"]) == ["A' - A"] and p1["b"] == c1.b
+    change = p1["changes"]["A' - A"]["diff"]
+    assert change["seeds"] == ["0", "1"] and change["mean"] == pytest.approx(1.1)
+    assert p1["claim_with_change"]["mean"] == pytest.approx(-2.25)  # (-2.5 - 2.0) / 2
+    # [-2.25 -+ 3.18] (t(0.975, 1) = 12.7): reaches both below -1 and inside the margin.
+    assert p1["claim_verdict"] == "inconclusive"
+    assert list(p3["changes"]) == ["A' - A", "B' - B"]
+    assert p3["changes"]["B' - B"]["diff"]["mean"] == pytest.approx(0.4667, abs=1e-4)
+    # A' - B' = -2.9, -2.8, -2.9: the whole interval lies below -1.
+    assert p3["claim_with_change"]["mean"] == pytest.approx(-2.8667, abs=1e-4)
+    assert p3["claim_verdict"] == "does not hold"
+    report = {
+        "budget_minutes": 10,
+        "model": "rcot_small",
+        "seeds": [0, 1, 2],
+        "inputs": {"sigma25": {"psnr": 21.0}},
+        "command": "python benchmarks/claims.py",
+    }
+    table = claims.markdown(summary, report)
+    assert "| P3 | C1 |" in table and "`sigma25/l1_3x`" in table
 
 
 # Ten Hydra compositions with experiments: about 30 s on an idle 2-core CPU.
@@ -325,7 +331,7 @@ def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> N
             overrides = claims.run_overrides(key, 0, tmp_path / "run", args)
             # Hydra-only keys are not part of the composed job config.
             cfg = compose("train", overrides=[o for o in overrides if "hydra." not in o])
-            assert cfg.callbacks.cpu_budget.minutes == 10, key
+            assert cfg.callbacks.cpu_budget.minutes == 10 * variant.budget_factor, key
             assert cfg.trainer.max_time is None and cfg.trainer.max_steps == -1, key
             assert cfg.data.crops.patch_size == 48 and cfg.data.dead_leaves == 256, key
             assert cfg.task.name == {"sigma25": "denoise", "rain": "derain"}[variant.task]
@@ -338,7 +344,7 @@ def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> N
             # A run called Fourier-free has its Fourier weight at 0, and FROT has it on.
             assert (objective.fourier_weight > 0) == ("frot" in key), key
     claimed = {k for c in claims.CLAIMS for k in (c.a, c.b)}
-    probed = {p.variant for p in claims.PROBES}
+    probed = {k for p in claims.PROBES for k in p.variants()}
     assert claimed | probed == set(claims.VARIANTS)
 
 
