@@ -71,6 +71,9 @@ seeds::
     P4 (C5)  B' = sigma25/l1_onepass_half       the one-pass map at half the budget: about the
                                                 iterations the two-pass map gets (equal
                                                 iterations instead of equal CPU)
+    P5 (C3 rain)  A' = rain/frot_l1_rms         the authors' rms transport cost x1 instead of
+                                                l2 x200 (which holds rain streaks in)
+    P6 (C3 noise) A' = sigma25/ot_l1_iters      1.4x the budget: about l1's iterations
 
 Each is read as A' - B' under the claim's own target (the claim with the change), and as what
 the change did to each side it replaced (A' - A, B' - B).
@@ -272,6 +275,25 @@ VARIANTS: dict[str, Variant] = {
     "sigma25/l1_3x": Variant(
         "sigma25", "supervised l1 (TRC map), 3x the CPU budget", (*SUPERVISED,), budget_factor=3.0
     ),
+    "rain/frot_l1_rms": Variant(
+        "rain",
+        f"FROT with the authors' rms transport cost x1 (l1 Fourier x{FOURIER_WEIGHT} + potential)"
+        f" + l1 x{SUPERVISED_WEIGHT} (rain)",
+        (
+            *SUPERVISED,
+            *OT_TERMS,
+            *FOURIER_L1,
+            f"{OBJ}.transport_cost=rms",
+            f"{OBJ}.transport_weight=1",
+        ),
+    ),
+    "sigma25/ot_l1_iters": Variant(
+        "sigma25",
+        f"OT (l2 transport + potential) + l1 x{SUPERVISED_WEIGHT}, 1.4x the CPU budget (about "
+        "the l1 run's iterations)",
+        (*SUPERVISED, *OT_TERMS),
+        budget_factor=1.4,
+    ),
     "sigma25/l1_onepass_half": Variant(
         "sigma25",
         "supervised l1, one-pass map, half the CPU budget (about the TRC map's iterations)",
@@ -397,6 +419,20 @@ PROBES = [
         "equal iterations instead of equal CPU: the one-pass map at half the budget, about the "
         "iterations the two-pass map gets from the whole",
         b="sigma25/l1_onepass_half",
+    ),
+    Probe(
+        "P5",
+        "C3 (rain)",
+        "the balance of the costs: the quadratic transport cost x200 holds the rain streaks in "
+        "(a streak is a large residual); the authors' rms transport cost at weight 1 instead",
+        a="rain/frot_l1_rms",
+    ),
+    Probe(
+        "P6",
+        "C3 (noise)",
+        "the OT terms cost iterations (a potential step per map step): OT + l1 at 1.4x the "
+        "budget, about the iterations of l1 alone (equal iterations instead of equal CPU)",
+        a="sigma25/ot_l1_iters",
     ),
 ]
 PROBE_IDS = [p.id for p in PROBES]
