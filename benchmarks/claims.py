@@ -729,6 +729,8 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
         )
     inputs = ", ".join(f"{t} {v['psnr']:.2f} dB" for t, v in report["inputs"].items())
     lines += ["", f"Degraded inputs: {inputs}."]
+    if report.get("missing"):
+        lines += ["", f"Not finished yet (not in the table): {', '.join(report['missing'])}."]
     if summary["curves"]:
         lines += [
             "",
@@ -842,6 +844,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "held-out PSNR against CPU time (0: off)",
     )
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="train nothing: the table, JSON and figures of the runs already finished in --out "
+        "(a study in progress; the runs not yet finished are listed as missing)",
+    )
+    parser.add_argument(
         "--save-every", type=int, default=500, help="optimizer steps between last.ckpt saves"
     )
     parser.add_argument("--model", default="rcot_small", help="model config (rcot_small, ...)")
@@ -855,6 +863,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if len(set(args.seeds)) != len(args.seeds):
         parser.error("--seeds repeat")
+    if args.report_only:
+        args.resume = True
     if args.claims is None:
         args.claims = [] if args.probes else list(CLAIM_GROUPS)
     args.crop = None
@@ -879,16 +889,22 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for s in args.seeds
         if not (args.resume and (out / "runs" / f"{run_name(k, s)}.json").is_file())
     ]
+    hours = sum(args.budget * VARIANTS[k].budget_factor for k, _ in todo) / 60
     print(
-        f"{len(keys) * len(args.seeds)} runs, {len(todo)} to train: about "
-        f"{len(todo) * args.budget / 60:.1f} CPU hours of training at {args.budget:g} CPU "
-        f"minutes each, {args.jobs} at a time",
+        f"{len(keys) * len(args.seeds)} runs, {len(todo)} not finished: "
+        + (
+            "reporting the others (--report-only)"
+            if args.report_only
+            else f"about {hours:.1f} CPU hours of training ({args.budget:g} CPU minutes per "
+            f"run, times its budget factor), {args.jobs} at a time"
+        ),
         file=sys.stderr,
         flush=True,
     )
     start = time.perf_counter()
     results: dict[str, dict[str, dict[str, Any]]] = {}
     failed: list[str] = []
+    missing: list[str] = []
 
     def job(key: str, seed: int) -> tuple[str, int, dict[str, Any] | None]:
         try:
@@ -909,7 +925,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         # Seed by seed: with --jobs 2 the two runs of a claim's pair train side by side, under
         # the same load (CPU seconds per iteration rise with the machine's load: 0.22 s for
         # the unpaired recipe alone, 0.49 s at a load average of 10 on 2 cores).
-        futures = [pool.submit(job, k, s) for s in args.seeds for k in keys]
+        runs = [(k, s) for s in args.seeds for k in keys]
+        if args.report_only:
+            missing = [run_name(k, s) for k, s in todo]
+            runs = [r for r in runs if r not in todo]
+        futures = [pool.submit(job, k, s) for k, s in runs]
         for future in futures:
             key, seed, result = future.result()
             if result is None:
@@ -930,6 +950,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "fourier_weight": FOURIER_WEIGHT,
         "wall_seconds": time.perf_counter() - start,
         "failed": failed,
+        "missing": missing,
         **summary,
         "results": results,
     }

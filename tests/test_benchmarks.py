@@ -397,10 +397,28 @@ def test_claims_smoke_trains_scores_resumes_and_writes_table_json_and_figures(
         [*command, "--resume"], capture_output=True, text=True, timeout=600, env=env
     )
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "4 runs, 0 to train" in again.stderr
+    assert "4 runs, 0 not finished" in again.stderr
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.log")} == logs
     resumed = json.loads((out / "claims.json").read_text())
     assert resumed["claims"][0]["psnr_diff"] == claim["psnr_diff"]
+    # --report-only on a study in progress: C5's one-pass runs are missing; nothing trains.
+    partial = subprocess.run(
+        [*command[:-7], "--claims", "C1", "C5", "--seeds", "0", "1", "--report-only"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    assert "6 runs, 2 not finished: reporting the others" in partial.stderr
+    assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.log")} == logs
+    report = json.loads((out / "claims.json").read_text())
+    assert report["missing"] == ["sigma25__l1_onepass__seed0", "sigma25__l1_onepass__seed1"]
+    assert [c["verdict"] for c in report["claims"]][1] == "inconclusive"  # C5: no one-pass run
+    assert (
+        "Not finished yet (not in the table): sigma25__l1_onepass__seed0"
+        in (out / "claims.md").read_text()
+    )
 
 
 def test_data_choices_full_setting_is_the_bundled_recipes_data(
