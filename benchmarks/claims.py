@@ -617,6 +617,7 @@ def summarise(
             "seeds": sorted(by_seed, key=int),
             "psnr": interval([r["psnr"] for r in by_seed.values()]),
             "ssim": interval([r["ssim"] for r in by_seed.values()]),
+            "fid": interval([r["fid"] for r in by_seed.values() if r.get("fid") is not None]),
             "iterations": interval([r["iterations"] for r in by_seed.values()]),
             "budget_cpu_minutes": interval(
                 [r["budget_cpu_seconds"] / 60 for r in by_seed.values()]
@@ -718,12 +719,14 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| run | PSNR (dB) | SSIM | iterations | training CPU min | seeds |",
-        "|---|---|---|---|---|---|",
+        "| run | PSNR (dB) | SSIM | FID (random features) | iterations | training CPU min | "
+        "seeds |",
+        "|---|---|---|---|---|---|---|",
     ]
     for key, row in summary["variants"].items():
+        fid = ci(row.get("fid", {"mean": None}), 3)
         lines.append(
-            f"| `{key}`: {row['label']} | {ci(row['psnr'])} | {ci(row['ssim'], 3)} | "
+            f"| `{key}`: {row['label']} | {ci(row['psnr'])} | {ci(row['ssim'], 3)} | {fid} | "
             f"{ci(row['iterations'], 0)} | {ci(row['budget_cpu_minutes'], 2)} | "
             f"{len(row['seeds'])} |"
         )
