@@ -767,6 +767,10 @@ def figures(summary: dict[str, Any], out: Path, budget: float) -> list[Path]:
     rows = summary["claims"]
     fig, axes = plt.subplots(1, len(rows), figsize=(2.2 * len(rows) + 0.6, 3.0), squeeze=False)
     for ax, row in zip(axes[0], rows, strict=True):
+        if row["psnr_a"]["mean"] is None and row["psnr_b"]["mean"] is None:
+            ax.set_title(f"{row['id']}\nno finished run", fontsize=8)
+            ax.set_axis_off()
+            continue
         for x, side in enumerate(("psnr_a", "psnr_b")):
             r = row[side]
             if r["mean"] is None:
