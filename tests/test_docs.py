@@ -170,6 +170,8 @@ def _parse_benchmark(script: str, args: str, monkeypatch: pytest.MonkeyPatch) ->
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     monkeypatch.syspath_prepend(str(ROOT))
+    # Registered, as an import would: a script's dataclasses look their module up by name.
+    monkeypatch.setitem(sys.modules, spec.name, module)
     spec.loader.exec_module(module)
     real = argparse.ArgumentParser.parse_args
 
