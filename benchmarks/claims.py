@@ -74,6 +74,7 @@ seeds::
     P5 (C3 rain)  A' = rain/frot_l1_rms         the authors' rms transport cost x1 instead of
                                                 l2 x200 (which holds rain streaks in)
     P6 (C3 noise) A' = sigma25/ot_l1_iters      1.4x the budget: about l1's iterations
+    P7 (C2)  A' = sigma25/semi_ot_l1_w1000      l1 x1000 on the paired rows instead of x100
 
 Each is read as A' - B' under the claim's own target (the claim with the change), and as what
 the change did to each side it replaced (A' - A, B' - B).
@@ -287,6 +288,16 @@ VARIANTS: dict[str, Variant] = {
             f"{OBJ}.transport_weight=1",
         ),
     ),
+    "sigma25/semi_ot_l1_w1000": Variant(
+        "sigma25",
+        "10 % pairs + rest unpaired: OT (l2 transport + potential) + l1 x1000",
+        (
+            *UNPAIRED_OT,
+            "data.unpaired=false",
+            "data.paired_fraction=0.1",
+            f"{OBJ}.supervised_weight=1000",
+        ),
+    ),
     "sigma25/ot_l1_iters": Variant(
         "sigma25",
         f"OT (l2 transport + potential) + l1 x{SUPERVISED_WEIGHT}, 1.4x the CPU budget (about "
@@ -433,6 +444,13 @@ PROBES = [
         "the OT terms cost iterations (a potential step per map step): OT + l1 at 1.4x the "
         "budget, about the iterations of l1 alone (equal iterations instead of equal CPU)",
         a="sigma25/ot_l1_iters",
+    ),
+    Probe(
+        "P7",
+        "C2",
+        "the balance of the costs: on 90 % of the rows only the OT terms act, and unpaired OT "
+        "alone trails l1 by 3.4 dB (C1); l1 x1000 instead of x100 on the paired rows",
+        a="sigma25/semi_ot_l1_w1000",
     ),
 ]
 PROBE_IDS = [p.id for p in PROBES]
