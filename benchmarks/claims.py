@@ -619,10 +619,11 @@ def summarise(
     """Per-variant intervals, per-claim paired differences and verdicts, per-probe differences
     (against the claim's A and B), knee checks."""
 
-    def psnr_diff(a: str, b: str) -> dict[str, Any]:
+    def paired(a: str, b: str, metric: str = "psnr") -> dict[str, Any]:
+        """The paired difference ``a - b`` of ``metric`` over the seeds both ran."""
         return paired_difference(
-            {s: r["psnr"] for s, r in results.get(a, {}).items()},
-            {s: r["psnr"] for s, r in results.get(b, {}).items()},
+            {s: r[metric] for s, r in results.get(a, {}).items()},
+            {s: r[metric] for s, r in results.get(b, {}).items()},
         )
 
     variants: dict[str, Any] = {}
@@ -643,11 +644,8 @@ def summarise(
         }
     rows = []
     for claim in claims:
-        a, b = results.get(claim.a, {}), results.get(claim.b, {})
-        diff = psnr_diff(claim.a, claim.b)
-        ssim_diff = paired_difference(
-            {s: r["ssim"] for s, r in a.items()}, {s: r["ssim"] for s, r in b.items()}
-        )
+        diff = paired(claim.a, claim.b)
+        ssim_diff = paired(claim.a, claim.b, "ssim")
         rows.append(
             {
                 "id": claim.id,
@@ -666,9 +664,9 @@ def summarise(
     for probe in probes:
         claim = CLAIM_IDS[probe.claim]
         a, b = probe.sides()
-        with_change = psnr_diff(a, b)
+        with_change = paired(a, b)
         changes = {
-            f"{side}' - {side}": {"variant": new, "diff": psnr_diff(new, old)}
+            f"{side}' - {side}": {"variant": new, "diff": paired(new, old)}
             for side, new, old in (("A", probe.a, claim.a), ("B", probe.b, claim.b))
             if new is not None
         }
@@ -742,9 +740,9 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for key, row in summary["variants"].items():
-        fid = ci(row.get("fid", {"mean": None}), 3)
         lines.append(
-            f"| `{key}`: {row['label']} | {ci(row['psnr'])} | {ci(row['ssim'], 3)} | {fid} | "
+            f"| `{key}`: {row['label']} | {ci(row['psnr'])} | {ci(row['ssim'], 3)} | "
+            f"{ci(row['fid'], 3)} | "
             f"{ci(row['iterations'], 0)} | {ci(row['budget_cpu_minutes'], 2)} | "
             f"{len(row['seeds'])} |"
         )

@@ -101,6 +101,20 @@ def band_split(restored: Tensor, clean: Tensor, edges: Sequence[float] = EDGES) 
     }
 
 
+def band_means(splits: Sequence[dict[str, Any]]) -> dict[str, list[float]]:
+    """Band by band, the mean ``error`` and ``power`` of several :func:`band_split` results.
+
+    Example:
+        >>> band_means([{"error": [1.0, 2.0], "power": [1.0, 1.0]},
+        ...             {"error": [3.0, 4.0], "power": [0.5, 1.5]}])
+        {'error': [2.0, 3.0], 'power': [0.75, 1.25]}
+    """
+    return {
+        field: [statistics.fmean(band) for band in zip(*(s[field] for s in splits), strict=True)]
+        for field in ("error", "power")
+    }
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="a claims.py --out folder")
@@ -126,12 +140,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     photos = {task: heldout(task, scoring) for task in tasks}
     labels = band_labels()
     report: dict[str, Any] = {"bands": labels, "edges": list(EDGES), "variants": {}}
-    for task in sorted(tasks):
-        splits = [band_split(degraded.clamp(0, 1), c) for c, degraded in photos[task].values()]
-        report.setdefault("inputs", {})[task] = {
-            "error": [statistics.fmean(s["error"][b] for s in splits) for b in range(len(labels))],
-            "power": [statistics.fmean(s["power"][b] for s in splits) for b in range(len(labels))],
-        }
+    report["inputs"] = {
+        task: band_means([band_split(d.clamp(0, 1), c) for c, d in photos[task].values()])
+        for task in sorted(tasks)
+    }
     for key in args.variants:
         per_seed = {}
         for seed in args.seeds:
@@ -142,27 +154,19 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 print(f"{key} seed {seed}: not finished in {args.out}, skipped", file=sys.stderr)
                 continue
             module = load_module(last)
-            splits = [
-                band_split(module.restore(degraded), clean)
-                for clean, degraded in photos[VARIANTS[key].task].values()
-            ]
-            per_seed[str(seed)] = {
-                field: [statistics.fmean(s[field][b] for s in splits) for b in range(len(labels))]
-                for field in ("error", "power")
-            }
+            per_seed[str(seed)] = band_means(
+                [
+                    band_split(module.restore(degraded), clean)
+                    for clean, degraded in photos[VARIANTS[key].task].values()
+                ]
+            )
         if not per_seed:
             continue
         report["variants"][key] = {
             "task": VARIANTS[key].task,
             "seeds": sorted(per_seed, key=int),
             "per_seed": per_seed,
-            **{
-                field: [
-                    statistics.fmean(r[field][b] for r in per_seed.values())
-                    for b in range(len(labels))
-                ]
-                for field in ("error", "power")
-            },
+            **band_means(list(per_seed.values())),
         }
         print(f"{key}: {len(per_seed)} seeds", file=sys.stderr, flush=True)
     report["markdown"] = markdown(report)
