@@ -75,6 +75,9 @@ seeds::
                                                 l2 x200 (which holds rain streaks in)
     P6 (C3 noise) A' = sigma25/ot_l1_iters      1.4x the budget: about l1's iterations
     P7 (C2)  A' = sigma25/semi_ot_l1_w1000      l1 x1000 on the paired rows instead of x100
+    P8 (C4)  A' = rain/frot_unpaired_ref        the authors' reference Fourier term (unnormalised
+                                                FFT, batch sum, weight 1): about 7.7x the l1
+                                                Fourier x50 of the study
 
 Each is read as A' - B' under the claim's own target (the claim with the change), and as what
 the change did to each side it replaced (A' - A, B' - B).
@@ -305,6 +308,12 @@ VARIANTS: dict[str, Variant] = {
         (*SUPERVISED, *OT_TERMS),
         budget_factor=1.4,
     ),
+    "rain/frot_unpaired_ref": Variant(
+        "rain",
+        "unpaired FROT with the authors' Fourier term (unnormalised FFT, batch sum, weight 1: "
+        "about 384x the ortho mean at batch 8, patch 48; l2 transport + potential) (rain)",
+        (*UNPAIRED_OT, f"{OBJ}.reference_fourier=true", f"{OBJ}.fourier_weight=1"),
+    ),
     "sigma25/l1_onepass_half": Variant(
         "sigma25",
         "supervised l1, one-pass map, half the CPU budget (about the TRC map's iterations)",
@@ -451,6 +460,13 @@ PROBES = [
         "the balance of the costs: on 90 % of the rows only the OT terms act, and unpaired OT "
         "alone trails l1 by 3.4 dB (C1); l1 x1000 instead of x100 on the paired rows",
         a="sigma25/semi_ot_l1_w1000",
+    ),
+    Probe(
+        "P8",
+        "C4",
+        "the strength of the Fourier term: the authors' reference term (unnormalised FFT summed "
+        "over the batch, weight 1), about 7.7x the study's l1 Fourier x50",
+        a="rain/frot_unpaired_ref",
     ),
 ]
 PROBE_IDS = [p.id for p in PROBES]

@@ -343,6 +343,8 @@ def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> N
                 assert objective.potential_weight == 0, key
             # A run called Fourier-free has its Fourier weight at 0, and FROT has it on.
             assert (objective.fourier_weight > 0) == ("frot" in key), key
+            # Only the probe named for it uses the authors' (unnormalised, batch-sum) term.
+            assert objective.reference_fourier == key.endswith("_ref"), key
     claimed = {k for c in claims.CLAIMS for k in (c.a, c.b)}
     probed = {k for p in claims.PROBES for k in p.variants()}
     assert claimed | probed == set(claims.VARIANTS)
