@@ -87,7 +87,8 @@ a 95 % confidence interval ``mean +- t(0.975, n - 1) * s / sqrt(n)`` (Student t,
 sample standard deviation over the n seeds). Per claim, the paired difference: ``d_s = A_s - B_s``
 for every seed ``s`` both variants ran (the same seed means the same data order, noise draws and
 paired subset), and its mean with the same 95 % t interval [lo, hi]. With fewer than 2 shared
-seeds there is no interval and the verdict is "inconclusive". Verdicts, read from [lo, hi]:
+seeds there is no interval and the verdict is "inconclusive"; with none (a run not finished yet, or
+not run) it is "not run". Verdicts, read from [lo, hi]:
 
 * target "A - B >= delta" (A ahead by at least delta): **holds** if lo >= delta; **does not hold**
   if hi < delta; **inconclusive** otherwise.
@@ -635,6 +636,10 @@ def summarise(
     """Per-variant intervals, per-claim paired differences and verdicts, per-probe differences
     (against the claim's A and B), knee checks."""
 
+    def read(diff: dict[str, Any], target: Target) -> str:
+        # No shared seed: nothing measured, which a table must not call "inconclusive".
+        return "not run" if diff["n"] == 0 else verdict(diff["lo"], diff["hi"], target)
+
     def paired(a: str, b: str, metric: str = "psnr") -> dict[str, Any]:
         """The paired difference ``a - b`` of ``metric`` over the seeds both ran."""
         return paired_difference(
@@ -673,7 +678,7 @@ def summarise(
                 "psnr_b": variants[claim.b]["psnr"],
                 "psnr_diff": diff,
                 "ssim_diff": ssim_diff,
-                "verdict": verdict(diff["lo"], diff["hi"], claim.target),
+                "verdict": read(diff, claim.target),
             }
         )
     probe_rows = []
@@ -697,7 +702,7 @@ def summarise(
                 "psnr_b": variants[b]["psnr"],
                 "changes": changes,
                 "claim_with_change": with_change,
-                "claim_verdict": verdict(with_change["lo"], with_change["hi"], claim.target),
+                "claim_verdict": read(with_change, claim.target),
             }
         )
     curves = {}

@@ -275,9 +275,9 @@ def test_a_probe_is_read_as_the_claim_with_the_change_over_shared_seeds() -> Non
     probes = {p.id: p for p in claims.PROBES}
     (c1,) = [c for c in claims.CLAIMS if c.id == "C1"]
     # P3 replaces both sides, P1 only A.
-    selected, chosen, keys = claims.selected([], ["P1", "P3"])
-    assert selected == [c1] and chosen == [probes["P1"], probes["P3"]]
-    assert keys == [c1.a, c1.b, probes["P1"].a, probes["P3"].a, probes["P3"].b]
+    selected, chosen, keys = claims.selected([], ["P1", "P2", "P3"])
+    assert selected == [c1] and chosen == [probes["P1"], probes["P2"], probes["P3"]]
+    assert keys == [c1.a, c1.b, probes["P1"].a, probes["P2"].a, probes["P3"].a, probes["P3"].b]
     assert claims.VARIANTS[probes["P3"].a].budget_factor == 3.0
     psnr = {  # per seed; seed 2 of P1's run is missing, so its differences use seeds 0 and 1
         c1.a: {"0": 26.0, "1": 26.2, "2": 26.1},
@@ -294,7 +294,9 @@ def test_a_probe_is_read_as_the_claim_with_the_change_over_shared_seeds() -> Non
         for key, by_seed in psnr.items()
     }
     summary = claims.summarise(selected, keys, results, {"sigma25": {"psnr": 21.0}}, chosen)
-    p1, p3 = summary["probes"]
+    p1, p2, p3 = summary["probes"]
+    # P2 has no finished run: nothing measured, so no verdict to read.
+    assert p2["claim_with_change"]["n"] == 0 and p2["claim_verdict"] == "not run"
     assert list(p1["changes"]) == ["A' - A"] and p1["b"] == c1.b
     change = p1["changes"]["A' - A"]["diff"]
     assert change["seeds"] == ["0", "1"] and change["mean"] == pytest.approx(1.1)
