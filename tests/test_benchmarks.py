@@ -418,7 +418,7 @@ def test_claims_smoke_trains_scores_resumes_and_writes_table_json_and_figures(
     assert {p: p.stat().st_mtime_ns for p in (out / "runs").glob("*.log")} == logs
     report = json.loads((out / "claims.json").read_text())
     assert report["missing"] == ["sigma25__l1_onepass__seed0", "sigma25__l1_onepass__seed1"]
-    assert [c["verdict"] for c in report["claims"]][1] == "inconclusive"  # C5: no one-pass run
+    assert [c["verdict"] for c in report["claims"]][1] == "not run"  # C5: no one-pass run
     assert (
         "Not finished yet (not in the table): sigma25__l1_onepass__seed0"
         in (out / "claims.md").read_text()
