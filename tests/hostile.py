@@ -37,6 +37,24 @@ def tiny_config() -> dict[str, Any]:
     }
 
 
+class LocalMap(torch.nn.Module):
+    """conv 3x3, GELU, conv 3x3: a map with a local receptive field (tiling must be exact).
+
+    A user's own class: a stored config builds it only with ``trusted_targets=[tests.hostile]``.
+    """
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.body = torch.nn.Sequential(
+            torch.nn.Conv2d(3, width, 3, padding=1),
+            torch.nn.GELU(),
+            torch.nn.Conv2d(width, 3, 3, padding=1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
 def tiny_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
     return build_module(tiny_config()).state_dict()

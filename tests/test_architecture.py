@@ -107,8 +107,8 @@ CHECKER_EXCEPTIONS = {
     "about the data on disk, not a value or a tensor",
     "rcot_lightning.checkpoints.finite.check_finite": "the one finiteness check of a state dict "
     "(its own home, named in docs/architecture.md)",
-    "rcot_lightning.checkpoints.trust.check_targets": "the allow-list of stored targets; "
-    "belongs with weights-only reading",
+    "rcot_lightning.checkpoints.spec.check_spec": "the whole-spec check of a stored model "
+    "config; lives beside the registry and the builder that trusts only what it passed",
     "rcot_lightning.checkpoints.load.check_resumable": "compares a checkpoint with the module "
     "it resumes; needs both loaded",
     "rcot_lightning.cli.recipe.check_recipe": "the recipe checks (their own home, named in "

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from rcot_lightning.checkpoints.load import build_module, check_resumable, load_module
+from rcot_lightning.checkpoints.spec import FORMAT_KEY
 from rcot_lightning.checkpoints.upgrade import (
     BUILD_CONFIG_KEY,
     NESTED_SETTINGS,
@@ -114,6 +115,7 @@ def test_a_version_0_2_training_checkpoint_resumes_identically(tmp_path: Path) -
     trainer.save_checkpoint(ckpt)
     stored = torch.load(ckpt, weights_only=False)
     stored["state_dict"] = _version_0_2_layout(stored["state_dict"])
+    del stored[FORMAT_KEY]  # version 0.2 wrote no format version
     torch.save(stored, ckpt)
 
     resumed = test_module.build_module(seed=123)
@@ -181,6 +183,7 @@ def test_a_version_0_3_checkpoint_loads_its_settings_and_resumes(
     stored[BUILD_CONFIG_KEY] = _flat_settings(stored[BUILD_CONFIG_KEY])
     stored["hyper_parameters"] = _flat_settings(stored["hyper_parameters"])
     assert stored["hyper_parameters"]["map_grad_clip"] == 0.7
+    del stored[FORMAT_KEY]  # version 0.3 wrote no format version
     torch.save(stored, last)
 
     upgraded = upgrade_checkpoint(torch.load(last, map_location="cpu", weights_only=True))

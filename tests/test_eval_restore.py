@@ -21,26 +21,7 @@ from rcot_lightning.module import RCOTModule
 from tests.conftest import run_cli
 
 #: A transport map whose receptive field is local (two 3x3 convs): tiling must be exact.
-LOCAL_MAP = {
-    "_target_": "torch.nn.Sequential",
-    "_args_": [
-        {
-            "_target_": "torch.nn.Conv2d",
-            "in_channels": 3,
-            "out_channels": 8,
-            "kernel_size": 3,
-            "padding": 1,
-        },
-        {"_target_": "torch.nn.GELU"},
-        {
-            "_target_": "torch.nn.Conv2d",
-            "in_channels": 8,
-            "out_channels": 3,
-            "kernel_size": 3,
-            "padding": 1,
-        },
-    ],
-}
+LOCAL_MAP = {"_target_": "tests.hostile.LocalMap", "width": 8}
 
 
 @pytest.fixture(scope="module")
@@ -281,15 +262,16 @@ def test_tiled_restore_of_a_local_map_equals_the_whole_image(
             f"output={tmp_path / 'out'}",
             "tile=48",
             "tile_overlap=32",
+            "trusted_targets=[tests.hostile]",
         )
     )
     with torch.no_grad():
-        expected = restore_image(load_module(ckpt).map_for_inference, read_image(image)[None])
+        net = load_module(ckpt, trusted_targets=["tests.hostile"]).map_for_inference
+        expected = restore_image(net, read_image(image)[None])
     restored = read_image(path)
     # Both went through 8-bit PNG: allow one quantisation step where rounding differs.
     assert (restored - expected[0].clamp(0, 1)).abs().max() <= 1 / 255 + 1e-6
     with torch.no_grad():
-        net = load_module(ckpt).map_for_inference
         y = read_image(image)[None]
         tiled = restore_image(net, y, tile=48, overlap=32)
         untiled = restore_image(net, y)

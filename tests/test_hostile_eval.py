@@ -33,8 +33,8 @@ def test_checkpoints_that_would_run_code_are_refused(
     for name, ckpt in config_attacks(tmp_path, marker).items():
         code, line = one_line_exit("rcot-eval", _eval(compose_config, ckpt), capsys)
         assert code == 2, name
-        assert f"ckpt_path: {ckpt}: stored model: " in line, name
-        assert "is not a class of rcot_lightning, torch.optim or torch.nn" in line, name
+        assert f"ckpt_path: {ckpt}: its stored model: " in line, name
+        assert "builds from a file" in line and "nothing was built" in line, name
 
 
 def test_a_trusted_module_of_your_own_may_be_built(compose_config, tmp_path: Path) -> None:

@@ -100,11 +100,14 @@ def test_bundle_keeps_the_ema_map_only(tmp_path: Path) -> None:
     with torch.no_grad():  # make the EMA copy differ from the trained map
         stored_ckpt["state_dict"]["map_ema.module.weight"] += 1.0
     torch.save(stored_ckpt, ckpt)
-    out = bundle(ckpt, tmp_path / "mine.pt")
+    # torch.nn is no module of the registry: a file builds its classes only when trusted.
+    with pytest.raises(RCOTError, match=r"pass trusted_targets=\[torch.nn\] if you trust"):
+        bundle(ckpt, tmp_path / "mine.pt")
+    out = bundle(ckpt, tmp_path / "mine.pt", trusted_targets=["torch.nn"])
     stored = torch.load(out, weights_only=True)
     assert set(stored) == {"format", "transport_map", "state_dict"}
     assert set(stored["state_dict"]) == {"weight", "bias"}
-    net = map_from_bundle(stored)
+    net = map_from_bundle(stored, ["torch.nn"])
     assert torch.equal(net.weight, stored_ckpt["state_dict"]["map_ema.module.weight"])
 
 
@@ -119,7 +122,7 @@ def test_model_alias_only_renames_the_bare_model_key() -> None:
 
 def test_checkpoint_wins_over_a_model_name(tmp_path: Path) -> None:
     ckpt = _checkpoint(tmp_path / "local.ckpt", _module_config(LOCAL_MAP))
-    chosen = choose_map(ckpt, "nope")
+    chosen = choose_map(ckpt, "nope", trusted_targets=["torch.nn"])
     assert isinstance(chosen.net, torch.nn.Conv2d)
     assert chosen.source == f"checkpoint {ckpt}"
 
@@ -129,8 +132,10 @@ def test_checkpoint_whose_config_cannot_be_rebuilt(tmp_path: Path) -> None:
     stored = torch.load(ckpt, weights_only=False)
     stored[BUILD_CONFIG_KEY]["transport_map"]["_target_"] = "rcot_lightning.nets.NoSuchMap"
     torch.save(stored, ckpt)
-    with pytest.raises(RCOTError, match="its stored model config cannot be rebuilt"):
-        choose_map(ckpt, None)
+    with pytest.raises(
+        RCOTError, match="NoSuchMap is not a map this version of rcot-lightning builds from a file"
+    ):
+        choose_map(ckpt, None, trusted_targets=["torch.nn"])
 
 
 def _restore(tmp_path: Path, *args: str) -> tuple[Path, subprocess.CompletedProcess[str]]:
@@ -166,9 +171,9 @@ def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> 
             "rcot-restore: error: model: no bundled model named 'nope'; known: denoise-blind",
         ),
         (
-            lambda tmp: [f"ckpt_path={_broken_checkpoint(tmp)}"],
+            lambda tmp: [f"ckpt_path={_broken_checkpoint(tmp)}", "trusted_targets=[torch.nn]"],
             "rcot-restore: error: ckpt_path: {ckpt}: its stored model config cannot be rebuilt "
-            "by this version of rcot-lightning (",
+            "by this version of rcot-lightning (transport_map=torch.nn.Conv2d: ",
         ),
     ],
     ids=["unknown-model", "unbuildable-checkpoint"],

@@ -15,6 +15,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from rcot_lightning.checkpoints.spec import FORMAT_KEY, FORMAT_VERSION
 from rcot_lightning.checkpoints.trust import plain
 from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, ITERATION_KEY, upgrade_checkpoint
 from rcot_lightning.console import quiet_third_party
@@ -599,6 +600,7 @@ class RCOTModule(L.LightningModule):
             if key in checkpoint:
                 checkpoint[key] = plain(checkpoint[key])
         checkpoint[ITERATION_KEY] = self.iteration
+        checkpoint[FORMAT_KEY] = FORMAT_VERSION
         if self.build_config is not None:
             checkpoint[BUILD_CONFIG_KEY] = self.build_config
 
@@ -607,4 +609,5 @@ class RCOTModule(L.LightningModule):
         upgrade_checkpoint(checkpoint)
         self.iteration = int(checkpoint.get(ITERATION_KEY, 0))
         if self.build_config is None and BUILD_CONFIG_KEY in checkpoint:
-            self.build_config = plain(checkpoint[BUILD_CONFIG_KEY])
+            # Carried to the next checkpoint as the text it is: never resolved, never built.
+            self.build_config = plain(checkpoint[BUILD_CONFIG_KEY], resolve=False)

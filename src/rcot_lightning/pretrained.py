@@ -44,8 +44,10 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 #: The entry ``rcot-restore`` and ``rcot-export`` use when given no checkpoint and no model.
 DEFAULT_MODEL = "denoise-blind"
 
-#: Version of the ``.pt`` layout written by :func:`bundle`.
-BUNDLE_FORMAT = 1
+#: Version of the ``.pt`` layout written by :func:`bundle`: 2 stores the map's class by its
+#: registry name (:mod:`rcot_lightning.checkpoints.spec`), 1 by its import path; both are read.
+BUNDLE_FORMAT = 2
+_READ_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -137,21 +139,22 @@ def map_from_bundle(
     trusted_targets: Iterable[str] | None = None,
     source: str = "bundle",
 ) -> nn.Module:
-    """Rebuild a map from what :func:`bundle` saved (``transport_map`` config + ``state_dict``).
+    """Rebuild a map from what :func:`bundle` saved (``transport_map`` spec + ``state_dict``).
 
-    The config's ``_target_`` nodes are checked first
-    (:func:`~rcot_lightning.checkpoints.trust.check_targets`; ``trusted_targets`` names further
-    modules of your own), ``source`` names the file in errors.
+    The spec is checked whole and built from the library's registry, never instantiated as the
+    file says (:mod:`rcot_lightning.checkpoints.spec`; ``trusted_targets`` names further
+    modules of your own); ``source`` names the file in errors.
     """
-    from hydra.utils import instantiate
+    from rcot_lightning.checkpoints.spec import build_spec, check_spec
 
-    from rcot_lightning.checkpoints.trust import check_targets
-
-    if stored.get("format") != BUNDLE_FORMAT:
-        raise RCOTError(f"{source}: bundle format {stored.get('format')!r}; this version reads 1")
-    config = dict(stored["transport_map"])
-    check_targets({"transport_map": config}, trusted_targets, source)
-    net = instantiate(config)
+    if stored.get("format") not in _READ_FORMATS:
+        raise RCOTError(
+            f"{source}: bundle format {stored.get('format')!r}; this version reads "
+            f"{', '.join(map(str, _READ_FORMATS))}"
+        )
+    config = stored.get("transport_map")
+    spec = check_spec(config, trusted_targets, f"{source}: transport_map", kind="map")
+    net = build_spec(spec, trusted_targets, f"{source}: transport_map", kind="map")
     if not isinstance(net, nn.Module):
         raise RCOTError(f"transport_map built a {type(net).__name__}, not a torch module")
     net.load_state_dict(stored["state_dict"])
@@ -180,19 +183,29 @@ def bundle(
     Returns:
         ``output``.
     """
+    from rcot_lightning.checkpoints.load import stored_spec
+    from rcot_lightning.checkpoints.spec import check_spec, to_spec
     from rcot_lightning.checkpoints.trust import read_checkpoint
-    from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, upgrade_checkpoint
+    from rcot_lightning.checkpoints.upgrade import upgrade_checkpoint
 
     path = Path(ckpt_path)
     checkpoint = read_checkpoint(path, "cpu", trust=trust_checkpoint)
-    config = checkpoint.get(BUILD_CONFIG_KEY) if isinstance(checkpoint, dict) else None
-    if not isinstance(config, Mapping) or "transport_map" not in config:
+    if not isinstance(checkpoint, dict):
         raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.train")
-    weights = upgrade_checkpoint(checkpoint)["state_dict"]
+    config = stored_spec(checkpoint)
+    weights = upgrade_checkpoint(checkpoint).get("state_dict")
+    if not isinstance(config, Mapping) or "transport_map" not in config or weights is None:
+        raise RCOTError(f"ckpt_path: {path} is not a checkpoint of rcot_lightning.train")
+    # The whole stored spec, as every reader of a checkpoint checks it; only the map is kept.
+    check_spec(config, trusted_targets, f"ckpt_path: {path}: its stored model")
     ema = "map_ema.module."
     prefix = ema if any(k.startswith(ema) for k in weights) else "transport_map."
     state = {k[len(prefix) :]: v.clone() for k, v in weights.items() if k.startswith(prefix)}
-    stored = {"format": BUNDLE_FORMAT, "transport_map": dict(config["transport_map"])}
+    spec = config["transport_map"]
+    stored = {
+        "format": BUNDLE_FORMAT,
+        "transport_map": to_spec(spec) if isinstance(spec, Mapping) else spec,
+    }
     stored["state_dict"] = state
     # Fails here, not in a user's hands, if it does not rebuild.
     map_from_bundle(stored, trusted_targets, f"ckpt_path: {path}")

@@ -1,8 +1,10 @@
 """Build an :class:`~rcot_lightning.RCOTModule` from its config, or from a checkpoint alone.
 
-A checkpoint written by ``rcot_lightning.cli.train`` carries the resolved ``model`` config under
-``"rcot_build_config"``, so :func:`load_module` needs no Hydra config directory, no training
-data and no knowledge of which backbone was trained.
+A checkpoint written by ``rcot_lightning.cli.train`` carries the ``model`` config that built it
+under ``"rcot_build_config"``, as a declarative spec (:mod:`rcot_lightning.checkpoints.spec`),
+so :func:`load_module` needs no Hydra config directory, no training data and no knowledge of
+which backbone was trained. A config the user composed (:func:`build_module`) is instantiated by
+Hydra; one read from a file (:func:`load_module`) never is.
 """
 
 from __future__ import annotations
@@ -14,8 +16,17 @@ from typing import Any
 import torch
 
 from rcot_lightning.checkpoints.finite import check_finite
-from rcot_lightning.checkpoints.trust import check_targets, read_checkpoint
+from rcot_lightning.checkpoints.spec import (
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    build_spec,
+    check_spec,
+    import_paths,
+    registry_name,
+    to_spec,
+)
 from rcot_lightning.checkpoints.trust import plain as as_plain
+from rcot_lightning.checkpoints.trust import read_checkpoint
 from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, upgrade_checkpoint, upgrade_config
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.module import RCOTModule
@@ -24,7 +35,10 @@ __all__ = ["build_module", "check_resumable", "load_module"]
 
 
 def build_module(config: Mapping[str, Any]) -> RCOTModule:
-    """Instantiate an RCOTModule from a ``model`` config and remember that config.
+    """Instantiate an RCOTModule from a ``model`` config the user composed; remember its spec.
+
+    Only for configs a user passes on purpose (Hydra builds them, interpolations and all); a
+    config read from a file goes through :func:`load_module`.
 
     Args:
         config: a plain mapping with ``_target_`` (``rcot_lightning.RCOTModule`` or a
@@ -33,7 +47,9 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
             resolved.
 
     Returns:
-        The module, with ``build_config`` set to ``config`` (saved in its checkpoints).
+        The module, with ``build_config`` set to ``config`` with its targets under their
+        registry names (:func:`~rcot_lightning.checkpoints.spec.to_spec`; saved in its
+        checkpoints).
 
     Raises:
         RCOTError: the config does not build an RCOTModule.
@@ -41,7 +57,9 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    plain = {str(k): v for k, v in upgrade_config(as_plain(config)).items() if k != "build_config"}
+    # Registry names (``TwoPassMap``, as checkpoints store them) are fine in a config too.
+    plain = import_paths(upgrade_config(as_plain(config)))
+    plain = {str(k): v for k, v in plain.items() if k != "build_config"}
     if "_target_" not in plain:
         raise RCOTError("model config has no `_target_`; expected rcot_lightning.RCOTModule")
     # `build_config` is set afterwards: passed to instantiate, its nested `_target_` nodes would
@@ -51,8 +69,34 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
         raise RCOTError(
             f"model._target_={plain['_target_']} built a {type(module).__name__}, not an RCOTModule"
         )
-    module.build_config = plain
+    module.build_config = to_spec(plain)
     return module
+
+
+def stored_spec(checkpoint: Mapping[str, Any]) -> Any:
+    """The build config a checkpoint stores, in today's form (older files' names and keys
+    upgraded, keyed by the file's format version), not yet checked."""
+    config = checkpoint.get(BUILD_CONFIG_KEY)
+    if isinstance(config, Mapping) and checkpoint.get(FORMAT_KEY, 0) < FORMAT_VERSION:
+        config = upgrade_config(config)
+    if isinstance(config, Mapping):
+        config = {k: v for k, v in config.items() if k != "build_config"}
+    return config
+
+
+def _own_modules(config: Any) -> list[str]:
+    """The modules of the user's own classes that ``config`` (a module's spec) names."""
+    found: list[str] = []
+    if isinstance(config, Mapping):
+        target = config.get("_target_")
+        if isinstance(target, str) and registry_name(target) is None and "." in target:
+            found.append(target.rsplit(".", 1)[0])
+        for value in config.values():
+            found += _own_modules(value)
+    elif isinstance(config, list | tuple):
+        for value in config:
+            found += _own_modules(value)
+    return found
 
 
 def _read(path: Path, map_location: Any, trust: bool = False) -> dict[str, Any]:
@@ -70,8 +114,9 @@ def load_module(
 ) -> RCOTModule:
     """Rebuild the trained module of a checkpoint and load its weights (eval mode).
 
-    The file is read weights-only and every ``_target_`` of its stored config is checked
-    before anything is built (:mod:`rcot_lightning.checkpoints.trust`).
+    The file is read weights-only, and its stored config is checked whole as a declarative
+    spec, then built from the library's registry (:mod:`rcot_lightning.checkpoints.spec`):
+    nothing in the file is instantiated by Hydra or resolved by OmegaConf.
 
     Args:
         ckpt_path: a checkpoint written while training an RCOTModule built by
@@ -79,8 +124,8 @@ def load_module(
         map_location: passed to :func:`torch.load`.
         trust_checkpoint: unpickle the file in full (it can then run code): only for files
             whose source you trust.
-        trusted_targets: modules besides rcot_lightning, torch.optim and torch.nn whose
-            classes the stored config may build (your own networks).
+        trusted_targets: modules of your own whose classes the stored config may build (your
+            own networks), besides the registry's.
 
     Returns:
         The module in eval mode, with ``iteration`` restored.
@@ -91,16 +136,23 @@ def load_module(
     """
     path = Path(ckpt_path).expanduser()
     checkpoint = _read(path, map_location, trust_checkpoint)
-    config = checkpoint.get(BUILD_CONFIG_KEY)
+    config = stored_spec(checkpoint)
     if not isinstance(config, Mapping) or "state_dict" not in checkpoint:
         raise RCOTError(
             f"ckpt_path: {path} is not an RCOT checkpoint (no {BUILD_CONFIG_KEY!r} and "
             "state_dict); use a checkpoint written by rcot_lightning.train, or build your "
             "module yourself and call RCOTModule.load_from_checkpoint"
         )
+    source = f"ckpt_path: {path}: its stored model"
+    spec = check_spec(config, trusted_targets, source)
     check_finite(checkpoint["state_dict"], path)
-    check_targets(upgrade_config(config), trusted_targets, f"ckpt_path: {path}: stored model")
-    module = build_module(config)
+    module = build_spec(spec, trusted_targets, source)
+    if not isinstance(module, RCOTModule):
+        raise RCOTError(
+            f"{source}: _target_={spec['_target_']} built a {type(module).__name__}, not an "
+            "RCOTModule"
+        )
+    module.build_config = to_spec(spec)
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
@@ -117,12 +169,22 @@ def check_resumable(ckpt_path: str | Path, module: RCOTModule, trust: bool = Fal
     Lightning would otherwise fail deep inside ``fit`` with a traceback (a missing or truncated
     file, a foreign file) or a dump of every mismatching tensor (another model size).
 
+    Its stored model config, which the run carries on into its next checkpoints, is checked
+    as :func:`load_module` checks it; the classes of ``module``'s own config (a network of
+    yours that the run's config names) count as trusted.
+
     Raises:
         RCOTError: the file is missing, unreadable, not a training checkpoint, was written by
-            a model of another shape, or holds non-finite weights.
+            a model of another shape, holds non-finite weights, or a stored config that is no
+            declarative spec.
     """
     path = Path(ckpt_path).expanduser()
     checkpoint = _read(path, "cpu", trust)
+    config = stored_spec(checkpoint)
+    if config is not None:
+        check_spec(
+            config, _own_modules(module.build_config), f"ckpt_path: {path}: its stored model"
+        )
     state = checkpoint.get("state_dict")
     if not isinstance(state, Mapping) or "optimizer_states" not in checkpoint:
         raise RCOTError(

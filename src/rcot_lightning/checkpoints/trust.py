@@ -1,23 +1,14 @@
-"""What a file a user points at may do: load tensors and plain values, build known classes.
+"""What a file a user points at may do: load tensors and plain values, nothing else.
 
 Checkpoints are what researchers download from strangers. Two things in one could run code:
 
 * Its pickle. :func:`read_checkpoint` loads with ``torch.load(weights_only=True)``, which
   accepts tensors and plain containers only; a file that needs more is refused in one line
   unless the user passes ``trust_checkpoint=true``.
-* Its stored build config, which Hydra instantiates: any importable callable named by a
-  ``_target_`` would run. :func:`check_targets` lets through classes of this package,
-  ``torch.optim`` (schedulers included) and ``torch.nn``, plus modules the user names in
-  ``trusted_targets=[my_project.nets]``; every path that instantiates a stored config calls it
-  first (``checkpoint.load_module``, ``pretrained.map_from_bundle``).
-
-Example:
-    >>> check_targets({"_target_": "rcot_lightning.nets.TwoPassMap"})
-    >>> check_targets({"_target_": "rcot_lightning.RCOTModule",
-    ...                "transport_map": {"_target_": "pathlib.Path.unlink"}})
-    Traceback (most recent call last):
-    ...
-    rcot_lightning.errors.RCOTError: the stored config: transport_map._target_=pathlib.Path.unl...
+* Its stored build config. It is never instantiated by Hydra nor resolved by OmegaConf: it is a
+  declarative spec of registry names and plain values, checked whole and built by
+  :mod:`rcot_lightning.checkpoints.spec`. A user's own classes are built only from the modules
+  named in ``trusted_targets=[my_project.nets]`` (:func:`resolve_within`).
 """
 
 from __future__ import annotations
@@ -26,7 +17,7 @@ import importlib
 import inspect
 import pickle
 import types
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -35,12 +26,11 @@ import torch
 from rcot_lightning.errors import RCOTError
 
 __all__ = [
-    "SAFE_TARGET_PREFIXES",
     "TARGETS_KEY",
     "TRUST_KEY",
-    "check_targets",
     "plain",
     "read_checkpoint",
+    "resolve_within",
     "trust_settings",
 ]
 
@@ -48,15 +38,19 @@ __all__ = [
 TRUST_KEY = "trust_checkpoint"
 #: The config key naming further modules whose classes a stored config may build.
 TARGETS_KEY = "trusted_targets"
-#: Modules whose classes a stored build config may name without being trusted.
-SAFE_TARGET_PREFIXES = ("rcot_lightning", "torch.optim", "torch.nn")
 
 
-def plain(value: Any) -> Any:
+def plain(value: Any, resolve: bool = True) -> Any:
     """``value`` with OmegaConf nodes and mappings as dicts and lists, paths as text.
 
     Checkpoints must hold plain containers to load weights-only; a DictConfig pickles as
     OmegaConf's own classes.
+
+    Args:
+        value: what to convert.
+        resolve: resolve OmegaConf interpolations: for the library's and the user's own
+            configs; never for what a file holds (``read_checkpoint`` passes False, so an
+            interpolation stays the text it is, which the spec check then refuses).
 
     Example:
         >>> from omegaconf import OmegaConf
@@ -66,13 +60,15 @@ def plain(value: Any) -> Any:
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
     if isinstance(value, (DictConfig, ListConfig)):
-        value = OmegaConf.to_container(value, resolve=True)
+        value = OmegaConf.to_container(value, resolve=resolve)
     if isinstance(value, Mapping):
-        return {k if isinstance(k, (int, str)) else str(k): plain(v) for k, v in value.items()}
+        return {
+            k if isinstance(k, (int, str)) else str(k): plain(v, resolve) for k, v in value.items()
+        }
     if isinstance(value, tuple):
-        return tuple(plain(v) for v in value)
+        return tuple(plain(v, resolve) for v in value)
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [plain(v, resolve) for v in value]
     if isinstance(value, PurePath):
         return str(value)
     return value
@@ -119,7 +115,8 @@ def read_checkpoint(
         )
     if trust:
         try:
-            return plain(torch.load(path, map_location=map_location, weights_only=False))
+            loaded = torch.load(path, map_location=map_location, weights_only=False)
+            return plain(loaded, resolve=False)
         except Exception as err:
             raise RCOTError(f"{key}: {path} is not a readable PyTorch checkpoint ({err})") from err
     try:
@@ -147,20 +144,6 @@ def read_checkpoint(
 def _first_line(err: BaseException) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
-
-
-def _targets(node: Any, where: str = "") -> Iterator[tuple[str, Any]]:
-    """``(config key, target)`` of every ``_target_`` in ``node``, nested ones included."""
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            here = f"{where}.{key}" if where else str(key)
-            if key == "_target_":
-                yield here, value
-            else:
-                yield from _targets(value, here)
-    elif isinstance(node, (list, tuple)):
-        for i, value in enumerate(node):
-            yield from _targets(value, f"{where}[{i}]")
 
 
 def _within(name: str, prefixes: Iterable[str]) -> bool:
@@ -205,40 +188,30 @@ def _resolve(target: str, prefixes: Sequence[str]) -> Any:
     return obj
 
 
-def check_targets(
-    config: Any, trusted: Iterable[str] | None = None, source: str = "the stored config"
-) -> None:
-    """Refuse a stored build config that names anything but an allowed class.
+def resolve_within(target: str, trusted: Iterable[str]) -> Any:
+    """The class or function ``target`` names when it lies in a module the user trusts.
 
     Args:
-        config: the stored config (plain containers).
-        trusted: further module names (``trusted_targets``) whose classes and functions may be
-            built.
-        source: what holds ``config`` (the file), for messages.
+        target: an import path, ``my_project.nets.MyMap``.
+        trusted: the modules named by ``trusted_targets``.
 
-    Raises:
-        RCOTError: naming the first refused target, its key and the setting that allows it.
+    Returns:
+        The object, or None when the path leaves the trusted modules on the way, names a
+        private attribute, does not exist, or is neither a class nor a function.
+
+    Example:
+        >>> resolve_within("collections.OrderedDict", ["collections"]).__name__
+        'OrderedDict'
+        >>> resolve_within("collections.os.remove", ["collections"]) is None
+        True
     """
-    extra = [str(t).strip() for t in (trusted or []) if str(t).strip()]
-    prefixes = (*SAFE_TARGET_PREFIXES, *extra)
-    for key, target in _targets(config):
-        name = str(target)
-        obj = _resolve(name, prefixes) if isinstance(target, str) else None
-        if obj is _MISSING:
-            raise RCOTError(
-                f"{source}: {key}={name} does not exist in this version, so its stored model "
-                "config cannot be rebuilt by this version of rcot-lightning; retrain, or load "
-                "it with the version that wrote it"
-            )
-        own = obj is not None and _within(str(getattr(obj, "__module__", "")) or name, extra)
-        # Classes only from the default list: a function of this package can write files.
-        if obj is None or not (inspect.isclass(obj) or (own and callable(obj))):
-            module = name.rsplit(".", 1)[0] if "." in name else name
-            raise RCOTError(
-                f"{source}: {key}={name} is not a class of rcot_lightning, "
-                f"torch.optim or torch.nn, so it was not built (a checkpoint's config could run "
-                f"any function); if you trust it, name its module: {TARGETS_KEY}=[{module}]"
-            )
+    prefixes = [str(t).strip() for t in trusted if str(t).strip()]
+    obj = _resolve(target, prefixes) if prefixes else None
+    if obj is None or obj is _MISSING or not (inspect.isclass(obj) or callable(obj)):
+        return None
+    if isinstance(obj, types.ModuleType):
+        return None
+    return obj
 
 
 def trust_settings(cfg: Mapping[str, Any]) -> tuple[bool, list[str]]:

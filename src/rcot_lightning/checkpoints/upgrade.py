@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from rcot_lightning.checkpoints.spec import FORMAT_KEY, FORMAT_VERSION
 from rcot_lightning.errors import RCOTError
 
 __all__ = [
@@ -178,11 +179,22 @@ def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dic
 def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
     """Bring a checkpoint to today's layout, in place; returns it.
 
-    The state dict (:func:`upgrade_state_dict`), and the stored model config and
-    hyper-parameters: every ``_target_`` that names a module of before the package layout
-    (:data:`MOVED`) names its new home, and the module's flat settings of before its settings
-    objects sit under ``evaluation`` and ``clipping`` (:func:`nest_settings`).
+    Keyed by the file's format version (:data:`~rcot_lightning.checkpoints.spec.FORMAT_KEY`,
+    as Lightning keys its migrations by version): a file of the current format is returned as
+    it is. An older one (no version) gets its state dict (:func:`upgrade_state_dict`), and its
+    stored model config and hyper-parameters: every ``_target_`` that names a module of before
+    the package layout (:data:`MOVED`) names its new home, and the module's flat settings of
+    before its settings objects sit under ``evaluation`` and ``clipping``
+    (:func:`nest_settings`).
     """
+    version = checkpoint.get(FORMAT_KEY, 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+        raise RCOTError(
+            f"the checkpoint is of format {version}, newer than this version of rcot-lightning "
+            f"reads ({FORMAT_VERSION}); upgrade rcot-lightning"
+        )
+    if version == FORMAT_VERSION:
+        return checkpoint
     for key in (BUILD_CONFIG_KEY, "hyper_parameters", "datamodule_hyper_parameters"):
         if key in checkpoint:
             checkpoint[key] = upgrade_targets(checkpoint[key])
