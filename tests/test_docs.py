@@ -203,10 +203,20 @@ def test_shell_block_commands_compose(
 
 
 @pytest.mark.parametrize("block", PYTHON, ids=[b.where for b in PYTHON])
-def test_python_block_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_python_block_runs(
+    block: Block,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     monkeypatch.chdir(tmp_path)
     code = compile(block.text, block.where, "exec")
     exec(code, {"__name__": "__docs__"})
+    # An example that trains must show a gain: it prints the input's and the output's PSNR.
+    for before, after in re.findall(
+        r"input ([\d.]+) dB, restored ([\d.]+) dB", capsys.readouterr().out
+    ):
+        assert float(after) > float(before) + 0.3, (block.where, before, after)
 
 
 def test_the_readme_is_one_screen_of_what_a_newcomer_needs() -> None:
