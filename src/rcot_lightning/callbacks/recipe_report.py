@@ -20,6 +20,7 @@ datamodule's epoch, the module's parameters), not from the config alone.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -36,6 +37,8 @@ __all__ = [
     "recipe_name",
     "steps_per_iteration",
 ]
+
+log = logging.getLogger(__name__)
 
 
 def recipe_name(choices: Mapping[str, Any]) -> str:
@@ -303,6 +306,27 @@ def _with_unit(text: str, unit: str) -> str:
     return text if " every " not in text else f"{text} {unit}"
 
 
+#: The recipe block's file in the run folder.
+RECIPE_FILE = "recipe.txt"
+
+
+def _ours(path: Path) -> bool:
+    """Whether ``path`` is missing or holds a recipe block (a file of a run we may rewrite).
+
+    A run folder given by hand (``hydra.run.dir=...``) can hold a ``recipe.txt`` of the user's,
+    and a run folder from someone else a link named so to any file: neither is rewritten.
+    """
+    if path.is_symlink():
+        return False
+    try:
+        with path.open("rb") as file:
+            return file.read(len(b"Recipe: ")) == b"Recipe: "
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 class RecipeReport(Callback):
     """Print the recipe block before training, save it in the run folder, log its figures.
 
@@ -310,7 +334,8 @@ class RecipeReport(Callback):
         cfg: the resolved train config.
         choices: Hydra's group choices (:func:`group_choices`).
         emit: shows the block to the user (the entry point's ``app.report``).
-        folder: where ``recipe.txt`` goes (the run folder); ``None`` writes no file.
+        folder: where ``recipe.txt`` goes (the run folder); ``None`` writes no file. A
+            ``recipe.txt`` there that is not a recipe block (a user's file) is left as it is.
     """
 
     def __init__(
@@ -337,6 +362,14 @@ class RecipeReport(Callback):
         self.emit(self.text)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / "recipe.txt").write_text(self.text + "\n")
+            path = self.folder / RECIPE_FILE
+            if _ours(path):
+                path.write_text(self.text + "\n")
+            else:
+                log.warning(
+                    "not writing %s: the file there is not a recipe block of rcot-train (or is "
+                    "a link); the block is printed above",
+                    path,
+                )
         for logger in trainer.loggers:
             logger.log_hyperparams(self.facts.hparams())

@@ -23,10 +23,14 @@ from pathlib import Path
 
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["checkpoint_path", "latest_run", "new_run_folder", "run_folder"]
+__all__ = ["check_run_dir", "checkpoint_path", "latest_run", "new_run_folder", "run_folder"]
 
 #: Name of the checkpoint a run keeps its final state in (``<run>/checkpoints/last.ckpt``).
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
+
+#: Hydra's record of the config, the first thing every run of ``rcot-train`` writes into its
+#: folder: a folder holding it is a run folder.
+HYDRA_RECORD = ".hydra"
 
 
 def _start_time() -> str:
@@ -103,20 +107,127 @@ def latest_run(parent: str | os.PathLike[str]) -> Path | None:
     return max(candidates, key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, default=None)
 
 
+def _saved_state(folder: Path) -> str | None:
+    """What in the run folder ``folder`` shows that a run trained there, or None.
+
+    A checkpoint (``checkpoints/*.ckpt``, Lightning's ``hpc_ckpt_<n>.ckpt``) or the recipe block
+    written when training starts (``recipe.txt``).
+    """
+    checkpoints = folder / "checkpoints"
+    if (folder / LAST_CHECKPOINT).is_file():
+        return str(LAST_CHECKPOINT)
+    found = sorted(checkpoints.glob("*.ckpt")) if checkpoints.is_dir() else []
+    found += sorted(folder.glob("hpc_ckpt_*.ckpt"))
+    if found:
+        return str(found[0].relative_to(folder))
+    return "recipe.txt" if (folder / "recipe.txt").is_file() else None
+
+
+def _check_links(folder: Path, run_dir: str | os.PathLike[str]) -> None:
+    """Refuse a run folder whose files a run writes in place are symbolic links.
+
+    A run folder from someone else could link ``train.log`` (appended to), ``.hydra/`` (its
+    files rewritten) or ``recipe.txt`` to any file of the user's. A linked ``checkpoints/``
+    folder (e.g. to a bigger disk) is fine: checkpoints are written beside and renamed.
+    """
+    written = [folder / HYDRA_RECORD, folder / "recipe.txt", *folder.glob("*.log")]
+    if (folder / HYDRA_RECORD).is_dir() and not (folder / HYDRA_RECORD).is_symlink():
+        written += (folder / HYDRA_RECORD).iterdir()
+    for path in written:
+        if path.is_symlink():
+            raise RCOTError(
+                f"run_dir: {run_dir} holds {path.relative_to(folder)}, a symbolic link, and a "
+                "run writes that file in place; remove the link (or copy the run folder "
+                "without links) and run again"
+            )
+
+
+def check_run_dir(
+    run_dir: str | os.PathLike[str],
+    ckpt_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse a ``run_dir`` that a new run would spoil, before anything is written into it.
+
+    Allowed: a missing or empty folder; a run folder of ``rcot-train`` (it holds ``.hydra/``)
+    to resume (``ckpt_path`` given), or one where no run has trained yet (a run that failed
+    before its first batch, or the folder the other processes of this launch are setting up).
+    Also a run folder holding Lightning's ``hpc_ckpt_<n>.ckpt`` under SLURM, which Lightning
+    resumes from by itself.
+
+    Args:
+        run_dir: the folder given as ``run_dir=...``.
+        ckpt_path: the ``ckpt_path`` given with it (None or ``""``: none).
+        env: the environment (default :data:`os.environ`).
+
+    Raises:
+        RCOTError: ``run_dir`` is a file; a run folder where a run trained, without
+            ``ckpt_path`` (a fresh run would mix with it); a folder that is neither empty nor a
+            run folder (the run would write its files among the user's); a run folder whose
+            log, ``.hydra/`` or ``recipe.txt`` is a symbolic link (written through it).
+
+    Example:
+        >>> import tempfile
+        >>> folder = Path(tempfile.mkdtemp())
+        >>> check_run_dir(folder / "new"), check_run_dir(folder)
+        (None, None)
+        >>> _ = (folder / "notes.txt").write_text("mine")
+        >>> check_run_dir(folder)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        rcot_lightning.errors.RCOTError: run_dir: ... is not empty and not a run folder ...
+    """
+    env = os.environ if env is None else env
+    folder = Path(run_dir).expanduser()
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise RCOTError(
+            f"run_dir: {run_dir} is a file; choose a new or empty folder, or a run folder to "
+            "resume with ckpt_path=last"
+        )
+    entries = sorted(p.name for p in folder.iterdir())
+    if not entries:
+        return
+    if not (folder / HYDRA_RECORD).is_dir() and not (folder / LAST_CHECKPOINT).is_file():
+        raise RCOTError(
+            f"run_dir: {run_dir} is not empty and not a run folder of rcot-train (it holds "
+            f"{entries[0]!r}, no {HYDRA_RECORD}/); choose another run_dir: a new or empty "
+            "folder, or a run folder to resume with ckpt_path=last"
+        )
+    _check_links(folder, run_dir)
+    if ckpt_path not in (None, ""):
+        return
+    saved = _saved_state(folder)
+    if saved is None or ("SLURM_JOB_ID" in env and any(folder.glob("hpc_ckpt_*.ckpt"))):
+        return
+    resume = (
+        "pass ckpt_path=last to resume it, or "
+        if saved.endswith(".ckpt")
+        else "it has no checkpoint to resume: "
+    )
+    raise RCOTError(
+        f"run_dir: {run_dir} holds a run ({saved}); {resume}choose another run_dir (a new or "
+        "empty folder)"
+    )
+
+
 def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
     """The folder of this run: ``run_dir`` if given, the latest run to resume, or a new one.
 
     Args:
         parent: where the task's runs live (``<log_dir>/<task_name>/runs``).
         run_dir: an explicit folder (``run_dir=...`` on the command line): used as it is, so
-            a resumed run keeps writing next to its checkpoints.
+            a resumed run keeps writing next to its checkpoints; refused when a new run would
+            spoil it (:func:`check_run_dir`).
         ckpt_path: ``"last"`` continues the run under ``parent`` that saved a ``last.ckpt``
             most recently, in its own folder.
 
     Raises:
-        RCOTError: ``ckpt_path=last`` but no run under ``parent`` has a ``last.ckpt``.
+        RCOTError: ``ckpt_path=last`` but no run under ``parent`` has a ``last.ckpt``; a
+            ``run_dir`` that :func:`check_run_dir` refuses.
     """
     if run_dir not in (None, ""):
+        check_run_dir(run_dir, ckpt_path)
         return str(run_dir)
     if ckpt_path == "last":
         latest = latest_run(parent)

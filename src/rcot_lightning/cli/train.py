@@ -47,21 +47,141 @@ def _has_test_data(datamodule: Any) -> bool:
     return eval_sets is None or bool(eval_sets("test"))
 
 
-def _resume_path(ckpt_path: Any, trainer: Any, model: Any, trust: bool = False) -> str | None:
-    """``ckpt_path`` checked before fit (one-line errors), ``last`` made this run's last.ckpt."""
-    from rcot_lightning.checkpoints.load import check_resumable
+def _with_run_checkpoint(callbacks: list[Any], trainer: Any) -> list[Any]:
+    """``callbacks`` with a :class:`RunCheckpoint` where Lightning would add its own default.
+
+    Without a checkpoint callback in the config (``callbacks=none``), Lightning adds a plain
+    ModelCheckpoint, which restores checkpoint paths from the resumed file unchecked and deletes
+    the previous best; a RunCheckpoint with the same (default) settings keeps them inside the
+    run's checkpoints folder.
+
+    Args:
+        callbacks: the callbacks built from the config.
+        trainer: the trainer config (``enable_checkpointing: false`` adds nothing).
+
+    Returns:
+        ``callbacks``, with ``RunCheckpoint()`` appended when Lightning would add its default.
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from rcot_lightning.callbacks import RunCheckpoint
+
+    if trainer.get("enable_checkpointing", True) is False or any(
+        isinstance(c, ModelCheckpoint) for c in callbacks
+    ):
+        return callbacks
+    return [*callbacks, RunCheckpoint()]
+
+
+def _hpc_checkpoint(folder: Path) -> Path | None:
+    """The newest of Lightning's ``hpc_ckpt_<n>.ckpt`` in ``folder`` (highest ``n``), or None."""
+    numbered = []
+    for path in folder.glob("hpc_ckpt_*.ckpt"):
+        number = path.stem.removeprefix("hpc_ckpt_")
+        if number.isdigit():
+            numbered.append((int(number), path))
+    return max(numbered)[1] if numbered else None
+
+
+def _special_path(name: str, trainer: Any) -> str:
+    """The file a special ``ckpt_path`` names: ``last``, ``hpc``; ``best`` and others refused.
+
+    Args:
+        name: ``last``, ``best``, ``hpc`` or ``registry[:...]``.
+        trainer: the trainer (its checkpoint callback and run folder).
+
+    Returns:
+        ``<checkpoints folder>/last.ckpt`` for ``last``; the newest ``hpc_ckpt_<n>.ckpt`` of the
+        run folder for ``hpc``; ``registry[:...]`` itself when Lightning's model registry
+        (``litmodels``) is installed.
+
+    Raises:
+        RCOTError: ``best`` (no best of this run exists before it trains), ``last``
+            without the checkpoint callback, ``hpc`` without an ``hpc_ckpt_<n>.ckpt``, a registry
+            without ``litmodels``.
+    """
+    from lightning_utilities.core.imports import module_available
+
     from rcot_lightning.errors import RCOTError
+
+    if name == "last":
+        callback = trainer.checkpoint_callback
+        if callback is None or not getattr(callback, "dirpath", None):
+            raise RCOTError("ckpt_path=last needs the model_checkpoint callback; pass a file")
+        folder = Path(callback.dirpath)
+        newer = sorted(p.name for p in folder.glob(f"{callback.CHECKPOINT_NAME_LAST}-v*.ckpt"))
+        if newer:
+            # Written by a resumed run of a moved or copied folder before last.ckpt was always
+            # the last state: may be newer than last.ckpt.
+            log.warning(
+                "ckpt_path=last: resuming from %s/last.ckpt; the folder also holds %s (older "
+                "versions wrote a moved run's last state there): pass ckpt_path=<that file> "
+                "to resume from it",
+                folder,
+                ", ".join(newer),
+            )
+        return str(folder / f"{callback.CHECKPOINT_NAME_LAST}.ckpt")
+    if name == "hpc":
+        run = Path(trainer.default_root_dir)
+        found = _hpc_checkpoint(run)
+        if found is None:
+            raise RCOTError(
+                f"ckpt_path=hpc: {run} holds no hpc_ckpt_<n>.ckpt (Lightning writes them on "
+                "SLURM's auto-requeue signal); pass ckpt_path=last with run_dir=<run folder>, or "
+                "ckpt_path=<file>.ckpt"
+            )
+        return str(found)
+    if name == "best":
+        raise RCOTError(
+            "ckpt_path=best: this run has no best checkpoint before it trains (a run resumes "
+            "from its last state); pass ckpt_path=last (with run_dir=<run folder>) or "
+            "ckpt_path=<run folder>/checkpoints/best-<...>.ckpt"
+        )
+    if not module_available("litmodels"):
+        raise RCOTError(
+            f"ckpt_path={name}: Lightning's model registry needs the litmodels package (pip "
+            "install litmodels); pass ckpt_path=last (with run_dir=<run folder>) or "
+            "ckpt_path=<file>.ckpt"
+        )
+    return name
+
+
+def _is_special(path: str) -> bool:
+    """Whether ``ckpt_path`` is one of Lightning's names (``last``, ``best``, ``hpc``, a registry).
+
+    Example:
+        >>> [_is_special(p) for p in ("last", "hpc", "registry:m", "runs/last.ckpt")]
+        [True, True, True, False]
+    """
+    return path in ("last", "best", "hpc", "registry") or path.lower().startswith("registry:")
+
+
+def _resume_path(ckpt_path: Any, trainer: Any, model: Any, trust: bool = False) -> str | None:
+    """``ckpt_path`` checked before fit (one-line errors); a special name made a file.
+
+    Args:
+        ckpt_path: the ``ckpt_path`` setting (None or ``""``: a fresh run).
+        trainer: the trainer (its checkpoint callback and run folder).
+        model: the module the checkpoint must fit.
+        trust: unpickle the file in full (``trust_checkpoint=true``).
+
+    Returns:
+        The checkpoint file to resume from (``last``: this run's ``last.ckpt``; ``hpc``: its
+        newest ``hpc_ckpt_<n>.ckpt``), a registry name, or None.
+
+    Raises:
+        RCOTError: the file cannot continue ``model`` (:func:`check_resumable`), or a special
+            name that names no file (:func:`_special_path`).
+    """
+    from rcot_lightning.checkpoints.load import check_resumable
 
     if ckpt_path in (None, ""):
         return None
     path = str(ckpt_path)
-    if path == "last":
-        callback = trainer.checkpoint_callback
-        if callback is None or not getattr(callback, "dirpath", None):
-            raise RCOTError("ckpt_path=last needs the model_checkpoint callback; pass a file")
-        path = str(Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}.ckpt")
-    elif path in ("hpc", "best", "registry"):  # resolved by Lightning
-        return path
+    if _is_special(path):
+        path = _special_path(path, trainer)
+        if _is_special(path):  # a registry: resolved by Lightning
+            return path
     check_resumable(path, model, trust)
     return path
 
@@ -153,7 +273,9 @@ def run(cfg: DictConfig) -> TrainingRun:
     check_recipe(resolved, app.job_overrides())
     check_wandb_reachable(app.as_dict(cfg.get("logger")))
     loggers = app.instantiate_group(cfg.get("logger"), "logger")
-    callbacks = app.instantiate_group(cfg.get("callbacks"), "callbacks")
+    callbacks = _with_run_checkpoint(
+        app.instantiate_group(cfg.get("callbacks"), "callbacks"), cfg.trainer
+    )
     # The recipe block: printed before the first batch, saved in the run folder, logged.
     report = RecipeReport(resolved, group_choices(), app.report, cfg.paths.get("output_dir"))
     callbacks.append(report)
@@ -194,6 +316,8 @@ def run(cfg: DictConfig) -> TrainingRun:
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             if not cfg.get("train", True):
                 best = cfg.get("ckpt_path")
+                if best not in (None, "") and _is_special(str(best)):
+                    best = _special_path(str(best), trainer)
             trainer.test(
                 model,
                 datamodule=datamodule,
