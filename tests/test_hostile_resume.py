@@ -440,3 +440,14 @@ def test_ckpt_path_last_names_last_ckpt_and_warns_of_an_older_versions_last_v1(
         path = _special_path("last", SimpleNamespace(checkpoint_callback=callback))
     assert path == str(tmp_path / "last.ckpt")
     assert "also holds last-v1.ckpt" in caplog.text and "\n" not in caplog.records[0].message
+
+
+@pytest.mark.parametrize("spent", ["abc", float("nan"), -5.0, None, [1], True])
+def test_a_crafted_cpu_budget_state_counts_as_nothing_spent(spent: object) -> None:
+    from rcot_lightning.callbacks.cpu_budget import CPUBudget
+
+    budget = CPUBudget(minutes=1.0)
+    budget.load_state_dict({"spent_seconds": spent})
+    assert budget.spent_seconds == 0.0
+    budget.load_state_dict({"spent_seconds": 12.5})
+    assert budget.spent_seconds == 12.5

@@ -99,5 +99,11 @@ class CPUBudget(Callback):
         return {"spent_seconds": self._spent()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._spent_before = float(state_dict.get("spent_seconds", 0.0))
+        # State from a file is data: anything but a finite number >= 0 counts as nothing spent.
+        spent = state_dict.get("spent_seconds", 0.0)
+        valid = isinstance(spent, int | float) and not isinstance(spent, bool)
+        if not (valid and math.isfinite(spent) and spent >= 0):
+            log.warning("checkpoint state: ignoring spent_seconds=%.60r (not a number >= 0)", spent)
+            spent = 0.0
+        self._spent_before = float(spent)
         self.spent_seconds = self._spent_before
