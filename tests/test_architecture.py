@@ -109,6 +109,10 @@ CHECKER_EXCEPTIONS = {
     "(its own home, named in docs/architecture.md)",
     "rcot_lightning.checkpoints.spec.check_spec": "the whole-spec check of a stored model "
     "config; lives beside the registry and the builder that trusts only what it passed",
+    "rcot_lightning.cli.run_folder.check_run_dir": "reads what a folder on disk holds (a run of "
+    "ours, a user's files, links) before a run writes there; about files, not a value",
+    "rcot_lightning.cli.run_folder._check_links": "part of check_run_dir: files of a run folder "
+    "that are links",
     "rcot_lightning.checkpoints.load.check_resumable": "compares a checkpoint with the module "
     "it resumes; needs both loaded",
     "rcot_lightning.cli.recipe.check_recipe": "the recipe checks (their own home, named in "
