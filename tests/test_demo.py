@@ -267,10 +267,16 @@ def test_the_demo_config_composes_and_is_checked(compose_config: Callable[..., D
     assert cfg.demo.server_name == "127.0.0.1" and cfg.demo.share is False
     settings = DemoSettings.from_config(cfg)
     assert settings.default_model == "bundled: denoise-blind" and settings.tile == 512
+    assert (settings.requests.max_megapixels, settings.requests.max_seconds) == (16, 60)
+    assert settings.requests.max_tile == 1024
     for override, message in (
         ("precision=16", "precision must be 32 or bf16"),
         ("demo.cache_max_age=0", "demo.cache_max_age must be a whole number >= 1"),
         ("pretrained=nope", "no bundled model named 'nope'"),
+        ("demo.max_request_megapixels=0", "demo.max_request_megapixels must be a positive"),
+        ("demo.max_request_seconds=-5", "demo.max_request_seconds must be a positive number"),
+        ("demo.max_tile=100", "demo.max_tile must be a positive multiple of 8"),
+        ("tile=2048", "tile=2048 is over demo.max_tile=1024; set a smaller tile"),
     ):
         bad = OmegaConf.merge(cfg, OmegaConf.from_dotlist([override]))
         with pytest.raises(RCOTError, match=message):
@@ -294,7 +300,7 @@ class _FakePage:
     def block_thread(self) -> None:
         pass
 
-    def close(self) -> None:
+    def close(self, verbose: bool = True) -> None:
         self.closed = True
 
 
@@ -311,12 +317,12 @@ def test_serving_is_local_and_private_unless_asked(
     from rcot_lightning.cli.demo import serve
 
     page = _FakePage()
-    monkeypatch.setattr(demo_page, "build_page", lambda settings, workspace: page)
+    monkeypatch.setattr(demo_page, "build_page", lambda actions: page)
     for key in ("GRADIO_TEMP_DIR", "GRADIO_ANALYTICS_ENABLED", "HF_HUB_OFFLINE"):
         monkeypatch.delenv(key, raising=False)  # whatever serve() sets is undone after the test
     with caplog.at_level(logging.WARNING, logger="rcot_lightning.cli.demo"):
         serve(compose_config("demo", "device=cpu", f"demo.share={str(share).lower()}"))
-    assert page.launched["server_name"] == "127.0.0.1"
+    assert page.launched["server_name"] == "127.0.0.1" and page.launched["server_port"] is None
     assert page.launched["share"] is share and page.closed
     assert page.launched["max_file_size"] == "50mb"
     assert ("public *.gradio.live address" in caplog.text) is share

@@ -1,15 +1,19 @@
 """What the demo page does with a request, without Gradio: uploads, models, scores.
 
 :mod:`rcot_lightning.cli.demo` serves the page; these are the parts that need no browser and no
-Gradio, so they are tested directly: upload limits, the model chooser's listing (bundled
-entries, checkpoints under one folder, the latest run there), the synthetic degradations, the
-run itself (the library's tiled :func:`~rcot_lightning.inference.restore_image`), the scores
-(the library's :func:`~rcot_lightning.metrics.score_images`) and the residual views (the
-library's :mod:`~rcot_lightning.visualize`).
+Gradio, so they are tested directly: upload limits and the bounds on one request's work, the
+model chooser's listing (bundled entries, checkpoints under one folder, the latest run there),
+the synthetic degradations, the run itself (the library's tiled
+:func:`~rcot_lightning.inference.restore_image`, stopped between tiles when its time is up or
+its page is gone), the scores (the library's :func:`~rcot_lightning.metrics.score_images`) and
+the residual views (the library's :mod:`~rcot_lightning.visualize`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 import threading
 import time
 from collections import OrderedDict
@@ -23,6 +27,8 @@ from torch import Tensor, nn
 
 from rcot_lightning.data.degradations import Degradation, build_degradation
 from rcot_lightning.errors import RCOTError
+
+log = logging.getLogger(__name__)
 
 #: What a user can add to a clean photo: the page's name -> (registry name, fixed parameters).
 #: Rain and haze draw their parameters from the library's defaults (seeded by ``demo.seed``).
@@ -67,11 +73,26 @@ class UploadLimits:
         return cls(*values)
 
 
-def read_upload(path: str | Path, limits: UploadLimits, what: str = "photo") -> Tensor:
+def read_upload(
+    path: str | Path,
+    limits: UploadLimits,
+    what: str = "photo",
+    before_decoding: Callable[[str, int, int], None] | None = None,
+) -> Tensor:
     """An uploaded image as ``(3, H, W)`` float32 in [0, 1], checked before it is decoded.
 
     The file size and the image size (read from the header: a small file can hold a huge image)
     are checked against ``limits`` first.
+
+    Args:
+        path: the uploaded file.
+        limits: the largest file and image accepted.
+        what: what the page calls the file (``photo``, ``reference``), for the messages.
+        before_decoding: called with (a name of the image, its height, its width) before it
+            is decoded, e.g. :meth:`RequestLimits.limit_work`; it raises to refuse the image.
+
+    Returns:
+        The decoded image.
 
     Raises:
         RCOTError: too large a file or image, too small an image, or not an image; the message
@@ -104,7 +125,158 @@ def read_upload(path: str | Path, limits: UploadLimits, what: str = "photo") -> 
         )
     if min(height, width) < MIN_SIDE:
         raise RCOTError(f"{what} {path.name} is {width}x{height}; the demo needs >= {MIN_SIDE}")
+    if before_decoding is not None:
+        before_decoding(f"{what} {path.name}", height, width)
     return read_image(path)
+
+
+# ---------------------------------------------------------------------- work per request
+class RequestStopped(RCOTError):
+    """A restoration stopped between two tiles: its time is up, its page was closed, or the
+    demo is stopping."""
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The most work one request may ask for: one user must not hold the shared queue.
+
+    A restoration can only be stopped between two calls of the map (tiles, passes of the
+    self-ensemble), so a tile is bounded too, and the page's "whole image" (tile 0) is refused
+    for photos larger than one tile.
+    """
+
+    #: Megapixels restored per request: the photo's, times the models run (2 for A/B), times
+    #: the self-ensemble size (``demo.max_request_megapixels``).
+    max_megapixels: float
+    #: Seconds of restoration per request, both models of A/B together
+    #: (``demo.max_request_seconds``).
+    max_seconds: float
+    #: The largest tile side, in pixels (``demo.max_tile``).
+    max_tile: int
+
+    @classmethod
+    def from_config(cls, node: Mapping[str, Any]) -> RequestLimits:
+        """Read ``demo.max_request_megapixels``, ``demo.max_request_seconds`` (positive numbers)
+        and ``demo.max_tile`` (a positive multiple of 8).
+
+        Raises:
+            RCOTError: a value of the wrong kind, naming its key.
+
+        Example:
+            >>> RequestLimits.from_config(
+            ...     {"max_request_megapixels": 16, "max_request_seconds": 60, "max_tile": 1024})
+            RequestLimits(max_megapixels=16.0, max_seconds=60.0, max_tile=1024)
+        """
+        from rcot_lightning.cli.checks import tile_size
+
+        values = []
+        for key in ("max_request_megapixels", "max_request_seconds"):
+            value = node.get(key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise RCOTError(f"demo.{key} must be a positive number, got {value!r}")
+            values.append(float(value))
+        max_tile = tile_size(node.get("max_tile"), "demo.max_tile")
+        if max_tile is None:
+            raise RCOTError("demo.max_tile must be a positive multiple of 8, got None")
+        return cls(values[0], values[1], max_tile)
+
+    def limit_work(self, name: str, height: int, width: int, models: int, ensemble: int) -> None:
+        """Refuse an image whose restoration would be more than :attr:`max_megapixels` of work.
+
+        Raises:
+            RCOTError: one line naming the image, its work and ``demo.max_request_megapixels``.
+
+        Example:
+            >>> RequestLimits(16, 60, 1024).limit_work("photo a.png", 6000, 6000, 1, 1)
+            Traceback (most recent call last):
+            ...
+            rcot_lightning.errors.RCOTError: photo a.png is 6000x6000 (36 megapixels): restoring \
+it with 1 model is 36 megapixels of work, over the demo's limit of 16 per request \
+(demo.max_request_megapixels); downscale it, or start the demo with a higher limit
+        """
+        megapixels = height * width / 1e6
+        work = megapixels * models * ensemble
+        if work <= self.max_megapixels:
+            return
+        how = f"with {models} model{'s' if models > 1 else ''}"
+        if ensemble > 1:
+            how += f" and ensemble={ensemble}"
+        raise RCOTError(
+            f"{name} is {width}x{height} ({megapixels:.3g} megapixels): restoring it {how} is "
+            f"{work:.3g} megapixels of work, over the demo's limit of {self.max_megapixels:g} "
+            "per request (demo.max_request_megapixels); downscale it, or start the demo with a "
+            "higher limit"
+        )
+
+    def limit_tile(self, tile: int | None, height: int, width: int) -> None:
+        """Refuse a tile over :attr:`max_tile`, or a whole image (``tile`` None) larger than it.
+
+        Raises:
+            RCOTError: one line naming ``demo.max_tile`` and what to choose instead.
+
+        Example:
+            >>> RequestLimits(16, 60, 1024).limit_tile(None, 800, 1000)  # fits in one tile
+            >>> RequestLimits(16, 60, 1024).limit_tile(2048, 800, 1000)
+            Traceback (most recent call last):
+            ...
+            rcot_lightning.errors.RCOTError: tile 2048 is over the demo's largest tile, 1024 \
+(demo.max_tile); choose a tile side up to 1024 in Options
+        """
+        if tile is not None and tile > self.max_tile:
+            raise RCOTError(
+                f"tile {tile} is over the demo's largest tile, {self.max_tile} (demo.max_tile); "
+                f"choose a tile side up to {self.max_tile} in Options"
+            )
+        if tile is None and max(height, width) > self.max_tile:
+            raise RCOTError(
+                f"a {width}x{height} image is too large to restore whole: the demo restores at "
+                f"most {self.max_tile} pixels a side at once (demo.max_tile); set a tile side "
+                f"(e.g. {min(512, self.max_tile)}) in Options"
+            )
+
+
+class StopCheck:
+    """Stops a request between two calls of the map: once :attr:`max_seconds` of restoration
+    have passed, or once ``cancelled`` gives a reason (the page was closed, the demo stops).
+
+    The clock starts at the first :meth:`__call__` (the first tile), so loading a model does
+    not count; it runs on across the models of one request.
+
+    Args:
+        max_seconds: the restoration time allowed (``demo.max_request_seconds``).
+        cancelled: returns why the request must stop, or None to go on.
+        clock: seconds, monotonic (a test's fake clock).
+    """
+
+    def __init__(
+        self,
+        max_seconds: float,
+        cancelled: Callable[[], str | None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_seconds, self.cancelled, self.clock = max_seconds, cancelled, clock
+        self.started: float | None = None
+
+    def __call__(self) -> None:
+        """Go on, or raise.
+
+        Raises:
+            RequestStopped: the time is up (one line naming ``demo.max_request_seconds``), or
+                the request was cancelled (its reason).
+        """
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        reason = self.cancelled()
+        if reason is not None:
+            raise RequestStopped(f"restoration stopped: {reason}")
+        elapsed = now - self.started
+        if elapsed > self.max_seconds:
+            raise RequestStopped(
+                f"restoration stopped after {elapsed:.1f} s, over the demo's limit of "
+                f"{self.max_seconds:g} s per request (demo.max_request_seconds); restore a "
+                "smaller photo (or crop it), or start the demo with a higher limit"
+            )
 
 
 # ------------------------------------------------------------------------------- models
@@ -116,18 +288,71 @@ class ModelChoice(NamedTuple):
     pretrained: str | None = None
 
 
+#: The scan of ``demo.checkpoints_dir`` looks at this many files and folders at most, for at
+#: most this many seconds: a folder such as ``/`` is listed in part, not walked for minutes.
+SCAN_ENTRIES, SCAN_SECONDS = 50_000, 2.0
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path``, its links followed, is under ``root`` (False when it cannot be read)."""
+    try:
+        return path.resolve().is_relative_to(root)
+    except (OSError, RuntimeError):  # vanished, unreadable, a loop of links
+        return False
+
+
 def _checkpoints_under(root: Path, limit: int) -> list[Path]:
-    """The ``*.ckpt`` files under ``root``, newest first; links leading outside it are left out."""
-    if not root.is_dir():
+    """The ``*.ckpt`` files under ``root``, newest first; links leading outside it are left out.
+
+    Files and folders that vanish or cannot be read during the scan are skipped; the scan stops
+    after :data:`SCAN_ENTRIES` entries or :data:`SCAN_SECONDS` seconds (with a warning).
+    """
+    try:
+        if not root.is_dir():
+            return []
+        inside = root.resolve()
+    except (OSError, RuntimeError):
         return []
-    inside = root.resolve()
-    found = [
-        path
-        for path in root.rglob("*.ckpt")
-        if path.is_file() and path.resolve().is_relative_to(inside)
-    ]
-    found.sort(key=lambda path: (-path.stat().st_mtime, str(path)))
-    return found[:limit]
+    found: list[tuple[float, str, Path]] = []
+    seen, deadline = 0, time.monotonic() + SCAN_SECONDS
+    # os.walk skips the folders it cannot list and does not follow links to folders.
+    for folder, dirs, files in os.walk(root):
+        seen += len(dirs) + len(files)
+        for name in files:
+            if not name.endswith(".ckpt"):
+                continue
+            path = Path(folder, name)
+            try:
+                info = path.stat()  # follows a link; raises if the file vanished
+            except (OSError, RuntimeError):
+                continue
+            if stat.S_ISREG(info.st_mode) and _inside(path, inside):
+                found.append((-info.st_mtime, str(path), path))
+        if seen > SCAN_ENTRIES or time.monotonic() > deadline:
+            log.warning(
+                "demo.checkpoints_dir=%s: listed the checkpoints among the first %d entries "
+                "only (the scan stops after %d entries or %g s); point it at a training runs "
+                "folder",
+                root, seen, SCAN_ENTRIES, SCAN_SECONDS,
+            )  # fmt: skip
+            break
+    found.sort()
+    return [path for *_, path in found[:limit]]
+
+
+def _latest_run(root: Path) -> Path | None:
+    """:func:`~rcot_lightning.cli.run_folder.latest_run` of ``root``, or None when a file of
+    the runs vanishes or cannot be read meanwhile."""
+    from rcot_lightning.cli.run_folder import LAST_CHECKPOINT, latest_run
+
+    try:
+        latest = latest_run(root)
+    except (OSError, RuntimeError) as err:
+        log.warning("demo.checkpoints_dir=%s: no latest run (%s)", root, err)
+        return None
+    if latest is None or not _inside(latest / LAST_CHECKPOINT, root.resolve()):
+        return None
+    return latest
 
 
 def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[str, ModelChoice]:
@@ -136,13 +361,15 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
     The bundled entries (``bundled: NAME``), then, when ``checkpoints_dir`` is set, ``latest run
     in <folder>`` (the run whose ``checkpoints/last.ckpt`` was written last, as ``ckpt_path=last``
     of training finds it) and every ``*.ckpt`` under the folder (``checkpoint: <relative
-    path>``), the newest ``limit`` of them.
+    path>``), the newest ``limit`` of them. Nothing is loaded: listing a hostile checkpoint runs
+    nothing. Files that vanish or cannot be read during the scan are left out, and the scan is
+    bounded (:data:`SCAN_ENTRIES`, :data:`SCAN_SECONDS`).
 
     Example:
         >>> list(list_models(None))
         ['bundled: denoise-blind-fast', 'bundled: denoise-blind']
     """
-    from rcot_lightning.cli.run_folder import LAST_CHECKPOINT, latest_run
+    from rcot_lightning.cli.run_folder import LAST_CHECKPOINT
     from rcot_lightning.pretrained import available
 
     choices = {
@@ -151,8 +378,8 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
     if checkpoints_dir in (None, ""):
         return choices
     root = Path(str(checkpoints_dir)).expanduser()
-    latest = latest_run(root)
-    if latest is not None and (latest / LAST_CHECKPOINT).resolve().is_relative_to(root.resolve()):
+    latest = _latest_run(root)
+    if latest is not None:
         label = f"{LATEST}{root}"
         choices[label] = ModelChoice(label, latest / LAST_CHECKPOINT)
     for path in _checkpoints_under(root, limit):
@@ -203,14 +430,27 @@ class LoadedMaps:
         self._lock = threading.Lock()
 
     def get(self, choice: ModelChoice) -> tuple[nn.Module, str]:
-        """The map of ``choice`` in eval mode on the device, and where it came from."""
+        """The map of ``choice`` in eval mode on the device, and where it came from.
+
+        A checkpoint is loaded as the command line loads one
+        (:func:`rcot_lightning.cli.map_source.choose_map`: weights only, its stored config
+        checked before anything is built), so a crafted file is refused with the same line.
+
+        Raises:
+            RCOTError: the file is gone, or :func:`~rcot_lightning.cli.map_source.choose_map`
+                refuses it.
+        """
         from rcot_lightning.cli.map_source import choose_map
 
         if choice.ckpt_path is not None:
             path = Path(choice.ckpt_path)
-            if not path.is_file():
-                raise RCOTError(f"model {choice.label!r}: {path} is gone; reload the page")
-            key = (str(path.resolve()), path.stat().st_mtime)  # a rewritten last.ckpt reloads
+            try:
+                if not path.is_file():
+                    raise FileNotFoundError(path)
+                key = (str(path.resolve()), path.stat().st_mtime)  # a rewritten last.ckpt reloads
+            except (OSError, RuntimeError):
+                gone = f"model {choice.label!r}: {path} is gone; reload the page"
+                raise RCOTError(gone) from None
         else:
             key = (f"bundled:{choice.pretrained}", 0.0)
         with self._lock:
@@ -267,23 +507,53 @@ def run_map(
     precision: str,
     progress: Callable[[Sequence[Any]], Iterable[Any]] | None = None,
     ensemble: int = 1,
+    check: Callable[[], None] | None = None,
 ) -> tuple[Tensor, float]:
     """Restore one image ``(3, H, W)`` with the library's tiled inference (and ``ensemble``:
     its geometric self-ensemble, 1 = off).
 
+    Args:
+        net: the map.
+        image: ``(3, H, W)`` in [0, 1].
+        device: where to run it.
+        tile: tile side, or None for the whole image at once.
+        overlap: the tiles' overlap in pixels.
+        precision: ``32`` or ``bf16``.
+        progress: wraps the tile batches for display (:func:`restore_image`'s ``progress``).
+        ensemble: the self-ensemble size.
+        check: called before each call of the map (each tile, each pass of the
+            self-ensemble); it raises to stop the run there (:class:`StopCheck`). Tiles then
+            go one per call, so that the run stops soon after it is asked to.
+
     Returns:
         The restored image ``(3, H, W)`` float32 in [0, 1] on the CPU, and the seconds taken.
+
+    Raises:
+        RequestStopped: ``check`` stopped the run (or whatever else ``check`` raises).
     """
     from rcot_lightning.cli.restore import _autocast
     from rcot_lightning.inference import restore_image
+    from rcot_lightning.shapes import size_multiple
+
+    fn: Callable[[Tensor], Tensor] = net
+    if check is not None:
+        stop_check = check
+
+        def checked(batch: Tensor) -> Tensor:
+            stop_check()
+            return net(batch)
+
+        fn = checked
 
     start = time.perf_counter()
     with torch.inference_mode(), _autocast(precision, device):
         restored = restore_image(
-            net,
+            fn,
             image[None].to(device),
             tile=tile,
             overlap=overlap,
+            multiple=size_multiple(net),
+            tile_batch_size=1 if check is not None else 4,
             progress=progress,
             ensemble=ensemble,
         )

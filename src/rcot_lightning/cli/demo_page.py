@@ -1,23 +1,31 @@
-"""The demo's web page (Gradio Blocks) and the temporary folder its files live in.
+"""The demo's web page (Gradio Blocks), what its buttons do, and the folder its files live in.
 
-Built by :func:`build_page` from :class:`DemoSettings` (the checked config); served by
-:func:`rcot_lightning.cli.demo.serve`, which imports Gradio first (offline, its cache in the
-:class:`Workspace`). Every request handler turns an error into one line on the page.
+:class:`DemoActions` holds what the buttons do, without Gradio (tests call it directly); the
+page, :func:`build_page`, binds it to Gradio's controls. Both are built from
+:class:`DemoSettings` (the checked config) and served by :func:`rcot_lightning.cli.demo.serve`,
+which imports Gradio first (offline, its cache in the :class:`Workspace`). Every request handler
+turns an error into one line on the page.
+
+One user must not hold the shared queue: a request's work is bounded before it starts
+(:class:`~rcot_lightning.cli.demo_inputs.RequestLimits`) and its restoration stops between two
+tiles when its time is up, when its page is closed or disconnected, or when the demo stops
+(:class:`~rcot_lightning.cli.demo_inputs.StopCheck`).
 """
 
+import contextlib
 import functools
 import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig
-from torch import Tensor
+from torch import Tensor, nn
 
 from rcot_lightning.cli import app
 from rcot_lightning.cli.checks import positive_int
@@ -26,6 +34,9 @@ from rcot_lightning.cli.demo_inputs import (
     SYNTHETIC,
     LoadedMaps,
     ModelChoice,
+    RequestLimits,
+    RequestStopped,
+    StopCheck,
     UploadLimits,
     default_models,
     degrade,
@@ -103,9 +114,15 @@ class DemoSettings:
     limits: UploadLimits
     seed: int
     cache_max_age: int
+    requests: RequestLimits
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "DemoSettings":
+        """Read and check the demo's config.
+
+        Raises:
+            RCOTError: a bad value, naming its key.
+        """
         from rcot_lightning.cli.checks import tile_size
         from rcot_lightning.cli.restore import _autocast, _device
         from rcot_lightning.pretrained import DEFAULT_MODEL, _known
@@ -123,9 +140,16 @@ class DemoSettings:
         name = str(cfg.get("pretrained") or DEFAULT_MODEL)
         _known(name)
         folder = node.get("checkpoints_dir")
+        requests = RequestLimits.from_config(node)
+        tile = tile_size(cfg.get("tile"))
+        if tile is not None and tile > requests.max_tile:
+            raise RCOTError(
+                f"tile={tile} is over demo.max_tile={requests.max_tile}; set a smaller tile, or "
+                "raise demo.max_tile"
+            )
         return cls(
             device=device,
-            tile=tile_size(cfg.get("tile")),
+            tile=tile,
             overlap=overlap,
             precision=precision,
             ensemble=ensemble,
@@ -135,65 +159,133 @@ class DemoSettings:
             limits=UploadLimits.from_config(node),
             seed=int(node.get("seed", 0)),
             cache_max_age=positive_int(node.get("cache_max_age"), "demo.cache_max_age"),
+            requests=requests,
         )
 
     def models(self) -> dict[str, ModelChoice]:
+        """The model chooser's entries, read now (:func:`list_models`)."""
         return list_models(self.checkpoints_dir, self.max_checkpoints)
 
 
-def offline_theme() -> Any:
-    """Gradio's default look with local fonts: a Google font would make each page view call
-    the internet."""
-    import gradio as gr
+class _NoProgress:
+    """A progress display that shows nothing (Gradio's ``gr.Progress`` on the page)."""
 
-    return gr.themes.Default(
-        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
-    )
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        pass
 
-
-def _page_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Show an error as one line on the page (a Gradio error box), never a traceback page."""
-    import gradio as gr
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except Exception as err:
-            message = app.user_error_message(err)
-            if message is None:
-                log.exception("the demo failed on a request")
-                message = f"unexpected error ({type(err).__name__}: {err}); see the terminal"
-            raise gr.Error(message, print_exception=False) from None
-
-    return wrapper
+    def tqdm(self, iterable: Iterable[Any], *args: Any, **kwargs: Any) -> Iterable[Any]:
+        return iterable
 
 
-def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
-    """The demo's page (a ``gr.Blocks``), not yet launched.
+class _Running:
+    """One request in progress: its page, and why it must stop (None: go on)."""
 
-    Import Gradio with :func:`rcot_lightning.cli.demo.import_gradio` first: its settings (no
-    analytics, its cache folder) are read when it is first imported.
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.reason: str | None = None
+
+
+class DemoActions:
+    """What the page's buttons do, without Gradio: each returns what the page shows.
+
+    A request's inputs are checked against :attr:`DemoSettings.requests` before anything is
+    decoded or loaded, and its restoration stops between two tiles once its time is up, once
+    :meth:`closed` is called for its page, once its ``alive`` says the page disconnected, or
+    once :meth:`stop_all` is called (the demo stops).
+
+    Args:
+        settings: the checked config.
+        workspace: where results are written.
     """
-    import gradio as gr
 
-    from rcot_lightning.data.samples import SAMPLE_PHOTOS, load_photo
-    from rcot_lightning.shapes import size_multiple
-    from rcot_lightning.visualize import save_png
+    def __init__(self, settings: DemoSettings, workspace: Workspace) -> None:
+        self.settings, self.workspace = settings, workspace
+        self.maps = LoadedMaps(settings.device)
+        self._running: set[_Running] = set()
+        self._changed = threading.Condition()
+        self._stopping: str | None = None
 
-    maps = LoadedMaps(settings.device)
+    # -------------------------------------------------------------- requests in progress
+    @contextlib.contextmanager
+    def _request(self, session: str, alive: Callable[[], bool]) -> Iterator[StopCheck]:
+        """Track one request while it runs; the check its restoration calls between tiles."""
+        entry = _Running(session)
+        with self._changed:
+            if self._stopping is not None:
+                raise RequestStopped(f"restoration refused: {self._stopping}")
+            self._running.add(entry)
 
+        def why_stop() -> str | None:
+            if self._stopping is not None:
+                return self._stopping
+            if entry.reason is None and not alive():
+                entry.reason = "the page disconnected"
+            return entry.reason
+
+        try:
+            yield StopCheck(self.settings.requests.max_seconds, why_stop)
+        finally:
+            with self._changed:
+                self._running.discard(entry)
+                self._changed.notify_all()
+
+    def running(self) -> int:
+        """How many requests are in progress."""
+        with self._changed:
+            return len(self._running)
+
+    def cancel(self, session: str, reason: str) -> None:
+        """Stop the requests of page ``session`` at their next tile, for ``reason``."""
+        with self._changed:
+            for entry in self._running:
+                if entry.session == session:
+                    entry.reason = reason
+
+    def stop_all(self, reason: str) -> None:
+        """Stop every request at its next tile and refuse new ones (the demo is stopping)."""
+        with self._changed:
+            self._stopping = reason
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the requests in progress to end.
+
+        Returns:
+            True when none is left.
+        """
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._running, timeout)
+
+    def closed(self, session: str) -> None:
+        """Page ``session`` was closed: stop its requests and delete its files."""
+        self.cancel(session, "the page was closed")
+        self.workspace.forget(session)
+
+    # ------------------------------------------------------------------------- the work
     def load_input(
-        photo: str | None, sample: str | None, reference: str | None, kind: str,
-        noise_sigma: float, blur_sigma: float, jpeg_quality: float,
+        self, photo: str | None, sample: str | None, reference: str | None, kind: str,
+        noise_sigma: float, blur_sigma: float, jpeg_quality: float, models: int,
     ) -> tuple[Tensor, Tensor | None, str]:  # fmt: skip
-        """(degraded input, clean reference or None, a file stem for downloads)."""
+        """The degraded input, the clean reference or None, and a file stem for downloads.
+
+        The photo's size is checked against the request's bound on work for ``models`` models
+        before it is decoded.
+
+        Raises:
+            RCOTError: no photo, a refused upload, too much work, a mismatched reference.
+        """
+        from rcot_lightning.data.samples import load_photo
+
+        settings = self.settings
+
+        def before_decoding(name: str, height: int, width: int) -> None:
+            settings.requests.limit_work(name, height, width, models, settings.ensemble)
+
         if photo:
-            image, stem = read_upload(photo, settings.limits), Path(photo).stem
+            image = read_upload(photo, settings.limits, before_decoding=before_decoding)
+            stem = Path(photo).stem
         elif sample:
             image, stem = load_photo(sample), sample
+            before_decoding(f"sample {sample}", image.shape[1], image.shape[2])
         else:
             raise RCOTError("drop a photo on the page, or choose a sample photo")
         degradation = synthetic_degradation(kind, noise_sigma, blur_sigma, jpeg_quality)
@@ -209,39 +301,99 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
             )
         return image, clean, stem
 
-    def restore_with(
-        label: str, image: Tensor, tile: Any, precision: str, progress: Any
-    ) -> tuple[Tensor, float, str]:
+    def _tile(self, tile: Any, image: Tensor, multiple: int = 8) -> int | None:
+        """The page's tile side (0: the whole image), checked against ``demo.max_tile``."""
         from rcot_lightning.cli.checks import tile_size
 
-        choice = resolve_model(label, settings.models())
+        side = tile_size(tile or None, multiple=multiple)
+        if side is not None and side <= self.settings.overlap:
+            raise RCOTError(f"tile must be larger than tile_overlap={self.settings.overlap}")
+        self.settings.requests.limit_tile(side, image.shape[1], image.shape[2])
+        return side
+
+    def load_model(self, label: str, progress: Any) -> tuple[nn.Module, str]:
+        """The map of the listed model ``label`` and where it came from.
+
+        A checkpoint is loaded as the command line loads it (a crafted one is refused with the
+        command line's line, before anything is built).
+
+        Raises:
+            RCOTError: an unlisted, vanished or refused model.
+        """
+        choice = resolve_model(label, self.settings.models())
         progress(0.0, desc=f"loading {label}")
-        net, source = maps.get(choice)
-        side = tile_size(tile or None, multiple=size_multiple(net))
-        if side is not None and side <= settings.overlap:
-            raise RCOTError(f"tile must be larger than tile_overlap={settings.overlap}")
+        return self.maps.get(choice)
+
+    def run_model(
+        self, label: str, model: tuple[nn.Module, str], image: Tensor, tile: Any,
+        precision: str, progress: Any, check: StopCheck,
+    ) -> tuple[Tensor, float, str]:  # fmt: skip
+        """Restore ``image`` with ``model`` (:meth:`load_model` of ``label``).
+
+        Returns:
+            The restored image, the seconds taken and where the model came from.
+
+        Raises:
+            RCOTError: a bad tile; :class:`RequestStopped` (``check``).
+        """
+        from rcot_lightning.shapes import size_multiple
+
+        net, source = model
+        side = self._tile(tile, image, size_multiple(net))
 
         def tiles(batches: Sequence[Any]) -> Iterable[Any]:
             return progress.tqdm(batches, desc=f"{label}: tiles")
 
         restored, seconds = run_map(
-            net, image, device=settings.device, tile=side, overlap=settings.overlap,
-            precision=str(precision), progress=tiles, ensemble=settings.ensemble,
+            net, image, device=self.settings.device, tile=side, overlap=self.settings.overlap,
+            precision=str(precision), progress=tiles, ensemble=self.settings.ensemble,
+            check=check,
         )  # fmt: skip
         log.info("restored a %s image with %s in %.2f s", tuple(image.shape), source, seconds)
         return restored, seconds, source
 
     def restore(
-        photo: str | None, sample: str | None, reference: str | None, kind: str,
+        self, photo: str | None, sample: str | None, reference: str | None, kind: str,
         noise_sigma: float, blur_sigma: float, jpeg_quality: float, tile: Any, precision: str,
-        model: str, request: gr.Request, progress: Any = gr.Progress(),  # noqa: B008
+        model: str, *, session: str, progress: Any = None,
+        alive: Callable[[], bool] = lambda: True,
     ) -> tuple[Any, ...]:  # fmt: skip
-        session = request.session_hash or "anonymous"
-        degraded, clean, stem = load_input(
-            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality
+        """The *Restore* button: restore the input with ``model``.
+
+        Args:
+            photo: the uploaded photo's path, or None.
+            sample: a sample photo's name (when no photo was uploaded), or None.
+            reference: the uploaded clean reference's path, or None.
+            kind: the synthetic degradation (``none``: the photo as it is).
+            noise_sigma: the noise degradation's sigma (0-255).
+            blur_sigma: the blur degradation's sigma (pixels).
+            jpeg_quality: the JPEG degradation's quality.
+            tile: the tile side (0: the whole image).
+            precision: ``32`` or ``bf16``.
+            model: a label of the model chooser.
+            session: the page's id (its results go to its folder; :meth:`closed` stops it).
+            progress: the page's progress display (``gr.Progress``); None shows nothing.
+            alive: False once the page's connection is gone (checked between tiles).
+
+        Returns:
+            (the before/after pair, residual, spectrum, the report, the restored file).
+
+        Raises:
+            RCOTError: one line for the page; :class:`RequestStopped` when stopped.
+        """
+        from rcot_lightning.visualize import save_png
+
+        progress = progress or _NoProgress()
+        degraded, clean, stem = self.load_input(
+            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality, models=1
         )
-        restored, seconds, source = restore_with(model, degraded, tile, precision, progress)
-        target = save_png(restored, workspace.session_dir(session) / f"{stem}_restored.png")
+        self._tile(tile, degraded)  # before a model is loaded
+        with self._request(session, alive) as check:
+            loaded = self.load_model(model, progress)
+            restored, seconds, source = self.run_model(
+                model, loaded, degraded, tile, precision, progress, check
+            )
+        target = save_png(restored, self.workspace.session_dir(session) / f"{stem}_restored.png")
         residual, spectrum = residual_views(degraded, restored)
         table = score_table(score_rows(degraded, clean, {model: restored}), {model: seconds})
         size = f"{degraded.shape[2]}x{degraded.shape[1]}"
@@ -249,18 +401,38 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
         return (to_display(degraded), to_display(restored)), residual, spectrum, report, target
 
     def compare(
-        photo: str | None, sample: str | None, reference: str | None, kind: str,
+        self, photo: str | None, sample: str | None, reference: str | None, kind: str,
         noise_sigma: float, blur_sigma: float, jpeg_quality: float, tile: Any, precision: str,
-        model_a: str, model_b: str, request: gr.Request, progress: Any = gr.Progress(),  # noqa: B008
+        model_a: str, model_b: str, *, session: str, progress: Any = None,
+        alive: Callable[[], bool] = lambda: True,
     ) -> tuple[Any, ...]:  # fmt: skip
-        session = request.session_hash or "anonymous"
-        degraded, clean, stem = load_input(
-            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality
+        """The *Compare* button: restore the input with ``model_a`` and ``model_b``.
+
+        Args: as :meth:`restore`, with two model labels.
+
+        Returns:
+            (the A|B pair, A, B, the report, A's file, B's file).
+
+        Raises:
+            RCOTError: one line for the page; :class:`RequestStopped` when stopped.
+        """
+        from rcot_lightning.visualize import save_png
+
+        progress = progress or _NoProgress()
+        degraded, clean, stem = self.load_input(
+            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality, models=2
         )
+        self._tile(tile, degraded)
         results = {}
-        for name, label in (("A", model_a), ("B", model_b)):
-            results[name] = restore_with(label, degraded, tile, precision, progress)
-        folder = workspace.session_dir(session)
+        with self._request(session, alive) as check:
+            # Both first: a model that is refused is refused before the other one runs.
+            labels = {"A": model_a, "B": model_b}
+            loaded = {name: self.load_model(label, progress) for name, label in labels.items()}
+            for name, label in labels.items():
+                results[name] = self.run_model(
+                    label, loaded[name], degraded, tile, precision, progress, check
+                )
+        folder = self.workspace.session_dir(session)
         files = [save_png(results[n][0], folder / f"{stem}_{n}.png") for n in ("A", "B")]
         restored = {name: result[0] for name, result in results.items()}
         rows = score_rows(degraded, clean, restored)
@@ -269,9 +441,130 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
         a, b = to_display(restored["A"]), to_display(restored["B"])
         return (a, b), a, b, report, *files
 
+    def choices(self) -> tuple[list[str], str, str]:
+        """The chooser's labels, and the models preselected as A (and Restore) and B.
+
+        Nothing is loaded: a hostile checkpoint preselected as B runs nothing until chosen, and
+        then it is refused (:meth:`load_model`).
+        """
+        labels = list(self.settings.models())
+        chosen, other = default_models(labels, self.settings.default_model)
+        return labels, chosen, other
+
+
+def offline_theme() -> Any:
+    """Gradio's default look with local fonts: a Google font would make each page view call
+    the internet."""
+    import gradio as gr
+
+    return gr.themes.Default(
+        font=["ui-sans-serif", "system-ui", "sans-serif"], font_mono=["ui-monospace", "monospace"]
+    )
+
+
+def page_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` with its errors shown as one line on the page (a Gradio error box), never a
+    traceback page; an unexpected error is logged in the terminal.
+
+    Args:
+        fn: a request handler.
+
+    Returns:
+        The wrapped handler; it raises ``gr.Error`` with the one line.
+    """
+    import gradio as gr
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except Exception as err:
+            message = app.user_error_message(err)
+            if isinstance(err, RequestStopped):
+                log.info("%s", err)
+            if message is None:
+                log.exception("the demo failed on a request")
+                message = f"unexpected error ({type(err).__name__}: {err}); see the terminal"
+            raise gr.Error(message, print_exception=False) from None
+
+    return wrapper
+
+
+def _event_alive(page: Any) -> Callable[[], bool]:
+    """Whether the request this thread runs is still wanted by its page.
+
+    Gradio marks a running event dead when its page's connection closes (a closed tab, a client
+    that left) but cannot stop the thread that runs it; the restoration asks this between
+    tiles. It reads Gradio's queue, which is not public API: when that changes, this answers
+    True and the other bounds (time, a closed page) still hold.
+    """
+    try:
+        from gradio.context import LocalContext
+
+        event_id = LocalContext.event_id.get(None)
+        queue = page._queue
+    except Exception:  # another Gradio version: no such check
+        return lambda: True
+    if event_id is None:
+        return lambda: True
+
+    def alive() -> bool:
+        try:
+            for job in list(queue.active_jobs):
+                for event in job or ():
+                    if event._id == event_id:
+                        return bool(event.alive)
+        except Exception:  # the queue changed shape: no answer
+            pass
+        return True
+
+    return alive
+
+
+def build_page(actions: DemoActions) -> Any:
+    """The demo's page (a ``gr.Blocks``) bound to ``actions``, not yet launched.
+
+    Import Gradio with :func:`rcot_lightning.cli.demo.import_gradio` first: its settings (no
+    analytics, its cache folder) are read when it is first imported.
+
+    Args:
+        actions: what the buttons do (its settings and workspace serve the page too).
+
+    Returns:
+        The page.
+    """
+    import gradio as gr
+
+    from rcot_lightning.data.samples import SAMPLE_PHOTOS
+
+    settings, workspace = actions.settings, actions.workspace
+
+    def restore(
+        photo: str | None, sample: str | None, reference: str | None, kind: str,
+        noise_sigma: float, blur_sigma: float, jpeg_quality: float, tile: Any, precision: str,
+        model: str, request: gr.Request, progress: Any = gr.Progress(),  # noqa: B008
+    ) -> tuple[Any, ...]:  # fmt: skip
+        return actions.restore(
+            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality, tile,
+            precision, model, session=request.session_hash or "anonymous", progress=progress,
+            alive=_event_alive(page),
+        )  # fmt: skip
+
+    def compare(
+        photo: str | None, sample: str | None, reference: str | None, kind: str,
+        noise_sigma: float, blur_sigma: float, jpeg_quality: float, tile: Any, precision: str,
+        model_a: str, model_b: str, request: gr.Request, progress: Any = gr.Progress(),  # noqa: B008
+    ) -> tuple[Any, ...]:  # fmt: skip
+        return actions.compare(
+            photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality, tile,
+            precision, model_a, model_b, session=request.session_hash or "anonymous",
+            progress=progress, alive=_event_alive(page),
+        )  # fmt: skip
+
     def refresh() -> tuple[Any, ...]:
-        labels = list(settings.models())
-        chosen, other = default_models(labels, settings.default_model)
+        labels, chosen, other = actions.choices()
         return (
             gr.Dropdown(choices=labels, value=chosen),
             gr.Dropdown(choices=labels, value=chosen),
@@ -284,9 +577,9 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
 
     def closed(request: gr.Request) -> None:
         if request.session_hash:
-            workspace.forget(request.session_hash)
+            actions.closed(request.session_hash)
 
-    labels = list(settings.models())
+    labels = list(settings.models())  # the page's first view; each page load reads them again
     image = functools.partial(gr.Image, format="png", interactive=False, buttons=["fullscreen"])
     with gr.Blocks(
         title="rcot-lightning demo",
@@ -317,7 +610,10 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
                 with gr.Accordion("Options", open=False):
                     tile = gr.Number(
                         value=settings.tile or 0, precision=0, elem_id="tile",
-                        label="tile side (a multiple of 8; 0: the whole image at once)",
+                        label=(
+                            f"tile side (a multiple of 8, up to {settings.requests.max_tile}; 0: "
+                            f"the whole image at once, up to {settings.requests.max_tile} a side)"
+                        ),
                     )  # fmt: skip
                     precision = gr.Radio(
                         ["32", "bf16"], value=settings.precision, label="precision"
@@ -365,15 +661,18 @@ def build_page(settings: DemoSettings, workspace: Workspace) -> Any:
             tile,
             precision,
         ]
+        # One queue for both buttons: one restoration at a time, they share the device.
         run.click(
-            _page_errors(restore),
+            page_errors(restore),
             [*inputs, model],
             [slider, residual, spectrum, report, download],
+            concurrency_id="restoration",
         )
         run_ab.click(
-            _page_errors(compare),
+            page_errors(compare),
             [*inputs, model_a, model_b],
             [ab_slider, image_a, image_b, ab_report, download_a, download_b],
+            concurrency_id="restoration",
         )
         page.load(refresh, None, [model, model_a, model_b])
         for upload in (photo, reference):
