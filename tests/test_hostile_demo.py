@@ -583,6 +583,26 @@ class _Server:
         out, err = self.process.communicate(timeout=60)
         return self.process.returncode, out, err
 
+    def kill(self) -> None:
+        """End the server if a failed test left it running."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=60)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Callable[..., _Server]]:
+    """``server(*overrides)``: a demo server in ``tmp_path``, killed after the test if alive."""
+    started: list[_Server] = []
+
+    def start(*overrides: str) -> _Server:
+        started.append(_Server(tmp_path, *overrides))
+        return started[-1]
+
+    yield start
+    for each in started:
+        each.kill()
+
 
 #: A long restoration of a sample photo: about 4000 tiles of 24 (minutes on a CPU).
 LONG = [None, "astronaut", None, "none", 25, 2, 20, 24, "32", "bundled: denoise-blind"]
@@ -590,12 +610,14 @@ LONG = [None, "astronaut", None, "none", 25, 2, 20, 24, "32", "bundled: denoise-
 NEXT = [None, "coins", None, "none", 25, 2, 20, 0, "32", "bundled: denoise-blind-fast"]
 
 
-def test_sigterm_during_a_restoration_exits_143_in_one_line(tmp_path: Path) -> None:
+def test_sigterm_during_a_restoration_exits_143_in_one_line(
+    server: Callable[..., _Server],
+) -> None:
     """Before: ``terminate called without an active exception``, status 134 (about 15 s: the
     server starts in a subprocess)."""
-    server = _Server(tmp_path, "tile_overlap=16")
-    server.join("page1", "restore", LONG)
-    code, out, err = server.stop("page1", after=3)  # the model is loaded, tiles are running
+    demo = server("tile_overlap=16")
+    demo.join("page1", "restore", LONG)
+    code, out, err = demo.stop("page1", after=3)  # the model is loaded, tiles are running
     assert code == 143, err
     assert err == (
         "rcot-demo: stopped by SIGTERM (the restoration in progress was stopped); temporary "
@@ -606,18 +628,16 @@ def test_sigterm_during_a_restoration_exits_143_in_one_line(tmp_path: Path) -> N
 
 
 @pytest.mark.slow
-def test_a_client_that_leaves_frees_the_queue(tmp_path: Path) -> None:
-    server = _Server(tmp_path, "tile_overlap=16", "demo.max_request_seconds=600")
-    try:
-        server.join("leaver", "restore", LONG)
-        server.wait_for("leaver", {"process_starts"})  # then its connection closes
-        left = time.monotonic()
-        server.join("next", "restore", NEXT)
-        done = server.wait_for("next", {"process_completed"})
-        assert done["success"], done
-        waited = time.monotonic() - left
-    finally:
-        code, out, err = server.stop()
+def test_a_client_that_leaves_frees_the_queue(server: Callable[..., _Server]) -> None:
+    demo = server("tile_overlap=16", "demo.max_request_seconds=600")
+    demo.join("leaver", "restore", LONG)
+    demo.wait_for("leaver", {"process_starts"})  # then its connection closes
+    left = time.monotonic()
+    demo.join("next", "restore", NEXT)
+    done = demo.wait_for("next", {"process_completed"})
+    assert done["success"], done
+    waited = time.monotonic() - left
+    code, out, err = demo.stop()
     assert waited < 30, waited  # the leaver's restoration alone takes minutes
     assert "restoration stopped: the page disconnected" in out + err
     assert code == 143
