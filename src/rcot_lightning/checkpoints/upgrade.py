@@ -253,26 +253,71 @@ def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def upgrade_file(path: str | Path, output: str | Path | None = None) -> Path:
+def upgrade_file(
+    path: str | Path, output: str | Path | None = None, *, overwrite: bool = False
+) -> Path:
     """Rewrite the checkpoint ``path`` (unpickled in full: trust it) with plain containers.
+
+    Nothing is written over a file that was not read as a checkpoint: ``path`` must hold a
+    checkpoint (a dict with a ``state_dict``), and an ``output`` that exists (other than
+    ``path`` itself) is replaced only with ``overwrite`` and only when it reads weights-only as
+    a checkpoint too (the file is not unpickled in full: it was not named as trusted). In
+    place (no ``output``) needs no ``overwrite``: rewriting the file it read is what the
+    command is for, and the rewrite holds the same content.
 
     Args:
         path: the old checkpoint.
         output: where to write; default ``path`` itself (replaced atomically).
+        overwrite: replace an existing ``output`` (only a checkpoint; ``--overwrite``).
 
     Returns:
         The file written; it loads with ``torch.load(weights_only=True)``.
 
     Raises:
-        RCOTError: the file cannot be read, or still needs more than weights-only after the
-            rewrite (it holds objects that are not OmegaConf nodes).
+        RCOTError: ``path`` is missing, a folder, unreadable or not a checkpoint; ``output``
+            is a folder, exists without ``overwrite``, exists and is not a checkpoint, or
+            cannot be written; or the file still needs more than weights-only after the
+            rewrite (it holds objects that are not OmegaConf nodes). Each names the argument
+            (``checkpoint`` or ``--output``), and nothing was written.
     """
+    import os
+
     from rcot_lightning.checkpoints.atomic import atomic_write
     from rcot_lightning.checkpoints.trust import read_checkpoint
 
     source = Path(path).expanduser()
     target = source if output is None else Path(output).expanduser()
-    checkpoint = read_checkpoint(source, "cpu", trust=True)
+    in_place = target == source or (
+        source.is_file() and target.exists() and os.path.samefile(source, target)
+    )
+    if not in_place and target.is_dir():
+        raise RCOTError(
+            f"--output: {target} is a folder; name the file to write, e.g. "
+            f"--output {target / 'upgraded.ckpt'} (nothing was written)"
+        )
+    if not in_place and target.exists():
+        if not overwrite:
+            raise RCOTError(
+                f"--output: {target} already exists and was kept; pass --overwrite to replace "
+                "it (only a checkpoint is ever replaced), or choose another file (nothing was "
+                "written)"
+            )
+        try:  # weights-only: the user trusted the input, not this file
+            existing = read_checkpoint(target, "cpu", trust=False, key="--output")
+        except RCOTError:
+            existing = None
+        if not _is_checkpoint(existing):
+            raise RCOTError(
+                f"--output: {target} exists and does not read (weights-only) as a checkpoint, "
+                "so it is never replaced, even with --overwrite; choose another file (nothing "
+                "was written)"
+            )
+    checkpoint = read_checkpoint(source, "cpu", trust=True, key="checkpoint")
+    if not _is_checkpoint(checkpoint):
+        raise RCOTError(
+            f"checkpoint: {source} is not a checkpoint (it holds {_holds(checkpoint)}); pass a "
+            ".ckpt file written by rcot_lightning.train (nothing was written)"
+        )
     buffer = io.BytesIO()
     torch.save(checkpoint, buffer)
     buffer.seek(0)
@@ -280,10 +325,33 @@ def upgrade_file(path: str | Path, output: str | Path | None = None) -> Path:
         torch.load(buffer, map_location="cpu", weights_only=True)
     except Exception as err:
         raise RCOTError(
-            f"{source}: holds objects other than OmegaConf nodes, tensors and plain values "
-            f"({str(err).strip().splitlines()[0][:160]}); it cannot be made weights-only "
-            "(nothing was written)"
+            f"checkpoint: {source} holds objects other than OmegaConf nodes, tensors and plain "
+            f"values ({str(err).strip().splitlines()[0][:160]}); it cannot be made "
+            "weights-only (nothing was written)"
         ) from None
-    with atomic_write(target, "wb") as handle:
-        handle.write(buffer.getbuffer())
+    try:
+        with atomic_write(target, "wb") as handle:
+            handle.write(buffer.getbuffer())
+    except OSError as err:
+        key = "checkpoint" if output is None else "--output"
+        above = next((folder for folder in target.parents if folder.exists()), None)
+        reason = err.strerror or str(err)
+        if above is not None and not above.is_dir():
+            reason = f"{above} is a file, not a folder"
+        raise RCOTError(
+            f"{key}: cannot write {target} ({reason}); nothing was written and no partial file "
+            "was left; choose a place you can write to with --output"
+        ) from None
     return target
+
+
+def _is_checkpoint(value: Any) -> bool:
+    """Whether ``value`` (what a file holds) is a checkpoint: a dict with a ``state_dict``."""
+    return isinstance(value, dict) and isinstance(value.get("state_dict"), Mapping)
+
+
+def _holds(value: Any) -> str:
+    """What a file that is not a checkpoint holds, in a few words."""
+    if isinstance(value, dict):
+        return "a dict without a state_dict"
+    return f"a {type(value).__name__}, not a dict with a state_dict"
