@@ -34,12 +34,14 @@ from rcot_lightning.errors import ArgumentError, RCOTError
 
 __all__ = [
     "at_least",
+    "count_or_fraction",
     "existing_folder",
     "flag",
     "int_tuple",
     "is_integer",
     "one_of",
     "positive_int",
+    "positive_number",
     "probability",
 ]
 
@@ -121,6 +123,53 @@ def probability(value: Any, name: str, *, keyed: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
         _fail(name, f"must be in [0, 1], got {value!r}", keyed)
     return float(value)
+
+
+def positive_number(value: Any, name: str, *, allow_none: bool = False, keyed: bool = False) -> Any:
+    """``value`` as a float if it is a finite number ``> 0`` (not a bool; or None with
+    ``allow_none``).
+
+    Example:
+        >>> positive_number(2, "max_megapixels")
+        2.0
+        >>> positive_number("abc", "max_megapixels", keyed=True)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: max_megapixels must be a finite number > 0, got 'abc'
+    """
+    if value is None and allow_none:
+        return None
+    number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not (number and 0.0 < value < float("inf")):
+        null = " or null" if allow_none else ""
+        _fail(name, f"must be a finite number > 0{null}, got {value!r}", keyed)
+    return float(value)
+
+
+def count_or_fraction(
+    value: Any, name: str, *, allow_none: bool = False, keyed: bool = False
+) -> Any:
+    """``value`` if it is a whole count ``>= 0`` or a fraction (a float in ``[0, 1]``), as
+    Lightning's ``limit_*_batches`` take them (or None with ``allow_none``).
+
+    Example:
+        >>> count_or_fraction(0.25, "limit_val_batches"), count_or_fraction(3, "limit_val_batches")
+        (0.25, 3)
+        >>> count_or_fraction(1.5, "trainer.limit_val_batches", keyed=True)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: trainer.limit_val_batches must be a fraction in [0.0, \
+1.0] or a whole number >= 0, got 1.5
+    """
+    if value is None and allow_none:
+        return None
+    if is_integer(value) and value >= 0:
+        return int(value)
+    if isinstance(value, float) and 0.0 <= value <= 1.0:
+        return value
+    null = " or null" if allow_none else ""
+    expected = f"a fraction in [0.0, 1.0] or a whole number >= 0{null}"
+    _fail(name, f"must be {expected}, got {value!r}", keyed)
 
 
 def flag(value: Any, name: str, *, keyed: bool = False) -> bool:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from rcot_lightning.cli.checks import check_extra
+from rcot_lightning.cli.checks import check_extra, check_trainer_values
 from rcot_lightning.cli.crash_log import report_unexpected, write_traceback
 from rcot_lightning.conf import register_resolvers
 from rcot_lightning.errors import ArgumentError, RCOTError, StopNow
@@ -303,7 +303,11 @@ _TRAINER_HINTS = {
 }
 
 #: Lightning errors that name no Trainer argument: (text of the message, the argument).
-_UNNAMED = (("gpu backend", "accelerator"), ("machine only has", "devices"))
+_UNNAMED = (
+    ("gpu backend", "accelerator"),
+    ("machine only has", "devices"),
+    ("timer(duration=", "max_time"),
+)
 
 
 def trainer_error_message(err: BaseException, trainer: Mapping[str, Any]) -> str:
@@ -338,10 +342,11 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     network only, which the plain DDP that Lightning picks treats as an error.
 
     Raises:
-        RCOTError: a setting Lightning rejects (the key and its value, Lightning's reason, what
-            to do), ``16-mixed`` on a CPU (Lightning would run bf16-mixed instead), or
-            ``gradient_clip_val`` set (Lightning rejects it only inside ``fit``, since RCOT
-            optimises manually).
+        RCOTError: a setting of the wrong type (``trainer.max_steps=abc``, checked here:
+            :func:`~rcot_lightning.cli.checks.check_trainer_values`), a setting Lightning rejects
+            (the key and its value, Lightning's reason, what to do), ``16-mixed`` on a CPU
+            (Lightning would run bf16-mixed instead), or ``gradient_clip_val`` set (Lightning
+            rejects it only inside ``fit``, since RCOT optimises manually).
     """
     from hydra.errors import InstantiationException
     from hydra.utils import instantiate
@@ -349,6 +354,7 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     from lightning.pytorch.accelerators import CPUAccelerator
 
     settings = as_dict(node)
+    check_trainer_values(settings)
     if settings.get("gradient_clip_val") not in (None, 0, 0.0):
         raise RCOTError(
             "trainer.gradient_clip_val cannot be used with RCOT's two manual optimisers; "

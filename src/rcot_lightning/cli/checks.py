@@ -11,22 +11,25 @@ The one home of such checks: every entry point (and the demo page) takes its che
 from __future__ import annotations
 
 import importlib.util
+import math
 import os
 import socket
 import tempfile
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from rcot_lightning import values
 from rcot_lightning.errors import MissingExtraError, RCOTError
 
 __all__ = [
     "check_device",
     "check_export_output",
     "check_extra",
+    "check_trainer_values",
     "check_wandb_reachable",
     "check_writable_folder",
     "ensemble_size",
@@ -68,6 +71,10 @@ def tile_size(value: Any, key: str = "tile", multiple: int = 8) -> int | None:
     Example:
         >>> tile_size(512), tile_size(None), tile_size("256"), tile_size(64.0)
         (512, None, 256, 64)
+        >>> tile_size(float("nan"))
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: tile must be a positive multiple of 8 or null, got nan
         >>> tile_size(64.5)
         Traceback (most recent call last):
         ...
@@ -86,12 +93,84 @@ def tile_size(value: Any, key: str = "tile", multiple: int = 8) -> int | None:
             value = float(text)
         except ValueError:
             raise RCOTError(message) from None
-    if not isinstance(value, (int, float)) or float(value) != int(value):
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
         raise RCOTError(message)
     side = int(value)
     if side <= 0 or side % multiple:
         raise RCOTError(message)
     return side
+
+
+def _optional_flag(value: Any, key: str) -> Any:
+    return None if value is None else values.flag(value, key, keyed=True)
+
+
+def _batch_limit(value: Any, key: str) -> Any:
+    return values.count_or_fraction(value, key, allow_none=True, keyed=True)
+
+
+def _integer(minimum: int, allow_none: bool = True) -> Callable[[Any, str], Any]:
+    def check(value: Any, key: str) -> Any:
+        return values.at_least(value, key, minimum, allow_none=allow_none, keyed=True)
+
+    return check
+
+
+#: Trainer arguments that Lightning compares with numbers or uses as flags without checking
+#: their type: ``trainer.max_steps=abc`` ended in ``'<' not supported between 'str' and 'int'``
+#: naming no key, ``trainer.max_epochs=abc`` in an AssertionError, ``log_every_n_steps=abc`` in a
+#: TypeError inside fit, ``enable_model_summary=abc`` was taken as true. Argument -> its check.
+_TRAINER_VALUES: dict[str, Callable[[Any, str], Any]] = {
+    "max_epochs": _integer(-1),
+    "min_epochs": _integer(0),
+    "max_steps": _integer(-1, allow_none=False),
+    "min_steps": _integer(0),
+    "num_sanity_val_steps": _integer(-1),
+    "log_every_n_steps": _integer(0),
+    "check_val_every_n_epoch": _integer(1),
+    "accumulate_grad_batches": _integer(1, allow_none=False),
+    **{f"limit_{stage}_batches": _batch_limit for stage in ("train", "val", "test", "predict")},
+    **dict.fromkeys(
+        (
+            "enable_checkpointing",
+            "enable_progress_bar",
+            "enable_model_summary",
+            "inference_mode",
+            "detect_anomaly",
+            "use_distributed_sampler",
+            "sync_batchnorm",
+            "barebones",
+            "benchmark",
+        ),
+        _optional_flag,
+    ),
+    "deterministic": lambda v, k: values.one_of(v, k, (True, False, "warn", None), keyed=True),
+}
+
+
+def check_trainer_values(settings: Mapping[str, Any], prefix: str = "trainer") -> None:
+    """Check the Trainer settings whose wrong type Lightning reports without their name (or not
+    at all), before the Trainer is built; the others are Lightning's to check.
+
+    Args:
+        settings: the resolved ``trainer`` config.
+        prefix: the config key of ``settings``, for messages.
+
+    Raises:
+        RCOTError: naming the key and what it takes, e.g. ``trainer.max_steps must be an integer
+            >= -1, got 'abc'`` (-1: no limit).
+
+    Example:
+        >>> check_trainer_values({"max_steps": -1, "limit_val_batches": 0.5, "benchmark": None})
+        >>> check_trainer_values({"max_epochs": "abc"})
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: trainer.max_epochs must be an integer >= -1 or null, \
+got 'abc'
+    """
+    for name, check in _TRAINER_VALUES.items():
+        if name in settings:
+            check(settings[name], f"{prefix}.{name}")
 
 
 def check_device(device: torch.device, key: str = "device") -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from rcot_lightning.cli.checks import tile_size
 from rcot_lightning.data.evaluation import ScoredSet, scored_sets
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.metrics import OptionalScores
+from rcot_lightning.values import at_least, flag, one_of
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +106,39 @@ def _sigmas(value: Any) -> list[float] | None:
     return levels
 
 
+#: The on/off settings of ``rcot-eval``.
+_FLAGS = ("save_images", "fid", "lpips")
+
+
+def _conventions(
+    task_metric: Mapping[str, Any], set_metric: Mapping[str, Any] | None = None, label: str = ""
+) -> tuple[bool, int]:
+    """``(y_channel, crop_border)`` of a set: its own metric conventions over the task's.
+
+    Args:
+        task_metric: ``task.metric``.
+        set_metric: the set's ``metric`` in the data config (None: the task's).
+        label: the set's label, for messages.
+
+    Raises:
+        RCOTError: a value that is not true/false or an integer >= 0, naming its key
+            (``task.metric.crop_border must be an integer >= 0, got 'abc'``).
+
+    Example:
+        >>> _conventions({"y_channel": False, "crop_border": 0}, {"crop_border": 4}, "Set5")
+        (False, 4)
+    """
+
+    def setting(field: str, default: Any) -> tuple[Any, str]:
+        if set_metric and field in set_metric:
+            return set_metric[field], f"data metric.{field} (set {label})"
+        return task_metric.get(field, default), f"task.metric.{field}"
+
+    y_channel = flag(*setting("y_channel", False), keyed=True)
+    value, key = setting("crop_border", 0)
+    return y_channel, int(at_least(value, key, 0, keyed=True))
+
+
 def evaluate(cfg: DictConfig) -> float:
     """Restore and score the evaluation split of ``cfg.data`` with ``cfg.ckpt_path``."""
     from hydra.utils import instantiate
@@ -117,9 +152,10 @@ def evaluate(cfg: DictConfig) -> float:
     from rcot_lightning.shapes import size_multiple
 
     app.single_log_handlers()
-    if cfg.split not in ("test", "val"):
-        raise RCOTError(f"split must be 'test' or 'val', got {cfg.split!r}")
-
+    one_of(cfg.split, "split", ("test", "val"), keyed=True)
+    save_images, fid, lpips = (flag(cfg.get(k, False), k, keyed=True) for k in _FLAGS)
+    task_metric = app.as_dict(cfg.task.metric)
+    _conventions(task_metric)  # checked before the work
     set_max_megapixels(cfg.get("max_megapixels", 178))
     sigmas = _sigmas(cfg.get("sigmas"))
     trust, targets = trust_settings(cfg)
@@ -134,16 +170,9 @@ def evaluate(cfg: DictConfig) -> float:
         module.evaluation = replace(module.evaluation, val_tile_size=tile)
     datamodule = instantiate(cfg.data, _convert_="partial")
     output_dir = Path(cfg.paths.output_dir)
-    images_dir = output_dir / cfg.images_dir if cfg.save_images else None
-    metric = cfg.task.metric
-    optional = OptionalScores(
-        fid=bool(cfg.get("fid", False)),
-        lpips=bool(cfg.get("lpips", False)),
-        inception_weights=cfg.get("inception_weights"),
-    )
-    writer = RestoredImageWriter(
-        images_dir, bool(metric.y_channel), int(metric.crop_border), optional
-    )
+    images_dir = output_dir / cfg.images_dir if save_images else None
+    optional = OptionalScores(fid=fid, lpips=lpips, inception_weights=cfg.get("inception_weights"))
+    writer = RestoredImageWriter(images_dir, *_conventions(task_metric), optional)
     trainer = app.build_trainer(cfg.trainer, callbacks=[writer, RichProgressBar(leave=False)])
     if not isinstance(trainer.strategy, SingleDeviceStrategy):
         raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
@@ -179,8 +208,9 @@ def _evaluate_sets(
     """Score every set separately with its own metric conventions; one table of set means."""
     summary: list[tuple[ScoredSet, int, dict[str, Any], str]] = []
     for item in sets:
-        metric = {**app.as_dict(cfg.task.metric), **(item.metric or {})}
-        writer.y_channel, writer.crop_border = bool(metric["y_channel"]), int(metric["crop_border"])
+        writer.y_channel, writer.crop_border = _conventions(
+            app.as_dict(cfg.task.metric), item.metric, item.label
+        )
         writer.extra = {"set": item.label}
         start = len(writer.rows)
         loader = datamodule.eval_loader(item.dataset)

@@ -38,6 +38,7 @@ from rcot_lightning.cli.checks import check_export_output
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.nets.restormer import ChannelLayerNorm
 from rcot_lightning.shapes import size_multiple
+from rcot_lightning.values import flag
 
 __all__ = ["FORMATS", "ONNX_OPSET", "PaddedMap", "export_map", "run_exported"]
 
@@ -240,9 +241,8 @@ def export_files(cfg: DictConfig) -> Path:
     if format not in FORMATS:
         raise RCOTError(f"format: {format!r} is not supported; use one of {', '.join(FORMATS)}")
     opset = _opset(cfg.get("opset", ONNX_OPSET))
-    overwrite = cfg.get("overwrite", False)
-    if not isinstance(overwrite, bool):
-        raise RCOTError(f"overwrite must be true or false, got {overwrite!r}")
+    overwrite = flag(cfg.get("overwrite", False), "overwrite", keyed=True)
+    verify = flag(cfg.get("verify", True), "verify", keyed=True)
     output = Path(str(cfg.output)).expanduser()
     ckpt_path = app.checkpoint_of(cfg)
     check_export_output(output, ckpt_path, overwrite)
@@ -256,7 +256,7 @@ def export_files(cfg: DictConfig) -> Path:
     try:
         with atomic_path(output) as temp:
             export_map(net, temp, format, opset=opset)
-            if cfg.get("verify", True):
+            if verify:
                 try:
                     difference = _check(net, temp, format)
                 except RCOTError as err:  # onnxruntime missing: the file is still good

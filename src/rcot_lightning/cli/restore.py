@@ -33,6 +33,7 @@ from omegaconf import DictConfig
 from rcot_lightning.cli import app
 from rcot_lightning.cli.checks import check_device, check_writable_folder, ensemble_size, tile_size
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.values import at_least, flag
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +169,7 @@ def _sixteen_bit(path: Path) -> bool:
 
 
 def _bool(cfg: DictConfig, key: str) -> bool:
-    value = cfg.get(key, False)
-    if not isinstance(value, bool):
-        raise RCOTError(f"{key} must be true or false, got {value!r}")
-    return value
+    return flag(cfg.get(key, False), key, keyed=True)
 
 
 def restore_files(cfg: DictConfig) -> Restored:
@@ -188,7 +186,10 @@ def restore_files(cfg: DictConfig) -> Restored:
 
     set_max_megapixels(cfg.get("max_megapixels", 178))
     ensemble = ensemble_size(cfg.get("ensemble", 1))
+    overlap = at_least(cfg.get("tile_overlap", 32), "tile_overlap", 0, keyed=True)
     device = _device(str(cfg.get("device", "auto")))
+    precision = str(cfg.get("precision", "32"))
+    _autocast(precision, device)  # checked before the work
     trust, targets = trust_settings(cfg)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
     files = _inputs(Path(str(cfg.input)).expanduser())
@@ -199,12 +200,8 @@ def restore_files(cfg: DictConfig) -> Restored:
     chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
     net = chosen.net.to(device).eval()
     tile = tile_size(cfg.get("tile"), multiple=size_multiple(net))
-    overlap = cfg.get("tile_overlap", 32)
-    if isinstance(overlap, bool) or not isinstance(overlap, int):
-        raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
     if tile is not None and not 0 <= overlap < tile:
         raise RCOTError(f"tile_overlap must be in [0, tile={tile}), got {overlap}")
-    precision = str(cfg.get("precision", "32"))
 
     app.report(f"model: {chosen.source}")
     result = Restored()

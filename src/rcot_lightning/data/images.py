@@ -18,6 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.values import positive_number
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -109,13 +110,11 @@ def set_max_megapixels(value: object) -> None:
     gigabytes); this sets that limit to ``value`` megapixels. The default, 178, is Pillow's.
 
     Raises:
-        RCOTError: ``value`` is not a positive number.
+        RCOTError: ``value`` is not a finite number > 0 (``max_megapixels=abc``, ``inf``);
+            the message names ``max_megapixels``.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise RCOTError(
-            f"{MAX_MEGAPIXELS_KEY} must be a positive number of megapixels, got {value!r}"
-        )
-    Image.MAX_IMAGE_PIXELS = int(float(value) * 1e6 / 2)
+    megapixels = positive_number(value, MAX_MEGAPIXELS_KEY, keyed=True)
+    Image.MAX_IMAGE_PIXELS = int(megapixels * 1e6 / 2)
 
 
 def _too_large(path: Path, err: BaseException) -> RCOTError:
