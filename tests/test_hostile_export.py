@@ -47,7 +47,8 @@ def test_checkpoints_that_would_run_code_are_refused(
     for name, ckpt in config_attacks(tmp_path, marker).items():
         run = _export(compose_config, f"ckpt_path={ckpt}", f"output={out}")
         code, line = one_line_exit("rcot-export", run, capsys)
-        assert code == 2 and "trusted_targets=[" in line, name
+        assert code == 2 and f"ckpt_path: {ckpt}: its stored model: " in line, name
+        assert "nothing was built" in line, name
     assert not out.exists()
 
 

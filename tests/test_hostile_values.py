@@ -92,37 +92,24 @@ TRAIN = [
 ]
 
 
-def _not_here(where: str) -> Any:
-    return pytest.mark.xfail(
-        reason=f"parsed in {where} (another developer's file): it needs to go through "
-        "rcot_lightning.values before it names its key",
-        strict=True,
-    )
-
-
-#: rcot-train keys parsed outside the files of this change (issue 27, item 6): they still end
-#: in a line that does not name the key. Only the key and exit status 2 are asserted.
-TRAIN_ELSEWHERE = [
-    pytest.param("seed=abc", id="seed=abc", marks=_not_here("cli/train.py (int(cfg.seed))")),
-    pytest.param(
-        "model.n_critic=abc",
-        id="model.n_critic=abc",
-        marks=_not_here("callbacks/recipe_report.py (_n_critic)"),
-    ),
-    pytest.param(
+_EMA = "must be a number in (0, 1) (e.g. 0.999) or null,"
+#: rcot-train keys of the model node and the seed, checked before anything is built.
+TRAIN_MODEL = [
+    ("seed=abc", "seed must be an integer >= 0, got 'abc'"),
+    ("model.n_critic=abc", "model.n_critic must be a positive integer, got 'abc'"),
+    (
         "model.ema_decay=abc",
-        id="model.ema_decay=abc",
-        marks=_not_here("module.py (RCOTModule's ema_decay)"),
+        "model.ema_decay must be a number in (0, 1) (e.g. 0.999) or null, got 'abc'",
     ),
-    pytest.param(
-        "model.max_bad_steps=abc",
-        id="model.max_bad_steps=abc",
-        marks=_not_here("module.py (RCOTModule's max_bad_steps)"),
+    (
+        "model.ema_decay=1.5",
+        "model.ema_decay must be a number in (0, 1) (e.g. 0.999) or null, got 1.5",
     ),
-    pytest.param(
-        "model.map_optimizer.lr=abc",
-        id="model.map_optimizer.lr=abc",
-        marks=_not_here("module.py (configure_optimizers: torch.optim.Adam)"),
+    ("model.max_bad_steps=abc", "model.max_bad_steps must be a positive integer, got 'abc'"),
+    ("model.map_optimizer.lr=abc", "model.map_optimizer.lr must be a finite number > 0, got 'abc'"),
+    (
+        "model.potential_optimizer.lr=-1",
+        "model.potential_optimizer.lr must be a finite number > 0, got -1",
     ),
 ]
 
@@ -185,9 +172,7 @@ def test_train(compose_train, capsys, tmp_path: Path, override: str, expected: s
     assert not any(tmp_path.rglob("*.ckpt"))
 
 
-@pytest.mark.parametrize("override", TRAIN_ELSEWHERE)
-def test_train_keys_parsed_elsewhere(compose_train, capsys, tmp_path: Path, override) -> None:
+@pytest.mark.parametrize(("override", "expected"), TRAIN_MODEL, ids=[c[0] for c in TRAIN_MODEL])
+def test_train_model_values(compose_train, capsys, override: str, expected: str) -> None:
     cfg = compose_train("trainer.max_steps=2", override)
-    code, line = one_line_exit("rcot-train", lambda: run(cfg), capsys)
-    key = override.split("=")[0]
-    assert code == 2 and key in line, line
+    assert _refused("rcot-train", lambda: run(cfg), capsys) == f"rcot-train: error: {expected}"

@@ -173,6 +173,49 @@ got 'abc'
             check(settings[name], f"{prefix}.{name}")
 
 
+def _ema_decay(value: Any, key: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise RCOTError(f"{key} must be a number in (0, 1) (e.g. 0.999) or null, got {value!r}")
+
+
+#: Settings of the ``model`` node that RCOTModule or torch would refuse without their key.
+_MODEL_VALUES: dict[str, Callable[[Any, str], Any]] = {
+    "n_critic": lambda v, k: values.positive_int(v, k, keyed=True),
+    "max_bad_steps": lambda v, k: values.positive_int(v, k, keyed=True),
+    "ema_decay": _ema_decay,
+    "seed": lambda v, k: values.at_least(v, k, 0, keyed=True),
+    "map_optimizer.lr": lambda v, k: values.positive_number(v, k, keyed=True),
+    "potential_optimizer.lr": lambda v, k: values.positive_number(v, k, keyed=True),
+}
+
+
+def check_model_values(model: Mapping[str, Any], prefix: str = "model") -> None:
+    """Check the ``model`` settings whose wrong type the module or torch reports without their
+    name (``'<' not supported``, an error inside ``configure_optimizers``), before building.
+
+    Raises:
+        RCOTError: naming the key, e.g. ``model.n_critic must be a positive integer, got 'abc'``.
+
+    Example:
+        >>> check_model_values({"n_critic": 2, "map_optimizer": {"lr": 1e-3}})
+        >>> check_model_values({"map_optimizer": {"lr": "abc"}})
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: model.map_optimizer.lr must be a finite number > 0, \
+got 'abc'
+    """
+    for name, check in _MODEL_VALUES.items():
+        node: Any = model
+        for part in name.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+            if node is None:
+                break
+        else:
+            check(node, f"{prefix}.{name}")
+
+
 def check_device(device: torch.device, key: str = "device") -> None:
     """Reject a device this machine does not have before a checkpoint is mapped onto it."""
     kind = device.type

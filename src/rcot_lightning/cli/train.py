@@ -259,8 +259,9 @@ def run(cfg: DictConfig) -> TrainingRun:
     from rcot_lightning.callbacks.preemption_checkpoint import TrainingInterrupted
     from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO
     from rcot_lightning.checkpoints.load import build_module
-    from rcot_lightning.cli.checks import check_wandb_reachable
+    from rcot_lightning.cli.checks import check_model_values, check_wandb_reachable
     from rcot_lightning.cli.recipe import check_recipe, group_choices
+    from rcot_lightning.values import at_least
 
     app.single_log_handlers()
     log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
@@ -270,6 +271,9 @@ def run(cfg: DictConfig) -> TrainingRun:
     trust, _ = trust_settings(cfg)
     set_max_megapixels(cfg.get("max_megapixels", 178))
     resolved = {key: app.as_dict(cfg.get(key)) for key in ("task", "data", "model", "trainer")}
+    if cfg.get("seed") is not None:  # first: model.seed repeats it
+        at_least(cfg.seed, "seed", 0, keyed=True)
+    check_model_values(resolved["model"])
     check_recipe(resolved, app.job_overrides())
     check_wandb_reachable(app.as_dict(cfg.get("logger")))
     loggers = app.instantiate_group(cfg.get("logger"), "logger")
