@@ -22,7 +22,17 @@ CASES = [
     ),
     (
         ["task.degradation.sigma=-5"],
-        "rcot-train: error: data.degradation.sigma must be >= 0, got -5",
+        "rcot-train: error: task.degradation.sigma must be >= 0, got -5",  # the key typed
+    ),
+    (
+        ["model.map_grad_clip=null"],
+        "rcot-train: error: Could not override 'model.map_grad_clip': no such key; "
+        "model.map_grad_clip was moved; use model.clipping.map instead",
+    ),
+    (
+        ["model.no_such_key=1"],
+        "rcot-train: error: Could not override 'model.no_such_key': no such key; check its "
+        "spelling (--cfg job on the command line prints every key)",
     ),
     (
         ["trainer.devices=0"],

@@ -20,6 +20,7 @@ from rcot_lightning.errors import RCOTError
 __all__ = [
     "BUILD_CONFIG_KEY",
     "ITERATION_KEY",
+    "LEGACY_OBJECTIVE_KEYS",
     "MOVED",
     "NESTED_SETTINGS",
     "nest_settings",
@@ -209,7 +210,7 @@ def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
 
 
 #: Settings that sat at the top of the ``model`` config before the objective became one object.
-_LEGACY_OBJECTIVE_KEYS = (
+LEGACY_OBJECTIVE_KEYS = (
     "transport_cost",
     "transport_weight",
     "fourier_weight",
@@ -242,7 +243,7 @@ def upgrade_config(config: Mapping[str, Any]) -> dict[str, Any]:
     plain = dict(nest_settings(upgrade_targets(dict(config))))
     # Version 0.2 padded to `pad_multiple` in the module; the map declares its multiple now.
     plain.pop("pad_multiple", None)
-    legacy = {k: plain.pop(k) for k in _LEGACY_OBJECTIVE_KEYS if k in plain}
+    legacy = {k: plain.pop(k) for k in LEGACY_OBJECTIVE_KEYS if k in plain}
     if legacy and "objective" not in plain:
         plain["objective"] = {"_target_": "rcot_lightning.objective.FROTObjective", **legacy}
         potential = plain.get("potential")

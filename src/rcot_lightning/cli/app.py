@@ -113,7 +113,7 @@ def user_error_message(err: BaseException) -> str | None:
         if isinstance(item, ArgumentError):
             # Built by Hydra from a config node: name the argument by its config key.
             key = next(filter(None, map(_instantiated_key, chain[:position])), None)
-            return _one_line(item.at(key) if key else str(item))
+            return _one_line(item.at(_typed_key(key)) if key else str(item))
         if isinstance(item, RCOTError):
             return _one_line(worker_message(str(item)) or str(item))
     for item in chain:
@@ -134,9 +134,10 @@ def user_error_message(err: BaseException) -> str | None:
                     "own root: data.tasks.<task>.folders.root=... (e.g. "
                     "data.tasks.noise.folders.root=...)"
                 )
-            renamed = renamed_hint(message)
+            renamed = renamed_hint(message) or moved_model_hint(message)
             if renamed is not None:
                 message += f"; {renamed}"
+            message = _without_append_advice(message)
             if "Could not override 'data.degradation" in message:
                 message += (
                     "; data.degradation is the task's: override task.degradation.<key> "
@@ -144,6 +145,83 @@ def user_error_message(err: BaseException) -> str | None:
                 )
             return message
     return None
+
+
+#: Nodes built from another node the user sets: (built key, the key the user types).
+_SET_THROUGH = (("data.degradation", "task.degradation"),)
+
+
+def _typed_key(key: str, overrides: list[str] | None = None) -> str:
+    """The key the user set for a node built under ``key``: ``data.degradation`` is the task's
+    ``task.degradation`` (the data config interpolates it), so an error names the latter unless
+    the command line set ``data.degradation`` itself.
+
+    Example:
+        >>> _typed_key("data.degradation", ["task.degradation.sigma=-5"])
+        'task.degradation'
+        >>> _typed_key("data.degradation", ["data.degradation.sigma=-5"])
+        'data.degradation'
+    """
+    if overrides is None:
+        from hydra.core.hydra_config import HydraConfig
+
+        if not HydraConfig.initialized():  # not a command: no key was typed
+            return key
+        overrides = job_overrides()
+    names = [o.lstrip("+~").split("=", 1)[0] for o in overrides]
+    for built, typed in _SET_THROUGH:
+        under = key == built or key.startswith(built + ".")
+        if under and not any(n == built or n.startswith(built + ".") for n in names):
+            return typed + key[len(built) :]
+    return key
+
+
+def moved_model_hint(message: str) -> str | None:
+    """The new key of an old ``model`` key a failed command-line override names, if any.
+
+    Example:
+        >>> moved_model_hint("Could not override 'model.map_grad_clip'.")
+        'model.map_grad_clip was moved; use model.clipping.map instead'
+        >>> moved_model_hint("Could not override 'model.lambda_gp'.")
+        'model.lambda_gp was moved; use model.objective.lambda_gp instead'
+    """
+    from rcot_lightning.checkpoints.upgrade import LEGACY_OBJECTIVE_KEYS, NESTED_SETTINGS
+
+    found = re.search(r"Could not override 'model\.(\w+)'", message)
+    if found is None:
+        return None
+    old = found.group(1)
+    if old in NESTED_SETTINGS:
+        group, field = NESTED_SETTINGS[old]
+        return f"model.{old} was moved; use model.{group}.{field} instead"
+    if old in LEGACY_OBJECTIVE_KEYS:
+        return f"model.{old} was moved; use model.objective.{old} instead"
+    return None
+
+
+def _without_append_advice(message: str) -> str:
+    """``message`` without Hydra's "To append to your config use +key=value" advice, which
+    adds a key nothing reads when the key was misspelt or moved; says what to check instead.
+
+    Example:
+        >>> _without_append_advice("Could not override 'model.x'.; To append to your config "
+        ...                        "use +model.x=1")
+        "Could not override 'model.x': no such key; check its spelling (--cfg job on the command \
+line prints every key)"
+    """
+    found = re.search(
+        r"Could not override '([^']+)'\.?;? ?To append to your config use \+[^;\s]+", message
+    )
+    if found is None:
+        return message
+    key = found.group(1)
+    rest = message[found.end() :]
+    if rest.startswith("; "):  # a hint to the new key follows
+        return f"Could not override '{key}': no such key{rest}"
+    return (
+        f"Could not override '{key}': no such key; check its spelling (--cfg job on the "
+        f"command line prints every key){rest}"
+    )
 
 
 def worker_message(text: str) -> str | None:
