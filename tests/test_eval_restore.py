@@ -377,3 +377,19 @@ def test_ckpt_path_last_without_a_training_run_says_where_it_looked(tmp_path: Pa
         "a checkpoints/last.ckpt; train one first (python -m rcot_lightning.train), pass "
         "ckpt_path=<file>.ckpt, or set train_runs=<folder holding the training runs>"
     ]
+
+
+@pytest.mark.parametrize(("native", "expected"), [("0", "32"), ("1", "bf16")])
+def test_restore_bf16_runs_in_fp32_where_the_cpu_has_no_native_bf16(
+    native: str, expected: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rcot_lightning.cli.restore import run_precision
+
+    monkeypatch.setenv("RCOT_NATIVE_BF16", native)
+    assert run_precision("bf16", torch.device("cpu")) == expected
+    assert run_precision("32", torch.device("cpu")) == "32"
+    notes = [r.getMessage() for r in caplog.records if "no native bf16" in r.getMessage()]
+    assert len(notes) == (native == "0")
+    assert all(n.startswith("precision: this CPU (") for n in notes)
+    with pytest.raises(RCOTError, match="precision must be 32 or bf16, got '16'"):
+        run_precision("16", torch.device("cpu"))

@@ -57,7 +57,10 @@ def test_every_task_runs_fast_dev_run(compose_train, task: str, tmp_path: Path) 
 
 
 @pytest.mark.parametrize("hardware", ["auto", "cpu", "bf16", "ddp"])
-def test_cpu_hardware_configs_run(compose_train, hardware: str) -> None:
+def test_cpu_hardware_configs_run(
+    compose_train, hardware: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RCOT_NATIVE_BF16", "1")  # as on a CPU with AVX-512 BF16 or AMX
     cfg = compose_train(f"hardware={hardware}", "trainer.fast_dev_run=true")
     trainer = run(cfg).trainer
     assert trainer.state.finished
@@ -66,6 +69,17 @@ def test_cpu_hardware_configs_run(compose_train, hardware: str) -> None:
         assert type(trainer.strategy).__name__ == "DDPStrategy"
         assert trainer.strategy._ddp_kwargs.get("find_unused_parameters") is True
     assert not torch.distributed.is_initialized()  # torn down for the next job
+
+
+@pytest.mark.parametrize("hardware", ["bf16", "cpu_fast"])
+def test_bf16_without_native_bf16_runs_in_fp32_with_one_line(
+    compose_train, hardware: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RCOT_NATIVE_BF16", "0")  # as on an AVX2-only CPU (AMD EPYC Zen 3)
+    cfg = compose_train(f"hardware={hardware}", "trainer.fast_dev_run=true")
+    assert run(cfg).trainer.precision == "32-true"
+    (note,) = [r.getMessage() for r in caplog.records if "no native bf16" in r.getMessage()]
+    assert note.startswith("trainer.precision: this CPU (") and "running in fp32 instead" in note
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -412,6 +412,19 @@ def _drop(record: logging.LogRecord) -> bool:
     return False
 
 
+def _emulated_bf16(settings: Mapping[str, Any]) -> bool:
+    """Whether ``settings`` ask for bf16 on a CPU that has no native bf16 arithmetic."""
+    import torch
+
+    from rcot_lightning.hardware import native_bf16
+
+    if not str(settings.get("precision", "32-true")).startswith("bf16"):
+        return False
+    accelerator = str(settings.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    return on_cpu and not native_bf16()
+
+
 def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
 
@@ -446,6 +459,14 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
             strategy,
             DDP_STRATEGY,
         )
+
+    if _emulated_bf16(settings):  # many times slower than fp32 there, never faster
+        from rcot_lightning.hardware import bf16_fallback_note
+
+        log.warning(bf16_fallback_note("trainer.precision"))
+        merged = OmegaConf.merge(node, {"precision": "32-true"})
+        assert isinstance(merged, DictConfig)
+        node = merged
 
     def build(**extra: Any) -> Trainer:
         try:

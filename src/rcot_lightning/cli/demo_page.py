@@ -124,13 +124,13 @@ class DemoSettings:
             RCOTError: a bad value, naming its key.
         """
         from rcot_lightning.cli.checks import tile_size
-        from rcot_lightning.cli.restore import _autocast, _device
+        from rcot_lightning.cli.restore import _device, run_precision
         from rcot_lightning.pretrained import DEFAULT_MODEL, _known
 
         node = cfg.demo
         device = _device(str(cfg.get("device", "auto")))
-        precision = str(cfg.get("precision", "32"))
-        _autocast(precision, device)  # rejects an unknown precision now, not on first use
+        # An unknown precision is refused now; bf16 on a CPU without it runs in fp32.
+        precision = run_precision(str(cfg.get("precision", "32")), device)
         from rcot_lightning.cli.checks import ensemble_size
 
         ensemble = ensemble_size(cfg.get("ensemble", 1))

@@ -1,0 +1,97 @@
+"""What this CPU can do, for choices that depend on it (torch and the standard library only).
+
+bfloat16 autocast pays on CPUs with native bf16 arithmetic (AVX-512 BF16, AMX): bf16 autocast of
+the training loop ran 1.79x fp32 on such a machine. Without it (AVX2 only, as on AMD EPYC of
+Zen 3) every bf16 operation is emulated and a restoration ran 12.6x *slower* than fp32, so the
+entry points fall back to fp32 there and say so in one line (:func:`bf16_fallback_note`).
+
+Example:
+    >>> isinstance(native_bf16(), bool)
+    True
+    >>> set(cpu_summary()) == {"model", "capability", "native_bf16", "flags"}
+    True
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["BF16_FLAGS", "bf16_fallback_note", "cpu_flags", "cpu_summary", "native_bf16"]
+
+#: CPU flags (``/proc/cpuinfo``) that mean native bfloat16 arithmetic.
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+#: What the library measured bf16 autocast to cost on a CPU without native bf16 (restoring a
+#: folder: 445.6 s against 35.3 s in fp32 on a 2-core AMD EPYC with AVX2 only).
+EMULATED_BF16_SLOWDOWN = 12.6
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from ``/proc/cpuinfo`` (empty where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return frozenset()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return frozenset(line.split(":", 1)[1].split())
+    return frozenset()
+
+
+def _model_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has native bfloat16 arithmetic (AVX-512 BF16 or AMX).
+
+    ``RCOT_NATIVE_BF16=1`` / ``0`` overrides the detection (for a CPU the flags misreport).
+    """
+    forced = os.environ.get("RCOT_NATIVE_BF16", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    flags = cpu_flags()
+    if flags:
+        return any(flag in flags for flag in BF16_FLAGS)
+    # No /proc/cpuinfo (macOS, Windows): Apple silicon has bf16; x86 needs the flags above.
+    return platform.machine().lower() in ("arm64", "aarch64") and platform.system() == "Darwin"
+
+
+def cpu_summary() -> dict[str, Any]:
+    """The CPU model, torch's vector capability, native bf16 and its bf16/AMX flags, for the
+    JSON of every benchmark."""
+    flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f == "avx2")
+    return {
+        "model": _model_name(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "native_bf16": native_bf16(),
+        "flags": flags,
+    }
+
+
+def bf16_fallback_note(key: str) -> str | None:
+    """One line for a bf16 request on this CPU when it lacks native bf16, else None.
+
+    Args:
+        key: the config key the user set (``precision``, ``trainer.precision``).
+    """
+    if native_bf16():
+        return None
+    return (
+        f"{key}: this CPU ({_model_name()}) has no native bf16 arithmetic (no AVX-512 BF16 or "
+        f"AMX), where bf16 measured about {EMULATED_BF16_SLOWDOWN:g}x slower than fp32: running "
+        "in fp32 instead (set RCOT_NATIVE_BF16=1 to force bf16)"
+    )
