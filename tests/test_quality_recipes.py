@@ -1,7 +1,10 @@
-"""The quality recipes (experiment=unpaired_denoise, best_cpu_denoise) hold what docs/quality.md
-measured, and train with the tiny model."""
+"""The quality recipes (experiment=unpaired_denoise, best_cpu_denoise, and issue 30's six task
+recipes <task>_cpu) hold what docs/quality.md measured or the issue asks, and train with the tiny
+model."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from hydra.utils import instantiate
@@ -33,14 +36,100 @@ def test_best_cpu_recipe_is_supervised_with_generated_variety(compose_train) -> 
     assert cfg.model.scheduler_interval == "step"
 
 
-@pytest.mark.parametrize("recipe", ["unpaired_denoise", "best_cpu_denoise"])
+#: Issue 30's CPU recipes, one per task: experiment=<task>_cpu.
+TASK_RECIPES = ("jpeg", "derain", "dehaze", "deblur", "lowlight", "sr")
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "src/rcot_lightning/conf/experiment"
+
+
+@pytest.mark.parametrize("task", TASK_RECIPES)
+def test_task_cpu_recipe_is_denoise_blinds_recipe_on_the_tasks_blind_range(
+    compose_train, task: str
+) -> None:
+    import torch
+
+    from rcot_lightning.contract import DegradationId
+    from rcot_lightning.data.degradations import (
+        JPEG,
+        Chain,
+        Downscale,
+        GaussianBlur,
+        GaussianNoise,
+        Haze,
+        LowLight,
+        MotionBlur,
+        OneOf,
+        RainStreaks,
+    )
+    from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+
+    cfg = compose_train(f"experiment={task}_cpu", tiny=False)
+    blind = compose_train("experiment=denoise_blind", tiny=False)
+    assert cfg.task.name == task and cfg.task_name == f"{task}_cpu"
+    # The same map family and size, objective, EMA, data and checkpoints as denoise_blind ...
+    assert cfg.model.transport_map == blind.model.transport_map
+    differ = {"fourier_norms"}  # the task's norm (unused: the Fourier weight is 0)
+    assert {k: v for k, v in cfg.model.objective.items() if k not in differ} == {
+        k: v for k, v in blind.model.objective.items() if k not in differ
+    }
+    assert cfg.model.clipping == blind.model.clipping and cfg.model.ema_decay == 0.999
+    assert cfg.model.map_optimizer == blind.model.map_optimizer
+    for key in ("train_images", "scales", "dead_leaves", "batch_size", "samples_per_epoch"):
+        assert cfg.data[key] == blind.data[key], key
+    assert cfg.data.crops.patch_size == 64
+    assert not set(cfg.data.train_images) & set(HELDOUT_PHOTOS)
+    assert cfg.callbacks.model_checkpoint.every_n_train_steps == 1000
+    assert cfg.callbacks.model_checkpoint.save_top_k == -1
+    # ... in fp32 on the CPU (no native bf16 here), for a budget of 45 CPU-minutes: the rate
+    # halves inside it (about 3000 iterations).
+    assert cfg.trainer.accelerator == "cpu" and cfg.trainer.precision == "32-true"
+    assert cfg.callbacks.cpu_budget.minutes >= 45
+    assert cfg.model.map_scheduler.step_size == 1000 and cfg.model.scheduler_interval == "step"
+    assert cfg.trainer.max_steps > 3000
+    # Blind within the task's range (issue 30).
+    degradation = instantiate(cfg.data.degradation, _convert_="partial")
+    expected = {
+        "jpeg": JPEG,
+        "derain": RainStreaks,
+        "dehaze": Haze,
+        "deblur": Chain,
+        "lowlight": LowLight,
+        "sr": Downscale,
+    }[task]
+    assert type(degradation) is expected
+    if task == "jpeg":
+        assert degradation.quality == (10.0, 90.0)
+    if task == "deblur":
+        mix, noise = degradation.degradations
+        assert isinstance(mix, OneOf) and isinstance(noise, GaussianNoise)
+        assert noise.sigma == (0.0, 2.0) and noise.quantize
+        gaussian, *motions = mix.degradations
+        assert isinstance(gaussian, GaussianBlur) and gaussian.sigma == (0.5, 3.0)
+        assert all(isinstance(m, MotionBlur) for m in motions)
+        assert [m.kernel_size for m in motions] == list(range(3, 16, 2))
+        assert mix.weights[0] == pytest.approx(0.5)
+        _, ids = degradation.apply(torch.rand(4, 3, 32, 32), torch.Generator().manual_seed(0))
+        assert set(ids.tolist()) == {int(DegradationId.BLUR)}
+    if task == "sr":
+        assert degradation.scale == 4 and degradation.upsample
+        assert cfg.task.metric.y_channel and cfg.task.metric.crop_border == 4
+    if task == "jpeg":
+        assert cfg.task.metric.y_channel and cfg.task.metric.crop_border == 0
+    # The header gives the commands to train and to resume.
+    text = (EXPERIMENTS / f"{task}_cpu.yaml").read_text()
+    train = f"OMP_NUM_THREADS=1 python -m rcot_lightning.train experiment={task}_cpu run_dir=<run>"
+    assert train in text and f"{train} ckpt_path=last" in text
+
+
+@pytest.mark.parametrize(
+    "recipe", ["unpaired_denoise", "best_cpu_denoise", *(f"{t}_cpu" for t in TASK_RECIPES)]
+)
 def test_recipe_trains_a_few_steps_with_the_tiny_model(compose_train, recipe: str) -> None:
     cfg = compose_train(
         f"experiment={recipe}",
         "data.dead_leaves=2",
         "data.dead_leaves_size=48",
         "trainer.max_steps=4",
-        "trainer.max_time=null",
+        "++trainer.max_time=null",
         "trainer.limit_val_batches=1",
         "callbacks.image_logger=null",
     )
