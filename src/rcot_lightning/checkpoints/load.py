@@ -181,7 +181,8 @@ def check_resumable(ckpt_path: str | Path, module: RCOTModule, trust: bool = Fal
     path = Path(ckpt_path).expanduser()
     checkpoint = _read(path, "cpu", trust)
     config = stored_spec(checkpoint)
-    if config is not None:
+    # A module built by hand may store any build_config; only one that builds is a spec.
+    if isinstance(config, Mapping) and "_target_" in config:
         check_spec(
             config, _own_modules(module.build_config), f"ckpt_path: {path}: its stored model"
         )
