@@ -69,7 +69,7 @@ def test_public_loaders_refuse_hostile_checkpoints(tmp_path: Path, marker: Path)
         with pytest.raises(Exception, match=r"(?i)weights.only|tensors and plain values"):
             load()
     for ckpt in config_attacks(tmp_path, marker).values():
-        with pytest.raises(RCOTError, match="builds from a file .*nothing was built"):
+        with pytest.raises(RCOTError, match=r"builds from a file .*nothing was built"):
             load_module(ckpt)
         # bundle builds the map's node alone: attacks elsewhere are never built (the marker
         # fixture checks), attacks there are refused.
