@@ -70,6 +70,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rcot_lightning import hardware
 from rcot_lightning.data.degradations import (
     JPEG,
     Degradation,
@@ -742,16 +743,6 @@ def parse_ckpts(items: Sequence[str]) -> dict[str, Path]:
     return out
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
@@ -893,7 +884,7 @@ def main() -> None:
         "(psnr_y, ssim_y) where conf/task/<task>.yaml scores it; its crop_border",
         "seed": args.seed,
         "threads": args.threads,
-        "cpu": cpu_model(),
+        "cpu": hardware.cpu_model(),
         "torch": torch.__version__,
         "machine": platform.machine(),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},

@@ -22,7 +22,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["BF16_FLAGS", "bf16_fallback_note", "cpu_flags", "cpu_summary", "native_bf16"]
+__all__ = [
+    "BF16_FLAGS",
+    "bf16_fallback_note",
+    "cpu_flags",
+    "cpu_model",
+    "cpu_summary",
+    "native_bf16",
+]
 
 #: CPU flags (``/proc/cpuinfo``) that mean native bfloat16 arithmetic.
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -45,7 +52,8 @@ def cpu_flags() -> frozenset[str]:
     return frozenset()
 
 
-def _model_name() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` knows."""
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.startswith("model name"):
@@ -75,7 +83,7 @@ def cpu_summary() -> dict[str, Any]:
     JSON of every benchmark."""
     flags = sorted(f for f in cpu_flags() if f.startswith(("avx512", "amx")) or f == "avx2")
     return {
-        "model": _model_name(),
+        "model": cpu_model(),
         "capability": torch.backends.cpu.get_cpu_capability(),
         "native_bf16": native_bf16(),
         "flags": flags,
@@ -91,7 +99,7 @@ def bf16_fallback_note(key: str) -> str | None:
     if native_bf16():
         return None
     return (
-        f"{key}: this CPU ({_model_name()}) has no native bf16 arithmetic (no AVX-512 BF16 or "
+        f"{key}: this CPU ({cpu_model()}) has no native bf16 arithmetic (no AVX-512 BF16 or "
         f"AMX), where bf16 measured about {EMULATED_BF16_SLOWDOWN:g}x slower than fp32: running "
         "in fp32 instead (set RCOT_NATIVE_BF16=1 to force bf16)"
     )
