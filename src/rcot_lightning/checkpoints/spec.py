@@ -38,7 +38,7 @@ from __future__ import annotations
 import functools
 import importlib
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,6 +177,22 @@ def registry_name(target: str) -> str | None:
     return _BY_ALIAS.get(target)
 
 
+def _with_targets(config: Mapping[str, Any], rename: Callable[[str], str]) -> dict[str, Any]:
+    """A copy of ``config`` with every text ``_target_`` passed through ``rename``."""
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, Mapping):
+            return {
+                k: rename(v) if k == _TARGET and isinstance(v, str) else walk(v)
+                for k, v in node.items()
+            }
+        if isinstance(node, list | tuple):
+            return [walk(v) for v in node]
+        return node
+
+    return dict(walk(config))
+
+
 def import_paths(config: Mapping[str, Any]) -> dict[str, Any]:
     """A spec with every registry name as the import path of its class (for Hydra).
 
@@ -185,19 +201,9 @@ def import_paths(config: Mapping[str, Any]) -> dict[str, Any]:
         {'_target_': 'rcot_lightning.nets.two_pass.TwoPassMap', 'dim': 4}
     """
 
-    def rename(node: Any) -> Any:
-        if isinstance(node, Mapping):
-            return {
-                k: REGISTRY[v].where.replace(":", ".")
-                if k == _TARGET and isinstance(v, str) and v in REGISTRY
-                else rename(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list | tuple):
-            return [rename(v) for v in node]
-        return node
-
-    return dict(rename(config))
+    return _with_targets(
+        config, lambda t: REGISTRY[t].where.replace(":", ".") if t in REGISTRY else t
+    )
 
 
 def to_spec(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -212,17 +218,7 @@ def to_spec(config: Mapping[str, Any]) -> dict[str, Any]:
         {'_target_': 'RCOTModule', 'map_optimizer': {'_target_': 'Adam', '_partial_': True}}
     """
 
-    def rename(node: Any) -> Any:
-        if isinstance(node, Mapping):
-            return {
-                k: (registry_name(v) or v) if k == _TARGET and isinstance(v, str) else rename(v)
-                for k, v in node.items()
-            }
-        if isinstance(node, list | tuple):
-            return [rename(v) for v in node]
-        return node
-
-    return dict(rename(config))
+    return _with_targets(config, lambda t: registry_name(t) or t)
 
 
 def _short(value: Any) -> str:
