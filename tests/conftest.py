@@ -54,6 +54,14 @@ def _compose(config_name: str, overrides: Sequence[str], output_dir: Path) -> Di
     return cfg
 
 
+@pytest.fixture(autouse=True)
+def _no_hydra_config_leaks() -> Iterator[None]:
+    """Forget the HydraConfig a test set: code that asks ``HydraConfig.initialized()`` (is this
+    a command?) must not see a config an earlier test composed."""
+    yield
+    HydraConfig.instance().cfg = None  # type: ignore[assignment]
+
+
 @pytest.fixture
 def compose_train(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """``compose_train(*overrides, tiny=True)``: the train config, outputs in ``tmp_path``."""
