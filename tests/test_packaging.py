@@ -31,7 +31,7 @@ CONF = REPO / "src" / "rcot_lightning" / "conf"
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = tmp_path_factory.mktemp("source")
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(REPO / name, source / name)
     shutil.copytree(
         REPO / "src",
@@ -108,6 +108,15 @@ def test_wheel_ships_every_config(wheel: Path) -> None:
     )
     for script in ("rcot-train", "rcot-eval", "rcot-restore", "rcot-export"):
         assert script in entry_points
+
+
+def test_wheel_ships_the_licence(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (licence,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert archive.read(licence) == (REPO / "LICENSE").read_bytes()
+        metadata = archive.read(next(n for n in names if n.endswith(".dist-info/METADATA")))
+    assert b"License-Expression: MIT" in metadata and b"License-File: LICENSE" in metadata
 
 
 def test_installed_wheel_trains_evaluates_and_restores(venv: Path, tmp_path: Path) -> None:
