@@ -18,8 +18,9 @@ Variants (colour Gaussian denoising at each ``--sigmas``)::
     noisy, bm3d      baselines (no training; bm3d needs the ``bm3d`` package)
 
 "FROT" is the project's default objective (transport cost ``rms`` weight 1, Fourier residual cost
-weight 1 with the ortho FFT, WGAN-GP potential, lambda_gp 10) with the default job's optimisers
-(Adam 1e-3 for the map, RMSprop 1e-4 for the potential).
+weight 1 with the ortho FFT, WGAN-GP potential, lambda_gp 10) with the ``model`` preset's
+optimisers, the paper's: RMSprop 5e-5 for the map and 1e-4 for the potential (a run is one epoch,
+so the x0.1 steps of their schedules never come).
 
 Scoring: the held-out photos (:mod:`rcot_lightning.data.heldout`: china, flower, grace_hopper;
 never trained or validated on) get Gaussian noise seeded by (photo, sigma), identical for every
