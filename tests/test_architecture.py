@@ -14,7 +14,17 @@ PACKAGE = ROOT / "src" / "rcot_lightning"
 PAGE = ROOT / "docs" / "architecture.md"
 
 #: The torch-only core: it imports the standard library, torch and itself, nothing else.
-CORE = ("contract", "errors", "shapes", "values", "seeding", "objective", "nets", "inference")
+CORE = (
+    "contract",
+    "errors",
+    "shapes",
+    "values",
+    "seeding",
+    "hardware",
+    "objective",
+    "nets",
+    "inference",
+)
 #: The two-line ``python -m rcot_lightning.<name>`` files that forward to ``cli``.
 FORWARDERS = ("train", "eval", "restore", "export", "demo", "upgrade_checkpoint")
 

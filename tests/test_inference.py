@@ -1,4 +1,5 @@
-"""Padding and tiled inference: tiled == untiled for local networks, odd sizes, errors."""
+"""Padding and tiled inference: tiled == untiled for local networks, odd sizes, errors; the
+settings of a restoration (:class:`InferenceSettings`), checked once, naming the config key."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import torch
 from torch import nn
 
 from rcot_lightning.conf import MAP_PRESETS
-from rcot_lightning.inference import restore_image, tile_starts
+from rcot_lightning.errors import ArgumentError, RCOTError
+from rcot_lightning.inference import InferenceSettings, restore_image, run_precision, tile_starts
 from rcot_lightning.nets import TwoPassMap
 from rcot_lightning.shapes import pad_to_multiple
 
@@ -238,5 +240,170 @@ def test_ensemble_works_on_tiles_of_a_non_square_image():
 def test_ensemble_size_is_checked(size):
     from rcot_lightning.errors import ArgumentError
 
-    with pytest.raises(ArgumentError, match=r"ensemble must be one of \(1, 2, 4, 8\)"):
+    # One ensemble check for the function and the settings, so one wording (the function's
+    # own "(1, 2, 4, 8)" tuple is gone).
+    with pytest.raises(ArgumentError, match=r"^ensemble must be one of 1, 2, 4, 8 \(1: off;"):
         restore_image(lambda t: t, torch.rand(1, 3, 8, 8), ensemble=size)
+
+
+# --- the settings of a restoration ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("device", "toaster", "device: 'toaster' is not a device (auto, cpu, cuda, cuda:1)"),
+        ("precision", "16", "precision must be 32 or bf16, got '16'"),
+        ("precision", True, "precision must be 32 or bf16, got 'True'"),
+        ("tile", "abc", "tile must be a positive multiple of 8 or null, got 'abc'"),
+        ("tile", 64.5, "tile must be a positive multiple of 8 or null, got 64.5"),
+        ("tile", 0, "tile must be a positive multiple of 8 or null, got 0"),
+        ("tile", float("nan"), "tile must be a positive multiple of 8 or null, got nan"),
+        ("tile", 20, "tile must be a positive multiple of 8 or null, got 20"),
+        ("tile", True, "tile must be a positive multiple of 8 or null, got True"),
+        ("tile_overlap", "abc", "tile_overlap must be an integer >= 0, got 'abc'"),
+        ("tile_overlap", -1, "tile_overlap must be an integer >= 0, got -1"),
+        ("tile_overlap", 1.5, "tile_overlap must be an integer >= 0, got 1.5"),
+        ("tile_overlap", 64, "tile must be larger than tile_overlap=64, got 64"),
+        ("ensemble", 3, "ensemble must be one of 1, 2, 4, 8 (1: off; 8 averages all flips and "
+         "90-degree rotations at 8x the time), got 3"),
+        ("ensemble", True, "ensemble must be one of 1, 2, 4, 8"),
+    ],
+)  # fmt: skip
+def test_each_bad_setting_is_one_error_naming_its_config_key(
+    key: str, value: object, message: str
+) -> None:
+    config = {"device": "cpu", "tile": 64, "tile_overlap": 16, key: value}
+    with pytest.raises(ArgumentError) as info:
+        InferenceSettings.from_config(config)
+    assert str(info.value).startswith(message)
+    assert isinstance(info.value, RCOTError) and isinstance(info.value, ValueError)
+    # The same check when built directly, and when one value of good settings is replaced.
+    with pytest.raises(ArgumentError, match=r"^" + message.split(" ")[0]):
+        InferenceSettings(**config)  # type: ignore[arg-type]
+    good = InferenceSettings(device="cpu", tile=64, tile_overlap=16)
+    with pytest.raises(ArgumentError, match=r"^" + message.split(" ")[0]):
+        good.replace(**{key: value})
+
+
+def test_a_missing_device_is_refused_naming_the_key() -> None:
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    with pytest.raises(ArgumentError) as info:
+        InferenceSettings(device="cuda:1")
+    assert str(info.value) == "device=cuda:1: this machine has no cuda device; use device=cpu"
+
+
+def test_settings_are_normalised_once_and_frozen() -> None:
+    settings = InferenceSettings.from_config(
+        {"device": "cpu", "precision": "32-true", "tile": "128", "tile_overlap": 8, "ensemble": 4.0}
+    )
+    assert settings == InferenceSettings(
+        device=torch.device("cpu"), precision="32", tile=128, tile_overlap=8, ensemble=4
+    )
+    assert isinstance(settings.device, torch.device) and type(settings.ensemble) is int
+    assert settings.replace(tile=None).tile is None and settings.tile == 128
+    auto = InferenceSettings()  # the configs' defaults: auto device, fp32, whole images
+    assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")  # type: ignore[union-attr]
+    assert (auto.precision, auto.tile, auto.tile_overlap, auto.ensemble) == ("32", None, 32, 1)
+    with pytest.raises(AttributeError):
+        settings.tile = 64  # type: ignore[misc]
+
+
+def test_settings_read_only_their_keys_from_a_command_config(compose_config) -> None:
+    cfg = compose_config("restore", "input=x", "output=y", "device=cpu", "tile_overlap=16")
+    settings = InferenceSettings.from_config(cfg)
+    assert (settings.tile, settings.tile_overlap, settings.ensemble) == (512, 16, 1)
+    demo = compose_config("demo", "device=cpu", "ensemble=2", "precision=bf16-mixed")
+    assert InferenceSettings.from_config(demo).ensemble == 2
+    assert InferenceSettings.from_config(demo).precision in ("32", "bf16")
+
+
+@pytest.mark.parametrize(("native", "expected"), [("0", "32"), ("1", "bf16")])
+def test_bf16_falls_back_to_fp32_once_when_the_settings_are_built(
+    native: str, expected: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RCOT_NATIVE_BF16", native)
+    settings = InferenceSettings(device="cpu", precision="bf16")
+    assert settings.precision == expected
+    assert settings.replace(tile=64).precision == expected  # already resolved: no second note
+    notes = [r.getMessage() for r in caplog.records if "no native bf16" in r.getMessage()]
+    assert len(notes) == (native == "0")
+    assert all(n.startswith("precision: this CPU (") for n in notes)
+    assert run_precision("bf16-mixed", "cpu") == expected
+
+
+def test_settings_restore_moves_tiles_and_ensembles() -> None:
+    calls: list[tuple[int, ...]] = []
+    seen: list[int] = []
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        calls.append(tuple(t.shape))
+        return t.to(torch.float64)
+
+    def progress(batches):
+        seen.append(len(batches))
+        return batches
+
+    y = torch.rand(1, 3, 100, 130)
+    settings = InferenceSettings(device="cpu", tile=64, tile_overlap=16)
+    out = settings.restore(net, y, progress=progress)
+    assert out.dtype == torch.float32 and out.shape == y.shape  # float32 whatever the map gives
+    torch.testing.assert_close(out, y, atol=1e-6, rtol=0)
+    assert seen == [2] and calls[0][0] == 4  # 6 tiles, 4 per call
+    calls.clear()
+    ensembled = settings.replace(tile=None, ensemble=4).restore(net, y[..., :16, :24])
+    assert len(calls) == 4 and torch.allclose(ensembled, y[..., :16, :24], atol=1e-6)
+    conv = torch.nn.Conv2d(3, 3, 1)  # parameters that want gradients: none are recorded
+    assert not settings.restore(conv, y).requires_grad
+
+
+def test_settings_restore_asks_before_every_call_of_the_map() -> None:
+    asked: list[int] = []
+    calls: list[int] = []
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        calls.append(t.shape[0])
+        return t
+
+    y = torch.rand(1, 3, 100, 130)
+    settings = InferenceSettings(device="cpu", tile=64, tile_overlap=16, ensemble=2)
+    out = settings.restore(net, y, before_each_call=lambda: asked.append(1))
+    assert torch.allclose(out, y, atol=1e-6)
+    assert len(asked) == len(calls) == 12 and set(calls) == {1}  # 6 tiles, one a call, x 2
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_the_third() -> None:
+        if len(asked) == 14:
+            raise Stop
+
+    calls.clear()
+    with pytest.raises(Stop):
+        settings.restore(net, y, before_each_call=lambda: (asked.append(1), stop_at_the_third()))
+    assert len(calls) == 1  # stopped before the map ran again
+
+
+def test_settings_restore_runs_bf16_under_autocast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RCOT_NATIVE_BF16", "1")
+    dtypes: list[torch.dtype] = []
+    conv = torch.nn.Conv2d(3, 3, 1)
+
+    def net(t: torch.Tensor) -> torch.Tensor:
+        out = conv(t)
+        dtypes.append(out.dtype)
+        return out
+
+    y = torch.rand(1, 3, 16, 16)
+    out = InferenceSettings(device="cpu", precision="bf16").restore(net, y)
+    assert dtypes == [torch.bfloat16] and out.dtype == torch.float32
+    InferenceSettings(device="cpu").restore(net, y)
+    assert dtypes[-1] == torch.float32
+
+
+def test_the_settings_tile_multiple_is_that_of_the_library_maps() -> None:
+    from rcot_lightning.inference import TILE_MULTIPLE
+    from rcot_lightning.nets.restormer import PAD_MULTIPLE
+
+    assert TILE_MULTIPLE == PAD_MULTIPLE

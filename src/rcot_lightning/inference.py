@@ -1,27 +1,57 @@
-"""Restore images of any size: whole, or cut into overlapping blended tiles.
+"""How an image is restored: the settings, the run, and the tiled, ensembled algorithm.
 
-The transport map works on sizes that are multiples of 8 (its U-Net downsamples three times; the
-map declares this as ``size_multiple``), and full-resolution photos can exceed memory.
-:func:`restore_image` pads with reflection to the network's declared multiple, and optionally runs
-it on overlapping tiles whose outputs are blended with a smooth window, so that a network whose
-receptive field fits inside the overlap gives the same result tiled or not. With ``ensemble``
-it averages the network's outputs over flips and 90-degree rotations of each input (geometric
-self-ensemble, :func:`self_ensemble`): a little more quality for that many times the work.
+One name per job, from the top:
+
+* :class:`InferenceSettings`: device, precision, tile, tile overlap and self-ensemble, checked
+  once when built (each field is named as its key in the ``restore``, ``demo`` and ``eval``
+  configs, so an error names the key); :meth:`InferenceSettings.restore` runs a map on images
+  with them (on the device, under ``torch.inference_mode()`` and the precision's autocast).
+  ``rcot-restore`` and ``rcot-demo`` build one from their config and call it for every image.
+* :func:`restore_image`: the algorithm, on tensors and any callable, in the caller's device and
+  modes. The transport map works on sizes that are multiples of 8 (its U-Net downsamples three
+  times; the map declares this as ``size_multiple``) and full-resolution photos can exceed
+  memory: it pads with reflection to the network's declared multiple and optionally runs it on
+  overlapping tiles whose outputs are blended with a smooth window, so that a network whose
+  receptive field fits inside the overlap gives the same result tiled or not. With ``ensemble``
+  it averages the network's outputs over flips and 90-degree rotations of each input (geometric
+  self-ensemble, :func:`self_ensemble`): a little more quality for that many times the work.
+* :meth:`rcot_lightning.RCOTModule.restore` runs :func:`restore_image` with the module's map
+  inside Lightning's loops (the Trainer owns device and precision there);
+  ``rcot_lightning.cli.restore.restore_files`` is the command: config to settings, files in,
+  files out.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import logging
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from rcot_lightning import values
 from rcot_lightning.errors import ArgumentError
+from rcot_lightning.hardware import bf16_fallback_note
 from rcot_lightning.shapes import check_images, pad_to_multiple, size_multiple
 
-__all__ = ["ENSEMBLE_SIZES", "restore_image", "self_ensemble", "tile_starts"]
+__all__ = [
+    "ENSEMBLE_SIZES",
+    "TILE_MULTIPLE",
+    "InferenceSettings",
+    "ensemble_size",
+    "resolve_device",
+    "restore_image",
+    "run_precision",
+    "self_ensemble",
+    "tile_starts",
+]
+
+log = logging.getLogger(__name__)
 
 ProgressWrapper = Callable[[Sequence[Any]], Iterable[Any]]
 
@@ -46,7 +76,265 @@ _DIHEDRAL = (
 #: Sizes :func:`self_ensemble` accepts (1: the plain network).
 ENSEMBLE_SIZES = (1, 2, 4, 8)
 
+#: The size multiple of every map of the library (``nets.restormer.PAD_MULTIPLE``): a settings
+#: object's tile must be a multiple of it; :func:`restore_image` checks a map's own multiple.
+TILE_MULTIPLE = 8
 
+#: The spellings each precision may be given in (the Trainer's names are taken too).
+_PRECISIONS = {"32": ("32", "32-true", "fp32"), "bf16": ("bf16", "bf16-mixed")}
+
+
+# ------------------------------------------------------------------------------ settings
+@dataclass(frozen=True)
+class InferenceSettings:
+    """How to run a map on images, checked once when built.
+
+    Each field is named as its key in the command configs (``restore.yaml``, ``demo.yaml``;
+    ``eval.yaml`` has ``tile``), so a bad value names the key the user typed:
+    ``tile_overlap must be an integer >= 0, got 'abc'``
+    (an :class:`~rcot_lightning.errors.ArgumentError`). Values are normalised when built: a
+    device name becomes a :class:`torch.device` (``auto``: CUDA when there is one), a tile given
+    as ``64.0`` or ``"64"`` the integer 64, ``bf16-mixed`` ``bf16``; ``bf16`` on a CPU without
+    native bf16 becomes ``32`` with a one-line note (:func:`run_precision`).
+    :func:`dataclasses.replace` (or :meth:`replace`) checks the new values the same way.
+
+    Args:
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ... or a :class:`torch.device`; a device
+            this machine lacks is refused.
+        precision: ``32`` or ``bf16`` (bfloat16 autocast).
+        tile: tile side, a multiple of :data:`TILE_MULTIPLE` larger than ``tile_overlap``; None
+            restores each image whole.
+        tile_overlap: minimum overlap of neighbouring tiles, in pixels.
+        ensemble: geometric self-ensemble size, one of :data:`ENSEMBLE_SIZES` (1: off).
+
+    Raises:
+        ArgumentError: a bad value, naming its key.
+
+    Example:
+        >>> settings = InferenceSettings(device="cpu", tile=64.0, tile_overlap=16)
+        >>> settings.device, settings.tile, settings.precision
+        (device(type='cpu'), 64, '32')
+        >>> InferenceSettings(device="cpu", tile=32, tile_overlap=32)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: tile must be larger than tile_overlap=32, got 32
+    """
+
+    device: torch.device | str = "auto"
+    precision: str = "32"
+    tile: int | None = None
+    tile_overlap: int = 32
+    ensemble: int = 1
+
+    def __post_init__(self) -> None:
+        device = resolve_device(self.device)
+        tile, overlap = _tiling(self.tile, self.tile_overlap, TILE_MULTIPLE, "tile_overlap")
+        checked = {
+            "device": device,
+            "precision": run_precision(self.precision, device),
+            "tile": tile,
+            "tile_overlap": overlap,
+            "ensemble": ensemble_size(self.ensemble),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # frozen: normalised once, here
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> InferenceSettings:
+        """The settings a command's config gives: its keys ``device``, ``precision``, ``tile``,
+        ``tile_overlap`` and ``ensemble`` (a key it lacks keeps the default).
+
+        Raises:
+            ArgumentError: a bad value, naming its key.
+
+        Example:
+            >>> InferenceSettings.from_config({"device": "cpu", "tile": None, "ensemble": 2})
+            InferenceSettings(device=device(type='cpu'), precision='32', tile=None, \
+tile_overlap=32, ensemble=2)
+        """
+        return cls(**{f.name: cfg[f.name] for f in dataclasses.fields(cls) if f.name in cfg})
+
+    def replace(self, **changes: Any) -> InferenceSettings:
+        """These settings with ``changes`` (checked as when built), e.g. a request's tile."""
+        return dataclasses.replace(self, **changes)
+
+    def restore(
+        self,
+        net: Callable[[Tensor], Tensor],
+        images: Tensor,
+        *,
+        progress: ProgressWrapper | None = None,
+        before_each_call: Callable[[], None] | None = None,
+    ) -> Tensor:
+        r"""Restore ``images`` with ``net`` as these settings say.
+
+        The images are moved to :attr:`device` and restored by :func:`restore_image` (tiles,
+        overlap, self-ensemble of these settings; the size multiple ``net`` declares) under
+        ``torch.inference_mode()`` and, for ``bf16``, bfloat16 autocast.
+
+        Args:
+            net: the map, already on :attr:`device`, :math:`(N, C, h, w) \to (N, C', h, w)`.
+            images: degraded images, shape :math:`(B, C, H, W)`, any H, W, any device.
+            progress: wraps the tile batches for display (:func:`restore_image`'s).
+            before_each_call: called before each call of ``net`` (each tile, each pass of the
+                self-ensemble); it raises to stop the run there. Tiles then go one per call,
+                so that the run stops soon after it is asked to.
+
+        Returns:
+            The restored images :math:`(B, C', H, W)`, float32 on :attr:`device`, not clamped
+            (a caller that writes them checks that they are finite first).
+
+        Example:
+            >>> settings = InferenceSettings(device="cpu", tile=32, tile_overlap=16)
+            >>> y = torch.rand(1, 3, 40, 50)
+            >>> torch.allclose(settings.restore(lambda t: t * 2, y), y * 2)
+            True
+        """
+        device = torch.device(self.device)
+        fn = net
+        if before_each_call is not None:
+            ask = before_each_call
+
+            def fn(batch: Tensor) -> Tensor:
+                ask()
+                return net(batch)
+
+        with torch.inference_mode(), _autocast(self.precision, device):
+            restored = restore_image(
+                fn,
+                images.to(device),
+                tile=self.tile,
+                overlap=self.tile_overlap,
+                multiple=size_multiple(net),
+                tile_batch_size=1 if before_each_call is not None else 4,
+                progress=progress,
+                ensemble=self.ensemble,
+            )
+        return restored.float()
+
+
+def resolve_device(device: torch.device | str, name: str = "device") -> torch.device:
+    """``device`` as a :class:`torch.device` this machine has; ``auto``: CUDA when there is one.
+
+    Refused before a checkpoint is mapped onto a device that is not there (that read as
+    "checkpoint unreadable").
+
+    Args:
+        device: ``auto``, a device name (``cpu``, ``cuda:1``, ``mps``) or a device.
+        name: the argument (config key) the message names.
+
+    Raises:
+        ArgumentError: not a device, or one this machine lacks.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("toaster")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: device: 'toaster' is not a device (auto, cpu, \
+cuda, cuda:1)
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device if isinstance(device, torch.device) else str(device))
+    except RuntimeError:
+        problem = f": {str(device)!r} is not a device (auto, cpu, cuda, cuda:1)"
+        raise ArgumentError(name, problem) from None
+    kind = resolved.type
+    if kind == "cpu":
+        return resolved
+    if kind == "cuda":
+        available = torch.cuda.is_available()
+    elif kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        available = mps is not None and mps.is_available()
+    else:
+        backend = getattr(torch, kind, None)
+        is_available = getattr(backend, "is_available", None)
+        available = bool(is_available()) if callable(is_available) else False
+    if not available:
+        raise ArgumentError(name, f"={resolved}: this machine has no {kind} device; use {name}=cpu")
+    return resolved
+
+
+def run_precision(precision: Any, device: torch.device | str, key: str = "precision") -> str:
+    """The precision to run, ``32`` or ``bf16``: ``bf16`` on a CPU without native bf16 becomes
+    ``32`` with a one-line note (emulated bf16 measured 12.6x slower there;
+    :mod:`rcot_lightning.hardware`, ``RCOT_NATIVE_BF16=1`` forces it).
+
+    Args:
+        precision: ``32`` (or ``32-true``, ``fp32``) or ``bf16`` (or ``bf16-mixed``).
+        device: where it runs.
+        key: the config key the message and the note name.
+
+    Raises:
+        ArgumentError: neither 32 nor bf16.
+
+    Example:
+        >>> run_precision("32-true", "cpu")
+        '32'
+    """
+    text = str(precision)
+    chosen = next((name for name, spellings in _PRECISIONS.items() if text in spellings), None)
+    if chosen is None or isinstance(precision, bool):
+        raise ArgumentError(key, f"must be 32 or bf16, got {text!r}")
+    if chosen == "bf16" and torch.device(device).type == "cpu":
+        note = bf16_fallback_note(key)
+        if note is not None:
+            log.warning(note)
+            return "32"
+    return chosen
+
+
+def ensemble_size(value: Any, name: str = "ensemble") -> int:
+    """``value`` as a self-ensemble size, one of :data:`ENSEMBLE_SIZES`.
+
+    Raises:
+        ArgumentError: naming ``name`` and the accepted sizes.
+
+    Example:
+        >>> ensemble_size(8)
+        8
+        >>> ensemble_size(3)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: ensemble must be one of 1, 2, 4, 8 (1: off; 8 \
+averages all flips and 90-degree rotations at 8x the time), got 3
+    """
+    if isinstance(value, bool) or value not in ENSEMBLE_SIZES:
+        raise ArgumentError(
+            name,
+            f"must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages all flips "
+            f"and 90-degree rotations at 8x the time), got {value!r}",
+        )
+    return int(value)
+
+
+def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+    """bfloat16 autocast on ``device`` for ``bf16``, nothing for ``32`` (a checked precision)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _tiling(tile: Any, overlap: Any, multiple: int, overlap_name: str) -> tuple[int | None, int]:
+    """The one check of a tile and its overlap: a tile is a positive multiple of ``multiple``
+    (or None) larger than the overlap, the overlap a whole number >= 0.
+
+    Args:
+        overlap_name: what the overlap is called where it came from (``overlap``, the argument
+            of :func:`restore_image`; ``tile_overlap``, the config key).
+    """
+    overlap = values.at_least(overlap, overlap_name, 0)
+    side = values.tile_size(tile, "tile", multiple)
+    if side is not None and side <= overlap:
+        raise ArgumentError("tile", f"must be larger than {overlap_name}={overlap}, got {side}")
+    return side, overlap
+
+
+# ----------------------------------------------------------------------------- algorithm
 def _transform(x: Tensor, turns: int, mirrored: bool) -> Tensor:
     x = x.flip(-1) if mirrored else x
     return torch.rot90(x, turns, dims=(-2, -1)) if turns else x
@@ -83,8 +371,7 @@ def self_ensemble(fn: Callable[[Tensor], Tensor], size: int = 8) -> Callable[[Te
         >>> torch.allclose(self_ensemble(shift_right, 2)(y), shift_right(y))
         False
     """
-    if isinstance(size, bool) or size not in ENSEMBLE_SIZES:
-        raise ArgumentError("ensemble", f"must be one of {ENSEMBLE_SIZES}, got {size!r}")
+    size = ensemble_size(size)
     if size == 1:
         return fn
 
@@ -191,6 +478,10 @@ def restore_image(
     Returns:
         Restored images, shape :math:`(B, C', H, W)`, in ``fn``'s output dtype.
 
+    Raises:
+        ArgumentError: a bad argument, named (``tile``, ``overlap``, ``ensemble``, ...).
+        ValueError: ``fn`` changed the batch or spatial size of a tile.
+
     Example:
         >>> y = torch.rand(1, 3, 67, 93)
         >>> out = restore_image(lambda t: t * 2, y, tile=32, overlap=16)
@@ -198,18 +489,10 @@ def restore_image(
         (torch.Size([1, 3, 67, 93]), True)
     """
     check_images(y, "y")
-    if multiple is None:
-        multiple = size_multiple(fn)
+    multiple = values.positive_int(size_multiple(fn) if multiple is None else multiple, "multiple")
+    tile, overlap = _tiling(tile, overlap, multiple, "overlap")
+    tile_batch_size = values.positive_int(tile_batch_size, "tile_batch_size")
     fn = self_ensemble(fn, ensemble)
-    if multiple < 1:
-        raise ValueError(f"multiple must be >= 1, got {multiple}")
-    if tile is not None:
-        if tile <= 0 or tile % multiple:
-            raise ValueError(f"tile must be a positive multiple of multiple={multiple}, got {tile}")
-        if not 0 <= overlap < tile:
-            raise ValueError(f"overlap must be in [0, tile={tile}), got {overlap}")
-        if tile_batch_size < 1:
-            raise ValueError(f"tile_batch_size must be >= 1, got {tile_batch_size}")
 
     padded, (h, w) = pad_to_multiple(y, multiple)
     hp, wp = padded.shape[-2:]

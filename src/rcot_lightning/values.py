@@ -26,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -43,6 +44,7 @@ __all__ = [
     "positive_int",
     "positive_number",
     "probability",
+    "tile_size",
 ]
 
 T = TypeVar("T")
@@ -109,6 +111,44 @@ def positive_int(value: Any, name: str, *, allow_none: bool = False, keyed: bool
         null = " or null" if allow_none else ""
         _fail(name, f"must be a positive integer{null}, got {value!r}", keyed)
     return value
+
+
+def tile_size(value: Any, name: str = "tile", multiple: int = 8, *, keyed: bool = False) -> Any:
+    """``value`` as a tile side: a positive whole multiple of ``multiple``, or None.
+
+    A whole float (``64.0``, what a page's number box gives) and such text (``"256"``,
+    ``"null"``) are taken; fractions, zero, negatives, NaN, infinity and other multiples are not.
+
+    Example:
+        >>> tile_size(512), tile_size(None), tile_size("256"), tile_size(64.0)
+        (512, None, 256, 64)
+        >>> tile_size(float("nan"))
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: tile must be a positive multiple of 8 or null, got nan
+        >>> tile_size(64.5, "demo.max_tile", keyed=True)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: demo.max_tile must be a positive multiple of 8 or null, \
+got 64.5
+    """
+    if value is None:
+        return None
+    problem = f"must be a positive multiple of {multiple} or null, got {value!r}"
+    number = value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in ("null", "none"):
+            return None
+        try:
+            number = float(text)
+        except ValueError:
+            _fail(name, problem, keyed)
+    if isinstance(number, bool) or not isinstance(number, int | float):
+        _fail(name, problem, keyed)
+    if not math.isfinite(number) or number != int(number) or number <= 0 or int(number) % multiple:
+        _fail(name, problem, keyed)
+    return int(number)
 
 
 def probability(value: Any, name: str, *, keyed: bool = False) -> float:

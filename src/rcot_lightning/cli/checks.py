@@ -6,12 +6,13 @@ Each of these used to end in a traceback, hang, or silently do something else: `
 traceback). Trainer settings are Lightning's to check.
 
 The one home of such checks: every entry point (and the demo page) takes its checker from here.
+The settings of a restoration (device, precision, tile, tile overlap, self-ensemble) are checked
+once, where they are used: :class:`rcot_lightning.inference.InferenceSettings`.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import socket
 import tempfile
@@ -24,6 +25,10 @@ import torch
 
 from rcot_lightning import values
 from rcot_lightning.errors import MissingExtraError, RCOTError
+
+# Moved to the core (one check each); importable from here as before.
+from rcot_lightning.inference import ensemble_size, resolve_device
+from rcot_lightning.values import tile_size
 
 __all__ = [
     "check_device",
@@ -40,65 +45,6 @@ __all__ = [
 
 #: Seconds to wait for wandb's server before calling it unreachable.
 WANDB_PROBE_TIMEOUT = 5.0
-
-
-def ensemble_size(value: Any, key: str = "ensemble") -> int:
-    """``value`` as a self-ensemble size (:data:`rcot_lightning.inference.ENSEMBLE_SIZES`).
-
-    Raises:
-        RCOTError: naming ``key`` and the accepted sizes.
-
-    Example:
-        >>> ensemble_size(8)
-        8
-    """
-    from rcot_lightning.inference import ENSEMBLE_SIZES
-
-    if isinstance(value, bool) or value not in ENSEMBLE_SIZES:
-        raise RCOTError(
-            f"{key} must be one of {', '.join(map(str, ENSEMBLE_SIZES))} (1: off; 8 averages "
-            f"all flips and 90-degree rotations at 8x the time), got {value!r}"
-        )
-    return int(value)
-
-
-def tile_size(value: Any, key: str = "tile", multiple: int = 8) -> int | None:
-    """``value`` as a tile side: a positive whole multiple of ``multiple``, or None.
-
-    Raises:
-        RCOTError: naming ``key``, for text, fractions, zero, negatives and other multiples.
-
-    Example:
-        >>> tile_size(512), tile_size(None), tile_size("256"), tile_size(64.0)
-        (512, None, 256, 64)
-        >>> tile_size(float("nan"))
-        Traceback (most recent call last):
-        ...
-        rcot_lightning.errors.RCOTError: tile must be a positive multiple of 8 or null, got nan
-        >>> tile_size(64.5)
-        Traceback (most recent call last):
-        ...
-        rcot_lightning.errors.RCOTError: tile must be a positive multiple of 8 or null, got 64.5
-    """
-    if value is None:
-        return None
-    message = f"{key} must be a positive multiple of {multiple} or null, got {value!r}"
-    if isinstance(value, bool):
-        raise RCOTError(message)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in ("null", "none"):
-            return None
-        try:
-            value = float(text)
-        except ValueError:
-            raise RCOTError(message) from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value):
-        raise RCOTError(message)
-    side = int(value)
-    if side <= 0 or side % multiple:
-        raise RCOTError(message)
-    return side
 
 
 def _optional_flag(value: Any, key: str) -> Any:
@@ -217,21 +163,9 @@ got 'abc'
 
 
 def check_device(device: torch.device, key: str = "device") -> None:
-    """Reject a device this machine does not have before a checkpoint is mapped onto it."""
-    kind = device.type
-    if kind == "cpu":
-        return
-    if kind == "cuda":
-        available = torch.cuda.is_available()
-    elif kind == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        available = mps is not None and mps.is_available()
-    else:
-        backend = getattr(torch, kind, None)
-        is_available = getattr(backend, "is_available", None)
-        available = bool(is_available()) if callable(is_available) else False
-    if not available:
-        raise RCOTError(f"{key}={device}: this machine has no {kind} device; use {key}=cpu")
+    """Reject a device this machine does not have (kept for importers: the settings of a
+    restoration check theirs with :func:`rcot_lightning.inference.resolve_device`)."""
+    resolve_device(device, key)
 
 
 def _wandb_online(node: Mapping[str, Any]) -> bool:
