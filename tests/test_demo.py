@@ -19,19 +19,20 @@ from PIL import Image
 
 from rcot_lightning.cli.demo_inputs import (
     LoadedMaps,
+    StopCheck,
     UploadLimits,
     default_models,
     degrade,
     list_models,
     read_upload,
     resolve_model,
-    run_map,
     score_rows,
     score_table,
     synthetic_degradation,
 )
 from rcot_lightning.data.degradations import JPEG, GaussianBlur, GaussianNoise, Haze, RainStreaks
 from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.inference import InferenceSettings
 from tests.conftest import cli_env, run_cli
 
 LIMITS = UploadLimits(max_mb=1.0, max_megapixels=0.01)
@@ -195,27 +196,48 @@ def test_a_large_image_is_restored_in_tiles_with_progress() -> None:
         return batches
 
     image = torch.rand(3, 100, 130)
-    restored, seconds = run_map(
-        torch.nn.Identity(), image, device=torch.device("cpu"), tile=64, overlap=16,
-        precision="32", progress=progress,
-    )  # fmt: skip
-    assert torch.allclose(restored, image, atol=1e-6) and seconds >= 0
+    settings = InferenceSettings(device="cpu", tile=64, tile_overlap=16)
+    restored = settings.restore(torch.nn.Identity(), image[None], progress=progress)[0]
+    assert torch.allclose(restored, image, atol=1e-6)
     assert seen and seen[0] >= 2  # tile batches were reported
 
 
-def test_the_self_ensemble_setting_reaches_the_map() -> None:
+class _Progress:
+    """The page's progress display: records the tile batches it is shown."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def tqdm(self, batches: Any, desc: str = "") -> Any:
+        self.seen.append(len(batches))
+        return batches
+
+
+def test_the_config_settings_reach_the_map(compose_config: Callable[..., DictConfig]) -> None:
+    from rcot_lightning.cli.demo_page import DemoActions, DemoSettings, Workspace
+
     calls: list[tuple[int, ...]] = []
 
     def net(t: torch.Tensor) -> torch.Tensor:
         calls.append(tuple(t.shape))
         return t
 
-    image = torch.rand(3, 16, 24)
-    restored, _ = run_map(
-        net, image, device=torch.device("cpu"), tile=None, overlap=0, precision="32", ensemble=4
-    )
-    assert torch.allclose(restored, image, atol=1e-6)
-    assert len(calls) == 4  # one call per flip/rotation
+    cfg = compose_config("demo", "device=cpu", "ensemble=4", "tile_overlap=8")
+    workspace = Workspace()
+    try:
+        actions = DemoActions(DemoSettings.from_config(cfg), workspace)
+        image = torch.rand(3, 16, 24)
+        whole = actions.request_settings(0, "32", image)  # the page's tile 0: the whole image
+        assert (whole.tile, whole.tile_overlap, whole.ensemble) == (None, 8, 4)
+        restored, seconds, source = actions.run_model(
+            "m", (net, "a test map"), image, whole, _Progress(), StopCheck(60)
+        )
+        assert torch.allclose(restored, image, atol=1e-6) and seconds >= 0
+        assert source == "a test map" and len(calls) == 4  # one call per flip/rotation
+        with pytest.raises(RCOTError, match=r"^tile must be larger than tile_overlap=8, got 8$"):
+            actions.request_settings(8, "32", image)
+    finally:
+        workspace.close()
 
 
 def test_scores_and_the_ab_difference() -> None:
@@ -266,7 +288,7 @@ def test_the_demo_config_composes_and_is_checked(compose_config: Callable[..., D
     cfg = compose_config("demo", "device=cpu")
     assert cfg.demo.server_name == "127.0.0.1" and cfg.demo.share is False
     settings = DemoSettings.from_config(cfg)
-    assert settings.default_model == "bundled: denoise-blind" and settings.tile == 512
+    assert settings.default_model == "bundled: denoise-blind" and settings.inference.tile == 512
     assert (settings.requests.max_megapixels, settings.requests.max_seconds) == (16, 60)
     assert settings.requests.max_tile == 1024
     for override, message in (

@@ -35,10 +35,10 @@ from rcot_lightning.cli.demo_inputs import (
     RequestStopped,
     StopCheck,
     list_models,
-    run_map,
 )
 from rcot_lightning.cli.demo_page import DemoActions, DemoSettings, Workspace
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.inference import InferenceSettings
 from tests.conftest import cli_env
 from tests.hostile import (
     config_attacks,
@@ -251,13 +251,11 @@ def test_a_stopping_demo_stops_every_restoration_and_refuses_new_ones(
     assert actions.wait_idle(0.1)
 
 
-def test_run_map_calls_its_check_before_every_tile() -> None:
+def test_the_check_is_asked_before_every_tile() -> None:
     calls: list[int] = []
-    image = torch.rand(3, 100, 130)
-    restored, _ = run_map(
-        SlowMap(0), image, device=torch.device("cpu"), tile=64, overlap=16, precision="32",
-        check=lambda: calls.append(1),
-    )  # fmt: skip
+    image = torch.rand(1, 3, 100, 130)
+    settings = InferenceSettings(device="cpu", tile=64, tile_overlap=16)
+    restored = settings.restore(SlowMap(0), image, before_each_call=lambda: calls.append(1))
     assert torch.allclose(restored, image, atol=1e-6) and len(calls) == 6  # 2 x 3 tiles
 
 

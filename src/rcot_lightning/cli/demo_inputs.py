@@ -3,10 +3,10 @@
 :mod:`rcot_lightning.cli.demo` serves the page; these are the parts that need no browser and no
 Gradio, so they are tested directly: upload limits and the bounds on one request's work, the
 model chooser's listing (bundled entries, checkpoints under one folder, the latest run there),
-the synthetic degradations, the run itself (the library's tiled
-:func:`~rcot_lightning.inference.restore_image`, stopped between tiles when its time is up or
-its page is gone), the scores (the library's :func:`~rcot_lightning.metrics.score_images`) and
-the residual views (the library's :mod:`~rcot_lightning.visualize`).
+the synthetic degradations, what stops a run between tiles (its time is up or its page is
+gone; the run itself is :meth:`rcot_lightning.inference.InferenceSettings.restore`), the scores
+(the library's :func:`~rcot_lightning.metrics.score_images`) and the residual views (the
+library's :mod:`~rcot_lightning.visualize`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import stat
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -167,7 +167,7 @@ class RequestLimits:
             ...     {"max_request_megapixels": 16, "max_request_seconds": 60, "max_tile": 1024})
             RequestLimits(max_megapixels=16.0, max_seconds=60.0, max_tile=1024)
         """
-        from rcot_lightning.cli.checks import tile_size
+        from rcot_lightning.values import tile_size
 
         values = []
         for key in ("max_request_megapixels", "max_request_seconds"):
@@ -175,7 +175,7 @@ class RequestLimits:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
                 raise RCOTError(f"demo.{key} must be a positive number, got {value!r}")
             values.append(float(value))
-        max_tile = tile_size(node.get("max_tile"), "demo.max_tile")
+        max_tile = tile_size(node.get("max_tile"), "demo.max_tile", keyed=True)
         if max_tile is None:
             raise RCOTError("demo.max_tile must be a positive multiple of 8, got None")
         return cls(values[0], values[1], max_tile)
@@ -496,71 +496,7 @@ def degrade(clean: Tensor, degradation: Degradation, seed: int = 0) -> Tensor:
     return degradation(clean[None].float(), generator)[0].clamp(0.0, 1.0)
 
 
-# ------------------------------------------------------------------------------ running
-def run_map(
-    net: nn.Module,
-    image: Tensor,
-    *,
-    device: torch.device,
-    tile: int | None,
-    overlap: int,
-    precision: str,
-    progress: Callable[[Sequence[Any]], Iterable[Any]] | None = None,
-    ensemble: int = 1,
-    check: Callable[[], None] | None = None,
-) -> tuple[Tensor, float]:
-    """Restore one image ``(3, H, W)`` with the library's tiled inference (and ``ensemble``:
-    its geometric self-ensemble, 1 = off).
-
-    Args:
-        net: the map.
-        image: ``(3, H, W)`` in [0, 1].
-        device: where to run it.
-        tile: tile side, or None for the whole image at once.
-        overlap: the tiles' overlap in pixels.
-        precision: ``32`` or ``bf16``.
-        progress: wraps the tile batches for display (:func:`restore_image`'s ``progress``).
-        ensemble: the self-ensemble size.
-        check: called before each call of the map (each tile, each pass of the
-            self-ensemble); it raises to stop the run there (:class:`StopCheck`). Tiles then
-            go one per call, so that the run stops soon after it is asked to.
-
-    Returns:
-        The restored image ``(3, H, W)`` float32 in [0, 1] on the CPU, and the seconds taken.
-
-    Raises:
-        RequestStopped: ``check`` stopped the run (or whatever else ``check`` raises).
-    """
-    from rcot_lightning.cli.restore import _autocast
-    from rcot_lightning.inference import restore_image
-    from rcot_lightning.shapes import size_multiple
-
-    fn: Callable[[Tensor], Tensor] = net
-    if check is not None:
-        stop_check = check
-
-        def checked(batch: Tensor) -> Tensor:
-            stop_check()
-            return net(batch)
-
-        fn = checked
-
-    start = time.perf_counter()
-    with torch.inference_mode(), _autocast(precision, device):
-        restored = restore_image(
-            fn,
-            image[None].to(device),
-            tile=tile,
-            overlap=overlap,
-            multiple=size_multiple(net),
-            tile_batch_size=1 if check is not None else 4,
-            progress=progress,
-            ensemble=ensemble,
-        )
-    restored = restored[0].float().clamp(0.0, 1.0).cpu()  # .cpu() waits for the device
-    return restored, time.perf_counter() - start
-
-
+# ------------------------------------------------------------------------------- scores
 def score_rows(
     degraded: Tensor, reference: Tensor | None, restored: Mapping[str, Tensor]
 ) -> dict[str, dict[str, float]]:

@@ -18,6 +18,7 @@ import logging
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,13 +45,13 @@ from rcot_lightning.cli.demo_inputs import (
     read_upload,
     residual_views,
     resolve_model,
-    run_map,
     score_rows,
     score_table,
     synthetic_degradation,
     to_display,
 )
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.inference import InferenceSettings
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,9 @@ class Workspace:
 class DemoSettings:
     """What the page needs from the config, read and checked once at start."""
 
-    device: torch.device
-    tile: int | None
-    overlap: int
-    precision: str
-    ensemble: int
+    #: Device, precision, tile, tile overlap and self-ensemble (the page may change the tile
+    #: and the precision per request).
+    inference: InferenceSettings
     default_model: str
     checkpoints_dir: str | None
     max_checkpoints: int
@@ -123,36 +122,23 @@ class DemoSettings:
         Raises:
             RCOTError: a bad value, naming its key.
         """
-        from rcot_lightning.cli.checks import tile_size
-        from rcot_lightning.cli.restore import _device, run_precision
         from rcot_lightning.pretrained import DEFAULT_MODEL, _known
 
         node = cfg.demo
-        device = _device(str(cfg.get("device", "auto")))
-        # An unknown precision is refused now; bf16 on a CPU without it runs in fp32.
-        precision = run_precision(str(cfg.get("precision", "32")), device)
-        from rcot_lightning.cli.checks import ensemble_size
-
-        ensemble = ensemble_size(cfg.get("ensemble", 1))
-        overlap = cfg.get("tile_overlap", 32)
-        if isinstance(overlap, bool) or not isinstance(overlap, int) or overlap < 0:
-            raise RCOTError(f"tile_overlap must be a whole number of pixels, got {overlap!r}")
+        # bf16 on a CPU without it runs in fp32, with a note.
+        inference = InferenceSettings.from_config(cfg)
         name = str(cfg.get("pretrained") or DEFAULT_MODEL)
         _known(name)
         folder = node.get("checkpoints_dir")
         requests = RequestLimits.from_config(node)
-        tile = tile_size(cfg.get("tile"))
+        tile = inference.tile
         if tile is not None and tile > requests.max_tile:
             raise RCOTError(
                 f"tile={tile} is over demo.max_tile={requests.max_tile}; set a smaller tile, or "
                 "raise demo.max_tile"
             )
         return cls(
-            device=device,
-            tile=tile,
-            overlap=overlap,
-            precision=precision,
-            ensemble=ensemble,
+            inference=inference,
             default_model=f"{BUNDLED}{name}",
             checkpoints_dir=None if folder in (None, "") else str(folder),
             max_checkpoints=positive_int(node.get("max_checkpoints"), "demo.max_checkpoints"),
@@ -200,7 +186,7 @@ class DemoActions:
 
     def __init__(self, settings: DemoSettings, workspace: Workspace) -> None:
         self.settings, self.workspace = settings, workspace
-        self.maps = LoadedMaps(settings.device)
+        self.maps = LoadedMaps(torch.device(settings.inference.device))
         self._running: set[_Running] = set()
         self._changed = threading.Condition()
         self._stopping: str | None = None
@@ -278,7 +264,7 @@ class DemoActions:
         settings = self.settings
 
         def before_decoding(name: str, height: int, width: int) -> None:
-            settings.requests.limit_work(name, height, width, models, settings.ensemble)
+            settings.requests.limit_work(name, height, width, models, settings.inference.ensemble)
 
         if photo:
             image = read_upload(photo, settings.limits, before_decoding=before_decoding)
@@ -301,15 +287,16 @@ class DemoActions:
             )
         return image, clean, stem
 
-    def _tile(self, tile: Any, image: Tensor, multiple: int = 8) -> int | None:
-        """The page's tile side (0: the whole image), checked against ``demo.max_tile``."""
-        from rcot_lightning.cli.checks import tile_size
+    def request_settings(self, tile: Any, precision: Any, image: Tensor) -> InferenceSettings:
+        """The settings of one request: the page's tile side (0: the whole image) and precision
+        over the config's, the tile checked against ``demo.max_tile`` for ``image``.
 
-        side = tile_size(tile or None, multiple=multiple)
-        if side is not None and side <= self.settings.overlap:
-            raise RCOTError(f"tile must be larger than tile_overlap={self.settings.overlap}")
-        self.settings.requests.limit_tile(side, image.shape[1], image.shape[2])
-        return side
+        Raises:
+            RCOTError: a bad tile or precision, or a tile (or whole image) over the bound.
+        """
+        settings = self.settings.inference.replace(tile=tile or None, precision=str(precision))
+        self.settings.requests.limit_tile(settings.tile, image.shape[1], image.shape[2])
+        return settings
 
     def load_model(self, label: str, progress: Any) -> tuple[nn.Module, str]:
         """The map of the listed model ``label`` and where it came from.
@@ -325,30 +312,28 @@ class DemoActions:
         return self.maps.get(choice)
 
     def run_model(
-        self, label: str, model: tuple[nn.Module, str], image: Tensor, tile: Any,
-        precision: str, progress: Any, check: StopCheck,
+        self, label: str, model: tuple[nn.Module, str], image: Tensor,
+        settings: InferenceSettings, progress: Any, check: StopCheck,
     ) -> tuple[Tensor, float, str]:  # fmt: skip
-        """Restore ``image`` with ``model`` (:meth:`load_model` of ``label``).
+        """Restore ``image`` ``(3, H, W)`` with ``model`` (:meth:`load_model` of ``label``).
 
         Returns:
-            The restored image, the seconds taken and where the model came from.
+            The restored image ``(3, H, W)`` in [0, 1] on the CPU, the seconds taken and where
+            the model came from.
 
         Raises:
-            RCOTError: a bad tile; :class:`RequestStopped` (``check``).
+            RCOTError: a tile the map cannot take; :class:`RequestStopped` (``check``, asked
+                before every call of the map).
         """
-        from rcot_lightning.shapes import size_multiple
-
         net, source = model
-        side = self._tile(tile, image, size_multiple(net))
 
         def tiles(batches: Sequence[Any]) -> Iterable[Any]:
             return progress.tqdm(batches, desc=f"{label}: tiles")
 
-        restored, seconds = run_map(
-            net, image, device=self.settings.device, tile=side, overlap=self.settings.overlap,
-            precision=str(precision), progress=tiles, ensemble=self.settings.ensemble,
-            check=check,
-        )  # fmt: skip
+        start = time.perf_counter()
+        restored = settings.restore(net, image[None], progress=tiles, before_each_call=check)
+        restored = restored[0].clamp(0.0, 1.0).cpu()  # .cpu() waits for the device
+        seconds = time.perf_counter() - start
         log.info("restored a %s image with %s in %.2f s", tuple(image.shape), source, seconds)
         return restored, seconds, source
 
@@ -387,11 +372,11 @@ class DemoActions:
         degraded, clean, stem = self.load_input(
             photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality, models=1
         )
-        self._tile(tile, degraded)  # before a model is loaded
+        settings = self.request_settings(tile, precision, degraded)  # before a model is loaded
         with self._request(session, alive) as check:
             loaded = self.load_model(model, progress)
             restored, seconds, source = self.run_model(
-                model, loaded, degraded, tile, precision, progress, check
+                model, loaded, degraded, settings, progress, check
             )
         target = save_png(restored, self.workspace.session_dir(session) / f"{stem}_restored.png")
         residual, spectrum = residual_views(degraded, restored)
@@ -422,7 +407,7 @@ class DemoActions:
         degraded, clean, stem = self.load_input(
             photo, sample, reference, kind, noise_sigma, blur_sigma, jpeg_quality, models=2
         )
-        self._tile(tile, degraded)
+        settings = self.request_settings(tile, precision, degraded)
         results = {}
         with self._request(session, alive) as check:
             # Both first: a model that is refused is refused before the other one runs.
@@ -430,7 +415,7 @@ class DemoActions:
             loaded = {name: self.load_model(label, progress) for name, label in labels.items()}
             for name, label in labels.items():
                 results[name] = self.run_model(
-                    label, loaded[name], degraded, tile, precision, progress, check
+                    label, loaded[name], degraded, settings, progress, check
                 )
         folder = self.workspace.session_dir(session)
         files = [save_png(results[n][0], folder / f"{stem}_{n}.png") for n in ("A", "B")]
@@ -609,14 +594,14 @@ def build_page(actions: DemoActions) -> Any:
                 )
                 with gr.Accordion("Options", open=False):
                     tile = gr.Number(
-                        value=settings.tile or 0, precision=0, elem_id="tile",
+                        value=settings.inference.tile or 0, precision=0, elem_id="tile",
                         label=(
                             f"tile side (a multiple of 8, up to {settings.requests.max_tile}; 0: "
                             f"the whole image at once, up to {settings.requests.max_tile} a side)"
                         ),
                     )  # fmt: skip
                     precision = gr.Radio(
-                        ["32", "bf16"], value=settings.precision, label="precision"
+                        ["32", "bf16"], value=settings.inference.precision, label="precision"
                     )
             with gr.Column(scale=2), gr.Tabs():
                 with gr.Tab("Restore", id="restore"):

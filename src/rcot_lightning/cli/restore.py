@@ -19,7 +19,6 @@ small probe first and refused when it returns NaN or infinity; no non-finite ima
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,9 +30,12 @@ import torch
 from omegaconf import DictConfig
 
 from rcot_lightning.cli import app
-from rcot_lightning.cli.checks import check_device, check_writable_folder, ensemble_size, tile_size
+from rcot_lightning.cli.checks import check_writable_folder
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.values import at_least, flag
+from rcot_lightning.inference import InferenceSettings, run_precision
+from rcot_lightning.values import flag
+
+__all__ = ["Restored", "main", "plan_outputs", "restore_files", "run_precision"]
 
 log = logging.getLogger(__name__)
 
@@ -50,43 +52,6 @@ def _inputs(path: Path) -> list[Path]:
             f"input: {path} is not an image file (extensions: {', '.join(IMAGE_EXTENSIONS)})"
         )
     return [path]
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise RCOTError(f"device: {name!r} is not a device (auto, cpu, cuda, cuda:1)") from err
-    check_device(device)
-    return device
-
-
-def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    if precision in ("32", "32-true", "fp32"):
-        return contextlib.nullcontext()
-    if precision in ("bf16", "bf16-mixed"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise RCOTError(f"precision must be 32 or bf16, got {precision!r}")
-
-
-def run_precision(precision: str, device: torch.device, key: str = "precision") -> str:
-    """The precision to run: ``bf16`` on a CPU without native bf16 becomes ``32`` with a
-    one-line note (emulated bf16 measured 12.6x slower there; :mod:`rcot_lightning.hardware`).
-
-    Raises:
-        RCOTError: neither 32 nor bf16.
-    """
-    _autocast(precision, device)  # an unknown precision is refused now, not on first use
-    if precision in ("bf16", "bf16-mixed") and device.type == "cpu":
-        from rcot_lightning.hardware import bf16_fallback_note
-
-        note = bf16_fallback_note(key)
-        if note is not None:
-            log.warning(note)
-            return "32"
-    return precision
 
 
 class _TileProgress:
@@ -198,15 +163,10 @@ def restore_files(cfg: DictConfig) -> Restored:
     from rcot_lightning.checkpoints.trust import trust_settings
     from rcot_lightning.cli.map_source import choose_map
     from rcot_lightning.data.images import BadImageError, read_image, set_max_megapixels
-    from rcot_lightning.inference import restore_image
-    from rcot_lightning.shapes import size_multiple
     from rcot_lightning.visualize import save_png
 
     set_max_megapixels(cfg.get("max_megapixels", 178))
-    ensemble = ensemble_size(cfg.get("ensemble", 1))
-    overlap = at_least(cfg.get("tile_overlap", 32), "tile_overlap", 0, keyed=True)
-    device = _device(str(cfg.get("device", "auto")))
-    precision = run_precision(str(cfg.get("precision", "32")), device)  # before the work
+    settings = InferenceSettings.from_config(cfg)  # device, precision, tiles: before the work
     trust, targets = trust_settings(cfg)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
     files = _inputs(Path(str(cfg.input)).expanduser())
@@ -214,11 +174,9 @@ def restore_files(cfg: DictConfig) -> Restored:
     plan = plan_outputs(files, output)
     _existing(plan, overwrite)
     check_writable_folder(output, "output")
+    device = torch.device(settings.device)  # a checked device (the field also takes a name)
     chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
     net = chosen.net.to(device).eval()
-    tile = tile_size(cfg.get("tile"), multiple=size_multiple(net))
-    if tile is not None and not 0 <= overlap < tile:
-        raise RCOTError(f"tile_overlap must be in [0, tile={tile}), got {overlap}")
 
     app.report(f"model: {chosen.source}")
     result = Restored()
@@ -228,7 +186,7 @@ def restore_files(cfg: DictConfig) -> Restored:
             images = progress.add_task("restoring", total=len(plan))
             for path, target in plan:
                 try:
-                    degraded = read_image(path).unsqueeze(0).to(device)
+                    degraded = read_image(path).unsqueeze(0)
                 except BadImageError as err:
                     if not skip_bad:
                         raise RCOTError(
@@ -239,15 +197,9 @@ def restore_files(cfg: DictConfig) -> Restored:
                     result.skipped.append(path)
                     progress.advance(images)
                     continue
-                with torch.inference_mode(), _autocast(precision, device):
-                    restored = restore_image(
-                        net,
-                        degraded,
-                        tile=tile,
-                        overlap=overlap,
-                        progress=_TileProgress(progress, path.name),
-                        ensemble=ensemble,
-                    )
+                restored = settings.restore(
+                    net, degraded, progress=_TileProgress(progress, path.name)
+                )
                 if not bool(torch.isfinite(restored).all()):
                     raise RCOTError(
                         f"{chosen.source}: restoring {path} gave non-finite values (NaN or "
@@ -256,7 +208,7 @@ def restore_files(cfg: DictConfig) -> Restored:
                     )
                 try:
                     with atomic_path(target) as temp:
-                        save_png(restored[0].float().clamp(0, 1), temp)
+                        save_png(restored[0].clamp(0, 1), temp)
                 except OSError as err:
                     raise RCOTError(
                         f"output: cannot write {target} ({err.strerror or err}); the {len(result)} "
