@@ -47,6 +47,10 @@ EVAL = [
     ("lpips=abc", f"lpips {FLAG}"),
     ("split=abc", "split must be one of 'test', 'val', got 'abc'"),
     ("max_megapixels=abc", "max_megapixels must be a finite number > 0, got 'abc'"),
+    # The tile's overlap is rcot-restore's default, 32: a tile of 32 ended in 'unexpected
+    # ValueError' at the first image; the settings refuse it before the work.
+    ("tile=32", "tile must be larger than tile_overlap=32, got 32"),
+    ("tile=abc", "tile must be a positive multiple of 8 or null, got 'abc'"),
 ]
 
 #: rcot-export.

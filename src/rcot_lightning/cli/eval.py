@@ -34,9 +34,9 @@ from omegaconf import DictConfig
 from rcot_lightning.callbacks import RestoredImageWriter
 from rcot_lightning.checkpoints.atomic import atomic_write
 from rcot_lightning.cli import app
-from rcot_lightning.cli.checks import tile_size
 from rcot_lightning.data.evaluation import ScoredSet, scored_sets
 from rcot_lightning.errors import RCOTError
+from rcot_lightning.inference import InferenceSettings
 from rcot_lightning.metrics import OptionalScores
 from rcot_lightning.values import at_least, flag, one_of
 
@@ -149,7 +149,6 @@ def evaluate(cfg: DictConfig) -> float:
     from rcot_lightning.checkpoints.trust import trust_settings
     from rcot_lightning.cli.checks import probe_map
     from rcot_lightning.data.images import set_max_megapixels
-    from rcot_lightning.shapes import size_multiple
 
     app.single_log_handlers()
     one_of(cfg.split, "split", ("test", "val"), keyed=True)
@@ -165,7 +164,9 @@ def evaluate(cfg: DictConfig) -> float:
     app.report(f"model: checkpoint {ckpt_path}")
     module = load_module(ckpt_path, "cpu", trust, targets)
     probe_map(module.map_for_inference, f"ckpt_path: {ckpt_path}")
-    tile = tile_size(cfg.get("tile"), multiple=size_multiple(module.map_for_inference))
+    # The Trainer owns device and precision; the tile (and the default overlap) are checked as
+    # rcot-restore checks them, and a map's own size multiple when it runs.
+    tile = InferenceSettings(device="cpu", tile=cfg.get("tile")).tile
     if tile is not None:
         module.evaluation = replace(module.evaluation, val_tile_size=tile)
     datamodule = instantiate(cfg.data, _convert_="partial")
