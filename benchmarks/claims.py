@@ -137,12 +137,23 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from heldout_curve import checkpoint_curve
-from intervals import Target, interval, late_gain, paired_difference, verdict
-from intervals import format_interval as ci
-from quality import (
+from benchmarks.common import (
+    Target,
+    command_line,
+    interval,
+    late_gain,
+    markdown_table,
+    paired_difference,
+    verdict,
+)
+from benchmarks.common import format_interval as ci
+from benchmarks.heldout_curve import checkpoint_curve
+from benchmarks.quality import (
     ONE_PASS_MAP,
     TINY_POTENTIAL,
     degraded_photo,
@@ -150,7 +161,6 @@ from quality import (
     score_last_overrides,
     train_subprocess,
 )
-
 from rcot_lightning.callbacks.cpu_budget import CPUBudget
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
@@ -726,16 +736,22 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
         "seeds ± the 95 % Student-t half-width; A − B is the paired difference over shared "
         "seeds.",
         "",
-        "| claim | A | B | A PSNR | B PSNR | A − B (dB) | A − B SSIM | target | verdict |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in summary["claims"]:
-        lines.append(
-            f"| {row['id']}: {row['claim']} | {VARIANTS[row['a']].label} | "
-            f"{VARIANTS[row['b']].label} | {ci(row['psnr_a'])} | {ci(row['psnr_b'])} | "
-            f"{ci(row['psnr_diff'])} | "
-            f"{ci(row['ssim_diff'], 3)} | {row['target']} | **{row['verdict']}** |"
-        )
+    lines += markdown_table(
+        ["claim", "A", "B", "A PSNR", "B PSNR", "A − B (dB)", "A − B SSIM", "target", "verdict"],
+        (
+            [
+                f"{row['id']}: {row['claim']}",
+                VARIANTS[row["a"]].label,
+                VARIANTS[row["b"]].label,
+                *(ci(row[k]) for k in ("psnr_a", "psnr_b", "psnr_diff")),
+                ci(row["ssim_diff"], 3),
+                row["target"],
+                f"**{row['verdict']}**",
+            ]
+            for row in summary["claims"]
+        ),
+    )
     if summary["probes"]:
         lines += [
             "",
@@ -743,53 +759,69 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
             "probe leaves alone is the claim's own); what the change did to a side it replaced "
             "is A' − A or B' − B.",
             "",
-            "| probe | claim | reason tested | A' | B' | A' PSNR | B' PSNR | what the change did "
-            "(dB) | A' − B' (dB) | claim with the change |",
-            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for row in summary["probes"]:
-            did = "; ".join(f"{k}: {ci(v['diff'])}" for k, v in row["changes"].items())
-            lines.append(
-                f"| {row['id']} | {row['claim']} | {row['reason']} | `{row['a']}` | `{row['b']}` "
-                f"| {ci(row['psnr_a'])} | {ci(row['psnr_b'])} | {did} | "
-                f"{ci(row['claim_with_change'])} | **{row['claim_verdict']}** |"
-            )
-    lines += [
-        "",
-        "| run | PSNR (dB) | SSIM | FID (random features) | iterations | training CPU min | "
-        "seeds |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for key, row in summary["variants"].items():
-        lines.append(
-            f"| `{key}`: {row['label']} | {ci(row['psnr'])} | {ci(row['ssim'], 3)} | "
-            f"{ci(row['fid'], 3)} | "
-            f"{ci(row['iterations'], 0)} | {ci(row['budget_cpu_minutes'], 2)} | "
-            f"{len(row['seeds'])} |"
+        head = ["probe", "claim", "reason tested", "A'", "B'", "A' PSNR", "B' PSNR"]
+        head += ["what the change did (dB)", "A' − B' (dB)", "claim with the change"]
+        lines += markdown_table(
+            head,
+            (
+                [
+                    *(row[k] for k in ("id", "claim", "reason")),
+                    f"`{row['a']}`",
+                    f"`{row['b']}`",
+                    *(ci(row[k]) for k in ("psnr_a", "psnr_b")),
+                    "; ".join(f"{k}: {ci(v['diff'])}" for k, v in row["changes"].items()),
+                    ci(row["claim_with_change"]),
+                    f"**{row['claim_verdict']}**",
+                ]
+                for row in summary["probes"]
+            ),
         )
+    lines.append("")
+    head = ["run", "PSNR (dB)", "SSIM", "FID (random features)", "iterations"]
+    lines += markdown_table(
+        [*head, "training CPU min", "seeds"],
+        (
+            [
+                f"`{key}`: {row['label']}",
+                ci(row["psnr"]),
+                ci(row["ssim"], 3),
+                ci(row["fid"], 3),
+                ci(row["iterations"], 0),
+                ci(row["budget_cpu_minutes"], 2),
+                len(row["seeds"]),
+            ]
+            for key, row in summary["variants"].items()
+        ),
+    )
     inputs = ", ".join(f"{t} {v['psnr']:.2f} dB" for t, v in report["inputs"].items())
     lines += ["", f"Degraded inputs: {inputs}."]
     if report.get("missing"):
         lines += ["", f"Not finished yet (not in the table): {', '.join(report['missing'])}."]
     if summary["curves"]:
-        lines += [
-            "",
-            "| curve (first seed) | PSNR at half budget | at the end | late gain (dB) | "
-            "late / whole gain | past the knee |",
-            "|---|---|---|---|---|---|",
-        ]
-        for key, curve in summary["curves"].items():
-            k = curve["knee"]
-            if k is None:
-                lines.append(f"| `{key}` | - | - | - | - | - |")
-                continue
-            frac = "-" if k["late_fraction"] is None else f"{k['late_fraction']:.2f}"
-            lines.append(
-                f"| `{key}` | {k['half_psnr']:.2f} | {k['end_psnr']:.2f} | "
-                f"{k['late_gain_db']:+.2f} | {frac} | {'yes' if k['past_knee'] else 'no'} |"
-            )
+        lines.append("")
+        head = ["curve (first seed)", "PSNR at half budget", "at the end", "late gain (dB)"]
+        lines += markdown_table(
+            [*head, "late / whole gain", "past the knee"],
+            (knee_cells(key, curve["knee"]) for key, curve in summary["curves"].items()),
+        )
     lines += ["", "Command:", "", f"    {report['command']}", ""]
     return "\n".join(lines)
+
+
+def knee_cells(key: str, k: dict[str, Any] | None) -> list[str]:
+    """One row of the knee table: a curve's PSNR at half and full budget and its late gain."""
+    if k is None:
+        return [f"`{key}`", "-", "-", "-", "-", "-"]
+    frac = "-" if k["late_fraction"] is None else f"{k['late_fraction']:.2f}"
+    return [
+        f"`{key}`",
+        f"{k['half_psnr']:.2f}",
+        f"{k['end_psnr']:.2f}",
+        f"{k['late_gain_db']:+.2f}",
+        frac,
+        "yes" if k["past_knee"] else "no",
+    ]
 
 
 def figures(summary: dict[str, Any], out: Path, budget: float) -> list[Path]:
@@ -982,7 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 results.setdefault(key, {})[str(seed)] = result
     summary = summarise(claims, keys, results, inputs, probes)
     report = {
-        "command": " ".join(["python benchmarks/claims.py", *(argv or sys.argv[1:])]),
+        "command": command_line(__file__, argv),
         "budget_minutes": args.budget,
         "model": args.model,
         "seeds": args.seeds,

@@ -36,7 +36,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import markdown_table
 
 #: Edges of the radial frequency bands, in cycles per pixel (0.5 is Nyquist on an axis; the
 #: corners of the spectrum reach 0.71). Octaves, from shading to single-pixel detail.
@@ -125,9 +130,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from claims import VARIANTS, heldout, run_name
-    from claims import parse_args as claims_args
-
+    from benchmarks.claims import VARIANTS, heldout, run_name
+    from benchmarks.claims import parse_args as claims_args
     from rcot_lightning.checkpoints.load import load_module
 
     args = parse_args(argv)
@@ -179,19 +183,21 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
 def markdown(report: dict[str, Any]) -> str:
     """Two tables: the error per band (1e-4 MSE units) and the energy kept per band."""
-    labels = report["bands"]
-    head = "| run | " + " | ".join(f"{b} c/px" for b in labels) + " | total |"
-    rule = "|---" * (len(labels) + 2) + "|"
-    lines = ["Error per band (MSE share, 1e-4; the total is the MSE):", "", head, rule]
+    bands = [f"{b} c/px" for b in report["bands"]]
     rows = [(f"`{k}` input", v) for k, v in report.get("inputs", {}).items()]
     rows += [(f"`{k}` ({len(v['seeds'])} seeds)", v) for k, v in report["variants"].items()]
-    for name, row in rows:
-        cells = " | ".join(f"{1e4 * e:.2f}" for e in row["error"])
-        lines.append(f"| {name} | {cells} | {1e4 * sum(row['error']):.2f} |")
-    lines += ["", "Energy per band, restored over clean (1 = kept):", "", head[:-9] + "|"]
-    lines.append("|---" * (len(labels) + 1) + "|")
-    for name, row in rows:
-        lines.append(f"| {name} | " + " | ".join(f"{p:.2f}" for p in row["power"]) + " |")
+    lines = ["Error per band (MSE share, 1e-4; the total is the MSE):", ""]
+    lines += markdown_table(
+        ["run", *bands, "total"],
+        (
+            [name, *(f"{1e4 * e:.2f}" for e in row["error"]), f"{1e4 * sum(row['error']):.2f}"]
+            for name, row in rows
+        ),
+    )
+    lines += ["", "Energy per band, restored over clean (1 = kept):", ""]
+    lines += markdown_table(
+        ["run", *bands], ([name, *(f"{p:.2f}" for p in row["power"])] for name, row in rows)
+    )
     return "\n".join(lines)
 
 

@@ -40,10 +40,19 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from intervals import format_interval, interval, paired_difference
-from quality import noisy_photo, run_training, score
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import (
+    command_line,
+    format_interval,
+    interval,
+    markdown_table,
+    paired_difference,
+)
+from benchmarks.quality import noisy_photo, run_training, score
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
 
@@ -176,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
             row["minus_full"] = paired_difference(psnrs, {s: r["psnr"] for s, r in full.items()})
         table[key] = row
     report = {
-        "command": " ".join(["python benchmarks/data_choices.py", *(argv or sys.argv[1:])]),
+        "command": command_line(__file__, argv),
         "model": args.model,
         "iterations": args.iterations,
         "photos": args.photos,
@@ -198,7 +207,7 @@ def markdown(table: dict[str, Any], args: argparse.Namespace) -> str:
     """Held-out PSNR (± 95 % half-width over seeds) per setting and sigma, and row − full."""
     sigmas = [f"sigma{s:g}" for s in args.sigmas]
     head = ["data", *(f"σ{s[5:]} PSNR" for s in sigmas), *(f"σ{s[5:]} row − full" for s in sigmas)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    rows = []
     for setting in args.settings:
         cells = [SETTINGS[setting][0]]
         cells += [format_interval(table[f"{s}/{setting}"]["psnr"], show_n=False) for s in sigmas]
@@ -208,8 +217,8 @@ def markdown(table: dict[str, Any], args: argparse.Namespace) -> str:
             else "0"
             for s in sigmas
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append(cells)
+    return "\n".join(markdown_table(head, rows)) + "\n"
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ from typing import Any
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from quality import noisy_photo
-
+from benchmarks.quality import noisy_photo
 from rcot_lightning.callbacks.cpu_budget import CPUBudget
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import ctypes
-import importlib.util
 import json
 import platform
 import subprocess
@@ -45,6 +44,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
@@ -63,16 +67,6 @@ CONFIGS: dict[str, tuple[torch.dtype | None, bool]] = {
 CPU_CONFIGS = ("fp32", "bf16", "fp32_checkpointing", "bf16_checkpointing")
 #: CUDA context and library handles a GPU process holds besides tensors (order of magnitude).
 CUDA_CONTEXT_GIB = 0.5
-
-
-def throughput_module() -> Any:
-    """``benchmarks/throughput.py`` as a module: the iteration measured here is the one it times."""
-    path = Path(__file__).with_name("throughput.py")
-    spec = importlib.util.spec_from_file_location("throughput", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def proc_status_mib(key: str) -> float:
@@ -97,7 +91,9 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     dtype, checkpointing = CONFIGS[args.config]
     device = torch.device(args.device)
     cuda = device.type == "cuda"
-    tp = throughput_module()
+    # The iteration measured here is the one throughput.py times (imported here: it is heavy).
+    from benchmarks import throughput as tp
+
     torch.manual_seed(args.seed)
     tmap = TwoPassMap(**MAP_PRESETS[args.preset], checkpointing=checkpointing).to(device)
     phi = Potential(**POTENTIAL_PRESETS[args.preset]).to(device)

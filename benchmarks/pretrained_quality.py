@@ -30,12 +30,20 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import bm3d_restore
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
 from rcot_lightning.inference import restore_image
@@ -56,15 +64,6 @@ def _centre_crop(image: Tensor, size: int | None) -> Tensor:
 def noisy_copy(clean: Tensor, sigma: float, seed: int) -> Tensor:
     """``clean`` ``(1, 3, H, W)`` with seeded Gaussian noise, clipped and 8-bit as in training."""
     return GaussianNoise(sigma=sigma)(clean, torch.Generator().manual_seed(seed))
-
-
-def bm3d_restore(noisy: Tensor, sigma: float) -> Tensor:
-    """BM3D told the true sigma; ``(1, 3, H, W)`` in [0, 1]."""
-    import bm3d
-
-    array = noisy[0].permute(1, 2, 0).double().numpy()
-    out = bm3d.bm3d_rgb(array, sigma_psd=sigma / 255.0)
-    return torch.from_numpy(out).permute(2, 0, 1)[None].float().clamp(0, 1)
 
 
 def _scores(restored: Tensor, clean: Tensor) -> dict[str, float]:

@@ -62,6 +62,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import bm3d_restore, command_line, markdown_table
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.datasets import derive_seed
 from rcot_lightning.data.degradations import Degradation, GaussianNoise
@@ -210,15 +216,6 @@ def run_training(
     return last, timing
 
 
-def bm3d_restore(noisy: Tensor, sigma: float) -> Tensor:
-    """BM3D with the true noise level (the ``bm3d`` package), ``(1, 3, H, W)`` in [0, 1]."""
-    import bm3d  # optional: pip install "rcot-lightning[quality]"
-
-    array = noisy[0].permute(1, 2, 0).double().numpy()
-    out = bm3d.bm3d_rgb(array, sigma_psd=sigma / 255.0)
-    return torch.from_numpy(out).permute(2, 0, 1)[None].float().clamp(0, 1)
-
-
 def score(restored: dict[str, Tensor], clean: dict[str, Tensor]) -> dict[str, Any]:
     """PSNR/SSIM per image and their means; FID/KID of the patches against the clean ones."""
     per_image = {
@@ -270,29 +267,33 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(table: dict[str, Any], sigmas: Sequence[float], names: Sequence[str]) -> str:
-    lines = [
-        "| sigma | variant | PSNR (dB) | SSIM | FID (random feat.) | KID x1e3 | train CPU s "
-        "| iters |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    """The table: each variant's mean ± standard deviation over seeds, per sigma."""
+
+    def cell(row: dict[str, Any], metric: str, digits: int, scale: float = 1.0) -> str:
+        if metric not in row:
+            return "-"
+        mean, std = row[metric] * scale, row[f"{metric}_std"] * scale
+        return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+    rows = []
     for sigma in sigmas:
         for name in names:
             row = table.get(f"sigma{sigma:g}/{name}")
-            if not row:
-                continue
-
-            def cell(metric: str, digits: int, scale: float = 1.0, row: dict = row) -> str:
-                if metric not in row:
-                    return "-"
-                mean, std = row[metric] * scale, row[f"{metric}_std"] * scale
-                return f"{mean:.{digits}f} ± {std:.{digits}f}"
-
-            lines.append(
-                f"| {sigma:g} | {DESCRIPTIONS[name]} | {cell('psnr', 2)} | {cell('ssim', 3)} | "
-                f"{cell('fid', 2)} | {cell('kid', 2, 1e3)} | {cell('train_cpu_seconds', 0)} | "
-                f"{cell('iterations', 0)} |"
-            )
-    return "\n".join(lines) + "\n"
+            if row:
+                rows.append(
+                    [
+                        f"{sigma:g}",
+                        DESCRIPTIONS[name],
+                        cell(row, "psnr", 2),
+                        cell(row, "ssim", 3),
+                        cell(row, "fid", 2),
+                        cell(row, "kid", 2, 1e3),
+                        cell(row, "train_cpu_seconds", 0),
+                        cell(row, "iterations", 0),
+                    ]
+                )
+    head = ["sigma", "variant", "PSNR (dB)", "SSIM", "FID (random feat.)", "KID x1e3"]
+    return "\n".join(markdown_table([*head, "train CPU s", "iters"], rows)) + "\n"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -388,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     pool.shutdown()
     table = summarise(results)
     report = {
-        "command": " ".join(["python benchmarks/quality.py", *(argv or sys.argv[1:])]),
+        "command": command_line(__file__, argv),
         "photos": args.photos,
         "model": args.model,
         "batch": args.batch,

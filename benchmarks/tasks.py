@@ -70,6 +70,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import bm3d_restore
 from rcot_lightning import hardware
 from rcot_lightning.data.degradations import (
     JPEG,
@@ -326,26 +332,6 @@ def grey(x: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------------------------
 # The anchors: each takes the 8-bit input (``sr``: the low-resolution image) and parameters.
-
-
-def bm3d_restore(x: Tensor, sigma: float, threads: int = 1) -> Tensor:
-    """BM3D (``bm3d.bm3d_rgb``, profile ``np``) at noise sigma ``sigma`` (0-255).
-
-    Args:
-        x: ``(1, 3, H, W)`` in [0, 1].
-        sigma: the noise level BM3D assumes, 0-255 scale.
-        threads: its threads (the library's default, 0, takes every core).
-
-    Returns:
-        ``(1, 3, H, W)`` in [0, 1].
-    """
-    import bm3d
-
-    profile = bm3d.BM3DProfile()
-    profile.num_threads = threads
-    array = x[0].permute(1, 2, 0).double().numpy()
-    out = bm3d.bm3d_rgb(array, sigma_psd=sigma / 255.0, profile=profile)
-    return torch.from_numpy(np.ascontiguousarray(out)).permute(2, 0, 1)[None].float().clamp(0, 1)
 
 
 def _per_channel(x: Tensor, fn: Callable[[np.ndarray], np.ndarray]) -> Tensor:

@@ -54,7 +54,6 @@ from __future__ import annotations
 import argparse
 import copy
 import functools
-import importlib.util
 import json
 import logging
 import math
@@ -75,6 +74,12 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
+# Run as a file (``python benchmarks/<script>.py``), Python puts benchmarks/ on the path, not the
+# checkout: put the checkout first so the ``benchmarks`` package imports either way.
+if not __package__:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.param_counts import REFERENCE
 from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.data.datamodules import SamplesDataModule
@@ -354,12 +359,7 @@ def potential_params() -> dict[str, Any]:
     with torch.device("meta"):
         phi = Potential(**POTENTIAL_PRESETS["paper"])
     ours = sum(p.numel() for p in phi.parameters())
-    path = Path(__file__).with_name("param_counts.py")
-    spec = importlib.util.spec_from_file_location("param_counts", path)
-    assert spec is not None and spec.loader is not None
-    param_counts = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(param_counts)
-    reference = param_counts.REFERENCE["potential"]
+    reference = REFERENCE["potential"]
     last = POTENTIAL_PRESETS["paper"]["channels"][-1]
     rows = {}
     for size in (64, 128, 256):

@@ -206,15 +206,37 @@ def test_gpu_script_fails_clearly_without_cuda() -> None:
 
 
 def _benchmark_module(name: str) -> Any:
-    sys.path.insert(0, str(BENCHMARKS))
-    try:
-        return importlib.import_module(name)
-    finally:
-        sys.path.remove(str(BENCHMARKS))
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+SCRIPTS = sorted(p.stem for p in BENCHMARKS.glob("*.py") if p.stem != "__init__")
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_every_script_imports_as_a_module_of_the_package(script: str) -> None:
+    # Imported (tests, other scripts), a script only defines things: no path edits, no run.
+    path = list(sys.path)
+    module = _benchmark_module(script)
+    assert sys.path == path
+    assert module.__name__ == f"benchmarks.{script}" and module.__doc__
+
+
+def test_a_script_run_as_a_file_imports_the_shared_modules() -> None:
+    # ``python benchmarks/claims.py`` puts benchmarks/ on the path, not the checkout; claims.py
+    # imports benchmarks.common, benchmarks.quality and benchmarks.heldout_curve all the same.
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "claims.py"), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=BENCHMARKS.parent / "docs",
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "--probes" in done.stdout
 
 
 def test_claims_intervals_paired_differences_and_verdicts_on_fixed_numbers() -> None:
-    claims = _benchmark_module("intervals")
+    claims = _benchmark_module("common")
     # Student t quantiles t(0.975, df) from the tables.
     for df, quantile in [(1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262)]:
         assert claims.t_quantile(df) == pytest.approx(quantile, abs=1e-3)

@@ -1,16 +1,80 @@
-"""Confidence intervals over seeds and the verdicts of ``claims.py`` (pure Python + scipy).
+"""What several benchmark scripts share: the BM3D baseline, Markdown tables, and the confidence
+intervals and verdicts over seeds.
 
-Kept apart from ``claims.py`` so the arithmetic can be tested without importing the trainer.
-The definitions are ``claims.py``'s module docstring's "Statistics" and "Budget knee".
+The intervals and verdicts are defined in ``claims.py``'s module docstring ("Statistics" and
+"Budget knee"); ``data_choices.py`` uses the same intervals. Importing this module imports torch
+only: the arithmetic is tested without the trainer, and ``bm3d`` is imported when it is called.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import torch
+from torch import Tensor
+
+# --------------------------------------------------------------------------------------------
+# The BM3D baseline.
+
+
+def bm3d_restore(x: Tensor, sigma: float, threads: int | None = None) -> Tensor:
+    """BM3D (``bm3d.bm3d_rgb``, its default profile) told the noise level ``sigma`` (0-255).
+
+    Args:
+        x: ``(1, 3, H, W)`` in [0, 1].
+        sigma: the noise level BM3D assumes, 0-255 scale (the true one for Gaussian noise).
+        threads: its threads; ``None`` keeps the package's default (0: every core).
+
+    Returns:
+        ``(1, 3, H, W)`` in [0, 1].
+    """
+    import bm3d  # optional: pip install "rcot-lightning[quality]"
+
+    profile = bm3d.BM3DProfile()
+    if threads is not None:
+        profile.num_threads = threads
+    array = x[0].permute(1, 2, 0).double().numpy()
+    out = bm3d.bm3d_rgb(array, sigma_psd=sigma / 255.0, profile=profile)
+    return torch.from_numpy(out.copy()).permute(2, 0, 1)[None].float().clamp(0, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Reports: the command that reproduces one, Markdown tables.
+
+
+def command_line(script: str, argv: Sequence[str] | None) -> str:
+    """``python benchmarks/<script> ARGS`` with ``argv``, or this process's arguments if None.
+
+    Example:
+        >>> command_line("/any/where/quality.py", ["--smoke"])
+        'python benchmarks/quality.py --smoke'
+    """
+    return " ".join([f"python benchmarks/{Path(script).name}", *(argv or sys.argv[1:])])
+
+
+def markdown_table(head: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """The lines of a Markdown table: ``head``, its rule, then one line per row of cells.
+
+    Example:
+        >>> print("\\n".join(markdown_table(["run", "PSNR"], [["l1", "30.12"], ["ot", "-"]])))
+        | run | PSNR |
+        |---|---|
+        | l1 | 30.12 |
+        | ot | - |
+    """
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
+# Confidence intervals over seeds and the verdicts of claims.py.
 
 #: Late gain fraction at or under which a curve counts as past its knee.
 KNEE_FRACTION = 0.1

@@ -5,7 +5,7 @@ Prints one JSON object: files and lines per package (the top level and each sub-
 DataModules, the number of top-level modules, and the number of pairs of repeated code found
 in ``src`` by a separate duplicate-code scan, given with ``--duplicate-pairs N`` (null without).
 
-    python benchmarks/layout_figures.py --duplicate-pairs 13 > docs/assets/layout_after.json
+    python tools/layout_figures.py --duplicate-pairs 13 > docs/assets/layout_after.json
 
 Reads the source as text (``ast``); imports nothing of the package.
 """
