@@ -19,15 +19,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from rcot_lightning.contract import (
-    CLEAN,
-    DEGRADATION,
-    DEGRADED,
-    NAME,
-    PAIRED,
-    SAMPLE_KEY,
-    TARGET,
-)
+from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED, NAME, PAIRED, SAMPLE_KEY, TARGET
 from rcot_lightning.data.sources import Crop, ImageList, PairSource, crop_image, dihedral
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.seeding import derive_seed

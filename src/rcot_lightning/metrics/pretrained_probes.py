@@ -69,13 +69,12 @@ def inception_fid_available(weights_path: str | None = None) -> MetricAvailabili
             False, "Inception FID needs the torch-fidelity package (pip install torch-fidelity)"
         )
     path = weights_path or _hub_checkpoint(_INCEPTION_WEIGHTS)
-    if not os.path.isfile(path):
-        return MetricAvailability(
-            False,
-            f"Inception FID weights not found at {path}; downloads are disabled, so copy "
-            f"{_INCEPTION_WEIGHTS} there (or pass its path) to enable it",
-        )
-    return MetricAvailability(True, f"torch-fidelity Inception weights at {path}")
+    return _weights_at(
+        path,
+        "Inception FID",
+        f"{_INCEPTION_WEIGHTS} there (or pass its path)",
+        "torch-fidelity Inception",
+    )
 
 
 def lpips_available() -> MetricAvailability:
@@ -99,14 +98,24 @@ def lpips_available() -> MetricAvailability:
         return MetricAvailability(
             False, f"LPIPS needs torchvision, which cannot be imported here ({err})"
         )
-    path = _hub_checkpoint(_ALEXNET_WEIGHTS)
+    return _weights_at(
+        _hub_checkpoint(_ALEXNET_WEIGHTS),
+        "LPIPS AlexNet",
+        f"{_ALEXNET_WEIGHTS} there",
+        "torchvision AlexNet",
+    )
+
+
+def _weights_at(path: str, metric: str, copy: str, found: str) -> MetricAvailability:
+    """Whether ``metric``'s weights file is at ``path`` (``found``: whose weights they are); if
+    not, the message says what to ``copy`` where."""
     if not os.path.isfile(path):
         return MetricAvailability(
             False,
-            f"LPIPS AlexNet weights not found at {path}; downloads are disabled, so copy "
-            f"{_ALEXNET_WEIGHTS} there to enable it",
+            f"{metric} weights not found at {path}; downloads are disabled, so copy {copy} to "
+            "enable it",
         )
-    return MetricAvailability(True, f"torchvision AlexNet weights at {path}")
+    return MetricAvailability(True, f"{found} weights at {path}")
 
 
 def inception_fid(weights_path: str | None = None, **kwargs: Any) -> Any | None:
