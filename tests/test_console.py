@@ -39,6 +39,32 @@ def test_progress_bar_shows_the_iteration_as_an_integer() -> None:
     assert items["val/psnr"] == 28.5
 
 
+def test_without_a_terminal_the_bar_logs_a_line_every_n_iterations(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    bar = RCOTProgressBar(log_every_n_iterations=2, terminal=False)
+    assert bar.plain_lines and not RCOTProgressBar(terminal=True).plain_lines
+    assert not RCOTProgressBar(log_every_n_iterations=0, terminal=False).plain_lines
+    trainer = SimpleNamespace(
+        current_epoch=0,
+        global_step=0,
+        is_global_zero=True,
+        progress_bar_metrics={"iteration": 2.0, "loss/map": 0.02312, "v_num": 3},
+    )
+    module = SimpleNamespace(iteration=0)
+    bar._start, bar._last = 0.0, None
+    lines = []
+    for iteration in (1, 2, 3, 4):
+        module.iteration = iteration
+        if iteration % bar.log_every_n_iterations == 0:
+            lines.append(bar.progress_line(trainer, module, iteration))
+    assert lines[0].startswith("iteration 2, epoch 1, ") and "elapsed" in lines[0]
+    assert lines[0].endswith("loss/map 0.02312") and "v_num" not in lines[0]
+    assert "s/iteration" in lines[1]  # a rate once two lines are known
+    with pytest.raises(ValueError, match="log_every_n_iterations must be >= 0"):
+        RCOTProgressBar(log_every_n_iterations=-1)
+
+
 def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> None:
     """Paired folders (``num_workers: auto``), the model summary on, warnings shown."""
     folder = tmp_path / "images"
@@ -46,7 +72,13 @@ def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> 
     for i in range(4):
         Image.new("RGB", (48, 48), color=(40 * i, 50, 100)).save(folder / f"{i}.png")
     args = [
-        *(t for t in TINY if not t.startswith(("data.", "recipe=", "trainer.enable_model"))),
+        *(
+            t
+            for t in TINY
+            if not t.startswith(("data.", "recipe=", "trainer.enable_model", "callbacks.rich"))
+        ),
+        # The bar, into a pipe: a line per iteration.
+        "callbacks.rich_progress_bar.log_every_n_iterations=1",
         "data=paired",
         f"data.train_degraded_dir={folder}",
         f"data.train_target_dir={folder}",
@@ -65,6 +97,7 @@ def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> 
     assert "transport_map" in console and "potential" in console  # the summary still shows
     assert "metrics (CSV): " in proc.stdout and "AtomicCSVLogger" not in proc.stdout
     assert "iterations: 2  (global steps: 4)" in proc.stdout
+    assert "iteration 1, epoch 1, " in console and "iteration 2, epoch 1, " in console
     # 2 pairs of 4 images a batch per epoch, max_steps=4: 2 iterations, no validation yet.
     assert "no validation yet: the run ended before the first one" in proc.stdout
     assert "trainer.val_check_interval=N" in proc.stdout and "recipe=demo" in proc.stdout
