@@ -29,7 +29,7 @@ from typing import Any
 
 import hydra
 import lightning as L
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rcot_lightning.callbacks import RestoredImageWriter
 from rcot_lightning.checkpoints.atomic import atomic_write
@@ -139,6 +139,23 @@ def _conventions(
     return y_channel, int(at_least(value, key, 0, keyed=True))
 
 
+def _without_training_folders(data: DictConfig) -> DictConfig:
+    """``data`` with the folders it requires for training (``???``: ``data=paired``'s
+    ``train_degraded_dir``, ``data=synthetic``'s ``train_dir``, ...) set to null when unset:
+    eval reads only the evaluation splits, so a user gives only those.
+
+    Example:
+        >>> from omegaconf import OmegaConf
+        >>> data = OmegaConf.create({"train_dir": "???", "test_sets": "rain/test"})
+        >>> OmegaConf.to_container(_without_training_folders(data))
+        {'train_dir': None, 'test_sets': 'rain/test'}
+    """
+    for key in list(data.keys()):
+        if OmegaConf.is_missing(data, str(key)):
+            data[str(key)] = None
+    return data
+
+
 def evaluate(cfg: DictConfig) -> float:
     """Restore and score the evaluation split of ``cfg.data`` with ``cfg.ckpt_path``."""
     from hydra.utils import instantiate
@@ -169,7 +186,7 @@ def evaluate(cfg: DictConfig) -> float:
     tile = InferenceSettings(device="cpu", tile=cfg.get("tile")).tile
     if tile is not None:
         module.evaluation = replace(module.evaluation, val_tile_size=tile)
-    datamodule = instantiate(cfg.data, _convert_="partial")
+    datamodule = instantiate(_without_training_folders(cfg.data), _convert_="partial")
     output_dir = Path(cfg.paths.output_dir)
     images_dir = output_dir / cfg.images_dir if save_images else None
     optional = OptionalScores(fid=fid, lpips=lpips, inception_weights=cfg.get("inception_weights"))
