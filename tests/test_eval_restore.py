@@ -393,3 +393,15 @@ def test_restore_bf16_runs_in_fp32_where_the_cpu_has_no_native_bf16(
     assert all(n.startswith("precision: this CPU (") for n in notes)
     with pytest.raises(RCOTError, match="precision must be 32 or bf16, got '16'"):
         run_precision("16", torch.device("cpu"))
+
+
+def test_restore_says_the_ensemble_it_used(
+    compose_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing confirmed that ensemble=8 was used: its last line (and restore.log) says so."""
+    image = _save_image(tmp_path / "x.png", 16, 16)
+    for ensemble, said in ((8, " (ensemble=8: each the mean of 8 flips/rotations)"), (1, "")):
+        out = tmp_path / f"o{ensemble}"
+        cfg = compose_config("restore", f"ensemble={ensemble}", f"input={image}", f"output={out}")
+        restore_files(cfg)
+        assert capsys.readouterr().out.splitlines()[-1] == f"restored 1 image(s) into {out}{said}"

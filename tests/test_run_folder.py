@@ -75,3 +75,40 @@ def test_two_launches_in_the_same_second_keep_their_own_files(tmp_path: Path) ->
         assert "last: last.ckpt" in out
         assert (folder / "checkpoints" / "last.ckpt").is_file()
         assert (folder / ".hydra" / "overrides.yaml").is_file()
+
+
+def test_command_configs_differ_from_trainings_only_in_the_run_folder() -> None:
+    """command.yaml copies default.yaml's settings rather than listing it in its defaults (a
+    value merged over ${rcot_run_dir:} resolved it, claiming a folder at each composition)."""
+    import yaml
+
+    folder = Path(__file__).resolve().parents[1] / "src" / "rcot_lightning" / "conf" / "hydra"
+    default, command = (
+        yaml.safe_load((folder / f).read_text()) for f in ("default.yaml", "command.yaml")
+    )
+    assert "defaults" not in command
+    assert {k: v for k, v in default.items() if k != "run"} == {
+        k: v for k, v in command.items() if k != "run"
+    }
+    assert command["run"]["dir"] == "${rcot_run_dir:${paths.log_dir}/${task_name}/runs}"
+
+
+@pytest.mark.integration  # a command in a new process
+def test_a_command_leaves_one_run_folder_holding_its_log(tmp_path: Path) -> None:
+    """eval, restore and export each left two empty folders beside the real one, and an empty
+    log: what they print now also goes to <run>/<command>.log."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "rcot_lightning.export", "format=torchscript", "output=m.pt"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (folder,) = (tmp_path / "outputs" / "export" / "runs").iterdir()
+    log = (folder / "export.log").read_text()
+    assert "[rcot_lightning.report][INFO] - model: bundled model denoise-blind" in log
+    assert "wrote torchscript to m.pt" in log
+    # Printed once on the console, not repeated by the log's console handler.
+    assert proc.stdout.count("wrote torchscript to m.pt") == 1

@@ -551,6 +551,32 @@ def instantiate_group(node: DictConfig | None, group: str) -> list[Any]:
     return objects
 
 
+#: ``extra=`` of a log call whose line belongs in the run's log file only, not on the console.
+LOG_FILE_ONLY = {"log_file_only": True}
+
+#: Lightning's lines about the devices, kept in the log file only: the recipe block (which names
+#: the devices) is the first thing ``rcot-train`` prints.
+_DEVICE_LINES = ("GPU available", "TPU available", "HPU available", "IPU available")
+
+
+def _console_line(record: logging.LogRecord) -> bool:
+    """Whether a record shows on the console (it always goes to the log file).
+
+    Example:
+        >>> _console_line(logging.makeLogRecord({"msg": "job overrides: x", **LOG_FILE_ONLY}))
+        False
+        >>> _console_line(logging.makeLogRecord({"msg": "GPU available: False, used: False",
+        ...                                      "name": "lightning.pytorch.utilities.rank_zero"}))
+        False
+        >>> _console_line(logging.makeLogRecord({"msg": "trainer.precision=bf16-mixed: ..."}))
+        True
+    """
+    if getattr(record, "log_file_only", False):
+        return False
+    lightning = str(record.name or "").startswith("lightning.")
+    return not (lightning and str(record.msg).startswith(_DEVICE_LINES))
+
+
 def single_log_handlers() -> None:
     """A console with the run's own lines: each message once, no third-party advertisements.
 
@@ -558,6 +584,8 @@ def single_log_handlers() -> None:
     propagates to the root logger, to which Hydra attaches its own console and file handlers:
     that handler is removed. Lightning's tips about its cloud services and deprecation warnings
     between two dependencies are dropped (:func:`rcot_lightning.console.quiet_third_party`).
+    Lightning's device lines and lines logged with ``extra=LOG_FILE_ONLY`` go to the log file
+    only (:func:`_console_line`).
     """
     import lightning  # noqa: F401  (attaches the handler being removed)
 
@@ -568,14 +596,35 @@ def single_log_handlers() -> None:
         for handler in list(logger.handlers):
             if type(handler) is logging.StreamHandler:
                 logger.removeHandler(handler)
+    for handler in logging.getLogger().handlers:
+        console = isinstance(handler, logging.StreamHandler)
+        file = isinstance(handler, logging.FileHandler)
+        if console and not file and _console_line not in handler.filters:
+            handler.addFilter(_console_line)
     quiet_third_party()
 
 
 # -------------------------------------------------------------------------------- summary
+#: The logger name a command's reports carry in its log file.
+REPORT_LOGGER = "rcot_lightning.report"
+
+
 def report(text: str) -> None:
-    """Show a command's result to its user on standard output (logs go to the run's log file)."""
+    """Show a command's result to its user on standard output, and keep it in the run's log
+    file (``<run>/<command>.log``, Hydra's file handler) without repeating it on the console.
+
+    Example:
+        >>> report("restored 1 image(s) into out")
+        restored 1 image(s) into out
+    """
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
+    record = logging.getLogger(REPORT_LOGGER).makeRecord(
+        REPORT_LOGGER, logging.INFO, __file__, 0, text, (), None
+    )
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler) and record.levelno >= handler.level:
+            handler.handle(record)
 
 
 def _fmt(value: Any, digits: int) -> str:

@@ -221,7 +221,9 @@ def restore_files(cfg: DictConfig) -> Restored:
         raise KeyboardInterrupt(
             f"{len(result)} of {len(plan)} image(s) were restored into {output}"
         ) from None
-    app.report(f"restored {len(result)} image(s) into {output}")
+    ensemble = settings.ensemble  # said when on: the only sign the user gets that it was used
+    averaged = f" (ensemble={ensemble}: each the mean of {ensemble} flips/rotations)"
+    app.report(f"restored {len(result)} image(s) into {output}{averaged if ensemble > 1 else ''}")
     if deep:
         app.report(
             f"note: {len(deep)} input(s) are 16-bit ({', '.join(deep[:3])}"

@@ -264,7 +264,9 @@ def run(cfg: DictConfig) -> TrainingRun:
     from rcot_lightning.values import at_least
 
     app.single_log_handlers()
-    log.info("job overrides: %s", " ".join(app.job_overrides()) or "(none)")
+    # In train.log only: the recipe block is the first thing the command prints.
+    overrides = " ".join(app.job_overrides()) or "(none)"
+    log.info("job overrides: %s", overrides, extra=app.LOG_FILE_ONLY)
     from rcot_lightning.checkpoints.trust import trust_settings
     from rcot_lightning.data.images import set_max_megapixels
 
