@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from rcot_lightning.cli.run_folder import new_run_folder, run_folder
+from rcot_lightning.cli.run_folder import last_training_run, new_run_folder, run_folder
 from rcot_lightning.errors import RCOTError
 from tests.conftest import TINY_CLI, cli_env
 
@@ -75,6 +76,65 @@ def test_two_launches_in_the_same_second_keep_their_own_files(tmp_path: Path) ->
         assert "last: last.ckpt" in out
         assert (folder / "checkpoints" / "last.ckpt").is_file()
         assert (folder / ".hydra" / "overrides.yaml").is_file()
+
+
+def _training_run(runs: Path, name: str, task: str | None, mtime: float) -> Path:
+    """A training run folder with a last.ckpt saved at ``mtime`` and, unless ``task`` is None,
+    the ``.hydra/config.yaml`` that names its task."""
+    last = runs / name / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"x")
+    os.utime(last, (mtime, mtime))
+    if task is not None:
+        (runs / name / ".hydra").mkdir()
+        (runs / name / ".hydra" / "config.yaml").write_text(f"task:\n  name: {task}\n  x: 1\n")
+    return last
+
+
+def test_ckpt_path_last_stays_within_the_task(tmp_path: Path) -> None:
+    """A derain eval never takes a newer denoise run (issue: it silently used a sigma-50 one)."""
+    derain = _training_run(tmp_path, "2026-01-01_00-00-00", "derain", 1e9)
+    _training_run(tmp_path, "2026-01-02_00-00-00", "denoise", 1e9 + 100)
+    chosen = last_training_run(tmp_path, "derain")
+    assert (chosen.checkpoint, chosen.task) == (derain, "derain")
+    assert chosen.describe("derain") == (
+        f"ckpt_path=last: {derain} (the latest training run 2026-01-01_00-00-00, task derain); "
+        "passed over 1 newer run(s) of another task than derain: 2026-01-02_00-00-00 (task "
+        "denoise)"
+    )
+    # Without a task (restore, export) the latest run of any task, named with its task.
+    assert last_training_run(tmp_path).describe().endswith("2026-01-02_00-00-00, task denoise)")
+    # Runs of other tasks only: refused, naming the newest and how to take it anyway.
+    with pytest.raises(RCOTError) as refused:
+        last_training_run(tmp_path, "dehaze")
+    newest = tmp_path / "2026-01-02_00-00-00" / "checkpoints" / "last.ckpt"
+    assert str(refused.value) == (
+        f"ckpt_path=last: no training run of task dehaze under {tmp_path} has a "
+        "checkpoints/last.ckpt; the latest, 2026-01-02_00-00-00, trained task denoise: pass "
+        f"task=denoise to score it as that task, or ckpt_path={newest} to score it as task "
+        "dehaze anyway"
+    )
+    # A run whose task is unknown (no .hydra record) is taken, and says so.
+    unknown = _training_run(tmp_path, "copied", None, 1e9 + 200)
+    chosen = last_training_run(tmp_path, "derain")
+    assert chosen.checkpoint == unknown and chosen.task is None
+    assert "task unknown: copied has no .hydra/config.yaml" in chosen.describe("derain")
+
+
+def test_eval_ckpt_path_last_takes_the_run_of_its_task(
+    tmp_path: Path, compose_config, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rcot_lightning.cli import app
+
+    runs = tmp_path / "runs"
+    derain = _training_run(runs, "a", "derain", 1e9)
+    denoise = _training_run(runs, "b", "denoise", 1e9 + 100)
+    for task, expected in (("derain", derain), ("denoise", denoise)):
+        cfg = compose_config("eval", f"task={task}", "ckpt_path=last", f"train_runs={runs}")
+        assert app.checkpoint_of(cfg) == str(expected)
+        assert f"ckpt_path=last: {expected} (the latest training run" in capsys.readouterr().out
+    cfg = compose_config("eval", "task=derain", f"ckpt_path={denoise}", f"train_runs={runs}")
+    assert app.checkpoint_of(cfg) == str(denoise)  # an explicit path: the user asked for it
 
 
 def test_command_configs_differ_from_trainings_only_in_the_run_folder() -> None:

@@ -499,16 +499,27 @@ def checkpoint_of(cfg: DictConfig) -> str | None:
     """The command's ``ckpt_path`` (``None`` when unset), ``last`` resolved to the
     ``checkpoints/last.ckpt`` of the latest training run under ``cfg.train_runs``.
 
+    A command with a task (``rcot-eval task=derain``) takes the latest run of that task only;
+    ``last`` prints one line naming the run and its task (and newer runs of another task it
+    passed over).
+
     Raises:
-        RCOTError: ``ckpt_path=last`` and no training run has a ``last.ckpt`` (the message
-            names the folder searched and what to pass instead).
+        RCOTError: ``ckpt_path=last`` and no training run (of the command's task) has a
+            ``last.ckpt`` (the message names the folder searched and what to pass instead).
     """
-    from rcot_lightning.cli.run_folder import checkpoint_path
+    from rcot_lightning.cli.run_folder import last_training_run
 
     value = cfg.get("ckpt_path")
     if value is None or str(value) == "":
         return None
-    return str(checkpoint_path(str(value), str(cfg.get("train_runs", "outputs/train/runs"))))
+    if str(value) != "last":
+        return str(value)
+    task = cfg.get("task")
+    wanted = task.get("name") if isinstance(task, DictConfig) else None
+    wanted = str(wanted) if wanted else None
+    chosen = last_training_run(str(cfg.get("train_runs", "outputs/train/runs")), wanted)
+    report(chosen.describe(wanted))
+    return str(chosen.checkpoint)
 
 
 def job_overrides() -> list[str]:

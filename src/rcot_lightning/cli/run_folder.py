@@ -20,10 +20,20 @@ import datetime
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import NamedTuple
 
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["check_run_dir", "checkpoint_path", "latest_run", "new_run_folder", "run_folder"]
+__all__ = [
+    "LastRun",
+    "check_run_dir",
+    "checkpoint_path",
+    "last_training_run",
+    "latest_run",
+    "new_run_folder",
+    "run_folder",
+    "run_task",
+]
 
 #: Name of the checkpoint a run keeps its final state in (``<run>/checkpoints/last.ckpt``).
 LAST_CHECKPOINT = Path("checkpoints") / "last.ckpt"
@@ -240,16 +250,130 @@ def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = 
     return str(new_run_folder(parent))
 
 
-def checkpoint_path(ckpt_path: str | os.PathLike[str], train_runs: str | os.PathLike[str]) -> Path:
+def run_task(folder: str | os.PathLike[str]) -> str | None:
+    """The task a training run trained (``task.name`` in its ``.hydra/config.yaml``), or None.
+
+    None when the folder has no readable record (a run copied without ``.hydra/``, a checkpoint
+    saved by your own Trainer).
+
+    Example:
+        >>> import tempfile
+        >>> run = Path(tempfile.mkdtemp())
+        >>> (run / HYDRA_RECORD).mkdir()
+        >>> _ = (run / HYDRA_RECORD / "config.yaml").write_text("task:\\n  name: derain\\n")
+        >>> run_task(run), run_task(tempfile.mkdtemp())
+        ('derain', None)
+    """
+    import yaml
+
+    record = Path(folder) / HYDRA_RECORD / "config.yaml"
+    try:
+        if not record.is_file() or record.stat().st_size > 1_000_000:
+            return None
+        config = yaml.safe_load(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    task = config.get("task") if isinstance(config, dict) else None
+    name = task.get("name") if isinstance(task, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+class LastRun(NamedTuple):
+    """The checkpoint ``ckpt_path=last`` names, and what a user needs to know about it."""
+
+    #: ``<run>/checkpoints/last.ckpt``.
+    checkpoint: Path
+    #: The task that run trained (:func:`run_task`; None: unknown).
+    task: str | None
+    #: Newer runs of another task, passed over: ``(run folder, its task)``.
+    passed_over: tuple[tuple[Path, str], ...] = ()
+
+    def describe(self, wanted: str | None = None) -> str:
+        """One line: which checkpoint, from which run and task, and what was passed over."""
+        run = self.checkpoint.parent.parent.name
+        if self.task is None:
+            what = f"task unknown: {run} has no {HYDRA_RECORD}/config.yaml"
+        else:
+            what = f"task {self.task}"
+        line = f"ckpt_path=last: {self.checkpoint} (the latest training run {run}, {what})"
+        if self.passed_over:
+            newer = ", ".join(f"{p.name} (task {t})" for p, t in self.passed_over[:3])
+            more = ", ..." if len(self.passed_over) > 3 else ""
+            line += (
+                f"; passed over {len(self.passed_over)} newer run(s) of another task than "
+                f"{wanted}: {newer}{more}"
+            )
+        return line
+
+
+def last_training_run(train_runs: str | os.PathLike[str], task: str | None = None) -> LastRun:
+    """The run ``ckpt_path=last`` takes: the newest ``last.ckpt`` under ``train_runs``, of
+    ``task`` when one is given.
+
+    Args:
+        train_runs: where the training runs live (``<log_dir>/train/runs``).
+        task: the command's task (``rcot-eval task=derain``); a run of another task is never
+            taken (a run whose task is unknown is, and says so). None: any task.
+
+    Raises:
+        RCOTError: no run has a ``last.ckpt``; runs have one, but all of another task (the
+            message names the newest and how to take it anyway).
+
+    Example:
+        >>> import tempfile
+        >>> runs = Path(tempfile.mkdtemp())
+        >>> for name, trained in (("a", "derain"), ("b", "denoise")):
+        ...     (runs / name / "checkpoints").mkdir(parents=True)
+        ...     _ = (runs / name / LAST_CHECKPOINT).write_bytes(b"")
+        ...     (runs / name / HYDRA_RECORD).mkdir()
+        ...     _ = (runs / name / HYDRA_RECORD / "config.yaml").write_text(
+        ...         f"task:\\n  name: {trained}\\n")
+        >>> os.utime(runs / "a" / LAST_CHECKPOINT, (1, 1))
+        >>> last_training_run(runs, "derain").describe("derain")  # doctest: +ELLIPSIS
+        'ckpt_path=last: .../a/checkpoints/last.ckpt (the latest training run a, task derain); \
+passed over 1 newer run(s) of another task than derain: b (task denoise)'
+    """
+    root = Path(train_runs)
+    runs = [p for p in root.iterdir() if (p / LAST_CHECKPOINT).is_file()] if root.is_dir() else []
+    runs.sort(key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, reverse=True)
+    if not runs:
+        raise RCOTError(
+            f"ckpt_path=last: no training run under {train_runs} has a {LAST_CHECKPOINT}; "
+            "train one first (python -m rcot_lightning.train), pass ckpt_path=<file>.ckpt, or "
+            "set train_runs=<folder holding the training runs>"
+        )
+    passed_over: list[tuple[Path, str]] = []
+    for run in runs:
+        trained = run_task(run)
+        if task is None or trained is None or trained == task:
+            return LastRun(run / LAST_CHECKPOINT, trained, tuple(passed_over))
+        passed_over.append((run, trained))
+    newest, trained = passed_over[0]
+    raise RCOTError(
+        f"ckpt_path=last: no training run of task {task} under {train_runs} has a "
+        f"{LAST_CHECKPOINT}; the latest, {newest.name}, trained task {trained}: pass "
+        f"task={trained} to score it as that task, or ckpt_path={newest / LAST_CHECKPOINT} to "
+        f"score it as task {task} anyway"
+    )
+
+
+def checkpoint_path(
+    ckpt_path: str | os.PathLike[str],
+    train_runs: str | os.PathLike[str],
+    task: str | None = None,
+) -> Path:
     """The checkpoint ``ckpt_path`` names for eval, restore and export.
 
     Args:
         ckpt_path: a ``.ckpt`` file, or ``"last"``: the ``checkpoints/last.ckpt`` of the
-            training run under ``train_runs`` that saved one most recently.
+            training run under ``train_runs`` that saved one most recently
+            (:func:`last_training_run`).
         train_runs: where the training runs live (``<log_dir>/train/runs``).
+        task: the command's task: ``last`` never takes a run of another task.
 
     Raises:
-        RCOTError: ``ckpt_path=last`` and no run under ``train_runs`` has a ``last.ckpt``.
+        RCOTError: ``ckpt_path=last`` and no run under ``train_runs`` (of ``task``) has a
+            ``last.ckpt``.
 
     Example:
         >>> import tempfile
@@ -261,11 +385,4 @@ def checkpoint_path(ckpt_path: str | os.PathLike[str], train_runs: str | os.Path
     """
     if str(ckpt_path) != "last":
         return Path(ckpt_path)
-    latest = latest_run(train_runs)
-    if latest is None:
-        raise RCOTError(
-            f"ckpt_path=last: no training run under {train_runs} has a {LAST_CHECKPOINT}; "
-            "train one first (python -m rcot_lightning.train), pass ckpt_path=<file>.ckpt, or "
-            "set train_runs=<folder holding the training runs>"
-        )
-    return latest / LAST_CHECKPOINT
+    return last_training_run(train_runs, task).checkpoint
