@@ -232,8 +232,13 @@ def test_the_readme_is_one_screen_of_what_a_newcomer_needs() -> None:
     # The test command stays the one .ci/run runs, verbatim.
     command = 'pip install -q -e ".[dev]" && python -m pytest'
     assert command in text and command in (ROOT / ".ci" / "run").read_text()
-    # The CPU build of torch comes before the package (else pip resolves the CUDA build).
+    # The CPU build of torch comes before the package (else pip resolves the CUDA build), and
+    # CI installs torch with the README's line, verbatim.
     assert text.index("pip install torch==") < text.index('pip install -e ".[dev]"')
+    install = next(b for b in ALL if b.page.name == "README.md" and "pip install torch" in b.text)
+    torch_line = install.text.splitlines()[0]
+    assert torch_line.startswith("pip install torch==") and "--index-url" in torch_line
+    assert torch_line in (ROOT / ".ci" / "run").read_text(), torch_line
 
 
 def test_every_documented_link_to_a_page_exists() -> None:
