@@ -247,3 +247,95 @@ def test_every_documented_link_to_a_page_exists() -> None:
             if target.startswith(("http://", "https://")):
                 continue
             assert (page.parent / target).exists(), f"{page.relative_to(ROOT)} -> {target}"
+
+
+WEIGHTS = ROOT / "src" / "rcot_lightning" / "weights"
+
+
+def _bundled(model: str) -> tuple[float, float, dict]:
+    """``(M parameters, MB on disk, registry entry)`` of a bundled model, from its files."""
+    import yaml
+
+    from rcot_lightning.pretrained import load
+
+    entry = yaml.safe_load((WEIGHTS / f"{model}.yaml").read_text())
+    parameters = sum(p.numel() for p in load(model).parameters()) / 1e6
+    return parameters, (WEIGHTS / entry["weights"]).stat().st_size / 1e6, entry
+
+
+def test_bundled_model_sizes_in_the_docs_are_those_of_its_weights() -> None:
+    """deploy.md gave denoise-blind as 0.35 M parameters / 1.4 MB (the v1 map) and as 1.33 M /
+    5.4 MB: every figure now names the model it follows and equals what its weights hold."""
+    sizes = {name: _bundled(name) for name in ("denoise-blind", "denoise-blind-fast")}
+    for name, (parameters, _, entry) in sizes.items():
+        assert f"{parameters:.2f} M parameters" in entry["map"], (name, entry["map"])
+    checked = 0
+    for page in (ROOT / "README.md", ROOT / "docs" / "deploy.md"):
+        text = " ".join(page.read_text().split())
+        for found in re.finditer(r"(\d+\.\d+) (M parameters|MB)", text):
+            named = re.findall(r"`(denoise-blind(?:-fast)?)`", text[: found.start()])
+            if not named or found.start() - text.rfind(f"`{named[-1]}`") > 400:
+                continue  # a figure of another network (the paper's, a training model)
+            parameters, megabytes, _ = sizes[named[-1]]
+            value = parameters if found[2] == "M parameters" else megabytes
+            assert found[1] == f"{value:.{len(found[1].split('.')[1])}f}", (
+                f"{page.name}: {named[-1]} given as {found[0]}, its weights: {value:.2f}"
+            )
+            checked += 1
+    assert checked >= 5
+
+
+def test_readme_quality_figures_come_from_the_registry_and_the_curve() -> None:
+    """The README's figures for denoise-blind are its registry's (benchmarks/pretrained_quality.py)
+    and its table's shipped column the training curve's last checkpoint (heldout_curve.py,
+    other noise seeds): each from its one source, rounded to two decimals."""
+    import json
+
+    text = " ".join((ROOT / "README.md").read_text().split())
+    heldout = _bundled("denoise-blind")[2]["heldout"]
+    prose = re.search(
+        r"held-out photos ([\d.]+) / ([\d.]+) / ([\d.]+) dB at sigma 15 / 25 / 50, against "
+        r"BM3D's ([\d.]+) / ([\d.]+) / ([\d.]+)",
+        text,
+    )
+    assert prose is not None
+    sigmas = (15, 25, 50)
+    expected = [f"{heldout[f'sigma{s}']['model'][0]:.2f}" for s in sigmas]
+    expected += [f"{heldout[f'sigma{s}']['bm3d'][0]:.2f}" for s in sigmas]
+    assert list(prose.groups()) == expected
+    curve = [
+        json.loads(line)
+        for line in (ROOT / "docs" / "quality" / "heldout_curve_v2.jsonl").read_text().splitlines()
+    ]
+    header = re.search(r"\| CPU-hours of training \|([^\n]*?)\| BM3D \|", text)
+    assert header is not None
+    hours = [float(h.split()[0]) for h in header[1].split("|") if h.strip()]
+    for sigma in sigmas:
+        row = re.search(rf"\| sigma {sigma} \|((?: [\d.]+ \|)+)", text)
+        assert row is not None
+        *cells, bm3d = [c.strip() for c in row[1].split("|") if c.strip()]
+        assert bm3d == f"{heldout[f'sigma{sigma}']['bm3d'][0]:.2f}"
+        points = [p for p in curve if p.get("sigma") == sigma and "cpu_seconds" in p]
+        for hour, cell in zip(hours, cells, strict=True):
+            near = [f"{p['psnr']:.2f}" for p in points if round(p["cpu_seconds"] / 3600, 1) == hour]
+            assert cell in near, (sigma, hour, cell, near)
+        assert cells[-1] == f"{points[-1]['psnr']:.2f}" and points[-1]["checkpoint"] == "last.ckpt"
+
+
+def test_development_page_names_the_declared_floors() -> None:
+    """docs/development.md named lightning >= 2.4 after the floor had moved to 2.6."""
+    from packaging.version import Version
+
+    floors = dict(
+        line.split("==")
+        for line in (ROOT / "ci" / "floors.txt").read_text().splitlines()
+        if "==" in line and not line.startswith("#")
+    )
+    text = " ".join((ROOT / "docs" / "development.md").read_text().split())
+    named = dict(re.findall(r"([a-z][\w-]*) >= ([\w.]+)", text))
+    for package, version in floors.items():
+        assert package in named and Version(named[package]) == Version(version), (
+            package,
+            named.get(package),
+            version,
+        )
