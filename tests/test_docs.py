@@ -11,6 +11,8 @@ The convention (also in ``docs/development.md``):
 * a block is exempt only when the line right before its fence is ``<!-- not-run: <reason> -->``
   (printed output, an install, the test suite, a GPU, a cluster); any other unmarked block
   fails, so a new block cannot go unchecked.
+
+The README's commands are also *executed*, in order, by ``tests/test_readme_commands.py``.
 """
 
 from __future__ import annotations
