@@ -300,7 +300,6 @@ class RCOTModule(L.LightningModule):
         self.iteration = 0
         self.skipped_updates = 0
         self._bad_streak = 0
-        self._skipped_now: list[str] = []
         self._compiled_map: Callable[[Tensor], Tensor] | None = None
 
     # ------------------------------------------------------------------------------- settings
@@ -395,63 +394,52 @@ class RCOTModule(L.LightningModule):
 
     # ------------------------------------------------------------------------ the algorithm
     def training_step(self, batch: Mapping[str, Any], batch_idx: int) -> None:
+        """One RCOT iteration, as in the paper's algorithm.
+
+        ``tests/test_module.py`` writes the same iteration out in plain PyTorch (``plain_rcot``)
+        and checks that three iterations of this step give the same weights
+        (``test_three_iterations_equal_a_plain_pytorch_implementation``).
+        """
         opt_map, opt_potential = self.optimizers()  # type: ignore[misc, attr-defined]
         y = batch[DEGRADED]
         restored = self(y)  # T(y), once per iteration
-
+        skipped: list[str] = []  # the updates of this iteration left out as non-finite
         logs: dict[str, Tensor] = {}
-        self._skipped_now = []
-        if self.objective.uses_potential:
-            logs |= self._potential_steps(opt_potential, batch, restored.detach())
-        logs |= self._map_step(opt_map, batch, restored)
-        self._count_skipped()
 
-        self._update_ema()
-        self.iteration += 1
-        if self.hparams["scheduler_interval"] == "step":
-            self._step_schedulers()
-        logs["lr_map"] = torch.tensor(float(opt_map.param_groups[0]["lr"]))
-        logs["lr_potential"] = torch.tensor(float(opt_potential.param_groups[0]["lr"]))
-        logs["skipped_updates"] = torch.tensor(float(self.skipped_updates))
-        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=y.shape[0])
-        self.log("iteration", float(self.iteration), prog_bar=True, batch_size=y.shape[0])
+        if self.objective.uses_potential:  # n_critic updates of phi against the fixed T(y)
+            self.toggle_optimizer(opt_potential)
+            for critic_step in range(self.hparams["n_critic"]):
+                alpha = self._penalty_alpha(batch, critic_step)
+                loss, logs = self.objective.potential_loss(
+                    self._score, batch[CLEAN], restored.detach(), alpha, self._grad_scale()
+                )
+                if not self._finite_update(opt_potential, loss):
+                    skipped.append(f"potential loss {float(loss.detach()):.4g}")
+            self.untoggle_optimizer(opt_potential)
 
-    def _potential_steps(
-        self, optimizer: Any, batch: Mapping[str, Any], fake: Tensor
-    ) -> dict[str, Tensor]:
-        """``n_critic`` updates of phi against the fixed ``T(y)``."""
-        x = batch[CLEAN]
-        parts: dict[str, Tensor] = {}
-        self.toggle_optimizer(optimizer)
-        for critic_step in range(self.hparams["n_critic"]):
-            alpha = self._penalty_alpha(batch, critic_step)
-            loss, parts = self.objective.potential_loss(
-                self._score, x, fake, alpha, self._grad_scale()
-            )
-            self._finite_step(optimizer, loss, "potential")
-        self.untoggle_optimizer(optimizer)
-        return parts
-
-    def _map_step(
-        self, optimizer: Any, batch: Mapping[str, Any], restored: Tensor
-    ) -> dict[str, Tensor]:
-        """One update of T on the graph of ``restored``; phi is frozen by the toggle."""
-        self.toggle_optimizer(optimizer)
+        self.toggle_optimizer(opt_map)  # one update of T on the graph of T(y); phi is frozen
         score = self._score(restored) if self.objective.uses_potential else None
         loss, parts = self.objective.map_loss(
-            batch[DEGRADED],
+            y,
             restored,
             score,
             target=batch.get(TARGET),
             paired=batch.get(PAIRED),
             degradation=batch.get(DEGRADATION),
         )
-        self._finite_step(optimizer, loss, "map")
-        self.untoggle_optimizer(optimizer)
-        return parts
+        if not self._finite_update(opt_map, loss):
+            skipped.append(f"map loss {float(loss.detach()):.4g}")
+        self.untoggle_optimizer(opt_map)
 
-    def _finite_step(self, optimizer: Any, loss: Tensor, network: str) -> None:
-        """Backward and step, unless the loss or a gradient is not finite: then skip the step.
+        self._stop_if_diverged(skipped)
+        self._update_ema()
+        self.iteration += 1
+        if self.hparams["scheduler_interval"] == "step":
+            self._step_schedulers()
+        self._log_iteration(logs | parts, opt_map, opt_potential, batch_size=y.shape[0])
+
+    def _finite_update(self, optimizer: Any, loss: Tensor) -> bool:
+        """Backward and step; return False, with no step, if the loss or a gradient is not finite.
 
         A skipped step leaves the weights and the optimiser's state as they were, so one bad
         batch (or a spike) cannot turn every parameter into NaN. Under DDP the gradients are
@@ -471,30 +459,41 @@ class RCOTModule(L.LightningModule):
             finite = self.trainer.strategy.reduce_boolean_decision(finite, all=True)
         if finite:
             optimizer.step()
-            return
-        optimizer.zero_grad()
-        self._skipped_now.append(f"{network} loss {float(loss.detach()):.4g}")
+        else:
+            optimizer.zero_grad()
+        return finite
 
-    def _count_skipped(self) -> None:
-        """Count this iteration's skipped updates; stop after ``max_bad_steps`` bad iterations."""
-        if not self._skipped_now:
+    def _stop_if_diverged(self, skipped: list[str]) -> None:
+        """Count an iteration's skipped updates; stop after ``max_bad_steps`` bad iterations."""
+        if not skipped:
             self._bad_streak = 0
             return
-        self.skipped_updates += len(self._skipped_now)
+        self.skipped_updates += len(skipped)
         self._bad_streak += 1
         log.warning(
             "iteration %d: skipped the update(s) with a non-finite loss or gradient (%s)",
             self.iteration,
-            ", ".join(self._skipped_now),
+            ", ".join(skipped),
         )
         limit = self.hparams["max_bad_steps"]
         if self._bad_streak >= limit:
             raise DivergedError(
                 f"training stopped at iteration {self.iteration}: {limit} iterations in a row "
-                f"had a non-finite loss or gradient ({', '.join(self._skipped_now)}), the weights "
+                f"had a non-finite loss or gradient ({', '.join(skipped)}), the weights "
                 f"are those of the last finite update (last.ckpt); {self._divergence_advice()}; "
                 "model.max_bad_steps sets the limit"
             )
+
+    def _log_iteration(
+        self, logs: dict[str, Tensor], opt_map: Any, opt_potential: Any, batch_size: int
+    ) -> None:
+        """The losses' parts, learning rates and skipped updates (``train/...``), and the
+        iteration (on the progress bar)."""
+        logs["lr_map"] = torch.tensor(float(opt_map.param_groups[0]["lr"]))
+        logs["lr_potential"] = torch.tensor(float(opt_potential.param_groups[0]["lr"]))
+        logs["skipped_updates"] = torch.tensor(float(self.skipped_updates))
+        self.log_dict({f"train/{k}": v for k, v in logs.items()}, batch_size=batch_size)
+        self.log("iteration", float(self.iteration), prog_bar=True, batch_size=batch_size)
 
     def _divergence_advice(self) -> str:
         """What to change: a weight of the objective far off its usual range overflows first."""
