@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
+from rcot_lightning.checkpoints.keys import FORMAT_KEY, FORMAT_VERSION
 from rcot_lightning.checkpoints.load import build_module, check_resumable, load_module
-from rcot_lightning.checkpoints.spec import FORMAT_KEY
+from rcot_lightning.checkpoints.spec import to_spec
 from rcot_lightning.checkpoints.upgrade import (
     BUILD_CONFIG_KEY,
     NESTED_SETTINGS,
@@ -20,6 +22,7 @@ from rcot_lightning.checkpoints.upgrade import (
 )
 from rcot_lightning.cli.train import run
 from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.errors import RCOTError
 from rcot_lightning.module import ClipSettings, EvalSettings, RCOTModule
 from rcot_lightning.nets import Potential, TwoPassMap
 from rcot_lightning.objective import FROTObjective
@@ -211,3 +214,37 @@ def test_a_version_0_3_checkpoint_loads_its_settings_and_resumes(
         "potential": None,
         "algorithm": "norm",
     }
+
+
+def test_an_upgraded_checkpoint_records_todays_format_and_saves_as_it(tmp_path: Path) -> None:
+    """A version 0.1 file resumed by a module built by hand (no build config of its own)
+    carries the stored config on; upgraded, it is written as today's format and loads again."""
+    old = {"state_dict": {}, BUILD_CONFIG_KEY: _legacy_config()}
+    upgraded = upgrade_checkpoint(old)
+    assert upgraded[FORMAT_KEY] == FORMAT_VERSION
+    assert upgraded[BUILD_CONFIG_KEY]["_target_"] == "RCOTModule"  # registry names, as saved
+    assert upgraded[BUILD_CONFIG_KEY]["objective"]["lambda_gp"] == 5.0
+
+    torch.manual_seed(0)
+    by_hand = RCOTModule(
+        TwoPassMap(**MAP_PRESETS["tiny"]),
+        Potential(**POTENTIAL_PRESETS["tiny"], layout="uniform"),
+    )
+    by_hand.on_load_checkpoint({"state_dict": {}, BUILD_CONFIG_KEY: _legacy_config()})
+    saved: dict = {"state_dict": by_hand.state_dict()}
+    by_hand.on_save_checkpoint(saved)
+    assert saved[FORMAT_KEY] == FORMAT_VERSION
+    torch.save(saved, tmp_path / "resumed.ckpt")
+    assert load_module(tmp_path / "resumed.ckpt").objective.lambda_gp == 5.0
+
+
+def test_a_format_version_that_is_no_version_is_one_line(tmp_path: Path) -> None:
+    module = RCOTModule(TwoPassMap(**MAP_PRESETS["tiny"]), Potential(**POTENTIAL_PRESETS["tiny"]))
+    for value, expected in (("1", "not a format version"), (FORMAT_VERSION + 1, "newer than")):
+        stored: dict = {"state_dict": module.state_dict()}
+        module.build_config = to_spec(_legacy_config())
+        module.on_save_checkpoint(stored)
+        stored[FORMAT_KEY] = value
+        torch.save(stored, tmp_path / "odd.ckpt")
+        with pytest.raises(RCOTError, match=expected):
+            load_module(tmp_path / "odd.ckpt")

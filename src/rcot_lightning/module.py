@@ -15,9 +15,14 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from rcot_lightning.checkpoints.spec import FORMAT_KEY, FORMAT_VERSION
+from rcot_lightning.checkpoints.keys import (
+    BUILD_CONFIG_KEY,
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    ITERATION_KEY,
+)
 from rcot_lightning.checkpoints.trust import plain
-from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, ITERATION_KEY, upgrade_checkpoint
+from rcot_lightning.checkpoints.upgrade import upgrade_checkpoint
 from rcot_lightning.console import quiet_third_party
 from rcot_lightning.contract import (
     CLEAN,

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from rcot_lightning.checkpoints.finite import check_finite
+from rcot_lightning.checkpoints.keys import BUILD_CONFIG_KEY, FORMAT_VERSION
 from rcot_lightning.checkpoints.spec import (
-    FORMAT_KEY,
-    FORMAT_VERSION,
+    REGISTRY,
     build_spec,
     check_spec,
     import_paths,
@@ -27,11 +27,21 @@ from rcot_lightning.checkpoints.spec import (
 )
 from rcot_lightning.checkpoints.trust import plain as as_plain
 from rcot_lightning.checkpoints.trust import read_checkpoint
-from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY, upgrade_checkpoint, upgrade_config
+from rcot_lightning.checkpoints.upgrade import format_version, upgrade_checkpoint, upgrade_config
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.module import RCOTModule
+
+if TYPE_CHECKING:
+    from rcot_lightning.module import RCOTModule
 
 __all__ = ["build_module", "check_resumable", "load_module"]
+
+
+def _module_class() -> type[RCOTModule]:
+    """:class:`~rcot_lightning.RCOTModule`, named as the registry names every class it builds,
+    so that importing this package never imports the module (which imports the checkpoint
+    format from here)."""
+    cls: type[RCOTModule] = REGISTRY["RCOTModule"].load()
+    return cls
 
 
 def build_module(config: Mapping[str, Any]) -> RCOTModule:
@@ -65,7 +75,7 @@ def build_module(config: Mapping[str, Any]) -> RCOTModule:
     # `build_config` is set afterwards: passed to instantiate, its nested `_target_` nodes would
     # be instantiated too.
     module = instantiate(OmegaConf.create(plain), _convert_="partial")
-    if not isinstance(module, RCOTModule):
+    if not isinstance(module, _module_class()):
         raise RCOTError(
             f"model._target_={plain['_target_']} built a {type(module).__name__}, not an RCOTModule"
         )
@@ -77,7 +87,7 @@ def stored_spec(checkpoint: Mapping[str, Any]) -> Any:
     """The build config a checkpoint stores, in today's form (older files' names and keys
     upgraded, keyed by the file's format version), not yet checked."""
     config = checkpoint.get(BUILD_CONFIG_KEY)
-    if isinstance(config, Mapping) and checkpoint.get(FORMAT_KEY, 0) < FORMAT_VERSION:
+    if isinstance(config, Mapping) and format_version(checkpoint) < FORMAT_VERSION:
         config = upgrade_config(config)
     if isinstance(config, Mapping):
         config = {k: v for k, v in config.items() if k != "build_config"}
@@ -147,7 +157,7 @@ def load_module(
     spec = check_spec(config, trusted_targets, source)
     check_finite(checkpoint["state_dict"], path)
     module = build_spec(spec, trusted_targets, source)
-    if not isinstance(module, RCOTModule):
+    if not isinstance(module, _module_class()):
         raise RCOTError(
             f"{source}: _target_={spec['_target_']} built a {type(module).__name__}, not an "
             "RCOTModule"

@@ -19,8 +19,9 @@ checked whole by :func:`check_spec` and then built by :func:`build_spec`:
   ``_recursive_``, ``_convert_``) and private or dunder names, at any depth.
 
 Nothing is built unless the whole spec passes, and every refusal is one line naming the key.
-Checkpoints of this format record :data:`FORMAT_VERSION` under :data:`FORMAT_KEY`; older ones
-go through :mod:`rcot_lightning.checkpoints.upgrade` first.
+Checkpoints of this format record :data:`~rcot_lightning.checkpoints.keys.FORMAT_VERSION` under
+:data:`~rcot_lightning.checkpoints.keys.FORMAT_KEY`; older ones go through
+:mod:`rcot_lightning.checkpoints.upgrade` first.
 
 Example:
     >>> spec = {"_target_": "TwoPassMap", "dim": 4, "num_blocks": [1, 1, 1, 1],
@@ -42,6 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rcot_lightning.checkpoints.keys import FORMAT_KEY, FORMAT_VERSION
 from rcot_lightning.checkpoints.trust import TARGETS_KEY, resolve_within
 from rcot_lightning.errors import RCOTError
 
@@ -56,12 +58,6 @@ __all__ = [
     "registry_name",
     "to_spec",
 ]
-
-#: The checkpoint key holding the format version of this file.
-FORMAT_KEY = "rcot_format"
-#: 1: stored targets are registry names (this module). Files without the key are older: their
-#: targets are import paths, renamed through the moved-names table on reading.
-FORMAT_VERSION = 1
 
 _TARGET, _PARTIAL = "_target_", "_partial_"
 

@@ -14,7 +14,13 @@ from typing import Any
 
 import torch
 
-from rcot_lightning.checkpoints.spec import FORMAT_KEY, FORMAT_VERSION
+from rcot_lightning.checkpoints.keys import (
+    BUILD_CONFIG_KEY,
+    FORMAT_KEY,
+    FORMAT_VERSION,
+    ITERATION_KEY,
+)
+from rcot_lightning.checkpoints.spec import to_spec
 from rcot_lightning.errors import RCOTError
 
 __all__ = [
@@ -23,6 +29,7 @@ __all__ = [
     "LEGACY_OBJECTIVE_KEYS",
     "MOVED",
     "NESTED_SETTINGS",
+    "format_version",
     "nest_settings",
     "upgrade_checkpoint",
     "upgrade_config",
@@ -146,9 +153,6 @@ def nest_settings(config: Mapping[str, Any]) -> Mapping[str, Any]:
     return nested
 
 
-#: Where a checkpoint stores the config that rebuilds the module (:mod:`.load`).
-BUILD_CONFIG_KEY = "rcot_build_config"
-ITERATION_KEY = "rcot_iteration"
 _EMA_PREFIX = "map_ema."
 _EMA_COUNT_KEY = "map_ema.n_averaged"
 
@@ -177,35 +181,66 @@ def upgrade_state_dict(state_dict: Mapping[str, Any], iteration: int = 0) -> dic
     return upgraded
 
 
-def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """Bring a checkpoint to today's layout, in place; returns it.
+def format_version(checkpoint: Mapping[str, Any]) -> int:
+    """The format version a checkpoint records (0 when it records none: an older file).
 
-    Keyed by the file's format version (:data:`~rcot_lightning.checkpoints.spec.FORMAT_KEY`,
-    as Lightning keys its migrations by version): a file of the current format is returned as
-    it is. An older one (no version) gets its state dict (:func:`upgrade_state_dict`), and its
-    stored model config and hyper-parameters: every ``_target_`` that names a module of before
-    the package layout (:data:`MOVED`) names its new home, and the module's flat settings of
-    before its settings objects sit under ``evaluation`` and ``clipping``
-    (:func:`nest_settings`).
+    Raises:
+        RCOTError: the recorded version is not a whole number >= 1, or is newer than this
+            version of rcot-lightning reads.
+
+    Example:
+        >>> format_version({}), format_version({FORMAT_KEY: FORMAT_VERSION})
+        (0, 1)
+        >>> format_version({FORMAT_KEY: "1"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: the checkpoint's rcot_format is '1', not a format ...
     """
     version = checkpoint.get(FORMAT_KEY, 0)
-    if isinstance(version, int) and not isinstance(version, bool) and version > FORMAT_VERSION:
+    if FORMAT_KEY in checkpoint and (
+        not isinstance(version, int) or isinstance(version, bool) or version < 1
+    ):
+        raise RCOTError(
+            f"the checkpoint's {FORMAT_KEY} is {version!r}, not a format version (a whole number "
+            ">= 1); the file was not written by rcot-lightning or was edited"
+        )
+    if version > FORMAT_VERSION:
         raise RCOTError(
             f"the checkpoint is of format {version}, newer than this version of rcot-lightning "
             f"reads ({FORMAT_VERSION}); upgrade rcot-lightning"
         )
-    if version == FORMAT_VERSION:
+    return int(version)
+
+
+def upgrade_checkpoint(checkpoint: dict[str, Any]) -> dict[str, Any]:
+    """Bring a checkpoint to today's format, in place; returns it.
+
+    Keyed by the file's format version (:func:`format_version`, as Lightning keys its
+    migrations by version): a file of the current format is returned as it is. An older one
+    (no version) gets its state dict (:func:`upgrade_state_dict`), its stored model config
+    (:func:`upgrade_config`, then registry names as today's files store them) and its
+    hyper-parameters: every ``_target_`` that names a module of before the package layout
+    (:data:`MOVED`) names its new home, and the module's flat settings of before its settings
+    objects sit under ``evaluation`` and ``clipping`` (:func:`nest_settings`). It then records
+    today's version, so a module resumed from it saves a file of today's format.
+    """
+    if format_version(checkpoint) == FORMAT_VERSION:
         return checkpoint
-    for key in (BUILD_CONFIG_KEY, "hyper_parameters", "datamodule_hyper_parameters"):
+    for key in ("hyper_parameters", "datamodule_hyper_parameters"):
         if key in checkpoint:
             checkpoint[key] = upgrade_targets(checkpoint[key])
-    for key in (BUILD_CONFIG_KEY, "hyper_parameters"):
-        if isinstance(checkpoint.get(key), Mapping):
-            checkpoint[key] = nest_settings(checkpoint[key])
+    if isinstance(checkpoint.get("hyper_parameters"), Mapping):
+        checkpoint["hyper_parameters"] = nest_settings(checkpoint["hyper_parameters"])
+    config = checkpoint.get(BUILD_CONFIG_KEY)
+    if isinstance(config, Mapping):
+        checkpoint[BUILD_CONFIG_KEY] = to_spec(upgrade_config(config))
+    elif config is not None:
+        checkpoint[BUILD_CONFIG_KEY] = upgrade_targets(config)
     state = checkpoint.get("state_dict")
     if isinstance(state, Mapping):
         iteration = int(checkpoint.get(ITERATION_KEY, 0))
         checkpoint["state_dict"] = upgrade_state_dict(state, iteration)
+    checkpoint[FORMAT_KEY] = FORMAT_VERSION
     return checkpoint
 
 
