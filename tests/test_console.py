@@ -120,3 +120,28 @@ def test_the_manual_optimisation_checkpoint_advice_is_dropped_and_other_warnings
         )
         warnings.warn("a warning of the user's own", UserWarning, stacklevel=1)
     assert [str(w.message) for w in caught] == ["a warning of the user's own"]
+
+
+def test_a_module_built_by_hand_quiets_the_trainer_built_around_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Importing the library changes no logging (tests/test_architecture.py); building an
+    RCOTModule does, so a user's own Trainer shows what the entry points show."""
+    import logging
+
+    import lightning as L
+
+    from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
+    from rcot_lightning.console import _RANK_ZERO, _not_an_advertisement
+    from rcot_lightning.module import RCOTModule
+    from rcot_lightning.nets import Potential, TwoPassMap
+
+    logging.getLogger(_RANK_ZERO).removeFilter(_not_an_advertisement)
+    caplog.set_level(logging.INFO)
+    L.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1)
+    assert "litlogger" in caplog.text  # what Lightning says unless told otherwise
+    caplog.clear()
+    RCOTModule(TwoPassMap(**MAP_PRESETS["tiny"]), Potential(**POTENTIAL_PRESETS["tiny"]))
+    L.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1)
+    assert "litlogger" not in caplog.text
+    assert logging.getLogger(_RANK_ZERO).filter(logging.makeLogRecord({"msg": "GPU available"}))

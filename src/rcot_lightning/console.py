@@ -4,9 +4,9 @@ Lightning advertises its cloud services on every ``Trainer`` (``💡 Tip: ... li
 ``litmodels``), its pytree helper triggers a deprecation warning of torch that a user can do
 nothing about, and its checkpoint callback gives manual-optimisation advice that does not apply
 to RCOT (:data:`NOT_APPLICABLE`). :func:`quiet_third_party` drops exactly those, by their text,
-so any other message still shows. The entry points call it, and so does importing
-:mod:`rcot_lightning.module`: a user who builds their own ``Trainer`` around ``RCOTModule`` gets
-the same console.
+so any other message still shows. The entry points call it, and so does building an
+:class:`~rcot_lightning.RCOTModule`: a user who builds their own ``Trainer`` around one gets the
+same console. Importing the library changes nothing.
 """
 
 from __future__ import annotations

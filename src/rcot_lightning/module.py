@@ -42,9 +42,6 @@ from rcot_lightning.values import at_least, flag, positive_int
 
 log = logging.getLogger(__name__)
 
-# A Trainer built around RCOTModule by a user's own code gets the entry points' quiet console.
-quiet_third_party()
-
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
@@ -247,6 +244,9 @@ class RCOTModule(L.LightningModule):
         build_config: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
+        # A Trainer a user builds around this module gets the entry points' quiet console
+        # (Lightning's advertisements, warnings that do not apply to RCOT); idempotent.
+        quiet_third_party()
         if n_critic < 1:
             raise RCOTError(f"n_critic must be >= 1, got {n_critic!r}")
         if scheduler_interval not in ("epoch", "step"):

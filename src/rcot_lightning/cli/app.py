@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+import rcot_lightning.conf  # noqa: F401  (registers the configs' resolvers, ${rcot_run_dir:}, ...)
 from rcot_lightning.cli.checks import check_extra, check_trainer_values
 from rcot_lightning.cli.crash_log import report_unexpected, write_traceback
-from rcot_lightning.conf import register_resolvers
 from rcot_lightning.errors import ArgumentError, RCOTError, StopNow
 
 if TYPE_CHECKING:
@@ -40,10 +40,6 @@ USAGE_ERROR = 2
 #: The only strategy RCOT can use with DDP out of the box: each of the two alternating backward
 #: passes reaches the parameters of one network only.
 DDP_STRATEGY = "ddp_find_unused_parameters_true"
-
-
-# Importing the configs' package registers their resolvers (${rcot_run_dir:}, ...).
-register_resolvers()
 
 
 # --------------------------------------------------------------------------------- errors
