@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,9 +45,23 @@ def test_every_path_named_in_architecture_md_exists(name: str) -> None:
     assert "/" not in name and any(PACKAGE.rglob(name)), f"docs/architecture.md names {name}"
 
 
+def _type_checking_only(tree: ast.AST) -> set[int]:
+    """Nodes under ``if TYPE_CHECKING:``: imports for annotations, never run."""
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            found |= {id(child) for stmt in node.body for child in ast.walk(stmt)}
+    return found
+
+
 def _imports(path: Path) -> set[str]:
+    """What ``path`` imports when it runs: at the top or inside a function, not for annotations."""
     names = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    annotations_only = _type_checking_only(tree)
+    for node in ast.walk(tree):
+        if id(node) in annotations_only:
+            continue
         if isinstance(node, ast.Import):
             names |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -80,7 +95,7 @@ def test_the_core_imports_only_torch_and_itself() -> None:
 
 
 def test_nothing_below_the_entry_points_imports_them() -> None:
-    allowed = {f"rcot_lightning.{name}" for name in FORWARDERS} | {"rcot_lightning.conf"}
+    allowed = {f"rcot_lightning.{name}" for name in FORWARDERS}
     for path in _sources():
         name = _module_name(path).removesuffix(".__init__")
         if name.startswith("rcot_lightning.cli") or name in allowed:
@@ -91,6 +106,112 @@ def test_nothing_below_the_entry_points_imports_them() -> None:
             if i == "rcot_lightning.cli" or i.startswith("rcot_lightning.cli.")
         ]
         assert not cli, f"{name} imports {cli}"
+
+
+def _part(module: str) -> str:
+    """The part of the package a module belongs to: ``rcot_lightning.checkpoints.load`` ->
+    ``checkpoints``, ``rcot_lightning.module`` -> ``module``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def _import_cycles() -> list[list[str]]:
+    """Cycles between the parts of the package (modules at the top, sub-packages)."""
+    edges: dict[str, set[str]] = {}
+    for path in _sources():
+        here = _part(_module_name(path).removesuffix(".__init__"))
+        for imported in _imports(path):
+            if imported.startswith("rcot_lightning.") and _part(imported) != here:
+                edges.setdefault(here, set()).add(_part(imported))
+    cycles = []
+
+    def walk(node: str, trail: list[str]) -> None:
+        for nxt in sorted(edges.get(node, ())):
+            if nxt == trail[0]:
+                cycles.append([*trail, nxt])
+            elif nxt not in trail and nxt > trail[0]:  # each cycle once, from its least part
+                walk(nxt, [*trail, nxt])
+
+    for start in sorted(edges):
+        walk(start, [start])
+    return cycles
+
+
+def test_no_two_parts_of_the_package_import_each_other() -> None:
+    """Imports run one way between the parts of the package: ``module`` uses the checkpoint
+    format (``checkpoints/keys.py``, ``trust.py``, ``upgrade.py``) and ``checkpoints`` names the
+    module only through its registry; ``conf`` holds its resolvers' logic and imports no ``cli``.
+    """
+    assert _import_cycles() == []
+
+
+def test_importing_the_checkpoints_never_imports_the_module() -> None:
+    """``checkpoints/load.py`` builds an RCOTModule by its registry name, as every class it
+    builds, so the checkpoint format loads without the module (and the module with it)."""
+    code = (
+        "import sys, pkgutil, importlib, rcot_lightning.checkpoints as c\n"
+        "for m in pkgutil.iter_modules(c.__path__):\n"
+        "    importlib.import_module(f'{c.__name__}.{m.name}')\n"
+        "print(sorted(m for m in sys.modules if m == 'rcot_lightning.module'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
+
+
+#: Module-level calls that run at import, each with the reason it must.
+IMPORT_TIME_CALLS = {
+    "rcot_lightning.conf": "register_resolvers(): Hydra imports the configs' package to read "
+    "them, so its resolvers exist wherever the configs compose (another Hydra app too)",
+}
+
+
+def _calls_at_import(tree: ast.Module) -> list[str]:
+    """Bare calls among a module's top-level statements (in ``if``/``try``/``with`` too), except
+    under ``if __name__ == "__main__":``."""
+    found: list[str] = []
+    body: list[ast.stmt] = list(tree.body)
+    while body:
+        stmt = body.pop(0)
+        if isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call):
+            found.append(ast.unparse(stmt.value))
+        elif isinstance(stmt, ast.If) and "__main__" not in ast.unparse(stmt.test):
+            body += stmt.body + stmt.orelse
+        elif isinstance(stmt, ast.Try):
+            body += stmt.body + stmt.orelse + stmt.finalbody
+        elif isinstance(stmt, ast.With):
+            body += stmt.body
+    return found
+
+
+def test_importing_the_library_calls_nothing() -> None:
+    """No module does work when it is imported (quieting other packages' logs, registering
+    things): that happens where it is needed (``RCOTModule.__init__``, the entry points)."""
+    found = {}
+    for path in _sources():
+        calls = _calls_at_import(ast.parse(path.read_text()))
+        if calls:
+            found[_module_name(path).removesuffix(".__init__")] = calls
+    unexpected = sorted(found.keys() - IMPORT_TIME_CALLS.keys())
+    assert not unexpected, {name: found[name] for name in unexpected}
+    stale = sorted(IMPORT_TIME_CALLS.keys() - found.keys())
+    assert not stale, f"IMPORT_TIME_CALLS names modules that call nothing at import: {stale}"
+
+
+def test_importing_the_library_leaves_logging_and_warnings_as_they_were() -> None:
+    code = (
+        "import logging, warnings, lightning, hydra, omegaconf, torch\n"
+        "before = (list(warnings.filters), [list(logging.getLogger(n).filters) for n in\n"
+        "          ('lightning.pytorch.utilities.rank_zero', 'lightning', '')])\n"
+        "import rcot_lightning, rcot_lightning.module, rcot_lightning.callbacks\n"
+        "import rcot_lightning.checkpoints.load, rcot_lightning.cli.app, rcot_lightning.cli.train\n"
+        "after = (list(warnings.filters), [list(logging.getLogger(n).filters) for n in\n"
+        "         ('lightning.pytorch.utilities.rank_zero', 'lightning', '')])\n"
+        "print(before == after)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize("name", FORWARDERS)
@@ -119,9 +240,9 @@ CHECKER_EXCEPTIONS = {
     "(its own home, named in docs/architecture.md)",
     "rcot_lightning.checkpoints.spec.check_spec": "the whole-spec check of a stored model "
     "config; lives beside the registry and the builder that trusts only what it passed",
-    "rcot_lightning.cli.run_folder.check_run_dir": "reads what a folder on disk holds (a run of "
+    "rcot_lightning.conf.run_dir.check_run_dir": "reads what a folder on disk holds (a run of "
     "ours, a user's files, links) before a run writes there; about files, not a value",
-    "rcot_lightning.cli.run_folder._check_links": "part of check_run_dir: files of a run folder "
+    "rcot_lightning.conf.run_dir._check_links": "part of check_run_dir: files of a run folder "
     "that are links",
     "rcot_lightning.checkpoints.load.check_resumable": "compares a checkpoint with the module "
     "it resumes; needs both loaded",

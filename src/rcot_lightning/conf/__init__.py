@@ -4,7 +4,7 @@ Importing this package registers the OmegaConf resolvers the configs use, so the
 compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
 
 * ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
-  (claimed, never shared with another run; see :mod:`rcot_lightning.cli.run_folder`);
+  (claimed, never shared with another run; see :mod:`rcot_lightning.conf.run_dir`);
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
 * ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
   :func:`default_recipe`).
@@ -22,6 +22,7 @@ import os
 from omegaconf import OmegaConf
 
 from rcot_lightning.conf.presets import MAP_PRESETS, POTENTIAL_PRESETS
+from rcot_lightning.conf.run_dir import run_folder
 
 __all__ = [
     "DEMO_CHOICES",
@@ -56,12 +57,6 @@ def _wandb_offline() -> bool:
     return True
 
 
-def _run_dir(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
-    from rcot_lightning.cli.run_folder import run_folder
-
-    return run_folder(parent, run_dir, ckpt_path)
-
-
 def default_recipe(data: str | None, model: str | None, experiment: str | None) -> str:
     """The ``recipe`` option for these group choices, when the command line names none.
 
@@ -88,7 +83,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("rcot_wandb_offline", _wandb_offline)
     if not OmegaConf.has_resolver("rcot_run_dir"):
         # Cached: the folder is claimed once per config, however often run.dir is read.
-        OmegaConf.register_new_resolver("rcot_run_dir", _run_dir, use_cache=True)
+        OmegaConf.register_new_resolver("rcot_run_dir", run_folder, use_cache=True)
     if not OmegaConf.has_resolver("rcot_recipe"):
         # Resolved in train.yaml's defaults list, where only the group choices are known.
         OmegaConf.register_new_resolver("rcot_recipe", default_recipe)
