@@ -12,7 +12,9 @@ the same values here:
 * ``POTENTIAL_PRESETS[name]``: the size of :class:`~rcot_lightning.nets.Potential`
   (``channels``).
 
-Each lookup returns a new dict (lists as tuples), so changing it changes nothing else.
+Each file is read through Hydra's ``compose`` (once), so its defaults list means here what it
+means to ``model=<config>``. Each lookup returns a new dict (lists as tuples), so changing it
+changes nothing else.
 
 Example:
     >>> from rcot_lightning.nets import Potential, TwoPassMap
@@ -58,27 +60,29 @@ POTENTIAL_SIZE_KEYS = ("channels",)
 
 @functools.cache
 def _read(name: str) -> DictConfig:
-    path = files(__package__) / "model" / f"{name}.yaml"
-    if not path.is_file():
+    """``model/<name>.yaml`` as Hydra composes it (its defaults list applied by Hydra itself).
+
+    Inside a running Hydra app (an entry point, a user's own, a test's ``compose``), that app's
+    Hydra and version base are set aside for the compose and put back afterwards.
+    """
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.version import VersionBase
+
+    if not (files(__package__) / "model" / f"{name}.yaml").is_file():
         raise RCOTError(f"no model config named {name!r} in rcot_lightning/conf/model/")
-    node = OmegaConf.create(path.read_text())
+    outer, base = GlobalHydra.instance().hydra, VersionBase.instance().getbase()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module(__package__, version_base="1.3"):
+            node = compose(config_name=f"model/{name}").model
+    finally:
+        GlobalHydra.instance().clear()
+        if outer is not None:
+            GlobalHydra.instance().initialize(outer)
+        VersionBase.instance().version_base = base
     assert isinstance(node, DictConfig)
-    defaults = node.pop("defaults", None) or []
-    # Hydra's order: the defaults list top to bottom, the file itself where `_self_` stands (last
-    # when it is not listed); a later entry's keys win, lists are replaced whole.
-    if "_self_" not in defaults:
-        defaults = [*defaults, "_self_"]
-    parts: list[DictConfig] = []
-    for entry in defaults:
-        if not isinstance(entry, str):
-            raise RCOTError(
-                f"conf/model/{name}.yaml: only plain names of model configs are read in its "
-                f"defaults list, got {entry!r}"
-            )
-        parts.append(node if entry == "_self_" else _read(entry))
-    merged = OmegaConf.merge(*parts)
-    assert isinstance(merged, DictConfig)
-    return merged
+    return node
 
 
 def model_config(name: str) -> dict[str, Any]:
