@@ -301,7 +301,7 @@ def test_semi_paired_module_mask(tmp_path: Path) -> None:
         ({"folders": {"recursive": "yes"}}, r"^data.folders.recursive must be true or false"),
         ({"folders": {"pairing": [{"degraded": "x"}]}}, r"^data.folders.pairing\[0\] must have"),
         ({"folders": {"roots": "x"}}, r"^data.folders has no field roots; its fields: root, "),
-        ({"folders": "x"}, r"^data.folders must be a mapping of root, layout, pairing"),
+        ({"folders": "x"}, r"^data.folders must be a FolderSpec or a mapping of root, layout"),
         ({"root": "/data"}, r"^data.root was removed; use data.folders.root instead$"),
         ({"many_to_one": True}, r"^data.many_to_one was removed; use data.folders.many_to_one"),
         ({"val_images": ["rocket"]}, r"data.val_images shares rocket with data.train_images"),

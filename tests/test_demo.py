@@ -293,7 +293,7 @@ def test_the_demo_config_composes_and_is_checked(compose_config: Callable[..., D
     assert settings.requests.max_tile == 1024
     for override, message in (
         ("precision=16", "precision must be 32 or bf16"),
-        ("demo.cache_max_age=0", "demo.cache_max_age must be a whole number >= 1"),
+        ("demo.cache_max_age=0", "demo.cache_max_age must be a positive integer, got 0"),
         ("pretrained=nope", "no bundled model named 'nope'"),
         ("demo.max_request_megapixels=0", "demo.max_request_megapixels must be a positive"),
         ("demo.max_request_seconds=-5", "demo.max_request_seconds must be a positive number"),

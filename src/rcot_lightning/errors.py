@@ -1,6 +1,17 @@
-"""The one exception type users see for mistakes they can fix (paths, files, config values)."""
+"""Every exception class of the library, in one module.
+
+Users see one type for mistakes they can fix (paths, files, config values):
+:class:`RCOTError` (a :class:`ValueError`) and its kinds, :class:`ArgumentError` (a bad argument
+of a torch-only class or function, named), :class:`MissingExtraError`, :class:`BadImageError`,
+:class:`DivergedError` and :class:`RequestStopped`. The others are how a run stops:
+:class:`StopNow` (a second Ctrl-C), :class:`TrainingInterrupted` (a stop signal, after a
+checkpoint) and :class:`Terminated` (SIGTERM in the demo). The modules that raise them keep their
+old names importable (``rcot_lightning.module.DivergedError``, ...).
+"""
 
 from __future__ import annotations
+
+import signal
 
 
 class RCOTError(ValueError):
@@ -60,3 +71,48 @@ class ArgumentError(RCOTError):
         if not self.argument:
             return f"{key}: {self.problem}"
         return self._join(f"{key}.{self.argument}", self.problem)
+
+
+class BadImageError(RCOTError):
+    """A file that cannot be decoded as an image; :attr:`reason` is the decoder's word.
+
+    The message names the training key that skips such files; other commands (``rcot-restore``)
+    catch this type and name their own. (One message argument, like its base: torch re-raises
+    a DataLoader worker's exception as ``type(message)``.)
+    """
+
+    reason = ""
+
+
+class DivergedError(RCOTError):
+    """Training stopped: too many consecutive iterations had a non-finite loss or gradient."""
+
+
+class RequestStopped(RCOTError):
+    """A restoration stopped between two tiles: its time is up, its page was closed, or the
+    demo is stopping."""
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped on a signal after saving ``checkpoint`` (None: nothing to save).
+
+    Attributes:
+        signum: the signal number.
+        checkpoint: the checkpoint holding the state at ``iteration``.
+        iteration: the module's iteration count when it stopped.
+        exit_status: ``128 + signum``, the shell's status for a process ended by that signal.
+    """
+
+    def __init__(self, signum: int, checkpoint: str | None, iteration: int | None) -> None:
+        self.signum = signum
+        self.checkpoint = checkpoint
+        self.iteration = iteration
+        self.exit_status = 128 + signum
+        name = signal.Signals(signum).name
+        where = f"; checkpoint of iteration {iteration}: {checkpoint}" if checkpoint else ""
+        super().__init__(f"training interrupted by {name}{where}")
+
+
+class Terminated(BaseException):
+    """Raised in the demo's main thread by SIGTERM (a BaseException: nothing on the way catches
+    it)."""

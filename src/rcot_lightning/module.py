@@ -5,8 +5,8 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, TypeVar
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import lightning as L
 import torch
@@ -33,12 +33,12 @@ from rcot_lightning.contract import (
     SAMPLE_KEY,
     TARGET,
 )
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import DivergedError, RCOTError
 from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import score_images
 from rcot_lightning.objective import FROTObjective
 from rcot_lightning.seeding import derive_seed, seeded_generator
-from rcot_lightning.values import at_least, flag, positive_int
+from rcot_lightning.values import as_settings, at_least, flag, positive_int
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +47,6 @@ SchedulerFactory = Callable[[Optimizer], LRScheduler]
 
 #: A gradient-penalty weight above this is a typo or a probe, not a setting (the paper uses 10).
 _LARGE_PENALTY_WEIGHT = 1e6
-
-
-class DivergedError(RCOTError):
-    """Training stopped: too many consecutive iterations had a non-finite loss or gradient."""
 
 
 def _is_number(value: Any) -> bool:
@@ -92,7 +88,7 @@ class EvalSettings:
     @classmethod
     def of(cls, value: EvalSettings | Mapping[str, Any] | None) -> EvalSettings:
         """``value`` as settings: an instance as it is, a mapping of fields, None the defaults."""
-        return _settings(cls, value, "evaluation")
+        return as_settings(cls, value, "evaluation")
 
 
 @dataclass(frozen=True)
@@ -133,29 +129,7 @@ class ClipSettings:
     @classmethod
     def of(cls, value: ClipSettings | Mapping[str, Any] | None) -> ClipSettings:
         """``value`` as settings: an instance as it is, a mapping of fields, None the defaults."""
-        return _settings(cls, value, "clipping")
-
-
-_Settings = TypeVar("_Settings", EvalSettings, ClipSettings)
-
-
-def _settings(cls: type[_Settings], value: Any, argument: str) -> _Settings:
-    if value is None:
-        return cls()
-    if isinstance(value, cls):
-        return value
-    if not isinstance(value, Mapping):
-        raise RCOTError(
-            f"{argument} must be a {cls.__name__} or a mapping of its fields, got "
-            f"{type(value).__name__}"
-        )
-    known = [f.name for f in fields(cls)]
-    unknown = sorted(str(k) for k in value if k not in known)
-    if unknown:
-        raise RCOTError(
-            f"{argument} has no field {', '.join(unknown)}; its fields: {', '.join(known)}"
-        )
-    return cls(**{str(k): v for k, v in value.items()})
+        return as_settings(cls, value, "clipping")
 
 
 def _default_rmsprop(lr: float) -> OptimizerFactory:

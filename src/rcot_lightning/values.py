@@ -26,14 +26,16 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from rcot_lightning.errors import ArgumentError, RCOTError
 
 __all__ = [
+    "as_settings",
     "at_least",
     "count_or_fraction",
     "existing_folder",
@@ -261,3 +263,48 @@ def existing_folder(path: Path, key: str, *, missing_hint: str = "", hint: str =
     if not path.is_dir():
         raise RCOTError(f"{key}: {path} is a file, not a folder{hint}")
     return path
+
+
+Settings = TypeVar("Settings")
+
+
+def as_settings(cls: type[Settings], value: Any, key: str, **defaults: Any) -> Settings:
+    """``value`` as a ``cls`` settings dataclass: an instance as it is, a mapping (Hydra, the
+    Python API) or ``None`` built with ``defaults`` for the fields it leaves out.
+
+    The one way an option group given as a dataclass or a mapping becomes the dataclass
+    (``RCOTModule(clipping=...)``, ``data.crops``, ...). Errors name ``key``: a value that is
+    not a mapping, a field ``cls`` does not have, and a bad field (an :class:`ArgumentError` of
+    ``cls`` is named under ``key``).
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class Crops:
+        ...     patch_size: int = 64
+        ...     def __post_init__(self):
+        ...         positive_int(self.patch_size, "patch_size")
+        >>> as_settings(Crops, None, "data.crops"), as_settings(Crops, {}, "x", patch_size=8)
+        (Crops(patch_size=64), Crops(patch_size=8))
+        >>> as_settings(Crops, {"patch": 8}, "data.crops")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: data.crops has no field patch; its fields: patch_size
+        >>> as_settings(Crops, {"patch_size": 0}, "data.crops")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: data.crops.patch_size must be a positive integer, got 0
+    """
+    if isinstance(value, cls):
+        return value
+    if value is None:
+        value = {}
+    known = ", ".join(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
+    if not isinstance(value, Mapping):
+        raise RCOTError(f"{key} must be a {cls.__name__} or a mapping of {known}, got {value!r}")
+    unknown = sorted(set(map(str, value)) - set(known.split(", ")))
+    if unknown:
+        raise RCOTError(f"{key} has no field {', '.join(unknown)}; its fields: {known}")
+    try:
+        return cls(**{**defaults, **{str(k): v for k, v in value.items()}})
+    except ArgumentError as err:
+        raise RCOTError(err.at(key)) from None

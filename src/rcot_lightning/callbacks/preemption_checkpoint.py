@@ -33,31 +33,11 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from rcot_lightning.errors import RCOTError, StopNow
+from rcot_lightning.errors import RCOTError, StopNow, TrainingInterrupted
 
 __all__ = ["PreemptionCheckpoint", "TrainingInterrupted"]
 
 log = logging.getLogger(__name__)
-
-
-class TrainingInterrupted(Exception):
-    """Training stopped on a signal after saving ``checkpoint`` (None: nothing to save).
-
-    Attributes:
-        signum: the signal number.
-        checkpoint: the checkpoint holding the state at ``iteration``.
-        iteration: the module's iteration count when it stopped.
-        exit_status: ``128 + signum``, the shell's status for a process ended by that signal.
-    """
-
-    def __init__(self, signum: int, checkpoint: str | None, iteration: int | None) -> None:
-        self.signum = signum
-        self.checkpoint = checkpoint
-        self.iteration = iteration
-        self.exit_status = 128 + signum
-        name = signal.Signals(signum).name
-        where = f"; checkpoint of iteration {iteration}: {checkpoint}" if checkpoint else ""
-        super().__init__(f"training interrupted by {name}{where}")
 
 
 def _signals(names: Sequence[str]) -> list[signal.Signals]:

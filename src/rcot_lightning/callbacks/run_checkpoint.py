@@ -42,6 +42,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor
 
 from rcot_lightning.checkpoints.finite import first_nonfinite
+from rcot_lightning.errors import DivergedError
 
 __all__ = ["RunCheckpoint"]
 
@@ -252,8 +253,6 @@ class RunCheckpoint(ModelCheckpoint):
     def on_exception(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
-        from rcot_lightning.module import DivergedError
-
         super().on_exception(trainer, pl_module, exception)
         # Stopped for non-finite values: the skipped updates left the weights finite, and they
         # are the run's final state.

@@ -28,7 +28,7 @@ from rcot_lightning.errors import MissingExtraError, RCOTError
 
 # Moved to the core (one check each); importable from here as before.
 from rcot_lightning.inference import ensemble_size, resolve_device
-from rcot_lightning.values import tile_size
+from rcot_lightning.values import positive_int, tile_size
 
 __all__ = [
     "check_device",
@@ -260,25 +260,6 @@ def check_writable_folder(folder: Path, key: str) -> None:
             f"{key}: cannot write into {folder} ({err.strerror or err}); choose a folder you "
             "can write to"
         ) from None
-
-
-def positive_int(value: Any, key: str) -> int:
-    """``value`` as a whole number >= 1 (not a bool).
-
-    Raises:
-        RCOTError: naming ``key``.
-
-    Example:
-        >>> positive_int(3, "demo.cache_max_age")
-        3
-        >>> positive_int(0, "demo.cache_max_age")
-        Traceback (most recent call last):
-        ...
-        rcot_lightning.errors.RCOTError: demo.cache_max_age must be a whole number >= 1, got 0
-    """
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise RCOTError(f"{key} must be a whole number >= 1, got {value!r}")
-    return value
 
 
 #: Optional packages a Lightning object needs: target suffix -> (modules, any one will do; extra).

@@ -32,7 +32,7 @@ import hydra
 from omegaconf import DictConfig
 
 from rcot_lightning.cli import app
-from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.errors import MissingExtraError, RCOTError, Terminated
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +44,6 @@ STOP_WAIT = 10.0
 
 #: The ports Gradio tries when ``demo.server_port`` is null.
 FIRST_PORT, PORTS_TRIED = 7860, 100
-
-
-class _Terminated(BaseException):
-    """Raised in the main thread by SIGTERM (a BaseException: nothing on the way catches it)."""
 
 
 def import_gradio(cache: Path | None = None) -> ModuleType:
@@ -149,7 +145,7 @@ def serve(cfg: DictConfig) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
         terminated, busy = True, actions.running()
         actions.stop_all("the demo is stopping (SIGTERM)")
-        raise _Terminated
+        raise Terminated
 
     previous = signal.signal(signal.SIGTERM, on_sigterm)
     # Each HTTP request of the page would be logged at INFO.
@@ -192,7 +188,7 @@ def serve(cfg: DictConfig) -> None:
             app.report(f"rcot-demo: public link {share_url}")
         app.report(f"rcot-demo: temporary files in {workspace.root} (deleted when it stops)")
         page.block_thread()
-    except _Terminated:
+    except Terminated:
         pass
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # nothing may cut the clean-up short

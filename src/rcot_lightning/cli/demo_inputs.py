@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from rcot_lightning.data.degradations import Degradation, build_degradation
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import RCOTError, RequestStopped
 
 log = logging.getLogger(__name__)
 
@@ -131,11 +131,6 @@ def read_upload(
 
 
 # ---------------------------------------------------------------------- work per request
-class RequestStopped(RCOTError):
-    """A restoration stopped between two tiles: its time is up, its page was closed, or the
-    demo is stopping."""
-
-
 @dataclass(frozen=True)
 class RequestLimits:
     """The most work one request may ask for: one user must not hold the shared queue.

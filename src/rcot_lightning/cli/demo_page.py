@@ -29,7 +29,6 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from rcot_lightning.cli import app
-from rcot_lightning.cli.checks import positive_int
 from rcot_lightning.cli.demo_inputs import (
     BUNDLED,
     SYNTHETIC,
@@ -52,6 +51,7 @@ from rcot_lightning.cli.demo_inputs import (
 )
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.inference import InferenceSettings
+from rcot_lightning.values import positive_int
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,12 @@ class DemoSettings:
             inference=inference,
             default_model=f"{BUNDLED}{name}",
             checkpoints_dir=None if folder in (None, "") else str(folder),
-            max_checkpoints=positive_int(node.get("max_checkpoints"), "demo.max_checkpoints"),
+            max_checkpoints=positive_int(
+                node.get("max_checkpoints"), "demo.max_checkpoints", keyed=True
+            ),
             limits=UploadLimits.from_config(node),
             seed=int(node.get("seed", 0)),
-            cache_max_age=positive_int(node.get("cache_max_age"), "demo.cache_max_age"),
+            cache_max_age=positive_int(node.get("cache_max_age"), "demo.cache_max_age", keyed=True),
             requests=requests,
         )
 

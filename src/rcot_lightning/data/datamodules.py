@@ -55,9 +55,9 @@ from rcot_lightning.data.sources import (
     Subset,
     Synthesized,
 )
-from rcot_lightning.data.specs import CropSpec, FolderSpec, LoaderSpec, as_spec, refuse_options
+from rcot_lightning.data.specs import CropSpec, FolderSpec, LoaderSpec, refuse_options
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.values import positive_int
+from rcot_lightning.values import as_settings, positive_int
 
 __all__ = [
     "PairedFolderDataModule",
@@ -229,13 +229,13 @@ class RestorationDataModule(L.LightningDataModule):
         self.seed = int(seed)
         # The specs are checked as a whole; the module keeps their plain values (the all-in-one
         # module sets its tasks' crops).
-        crop = as_spec(CropSpec, crops, "data.crops")
+        crop = as_settings(CropSpec, crops, "data.crops")
         self.patch_size, self.val_crop_size = crop.patch_size, crop.val_crop_size
         self.augment = crop.augment
-        loading = as_spec(LoaderSpec, loader, "data.loader")
+        loading = as_settings(LoaderSpec, loader, "data.loader")
         self.num_workers, self.pin_memory = loading.num_workers, loading.pin_memory
         self.val_batch_size = loading.val_batch_size
-        folder = as_spec(FolderSpec, folders, "data.folders")
+        folder = as_settings(FolderSpec, folders, "data.folders")
         self.root, self.layout = folder.root, folder.layout
         self.rules = folder.rules
         self.many_to_one, self.recursive = folder.many_to_one, folder.recursive
@@ -480,7 +480,7 @@ class SamplesDataModule(RestorationDataModule):
         super().__init__(
             degradation=GaussianNoise(sigma=25.0) if degradation is None else degradation,
             samples_per_epoch=samples_per_epoch,
-            crops=as_spec(CropSpec, crops, "data.crops", val_crop_size=256),
+            crops=as_settings(CropSpec, crops, "data.crops", val_crop_size=256),
             **kwargs,
         )
         self.train_images = list(train_images)

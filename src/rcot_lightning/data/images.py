@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.errors import BadImageError, MissingExtraError, RCOTError
 from rcot_lightning.values import positive_number
 
 __all__ = [
@@ -86,17 +86,6 @@ def list_images(directory: str | Path, key: str) -> list[Path]:
 
 def _extensions() -> str:
     return ", ".join(IMAGE_EXTENSIONS)
-
-
-class BadImageError(RCOTError):
-    """A file that cannot be decoded as an image; :attr:`reason` is the decoder's word.
-
-    The message names the training key that skips such files; other commands (``rcot-restore``)
-    catch this type and name their own. (One message argument, like its base: torch re-raises
-    a DataLoader worker's exception as ``type(message)``.)
-    """
-
-    reason = ""
 
 
 #: The config key of the decompression-bomb limit, named when an image is over it.

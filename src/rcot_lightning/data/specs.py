@@ -16,11 +16,11 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.errors import ArgumentError, RCOTError
-from rcot_lightning.values import flag, positive_int
+from rcot_lightning.values import as_settings, flag, positive_int
 
 __all__ = [
     "RENAMED_OPTIONS",
@@ -32,34 +32,9 @@ __all__ = [
     "renamed_hint",
 ]
 
-Spec = TypeVar("Spec")
-
-
-def as_spec(cls: type[Spec], value: Any, key: str, **defaults: Any) -> Spec:
-    """``value`` as a ``cls`` spec: an instance as it is, a mapping (Hydra, the Python API) or
-    ``None`` built with ``defaults`` for the fields it leaves out; errors name ``key``.
-
-    Example:
-        >>> as_spec(FolderSpec, {"root": "/data", "recursive": True}, "data.folders").recursive
-        True
-    """
-    if isinstance(value, cls):
-        return value
-    if value is None:
-        value = {}
-    if not isinstance(value, Mapping):
-        raise RCOTError(f"{key} must be a mapping of {_fields(cls)}, got {value!r}")
-    unknown = sorted(set(map(str, value)) - {f.name for f in dataclasses.fields(cls)})  # type: ignore[arg-type]
-    if unknown:
-        raise RCOTError(f"{key} has no field {', '.join(unknown)}; its fields: {_fields(cls)}")
-    try:
-        return cls(**{**defaults, **{str(k): v for k, v in value.items()}})
-    except ArgumentError as err:
-        raise RCOTError(err.at(key)) from None
-
-
-def _fields(cls: type) -> str:
-    return ", ".join(f.name for f in dataclasses.fields(cls))
+#: The name this module gave :func:`rcot_lightning.values.as_settings` (one helper builds every
+#: option group from a mapping: the data's specs and the module's settings).
+as_spec = as_settings
 
 
 @dataclasses.dataclass(frozen=True)
