@@ -61,7 +61,7 @@ def test_without_a_terminal_the_bar_logs_a_line_every_n_iterations(
     assert lines[0].startswith("iteration 2, epoch 1, ") and "elapsed" in lines[0]
     assert lines[0].endswith("loss/map 0.02312") and "v_num" not in lines[0]
     assert "s/iteration" in lines[1]  # a rate once two lines are known
-    with pytest.raises(ValueError, match="log_every_n_iterations must be >= 0"):
+    with pytest.raises(ValueError, match="log_every_n_iterations must be an integer >= 0"):
         RCOTProgressBar(log_every_n_iterations=-1)
 
 

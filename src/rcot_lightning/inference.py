@@ -480,7 +480,7 @@ def restore_image(
 
     Raises:
         ArgumentError: a bad argument, named (``tile``, ``overlap``, ``ensemble``, ...).
-        ValueError: ``fn`` changed the batch or spatial size of a tile.
+        ArgumentError: ``fn`` changed the batch or spatial size of a tile.
 
     Example:
         >>> y = torch.rand(1, 3, 67, 93)
@@ -514,9 +514,10 @@ def restore_image(
         crops = torch.cat([padded[..., i : i + th, j : j + tw] for i, j in batch])
         restored = fn(crops)
         if restored.shape[0] != crops.shape[0] or restored.shape[-2:] != crops.shape[-2:]:
-            raise ValueError(
-                f"fn must keep batch and spatial size: got {tuple(restored.shape)} "
-                f"for tiles of shape {tuple(crops.shape)}"
+            raise ArgumentError(
+                "fn",
+                f"must keep batch and spatial size: got {tuple(restored.shape)} "
+                f"for tiles of shape {tuple(crops.shape)}",
             )
         out_dtype = restored.dtype
         if out is None:

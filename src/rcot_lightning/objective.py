@@ -145,8 +145,8 @@ def fourier_residual_cost(
     if exp.dim() == 0:
         exp = exp.expand(batch)
     if exp.shape != (batch,):
-        raise ValueError(
-            f"exponent must be a scalar or have shape ({batch},), got {tuple(exp.shape)}"
+        raise ArgumentError(
+            "exponent", f"must be a scalar or have shape ({batch},), got {tuple(exp.shape)}"
         )
     if not bool(((exp == 1) | (exp == 2)).all()):
         raise RCOTError(f"Fourier norm exponents must be 1 or 2, got {exp.unique().tolist()}")
@@ -311,7 +311,9 @@ def supervised_cost(
     if paired is None:
         return per_sample.mean()
     if paired.shape != (output.shape[0],):
-        raise ValueError(f"paired must have shape ({output.shape[0]},), got {tuple(paired.shape)}")
+        raise ArgumentError(
+            "paired", f"must have shape ({output.shape[0]},), got {tuple(paired.shape)}"
+        )
     return torch.where(paired.bool(), per_sample, torch.zeros_like(per_sample)).sum() / len(paired)
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor
 
+from rcot_lightning.errors import ArgumentError
+
 __all__ = [
     "as_rgb",
     "check_images",
@@ -43,7 +45,7 @@ def check_images(
 
     Raises:
         TypeError: ``x`` is not a tensor.
-        ValueError: wrong number of dimensions, channels or dtype.
+        ArgumentError: wrong number of dimensions, channels or dtype (a ValueError).
 
     Example:
         >>> import torch
@@ -51,16 +53,16 @@ def check_images(
         >>> check_images(torch.zeros(3, 8, 8), "y", channels=3)
         Traceback (most recent call last):
         ...
-        ValueError: y must have shape (B, 3, H, W), got (3, 8, 8)
+        rcot_lightning.errors.ArgumentError: y must have shape (B, 3, H, W), got (3, 8, 8)
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     allowed: Collection[int] | None = (channels,) if isinstance(channels, int) else channels
     if x.ndim != 4 or (allowed is not None and x.shape[1] not in allowed):
         c = "C" if allowed is None else " or ".join(str(c) for c in allowed)
-        raise ValueError(f"{name} must have shape (B, {c}, H, W), got {tuple(x.shape)}")
+        raise ArgumentError(name, f"must have shape (B, {c}, H, W), got {tuple(x.shape)}")
     if floating and not x.is_floating_point():
-        raise ValueError(f"{name} must be a floating-point tensor, got {x.dtype}")
+        raise ArgumentError(name, f"must be a floating-point tensor, got {x.dtype}")
 
 
 def check_same_shape(name_a: str, a: object, name_b: str, b: object) -> None:
@@ -71,15 +73,16 @@ def check_same_shape(name_a: str, a: object, name_b: str, b: object) -> None:
         >>> check_same_shape("pred", torch.zeros(1, 3, 4, 4), "target", torch.zeros(1, 3, 4, 5))
         Traceback (most recent call last):
         ...
-        ValueError: pred and target must have the same shape, got pred shape (1, 3, 4, 4) and target shape (1, 3, 4, 5)
+        rcot_lightning.errors.ArgumentError: pred and target must have the same shape, got pred shape (1, 3, 4, 4) and target shape (1, 3, 4, 5)
     """  # noqa: E501
     check_images(a, name_a)
     check_images(b, name_b)
     assert isinstance(a, Tensor) and isinstance(b, Tensor)
     if a.shape != b.shape:
-        raise ValueError(
+        raise ArgumentError(
+            None,
             f"{name_a} and {name_b} must have the same shape, got {name_a} shape "
-            f"{tuple(a.shape)} and {name_b} shape {tuple(b.shape)}"
+            f"{tuple(a.shape)} and {name_b} shape {tuple(b.shape)}",
         )
 
 
@@ -117,7 +120,7 @@ def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, tuple[int, int]]:
     """
     check_images(x)
     if multiple < 1:
-        raise ValueError(f"multiple must be >= 1, got {multiple}")
+        raise ArgumentError("multiple", f"must be >= 1, got {multiple}")
     h, w = x.shape[-2:]
     pad_h, pad_w = (-h) % multiple, (-w) % multiple
     if pad_h == 0 and pad_w == 0:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from rcot_lightning.errors import ArgumentError
 from rcot_lightning.shapes import as_rgb, check_images
 
 __all__ = [
@@ -50,13 +51,13 @@ def make_grid(
     """
     parts = [images] if isinstance(images, Tensor) else list(images)
     if not parts:
-        raise ValueError("images must hold at least one image")
+        raise ArgumentError("images", "must hold at least one image")
     rgb = [as_rgb(p.detach()).float().cpu() for p in parts]
     sizes = {tuple(p.shape[-2:]) for p in rgb}
     if len(sizes) != 1:
-        raise ValueError(f"images must share one (H, W), got {sorted(sizes)}")
+        raise ArgumentError("images", f"must share one (H, W), got {sorted(sizes)}")
     if nrow < 1:
-        raise ValueError(f"nrow must be >= 1, got {nrow}")
+        raise ArgumentError("nrow", f"must be >= 1, got {nrow}")
     batch = torch.cat(rgb)
     n, _, h, w = batch.shape
     cols = min(nrow, n)
@@ -87,10 +88,10 @@ def comparison_grid(columns: Sequence[Tensor], padding: int = 2, pad_value: floa
         torch.Size([3, 11, 16])
     """
     if not columns:
-        raise ValueError("columns must hold at least one tensor")
+        raise ArgumentError("columns", "must hold at least one tensor")
     batches = {c.shape[0] for c in columns}
     if len(batches) != 1:
-        raise ValueError(f"columns must have the same batch size, got {sorted(batches)}")
+        raise ArgumentError("columns", f"must have the same batch size, got {sorted(batches)}")
     rgb = [as_rgb(c.detach()).float().cpu() for c in columns]
     interleaved = torch.stack(rgb, dim=1).flatten(0, 1)
     return make_grid(interleaved, nrow=len(columns), padding=padding, pad_value=pad_value)
@@ -171,7 +172,7 @@ def to_uint8_hwc(t: Tensor) -> Tensor:
     if t.ndim == 4 and t.shape[0] == 1:
         t = t[0]
     if t.ndim != 3:
-        raise ValueError(f"t must be (C, H, W) or (1, C, H, W), got shape {tuple(t.shape)}")
+        raise ArgumentError("t", f"must be (C, H, W) or (1, C, H, W), got shape {tuple(t.shape)}")
     return (t.detach().float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu()
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 from lightning.pytorch.callbacks import RichProgressBar
 
+from rcot_lightning.values import at_least
+
 __all__ = ["RCOTProgressBar"]
 
 #: Logged values that count things: shown as integers.
@@ -56,9 +58,7 @@ class RCOTProgressBar(RichProgressBar):
         self, log_every_n_iterations: int = 100, terminal: bool | None = None, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        if log_every_n_iterations < 0:
-            raise ValueError(f"log_every_n_iterations must be >= 0, got {log_every_n_iterations}")
-        self.log_every_n_iterations = log_every_n_iterations
+        self.log_every_n_iterations = at_least(log_every_n_iterations, "log_every_n_iterations", 0)
         self._terminal = terminal
         self._last: tuple[float, int] | None = None  # (time, iteration) of the last line
         self._start = 0.0

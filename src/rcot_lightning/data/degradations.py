@@ -472,7 +472,7 @@ class Downscale(Degradation):
         h, w = clean.shape[-2:]
         small_size = (h // self.scale, w // self.scale)
         if min(small_size) < 1:
-            raise ValueError(f"image of size {h}x{w} is too small to downscale by {self.scale}")
+            raise RCOTError(f"image of size {h}x{w} is too small to downscale by {self.scale}")
         small = F.interpolate(
             clean, size=small_size, mode="bicubic", align_corners=False, antialias=True
         ).clamp(0.0, 1.0)
@@ -506,7 +506,9 @@ class JPEG(Degradation):
 
     def _degrade(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
         if clean.shape[1] != 3:
-            raise ValueError(f"JPEG needs RGB images (B, 3, H, W), got {tuple(clean.shape)}")
+            raise ArgumentError(
+                "clean", f"must be RGB images (B, 3, H, W) for JPEG, got {tuple(clean.shape)}"
+            )
         quality = _sample(self.quality, clean.shape[0], generator, clean)
         # kornia < 0.8 rejects sides that are not multiples of 16 (its 16x16 chroma blocks);
         # later releases pad the bottom and right edges by replication, as done here for all.

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-from rcot_lightning.errors import BadImageError, MissingExtraError, RCOTError
+from rcot_lightning.errors import ArgumentError, BadImageError, MissingExtraError, RCOTError
 from rcot_lightning.values import positive_number
 
 __all__ = [
@@ -167,12 +167,14 @@ def to_tensor(array: np.ndarray) -> Tensor:
     if array.ndim == 2:
         array = array[:, :, None]
     if array.ndim != 3:
-        raise ValueError(f"expected an (H, W) or (H, W, C) image, got shape {array.shape}")
+        raise ArgumentError(
+            "array", f"must be an (H, W) or (H, W, C) image, got shape {array.shape}"
+        )
     channels = array.shape[2]
     if channels in (2, 4):  # gray + alpha, RGB + alpha: drop alpha
         array = array[:, :, : channels - 1]
     elif channels not in (1, 3):
-        raise ValueError(f"expected 1 to 4 channels, got {channels}")
+        raise ArgumentError("array", f"must have 1 to 4 channels, got {channels}")
     if array.dtype == np.bool_:
         out = torch.from_numpy(array.astype(np.float32))
     elif np.issubdtype(array.dtype, np.integer):

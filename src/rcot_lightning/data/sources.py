@@ -26,7 +26,7 @@ from rcot_lightning.data.degradations import Degradation
 from rcot_lightning.data.folders import find_images, resolve_folders
 from rcot_lightning.data.images import image_size, read_image
 from rcot_lightning.data.pairing import PairingRule, match_names
-from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.errors import ArgumentError, MissingExtraError, RCOTError
 
 __all__ = [
     "Crop",
@@ -413,7 +413,7 @@ class Synthesized(PairSource):
         self.names = clean.names
         self.groups = list(range(len(clean))) if groups is None else list(groups)
         if len(self.groups) != len(clean):
-            raise ValueError(f"groups has {len(self.groups)} entries for {len(clean)} images")
+            raise ArgumentError("groups", f"has {len(self.groups)} entries for {len(clean)} images")
 
     def size(self, index: int) -> tuple[int, int]:
         return self.clean.size(index)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rcot_lightning.errors import ArgumentError, RCOTError
 from rcot_lightning.metrics.fidelity import metric_device
 from rcot_lightning.shapes import as_rgb, check_same_shape
 
@@ -222,7 +223,7 @@ def image_patches(images: Iterable[Tensor], size: int = 64, stride: int = 32) ->
         tiles = image.unfold(1, size, stride).unfold(2, size, stride)  # (C, nh, nw, s, s)
         out.append(tiles.permute(1, 2, 0, 3, 4).reshape(-1, channels, size, size))
     if not out:
-        raise ValueError("image_patches needs at least one image")
+        raise ArgumentError("images", "must hold at least one image")
     return torch.cat(out)
 
 
@@ -297,7 +298,7 @@ class RandomFeatureDistances:
         the same images give the same KID.
         """
         if self.count < 2:
-            raise ValueError(
+            raise RCOTError(
                 f"FID/KID need at least 2 patches of {self.size}x{self.size} per side, got "
                 f"{self.count} (an image smaller than {self.size} px on a side gives none)"
             )

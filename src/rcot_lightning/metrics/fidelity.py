@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from rcot_lightning.errors import ArgumentError
 from rcot_lightning.shapes import check_images, check_same_shape
 
 __all__ = ["metric_device", "psnr", "rgb_to_y", "score_images", "ssim"]
@@ -54,16 +55,18 @@ def _prepared_pair(
     """Check a (pred, target) pair and bring both to the compared form (dtype, Y, crop)."""
     check_same_shape("pred", pred, "target", target)
     if y_channel and pred.shape[1] != 3:
-        raise ValueError(f"y_channel=True needs RGB images (C == 3), got C == {pred.shape[1]}")
+        raise ArgumentError(
+            "y_channel", f"=True needs RGB images (C == 3), got C == {pred.shape[1]}"
+        )
     if crop_border < 0:
-        raise ValueError(f"crop_border must be >= 0, got {crop_border}")
+        raise ArgumentError("crop_border", f"must be >= 0, got {crop_border}")
     h, w = pred.shape[-2:]
     if min(h, w) - 2 * crop_border < min_size:
-        raise ValueError(
-            f"crop_border={crop_border} leaves less than {min_size} pixels of a {h}x{w} image"
+        raise ArgumentError(
+            "crop_border", f"={crop_border} leaves less than {min_size} pixels of a {h}x{w} image"
         )
     if data_range <= 0:
-        raise ValueError(f"data_range must be > 0, got {data_range}")
+        raise ArgumentError("data_range", f"must be > 0, got {data_range}")
     dtype = _work_dtype(pred)
     return (
         _prepare(pred, data_range, crop_border, y_channel, dtype),

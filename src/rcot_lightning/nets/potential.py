@@ -108,9 +108,10 @@ class Potential(nn.Module):
         """Score images ``(B, in_channels, H, W)``; returns ``(B,)``."""
         check_images(x, "x", self.in_channels)
         if min(x.shape[-2:]) < self.min_size:
-            raise ValueError(
-                f"x must be at least {self.min_size}x{self.min_size} for "
-                f"{self.num_downsamplings} down-samplings, got {tuple(x.shape[-2:])}"
+            raise ArgumentError(
+                "x",
+                f"must be at least {self.min_size}x{self.min_size} for "
+                f"{self.num_downsamplings} down-samplings, got {tuple(x.shape[-2:])}",
             )
         return self.head(self.trunk(x).mean(dim=(-2, -1))).squeeze(-1)
 

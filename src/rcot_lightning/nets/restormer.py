@@ -411,8 +411,9 @@ class RestormerDecoder(nn.Module):
         if conditions is None:
             conditions = (None, None, None, None)
         elif len(conditions) != 4:
-            raise ValueError(
-                f"conditions must hold 4 entries (bottleneck, level 3, 2, 1), got {len(conditions)}"
+            raise ArgumentError(
+                "conditions",
+                f"must hold 4 entries (bottleneck, level 3, 2, 1), got {len(conditions)}",
             )
         c_latent, c3, c2, c1 = conditions
         h = bottleneck if c_latent is None else bottleneck + c_latent
@@ -500,9 +501,11 @@ class RestormerUNet(nn.Module):
         """
         check_images(x, "x", self.in_channels)
         if x.shape[-2] % PAD_MULTIPLE or x.shape[-1] % PAD_MULTIPLE:
-            raise ValueError(
-                f"encode needs H and W multiples of {PAD_MULTIPLE}, got {tuple(x.shape[-2:])}; "
-                "use forward (which pads) or rcot_lightning.shapes.pad_to_multiple"
+            raise ArgumentError(
+                "x",
+                f"must have H and W multiples of {PAD_MULTIPLE} for encode, got "
+                f"{tuple(x.shape[-2:])}; use forward (which pads) or "
+                "rcot_lightning.shapes.pad_to_multiple",
             )
         return self.encoder(x)
 
