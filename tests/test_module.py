@@ -460,6 +460,31 @@ def test_ema_is_the_decayed_average_of_every_iterate() -> None:
     assert not torch.equal(ema[0], snapshots.weights[-1][0])  # an average, not the last map
 
 
+def test_ema_warmup_grows_the_decay_from_the_first_iterate() -> None:
+    """With warm-up the k-th update (n = k updates so far) uses d = min(decay, (1+n)/(10+n))."""
+    torch.manual_seed(0)
+    decay, snapshots = 0.999, MapSnapshots()
+    module = RCOTModule(
+        ConvMap().double(), ConvPotential().double(), ema_decay=decay, ema_warmup=True
+    )
+    batches = [
+        {k: v.double() if v.is_floating_point() else v for k, v in make_batch(i).items()}
+        for i in range(4)
+    ]
+    make_trainer(max_epochs=1, precision="64-true", callbacks=[snapshots]).fit(
+        module, loader(batches)
+    )
+    assert module.map_ema is not None
+    want = [w.clone() for w in snapshots.weights[0]]
+    for n, step in enumerate(snapshots.weights[1:], start=1):
+        d = min(decay, (1 + n) / (10 + n))
+        want = [torch.lerp(e, p, 1 - d) for e, p in zip(want, step, strict=True)]
+    for got, expected in zip(module.map_ema.module.parameters(), want, strict=True):
+        assert torch.allclose(got, expected, rtol=1e-12, atol=1e-14)
+    with pytest.raises(RCOTError, match="ema_warmup must be true or false"):
+        RCOTModule(ConvMap(), ConvPotential(), ema_decay=decay, ema_warmup="yes")  # type: ignore[arg-type]
+
+
 def test_training_starts_with_every_submodule_in_train_mode() -> None:
     """The EMA copy is not left in eval mode, so Lightning has nothing to warn about."""
     module = RCOTModule(ConvMap(), ConvPotential(), ema_decay=0.9)
