@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -22,6 +23,12 @@ from omegaconf import DictConfig, open_dict
 
 import rcot_lightning.conf  # noqa: F401  (registers the config resolvers)
 from tests import hostile
+
+# One torch thread in the test process, as cli_env gives each command: on 2 cores shared with
+# the commands a test starts (or another job), torch's default of one thread per core made the
+# suite many times slower (a test of 2.7 s took 149 s), not faster.
+if "OMP_NUM_THREADS" not in os.environ:
+    torch.set_num_threads(1)
 
 CONFIG_MODULE = "rcot_lightning.conf"
 

@@ -145,6 +145,7 @@ def test_no_two_parts_of_the_package_import_each_other() -> None:
     assert _import_cycles() == []
 
 
+@pytest.mark.integration
 def test_importing_the_checkpoints_never_imports_the_module() -> None:
     """``checkpoints/load.py`` builds an RCOTModule by its registry name, as every class it
     builds, so the checkpoint format loads without the module (and the module with it)."""
@@ -198,6 +199,7 @@ def test_importing_the_library_calls_nothing() -> None:
     assert not stale, f"IMPORT_TIME_CALLS names modules that call nothing at import: {stale}"
 
 
+@pytest.mark.integration
 def test_importing_the_library_leaves_logging_and_warnings_as_they_were() -> None:
     code = (
         "import logging, warnings, lightning, hydra, omegaconf, torch\n"

@@ -37,6 +37,7 @@ def run_benchmark(script: str, *args: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+@pytest.mark.integration
 def test_throughput_reports_rates_and_ratios() -> None:
     report = run_benchmark("throughput.py", "--preset", "tiny", "--repeats", "2", "--iters", "1")
     assert report["preset"] == "tiny" and report["threads"] == 1
@@ -58,6 +59,7 @@ def test_throughput_reports_rates_and_ratios() -> None:
     assert params["64px"]["ours"] == params["256px"]["ours"]
 
 
+@pytest.mark.integration
 def test_inference_scaling_tiles_match_for_a_local_net() -> None:
     report = run_benchmark(
         "inference_scaling.py",
@@ -79,6 +81,7 @@ def test_inference_scaling_tiles_match_for_a_local_net() -> None:
 
 # Two trainings in subprocesses: about 30 s on an idle 2-core CPU.
 @pytest.mark.slow
+@pytest.mark.integration
 def test_quality_smoke_trains_scores_and_writes_table_json_and_figures(tmp_path: Path) -> None:
     # Two trainings through the real CLI (the tiny model, 2 iterations) and the noisy baseline.
     out = tmp_path / "quality"
@@ -113,6 +116,7 @@ def test_quality_smoke_trains_scores_and_writes_table_json_and_figures(tmp_path:
         assert (out / "figures" / name).stat().st_size > 0
 
 
+@pytest.mark.integration
 def test_throughput_times_the_authors_loop_and_each_cpu_setting() -> None:
     variants = ["ours", "authors", "ours_foreach", "ours_channels_last", "ours_checkpointing"]
     variants += ["ours_best", "ours_lightning", "ours_lightning_best"]
@@ -137,6 +141,7 @@ def test_throughput_times_the_authors_loop_and_each_cpu_setting() -> None:
     assert len(report["load_average"]) == 3
 
 
+@pytest.mark.integration
 def test_memory_reports_each_configuration_from_its_own_process() -> None:
     report = run_benchmark(
         "memory.py",
@@ -157,6 +162,7 @@ def test_memory_reports_each_configuration_from_its_own_process() -> None:
     assert report["activation_saving"]["checkpointing_fp32"] is None  # not measured here
 
 
+@pytest.mark.integration
 def test_inference_scaling_extrapolates_large_images_from_a_few_tile_batches() -> None:
     report = run_benchmark(
         "inference_scaling.py",
@@ -174,6 +180,7 @@ def test_inference_scaling_extrapolates_large_images_from_a_few_tile_batches() -
         assert tiled["peak_rss_mib"] > 0
 
 
+@pytest.mark.integration
 def test_tiling_quality_reports_the_psnr_cost_of_tiles() -> None:
     pytest.importorskip("sklearn")  # the held-out photo ships with scikit-learn
     report = run_benchmark(
@@ -190,6 +197,7 @@ def test_tiling_quality_reports_the_psnr_cost_of_tiles() -> None:
     assert math.isfinite(report["bf16"]["psnr_diff_db"]) and report["bf16"]["speedup_over_fp32"] > 0
 
 
+@pytest.mark.integration
 def test_gpu_script_fails_clearly_without_cuda() -> None:
     import torch
 
@@ -221,6 +229,7 @@ def test_every_script_imports_as_a_module_of_the_package(script: str) -> None:
     assert module.__name__ == f"benchmarks.{script}" and module.__doc__
 
 
+@pytest.mark.integration
 def test_a_script_run_as_a_file_imports_the_shared_modules() -> None:
     # ``python benchmarks/claims.py`` puts benchmarks/ on the path, not the checkout; claims.py
     # imports benchmarks.common, benchmarks.quality and benchmarks.heldout_curve all the same.
@@ -376,6 +385,7 @@ def test_every_claim_run_composes_with_the_training_configs(tmp_path: Path) -> N
 
 # Four tiny trainings and a resumed pass: about 3 minutes on a loaded 2-core CPU.
 @pytest.mark.slow
+@pytest.mark.integration
 def test_claims_smoke_trains_scores_resumes_and_writes_table_json_and_figures(
     tmp_path: Path,
 ) -> None:

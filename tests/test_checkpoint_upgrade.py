@@ -176,6 +176,7 @@ def test_flat_settings_move_under_evaluation_and_clipping() -> None:
     assert ClipSettings.of(nested["clipping"]).algorithm == "value"
 
 
+@pytest.mark.integration
 def test_a_version_0_3_checkpoint_loads_its_settings_and_resumes(
     compose_train, tmp_path: Path
 ) -> None:

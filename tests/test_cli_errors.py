@@ -57,6 +57,7 @@ if not torch.cuda.is_available():
 
 
 @pytest.mark.parametrize(("args", "expected"), CASES, ids=[c[0][0] for c in CASES])
+@pytest.mark.integration
 def test_bad_values_end_in_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
     proc = run_cli("rcot_lightning.train", *args, cwd=tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -66,6 +67,7 @@ def test_bad_values_end_in_one_line(args: list[str], expected: str, tmp_path: Pa
     )
 
 
+@pytest.mark.integration
 def test_full_traceback_on_request(tmp_path: Path) -> None:
     proc = run_cli(
         "rcot_lightning.train",
@@ -152,6 +154,7 @@ def test_hydra_raises_its_own_errors_when_asked_to(monkeypatch: pytest.MonkeyPat
         GlobalHydra.instance().clear()
 
 
+@pytest.mark.integration
 def test_run_cli_reports_a_composition_error_in_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

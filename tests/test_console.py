@@ -65,6 +65,7 @@ def test_without_a_terminal_the_bar_logs_a_line_every_n_iterations(
         RCOTProgressBar(log_every_n_iterations=-1)
 
 
+@pytest.mark.integration
 def test_a_short_run_on_folders_is_quiet_and_explains_itself(tmp_path: Path) -> None:
     """Paired folders (``num_workers: auto``), the model summary on, warnings shown."""
     folder = tmp_path / "images"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import rcot_lightning.data as data
 from rcot_lightning.data import datamodules, degradations, images
 
@@ -27,6 +29,7 @@ def test_unknown_names_raise_attribute_error() -> None:
         raise AssertionError("rcot_lightning.data.NoSuchThing did not raise")
 
 
+@pytest.mark.integration
 def test_torch_only_names_do_not_import_lightning() -> None:
     code = (
         "import sys, rcot_lightning.data as d; d.GaussianNoise; d.read_image; "

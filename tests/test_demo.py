@@ -352,6 +352,7 @@ def test_serving_is_local_and_private_unless_asked(
     assert not Path(folder).exists()  # deleted when the demo stopped
 
 
+@pytest.mark.integration
 def test_a_bad_setting_ends_the_command_in_one_line(tmp_path: Path) -> None:
     result = run_cli(
         "rcot_lightning.demo", "demo.max_upload_mb=-1", cwd=tmp_path, timeout=120, env=cli_env()

@@ -309,6 +309,7 @@ def test_restore_self_ensemble_writes_the_averaged_map(
 
 
 @pytest.mark.parametrize("module", ["rcot_lightning.eval", "rcot_lightning.restore"])
+@pytest.mark.integration
 def test_commands_report_a_missing_checkpoint_in_one_line(module: str, tmp_path: Path) -> None:
     args = ["ckpt_path=missing.ckpt"]
     if module.endswith("restore"):
@@ -365,6 +366,7 @@ def test_ckpt_path_last_is_the_latest_training_run(
     assert f"model: checkpoint {latest}" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_ckpt_path_last_without_a_training_run_says_where_it_looked(tmp_path: Path) -> None:
     """One command stands for the three (they share ``app.checkpoint_of``)."""
     image = _save_image(tmp_path / "x.png", 9, 9)

@@ -81,6 +81,7 @@ def test_torchscript_matches_the_map_at_two_sizes(tiny_map: TwoPassMap, tmp_path
         assert _max_difference(path, "torchscript", tiny_map, size) <= 1e-4, size
 
 
+@pytest.mark.integration
 def test_onnx_matches_the_map_at_two_sizes(tiny_map: TwoPassMap, tmp_path: Path) -> None:
     _onnx_or_skip()
     import onnx
@@ -105,6 +106,7 @@ def test_export_rejects_an_unknown_format_and_an_old_opset(
         export_map(tiny_map, tmp_path / "map.onnx", "onnx", opset=13)
 
 
+@pytest.mark.integration
 def test_cli_exports_the_ema_map_of_a_checkpoint(ema_checkpoint: Path, tmp_path: Path) -> None:
     out = tmp_path / "ema.pt"
     proc = run_cli(
@@ -139,6 +141,7 @@ def test_cli_exports_the_ema_map_of_a_checkpoint(ema_checkpoint: Path, tmp_path:
     ],
     ids=["format", "model"],
 )
+@pytest.mark.integration
 def test_cli_bad_input_is_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
     proc = run_cli("rcot_lightning.export", *args, "output=x.out", cwd=tmp_path, timeout=300)
     assert proc.returncode == 2, proc.stderr[-2000:]

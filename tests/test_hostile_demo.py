@@ -608,6 +608,7 @@ LONG = [None, "astronaut", None, "none", 25, 2, 20, 24, "32", "bundled: denoise-
 NEXT = [None, "coins", None, "none", 25, 2, 20, 0, "32", "bundled: denoise-blind-fast"]
 
 
+@pytest.mark.integration
 def test_sigterm_during_a_restoration_exits_143_in_one_line(
     server: Callable[..., _Server],
 ) -> None:
@@ -626,6 +627,7 @@ def test_sigterm_during_a_restoration_exits_143_in_one_line(
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_a_client_that_leaves_frees_the_queue(server: Callable[..., _Server]) -> None:
     demo = server("tile_overlap=16", "demo.max_request_seconds=600")
     demo.join("leaver", "restore", LONG)

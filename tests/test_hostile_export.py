@@ -52,6 +52,7 @@ def test_checkpoints_that_would_run_code_are_refused(
     assert not out.exists()
 
 
+@pytest.mark.integration
 def test_export_never_writes_over_its_checkpoint_or_an_existing_file(
     compose_config, capsys, tmp_path: Path, good: Path
 ) -> None:

@@ -232,6 +232,7 @@ def test_ctrl_c_and_a_full_disk_are_one_line(
     assert not any((tmp_path / "o2").iterdir())
 
 
+@pytest.mark.integration
 def test_home_and_unicode_paths_work_unquoted(tmp_path: Path, good: Path) -> None:
     """``input=~/фото.png`` as the README types it (Hydra's grammar alone rejects both)."""
     home = tmp_path / "home"

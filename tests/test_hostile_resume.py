@@ -149,6 +149,7 @@ def test_anything_but_a_file_path_inside_the_folder_is_dropped(tmp_path: Path) -
 
 # ------------------------------------------------------------------ resuming a crafted run
 @pytest.mark.parametrize("style", ["dotdot", "symlink", "absolute"])
+@pytest.mark.integration
 def test_resuming_a_crafted_run_deletes_nothing_outside_it(
     compose_train,
     tmp_path: Path,
@@ -181,6 +182,7 @@ def test_resuming_a_crafted_run_deletes_nothing_outside_it(
     assert _state(checkpoints / "last.ckpt")["last_model_path"] == str(checkpoints / "last.ckpt")
 
 
+@pytest.mark.integration
 def test_without_a_configured_checkpoint_callback_the_default_is_confined_too(
     compose_train, tmp_path: Path, victim: Path
 ) -> None:
@@ -205,6 +207,7 @@ def test_without_a_configured_checkpoint_callback_the_default_is_confined_too(
     assert Path(resumed.trainer.checkpoint_callback.best_model_path).parent == resumed_in
 
 
+@pytest.mark.integration
 def test_a_crafted_best_path_is_not_tested_as_the_best(
     compose_train,
     tmp_path: Path,
@@ -233,6 +236,7 @@ def test_a_crafted_best_path_is_not_tested_as_the_best(
     assert other.is_file()
 
 
+@pytest.mark.integration
 def test_a_moved_run_resumes_from_its_newest_state_every_time(
     compose_train, tmp_path: Path
 ) -> None:
@@ -356,6 +360,7 @@ def test_a_run_dir_that_a_new_run_would_spoil_is_one_line(
     assert _snapshot(tmp_path) == before  # nothing written, nothing replaced
 
 
+@pytest.mark.integration
 def test_a_recipe_txt_that_is_not_ours_is_kept(
     compose_train, tmp_path: Path, victim: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -96,6 +96,7 @@ def _fake_bsd400_wed(root: Path, duplicate: bool = False) -> Path:
     return root
 
 
+@pytest.mark.integration
 def test_summary_names_the_last_checkpoint_that_exists_and_it_loads_weights_only(
     compose_train, capsys, tmp_path: Path
 ) -> None:
@@ -136,6 +137,7 @@ def test_duplicate_names_across_folders_name_both(compose_train, tmp_path: Path)
     )
 
 
+@pytest.mark.integration
 def test_allinone_names_the_keys_it_needs(compose_train) -> None:
     from hydra.errors import HydraException
     from hydra.utils import instantiate

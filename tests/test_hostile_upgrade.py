@@ -52,6 +52,7 @@ def _loads_upgraded(path: Path) -> None:
 
 
 @pytest.mark.parametrize("overwrite", [False, True], ids=["plain", "overwrite"])
+@pytest.mark.integration
 def test_an_unrelated_file_given_as_output_is_never_replaced(
     capsys: pytest.CaptureFixture[str], old: Path, victim: Path, overwrite: bool
 ) -> None:

@@ -39,6 +39,7 @@ EXPECTED_ITERATIONS = {"max_steps": 5, "max_epochs": 8, "early_stop": 8}
 
 
 @pytest.mark.parametrize("ending", sorted(ENDINGS))
+@pytest.mark.integration
 def test_last_checkpoint_is_the_final_state(
     compose_train, tmp_path: Path, ending: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -60,6 +61,7 @@ def test_last_checkpoint_is_the_final_state(
     assert f"iterations: {model.iteration}  (global steps: {trainer.global_step})" in out
 
 
+@pytest.mark.integration
 def test_summary_counts_iterations_trained_not_the_tested_checkpoints(
     compose_train, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -78,6 +80,7 @@ def test_summary_counts_iterations_trained_not_the_tested_checkpoints(
     assert "iterations: 7  (global steps: 14)" in capsys.readouterr().out
 
 
+@pytest.mark.integration
 def test_resume_from_last_continues_after_the_final_iteration(
     compose_train, tmp_path: Path
 ) -> None:

@@ -72,6 +72,7 @@ def _write_pre_layout_targets(path: Path) -> None:
     torch.save(checkpoint, path)
 
 
+@pytest.mark.integration
 def test_a_pre_layout_checkpoint_loads_and_resumes_with_ckpt_path_last(
     compose_train, tmp_path: Path
 ) -> None:

@@ -13,6 +13,9 @@ import torch
 
 from tests.test_module import ConvMap
 
+# Subprocesses: the integration tier (docs/development.md).
+pytestmark = pytest.mark.integration
+
 SCRIPT = Path(__file__).parent / "scripts" / "ddp_equal_weights.py"
 
 

@@ -43,6 +43,7 @@ class NaNBatchAt(pl.Callback):
             self.next_changed = any(not torch.equal(now[k], self.after[k]) for k in now)
 
 
+@pytest.mark.integration
 def test_a_nan_batch_skips_its_updates_and_training_goes_on(compose_train, tmp_path: Path) -> None:
     cfg = compose_train(
         "trainer.max_steps=10",
@@ -66,6 +67,7 @@ def test_a_nan_batch_skips_its_updates_and_training_goes_on(compose_train, tmp_p
     assert logged[0] == 0 and logged[-1] == 2
 
 
+@pytest.mark.integration
 def test_an_exploding_learning_rate_stops_with_one_line_and_no_nan_best(
     compose_train, tmp_path: Path
 ) -> None:

@@ -21,6 +21,9 @@ pytest.importorskip("ipykernel")
 
 from tests.scripts.execute_notebooks import NOTEBOOKS, execute  # noqa: E402  (after the skips)
 
+# Subprocesses: the integration tier (docs/development.md).
+pytestmark = pytest.mark.integration
+
 #: A stored notebook's size limit: outputs, pictures included, stay small.
 MAX_BYTES = 1_000_000
 

@@ -45,6 +45,7 @@ def test_resume_from_another_model_size_is_one_line(compose_train, tmp_path: Pat
     assert "resume with the model config it was trained with" in message
 
 
+@pytest.mark.integration
 def test_resume_from_missing_truncated_or_foreign_files_is_one_line(
     compose_train, tmp_path: Path
 ) -> None:
@@ -128,6 +129,7 @@ def test_unexpected_exception_before_a_run_folder_goes_to_a_temporary_log(
     path.unlink()
 
 
+@pytest.mark.integration
 def test_the_command_prints_one_line_for_a_truncated_resume_file(
     compose_train, tmp_path: Path
 ) -> None:

@@ -20,6 +20,9 @@ from rcot_lightning.callbacks.preemption_checkpoint import PreemptionCheckpoint,
 from rcot_lightning.cli.train import run
 from tests.conftest import TINY, cli_env, run_cli
 
+# Subprocesses: the integration tier (docs/development.md).
+pytestmark = pytest.mark.integration
+
 
 class SignalAt(pl.Callback):
     """Sends ``signum`` to this process once the module reaches ``iteration``."""

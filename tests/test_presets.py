@@ -260,6 +260,7 @@ def test_sots_outdoor_is_evaluation_only(compose_train, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("preset", ["rain100l", "reside_its", "gopro", "div2k_x4", "bsd400_wed"])
+@pytest.mark.integration
 def test_preset_trains_a_few_iterations(compose_train, tmp_path: Path, preset: str) -> None:
     root = PRESETS[preset][0](tmp_path / "data")
     cfg = compose_train(
@@ -301,6 +302,7 @@ def test_unset_root_says_which_key_to_set(compose_train) -> None:
         dm.setup("fit")
 
 
+@pytest.mark.integration
 def test_cli_wrong_root_is_one_line_and_exit_2(tmp_path: Path) -> None:
     from tests.conftest import run_cli
 

@@ -152,6 +152,7 @@ def _restore(tmp_path: Path, *args: str) -> tuple[Path, subprocess.CompletedProc
     return photo, proc
 
 
+@pytest.mark.integration
 def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> None:
     photo, proc = _restore(tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -178,6 +179,7 @@ def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> 
     ],
     ids=["unknown-model", "unbuildable-checkpoint"],
 )
+@pytest.mark.integration
 def test_restore_bad_model_is_one_line(make_args, expected: str, tmp_path: Path) -> None:
     _, proc = _restore(tmp_path, *make_args(tmp_path))
     assert proc.returncode == 2, proc.stderr[-2000:]
@@ -195,6 +197,7 @@ def _broken_checkpoint(tmp_path: Path) -> Path:
     return ckpt
 
 
+@pytest.mark.integration
 def test_restore_speed_benchmark_reports_cpu_seconds() -> None:
     from tests.test_benchmarks import run_benchmark
 
@@ -212,6 +215,7 @@ def test_restore_speed_benchmark_reports_cpu_seconds() -> None:
     assert report["cpu_s_12mp"] == pytest.approx(report["cpu_s"] * scale, abs=0.0005 * scale + 0.05)
 
 
+@pytest.mark.integration
 def test_quality_benchmark_scores_the_bundled_model() -> None:
     from tests.test_benchmarks import run_benchmark
 

@@ -123,6 +123,7 @@ def test_task_cpu_recipe_is_denoise_blinds_recipe_on_the_tasks_blind_range(
 @pytest.mark.parametrize(
     "recipe", ["unpaired_denoise", "best_cpu_denoise", *(f"{t}_cpu" for t in TASK_RECIPES)]
 )
+@pytest.mark.integration
 def test_recipe_trains_a_few_steps_with_the_tiny_model(compose_train, recipe: str) -> None:
     cfg = compose_train(
         f"experiment={recipe}",

@@ -302,6 +302,7 @@ def test_settings_that_mean_something_pass() -> None:
     ],
     ids=["max_steps", "odd-max_steps", "unpaired-supervised", "patch"],
 )
+@pytest.mark.integration
 def test_meaningless_settings_end_in_one_line(
     args: list[str], expected: str, folder: Path, tmp_path: Path
 ) -> None:

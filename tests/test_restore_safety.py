@@ -106,6 +106,7 @@ def test_skip_bad_restores_the_readable_files_and_lists_the_others(
     assert _hashes(photos) == before
 
 
+@pytest.mark.integration
 def test_a_failed_write_keeps_the_previous_output_and_leaves_no_temporary_file(
     compose_config, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,6 +153,7 @@ def test_bad_values_are_one_line_errors(
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
+@pytest.mark.integration
 def test_skipped_files_make_the_command_exit_1(tiny_checkpoint: Path, tmp_path: Path) -> None:
     photos = tmp_path / "photos"
     photos.mkdir()

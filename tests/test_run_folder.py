@@ -61,6 +61,7 @@ def test_run_dir_and_ckpt_path_last_pick_an_existing_run(tmp_path: Path) -> None
 
 
 @pytest.mark.slow  # two training processes side by side: 15-50 s on a shared 2-core machine
+@pytest.mark.integration
 def test_two_launches_in_the_same_second_keep_their_own_files(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "rcot_lightning.train", *TINY_CLI]
     procs = [

@@ -17,6 +17,9 @@ import yaml
 
 from tests.conftest import TINY_CLI, run_cli
 
+# Subprocesses: the integration tier (docs/development.md).
+pytestmark = pytest.mark.integration
+
 
 def _sweep_folder(root: Path) -> Path:
     train = root / "outputs" / "train"

@@ -54,6 +54,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
     return printed
 
 
+@pytest.mark.integration
 def test_every_task_has_its_anchors_scored_per_photo_and_per_severity(report: dict) -> None:
     assert report["benchmark"] == "tasks"
     assert report["photos"] == {"china": [48, 48]}
@@ -89,6 +90,7 @@ def test_every_task_has_its_anchors_scored_per_photo_and_per_severity(report: di
     assert len(report["table_psnr"]) == rows
 
 
+@pytest.mark.integration
 def test_the_anchors_are_not_obviously_wrong(report: dict) -> None:
     tasks = report["tasks"]
     # SR: bicubic (the model's input) and Lanczos above nearest-neighbour up-sampling.
@@ -115,6 +117,7 @@ def test_the_anchors_are_not_obviously_wrong(report: dict) -> None:
     assert _mean(report, "jpeg", "q10", "bm3d") > _mean(report, "jpeg", "q10", "input")
 
 
+@pytest.mark.integration
 def test_a_checkpoint_is_scored_on_the_models_input(report: dict) -> None:
     """An untrained tiny map stays near the identity: its score is near the input's (for SR,
     the bicubic up-sampling it is given, not the small image)."""
@@ -124,6 +127,7 @@ def test_a_checkpoint_is_scored_on_the_models_input(report: dict) -> None:
         assert "map_for_inference" in report["tasks"][task]["methods"]["model"]
 
 
+@pytest.mark.integration
 def test_a_wrong_ckpt_mapping_is_one_line(tmp_path: Path) -> None:
     import subprocess
     import sys

@@ -72,6 +72,7 @@ def test_cpu_hardware_configs_run(
 
 
 @pytest.mark.parametrize("hardware", ["bf16", "cpu_fast"])
+@pytest.mark.integration
 def test_bf16_without_native_bf16_runs_in_fp32_with_one_line(
     compose_train, hardware: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -93,6 +94,7 @@ def test_gpu_hardware_configs_run(compose_train, hardware: str) -> None:
     assert trainer.strategy.root_device.type == "cuda"
 
 
+@pytest.mark.integration
 def test_resume_from_last_checkpoint_continues_iterations(compose_train, tmp_path: Path) -> None:
     first = run(compose_train("trainer.max_steps=4", "trainer.val_check_interval=2"))
     assert first.model.iteration == 2 and first.trainer.global_step == 4
@@ -111,6 +113,7 @@ def test_resume_from_last_checkpoint_continues_iterations(compose_train, tmp_pat
     assert checkpoint["global_step"] == 8
 
 
+@pytest.mark.integration
 def test_csv_logger_metrics_pictures_and_checkpoints(compose_train, tmp_path: Path) -> None:
     cfg = compose_train(
         "trainer.max_steps=4",
@@ -135,6 +138,7 @@ def test_csv_logger_metrics_pictures_and_checkpoints(compose_train, tmp_path: Pa
     assert any(re.fullmatch(r"best-iter000002-psnr\d+\.\d\d\.ckpt", n) for n in names), names
 
 
+@pytest.mark.integration
 def test_tensorboard_logger_gets_scalars_and_pictures(compose_train, tmp_path: Path) -> None:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -146,6 +150,7 @@ def test_tensorboard_logger_gets_scalars_and_pictures(compose_train, tmp_path: P
     assert "val/restoration" in accumulator.Tags()["images"]
 
 
+@pytest.mark.integration
 def test_wandb_runs_offline_without_a_key(
     compose_train, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -175,6 +180,7 @@ def _run_folders(root: Path) -> list[Path]:
 
 
 @pytest.mark.parametrize("devices", [2, 4])
+@pytest.mark.integration
 def test_ddp_on_cpu_processes(tmp_path: Path, devices: int) -> None:
     proc = run_cli(
         "rcot_lightning.train",
@@ -194,6 +200,7 @@ def test_ddp_on_cpu_processes(tmp_path: Path, devices: int) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.integration
 def test_default_job_gains_six_db_on_the_sample_photos(tmp_path: Path) -> None:
     """`python -m rcot_lightning.train` with no argument (the README's first command)."""
     proc = run_cli("rcot_lightning.train", cwd=tmp_path)
