@@ -42,7 +42,7 @@ class ArgumentError(RCOTError):
 
     Torch-only layers do not know where their arguments came from. An entry point that built the
     object from a config node names the key instead: ``err.at("data.degradation")`` reads
-    ``data.degradation.sigma must be >= 0, got -5`` (``rcot_lightning.cli.app`` does this for
+    ``data.degradation.sigma must be >= 0, got -5`` (``rcot_lightning.cli.one_line`` does this for
     objects built by Hydra, whose errors carry the node's key).
 
     Args:

@@ -1,10 +1,10 @@
 """An unexpected exception in an entry point: one line on stderr, the traceback in a log file.
 
-User errors already end in one line (:mod:`rcot_lightning.cli.app`). Anything else is a bug or an
-environment problem; its traceback matters for a report but buries the message on a terminal.
-It goes to the run's log file (``<run folder>/<task>.log``, which Hydra's file handler writes)
-or, before a run folder exists, to a file in the temporary folder; stderr gets one line that
-names the error and that file. ``HYDRA_FULL_ERROR=1`` keeps the full traceback on stderr.
+User errors already end in one line (:mod:`rcot_lightning.cli.one_line`). Anything else is a bug or
+an environment problem; its traceback matters for a report but buries the message on a terminal. It
+goes to the run's log file (``<run folder>/<task>.log``, which Hydra's file handler writes) or,
+before a run folder exists, to a file in the temporary folder; stderr gets one line that names the
+error and that file. ``HYDRA_FULL_ERROR=1`` keeps the full traceback on stderr.
 """
 
 from __future__ import annotations
