@@ -15,10 +15,7 @@ Returns (to Hydra sweepers) the best ``optimized_metric`` (validation PSNR).
 from __future__ import annotations
 
 import logging
-import shlex
-import signal
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import hydra
@@ -26,6 +23,10 @@ from omegaconf import DictConfig
 
 from rcot_lightning.cli import app
 from rcot_lightning.cli.launch import hydra_ddp_launch
+from rcot_lightning.cli.resume import is_special, resume_path, special_path, stop_after_signal
+
+# The names the resume logic had here before it moved to cli/resume.py.
+_special_path, _is_special = special_path, is_special
 
 log = logging.getLogger(__name__)
 
@@ -73,168 +74,6 @@ def _with_run_checkpoint(callbacks: list[Any], trainer: Any) -> list[Any]:
     return [*callbacks, RunCheckpoint()]
 
 
-def _hpc_checkpoint(folder: Path) -> Path | None:
-    """The newest of Lightning's ``hpc_ckpt_<n>.ckpt`` in ``folder`` (highest ``n``), or None."""
-    numbered = []
-    for path in folder.glob("hpc_ckpt_*.ckpt"):
-        number = path.stem.removeprefix("hpc_ckpt_")
-        if number.isdigit():
-            numbered.append((int(number), path))
-    return max(numbered)[1] if numbered else None
-
-
-def _special_path(name: str, trainer: Any) -> str:
-    """The file a special ``ckpt_path`` names: ``last``, ``hpc``; ``best`` and others refused.
-
-    Args:
-        name: ``last``, ``best``, ``hpc`` or ``registry[:...]``.
-        trainer: the trainer (its checkpoint callback and run folder).
-
-    Returns:
-        ``<checkpoints folder>/last.ckpt`` for ``last``; the newest ``hpc_ckpt_<n>.ckpt`` of the
-        run folder for ``hpc``; ``registry[:...]`` itself when Lightning's model registry
-        (``litmodels``) is installed.
-
-    Raises:
-        RCOTError: ``best`` (no best of this run exists before it trains), ``last``
-            without the checkpoint callback, ``hpc`` without an ``hpc_ckpt_<n>.ckpt``, a registry
-            without ``litmodels``.
-    """
-    from lightning_utilities.core.imports import module_available
-
-    from rcot_lightning.errors import RCOTError
-
-    if name == "last":
-        callback = trainer.checkpoint_callback
-        if callback is None or not getattr(callback, "dirpath", None):
-            raise RCOTError("ckpt_path=last needs the model_checkpoint callback; pass a file")
-        folder = Path(callback.dirpath)
-        newer = sorted(p.name for p in folder.glob(f"{callback.CHECKPOINT_NAME_LAST}-v*.ckpt"))
-        if newer:
-            # Written by a resumed run of a moved or copied folder before last.ckpt was always
-            # the last state: may be newer than last.ckpt.
-            log.warning(
-                "ckpt_path=last: resuming from %s/last.ckpt; the folder also holds %s (older "
-                "versions wrote a moved run's last state there): pass ckpt_path=<that file> "
-                "to resume from it",
-                folder,
-                ", ".join(newer),
-            )
-        return str(folder / f"{callback.CHECKPOINT_NAME_LAST}.ckpt")
-    if name == "hpc":
-        run = Path(trainer.default_root_dir)
-        found = _hpc_checkpoint(run)
-        if found is None:
-            raise RCOTError(
-                f"ckpt_path=hpc: {run} holds no hpc_ckpt_<n>.ckpt (Lightning writes them on "
-                "SLURM's auto-requeue signal); pass ckpt_path=last with run_dir=<run folder>, or "
-                "ckpt_path=<file>.ckpt"
-            )
-        return str(found)
-    if name == "best":
-        raise RCOTError(
-            "ckpt_path=best: this run has no best checkpoint before it trains (a run resumes "
-            "from its last state); pass ckpt_path=last (with run_dir=<run folder>) or "
-            "ckpt_path=<run folder>/checkpoints/best-<...>.ckpt"
-        )
-    if not module_available("litmodels"):
-        raise RCOTError(
-            f"ckpt_path={name}: Lightning's model registry needs the litmodels package (pip "
-            "install litmodels); pass ckpt_path=last (with run_dir=<run folder>) or "
-            "ckpt_path=<file>.ckpt"
-        )
-    return name
-
-
-def _is_special(path: str) -> bool:
-    """Whether ``ckpt_path`` is one of Lightning's names (``last``, ``best``, ``hpc``, a registry).
-
-    Example:
-        >>> [_is_special(p) for p in ("last", "hpc", "registry:m", "runs/last.ckpt")]
-        [True, True, True, False]
-    """
-    return path in ("last", "best", "hpc", "registry") or path.lower().startswith("registry:")
-
-
-def _resume_path(ckpt_path: Any, trainer: Any, model: Any, trust: bool = False) -> str | None:
-    """``ckpt_path`` checked before fit (one-line errors); a special name made a file.
-
-    Args:
-        ckpt_path: the ``ckpt_path`` setting (None or ``""``: a fresh run).
-        trainer: the trainer (its checkpoint callback and run folder).
-        model: the module the checkpoint must fit.
-        trust: unpickle the file in full (``trust_checkpoint=true``).
-
-    Returns:
-        The checkpoint file to resume from (``last``: this run's ``last.ckpt``; ``hpc``: its
-        newest ``hpc_ckpt_<n>.ckpt``), a registry name, or None.
-
-    Raises:
-        RCOTError: the file cannot continue ``model`` (:func:`check_resumable`), or a special
-            name that names no file (:func:`_special_path`).
-    """
-    from rcot_lightning.checkpoints.load import check_resumable
-
-    if ckpt_path in (None, ""):
-        return None
-    path = str(ckpt_path)
-    if _is_special(path):
-        path = _special_path(path, trainer)
-        if _is_special(path):  # a registry: resolved by Lightning
-            return path
-    check_resumable(path, model, trust)
-    return path
-
-
-def _stopped(trainer: Any, callbacks: list[Any], err: BaseException | None) -> None:
-    """End a ``fit`` that a stop signal interrupted: how to resume, exit ``128 + signal``.
-
-    ``err`` is what ``fit`` raised: the callback's ``TrainingInterrupted``, Lightning's own
-    ``SIGTERMException`` (outside a training batch; re-raised without the callback), or None
-    when ``fit`` returned: then only a signal during the final validation stops here (training
-    finished and ``last.ckpt`` holds it), and anything else returns None.
-    """
-    from rcot_lightning.callbacks.preemption_checkpoint import (
-        PreemptionCheckpoint,
-        TrainingInterrupted,
-    )
-
-    watcher = next((c for c in callbacks if isinstance(c, PreemptionCheckpoint)), None)
-    if isinstance(err, TrainingInterrupted):
-        interrupted = err
-    elif watcher is None or (err is None and watcher.received is None):
-        if err is not None:
-            raise err
-        return None
-    else:
-        interrupted = watcher.interruption(trainer)
-    if trainer.is_global_zero:
-        app.report(_resume_report(interrupted))
-    raise SystemExit(interrupted.exit_status)
-
-
-def _resume_report(interrupted: Any) -> str:
-    name = signal.Signals(interrupted.signum).name
-    lines = [
-        "",
-        f"RCOT training interrupted by {name} at iteration {interrupted.iteration} "
-        f"(exit status {interrupted.exit_status} = 128 + {name})",
-    ]
-    if interrupted.checkpoint:
-        run_dir = Path(interrupted.checkpoint).resolve().parent.parent
-        overrides = [
-            o
-            for o in app.job_overrides()
-            if not o.lstrip("+~").startswith(("ckpt_path=", "run_dir=", "hydra."))
-        ]
-        args = [*overrides, f"run_dir={run_dir}", "ckpt_path=last"]
-        command = " ".join(["python -m rcot_lightning.train", *map(shlex.quote, args)])
-        lines += [f"  checkpoint: {interrupted.checkpoint}", f"  resume: {command}"]
-    else:
-        lines.append("  no checkpoint was written (fast_dev_run or checkpointing disabled)")
-    return "\n".join(lines)
-
-
 @dataclass
 class TrainingRun:
     """What :func:`run` built and did: the optimised metric and the objects behind it."""
@@ -245,31 +84,45 @@ class TrainingRun:
     datamodule: Any
 
 
-def run(cfg: DictConfig) -> TrainingRun:
-    """Build everything from ``cfg``, fit, optionally test.
+@dataclass
+class BuiltTraining:
+    """What :func:`build_training` made from a config, ready for :func:`fit_and_test`."""
 
-    Ranks 1..N-1 of a DDP run re-run this function (Lightning starts them as new processes), so
-    everything before ``trainer.fit`` only builds objects: no data is read, nothing written.
+    trainer: Any
+    model: Any
+    datamodule: Any
+    callbacks: list[Any]
+    trust: bool  # unpickle checkpoints in full (trust_checkpoint=true)
+
+
+def run(cfg: DictConfig) -> TrainingRun:
+    """Build everything from ``cfg``, fit, optionally test: :func:`build_training`, then
+    :func:`fit_and_test`."""
+    return fit_and_test(cfg, build_training(cfg))
+
+
+def build_training(cfg: DictConfig) -> BuiltTraining:
+    """Check ``cfg`` and build the Trainer (loggers, callbacks), the data module and the model.
+
+    Ranks 1..N-1 of a DDP run re-run this (Lightning starts them as new processes), so it only
+    builds objects: no data is read, nothing written.
     """
     import lightning as L
     from hydra.utils import instantiate
-    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from rcot_lightning.callbacks import RecipeReport, RestorationImageLogger
-    from rcot_lightning.callbacks.preemption_checkpoint import TrainingInterrupted
+    from rcot_lightning.callbacks import RecipeReport
     from rcot_lightning.checkpoints.atomic_io import AtomicCheckpointIO
     from rcot_lightning.checkpoints.load import build_module
+    from rcot_lightning.checkpoints.trust import trust_settings
     from rcot_lightning.cli.checks import check_model_values, check_wandb_reachable
     from rcot_lightning.cli.recipe import check_recipe, group_choices
+    from rcot_lightning.data.images import set_max_megapixels
     from rcot_lightning.values import at_least
 
     app.single_log_handlers()
     # In train.log only: the recipe block is the first thing the command prints.
     overrides = " ".join(app.job_overrides()) or "(none)"
     log.info("job overrides: %s", overrides, extra=app.LOG_FILE_ONLY)
-    from rcot_lightning.checkpoints.trust import trust_settings
-    from rcot_lightning.data.images import set_max_megapixels
-
     trust, _ = trust_settings(cfg)
     set_max_megapixels(cfg.get("max_megapixels", 178))
     resolved = {key: app.as_dict(cfg.get(key)) for key in ("task", "data", "model", "trainer")}
@@ -297,21 +150,37 @@ def run(cfg: DictConfig) -> TrainingRun:
         L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = instantiate(cfg.data, _convert_="partial")
     model = build_module(app.as_dict(cfg.model))
+    return BuiltTraining(trainer, model, datamodule, callbacks, trust)
 
+
+def fit_and_test(cfg: DictConfig, built: BuiltTraining) -> TrainingRun:
+    """Fit (``train: true``; resuming from ``ckpt_path``), test (``test: true``), then print the
+    summary; a stop signal ends here with the command that resumes the run."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from rcot_lightning.callbacks import RestorationImageLogger
+    from rcot_lightning.errors import TrainingInterrupted
+
+    trainer, model, datamodule, callbacks = (
+        built.trainer,
+        built.model,
+        built.datamodule,
+        built.callbacks,
+    )
     iterations = None
     # Weights-only unless the user trusts the file: a checkpoint's pickle could run code.
-    weights_only = not trust
+    weights_only = not built.trust
     with hydra_ddp_launch():
         if cfg.get("train", True):
-            ckpt_path = _resume_path(cfg.get("ckpt_path"), trainer, model, trust)
+            ckpt_path = resume_path(cfg.get("ckpt_path"), trainer, model, built.trust)
             # Not an error: a stop signal saves a checkpoint and exits with 128 + signal.
             try:
                 trainer.fit(
                     model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=weights_only
                 )
             except (TrainingInterrupted, SIGTERMException) as err:
-                _stopped(trainer, callbacks, err)
-            _stopped(trainer, callbacks, None)
+                stop_after_signal(trainer, callbacks, err)
+            stop_after_signal(trainer, callbacks, None)
             iterations = model.iteration  # testing the best checkpoint loads its count
         metric = _metric_value(trainer, cfg.optimized_metric)
         metrics = dict(trainer.callback_metrics)  # testing replaces the validation values
@@ -322,8 +191,8 @@ def run(cfg: DictConfig) -> TrainingRun:
             best = getattr(trainer.checkpoint_callback, "best_model_path", "") or None
             if not cfg.get("train", True):
                 best = cfg.get("ckpt_path")
-                if best not in (None, "") and _is_special(str(best)):
-                    best = _special_path(str(best), trainer)
+                if best not in (None, "") and is_special(str(best)):
+                    best = special_path(str(best), trainer)
             trainer.test(
                 model,
                 datamodule=datamodule,
@@ -348,7 +217,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         return run(cfg).metric
 
 
-#: Console entry point ``rcot-train``: ``main`` -> ``_hydra_main`` -> :func:`run` -> ``fit``.
+#: Console entry point ``rcot-train``: ``main`` -> ``_hydra_main`` -> :func:`run` ->
+#: :func:`build_training`, :func:`fit_and_test`.
 main = app.command("rcot-train", _hydra_main)
 
 
