@@ -212,8 +212,8 @@ class RCOTModule(L.LightningModule):
             after ``n`` updates (the warm-up of TensorFlow's ``ExponentialMovingAverage``), so
             the initial weights fade within tens of iterations instead of ``1 / (1 - decay)``:
             with decay 0.999 and no warm-up they still weigh 10% after 2300 iterations, enough
-            to put a short run's average below its input. Off by default (runs made without it resume
-            identically).
+            to put a short run's average below its input. Off by default (runs made without it
+            resume identically).
         compile_map: run ``T`` through ``torch.compile`` (the potential is never compiled: its
             double backward is not supported by the compiler).
         evaluation: how validation, test and predict restore and score images (metric
