@@ -27,8 +27,10 @@ from tests import hostile
 # One torch thread in the test process, as cli_env gives each command: on 2 cores shared with
 # the commands a test starts (or another job), torch's default of one thread per core made the
 # suite many times slower (a test of 2.7 s took 149 s), not faster.
-if "OMP_NUM_THREADS" not in os.environ:
-    torch.set_num_threads(1)
+# Set in the environment too, so a command run in this process keeps its threads whatever the
+# machine's load (tests/test_hardware.py tests the busy-machine choice itself).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 CONFIG_MODULE = "rcot_lightning.conf"
 

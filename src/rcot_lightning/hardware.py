@@ -5,6 +5,13 @@ the training loop ran 1.79x fp32 on such a machine. Without it (AVX2 only, as on
 Zen 3) every bf16 operation is emulated and a restoration ran 12.6x *slower* than fp32, so the
 entry points fall back to fp32 there and say so in one line (:func:`bf16_fallback_note`).
 
+On a machine other jobs keep busy, torch's intra-op threads wait for one another: the default
+job's training iteration on 2 cores beside 2 busy processes cost 3.2x the CPU of an idle one
+with 2 threads (2.13 against 0.66 CPU-s) and the same as idle with 1 thread (0.60), which was
+also 2.2x faster in wall time there (``benchmarks/contention.py``, AMD EPYC). The
+commands therefore take fewer threads when the load average says cores are taken, and say so
+(:func:`busy_machine_threads`); ``OMP_NUM_THREADS`` set by the user always wins.
+
 Example:
     >>> isinstance(native_bf16(), bool)
     True
@@ -25,6 +32,7 @@ import torch
 __all__ = [
     "BF16_FLAGS",
     "bf16_fallback_note",
+    "busy_machine_threads",
     "cpu_flags",
     "cpu_model",
     "cpu_summary",
@@ -103,3 +111,52 @@ def bf16_fallback_note(key: str) -> str | None:
         f"AMX), where bf16 measured about {EMULATED_BF16_SLOWDOWN:g}x slower than fp32: running "
         "in fp32 instead (set RCOT_NATIVE_BF16=1 to force bf16)"
     )
+
+
+def busy_machine_threads(
+    cores: int | None = None, load: float | None = None, environ: Any = None
+) -> tuple[int, str] | None:
+    """Fewer intra-op threads on a busy machine: ``(threads, why)``, or None to keep torch's.
+
+    With ``OMP_NUM_THREADS`` unset, a command would run one thread per core; when the 1-minute
+    load average says other jobs hold cores, ``round(cores - load)`` threads (at least 1) are
+    what is free. Nothing changes when the variable is set (the user chose) or the machine is
+    idle enough for every core.
+
+    Args:
+        cores: the cores this process may use (default: its CPU affinity).
+        load: the 1-minute load average (default: ``os.getloadavg()``).
+        environ: the environment (default: ``os.environ``).
+
+    Example:
+        >>> busy_machine_threads(cores=2, load=0.1, environ={}) is None
+        True
+        >>> busy_machine_threads(cores=2, load=1.9, environ={})[0]
+        1
+        >>> busy_machine_threads(cores=16, load=3.2, environ={})[0]
+        13
+        >>> busy_machine_threads(cores=2, load=9.0, environ={"OMP_NUM_THREADS": "2"}) is None
+        True
+    """
+    environ = os.environ if environ is None else environ
+    if environ.get("OMP_NUM_THREADS"):
+        return None
+    if cores is None:
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cores = os.cpu_count() or 1
+    if load is None:
+        try:
+            load = os.getloadavg()[0]
+        except OSError:
+            return None
+    threads = max(1, min(cores, round(cores - load)))
+    if threads >= cores:
+        return None
+    why = (
+        f"threads: {threads} of {cores} cores (load average {load:.1f}: other jobs hold the "
+        f"rest, and threads that wait on each other cost up to 3x the CPU); set "
+        f"OMP_NUM_THREADS={cores} to use every core"
+    )
+    return threads, why

@@ -131,6 +131,7 @@ def command(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], None]:
         saved = {key: os.environ.get(key) for key in (_ASKED, _FULL_ERROR)}
         os.environ[_ASKED] = "1" if full_error_asked() else "0"
         os.environ[_FULL_ERROR] = "1"
+        take_free_cores(prog)
         try:
             with exit_on_user_error(prog):
                 hydra_main()
@@ -143,6 +144,23 @@ def command(prog: str, hydra_main: Callable[[], Any]) -> Callable[[], None]:
 
     main.__doc__ = f"Console entry point ``{prog}``."
     return main
+
+
+def take_free_cores(prog: str) -> None:
+    """On a busy machine, run torch (and the processes this command starts) on the free cores
+    only, and say so in one line on stderr (:func:`~rcot_lightning.hardware.busy_machine_threads`).
+    """
+    from rcot_lightning.hardware import busy_machine_threads
+
+    chosen = busy_machine_threads()
+    if chosen is None:
+        return
+    import torch
+
+    threads, why = chosen
+    os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP processes and loader workers too
+    torch.set_num_threads(threads)
+    print(f"{prog}: {why}", file=sys.stderr)
 
 
 def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:
