@@ -494,3 +494,20 @@ def test_a_resumed_claims_run_drops_the_checkpoints_of_its_abandoned_attempt(
         "step0000020.ckpt",
         "step0000040.ckpt",
     ]
+
+
+@pytest.mark.integration
+def test_contention_measures_each_thread_setting_idle_and_busy() -> None:
+    report = run_benchmark(
+        "contention.py",
+        *("--settings", "1", "--short", "1", "--long", "2", "--neighbours", "1"),
+        *("--overrides", "model=rcot_tiny", "data.batch_size=2", "data.crops.patch_size=32"),
+    )
+    assert report["neighbours"] == 1 and report["settings"]["1"]["OMP_NUM_THREADS"] == 1
+    figures = report["results"]["1"]
+    for load in ("idle", "busy"):
+        # One iteration's difference is within start-up noise here: only the runs are checked.
+        assert math.isfinite(figures[load]["cpu_s_per_iteration"])
+        for cpu_s, wall_s in figures[load]["runs"].values():
+            assert cpu_s > 0 and wall_s > 0
+    assert math.isfinite(figures["cpu_ratio_to_idle"]) and "native_bf16" in report["cpu"]
