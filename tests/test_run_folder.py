@@ -173,3 +173,26 @@ def test_a_command_leaves_one_run_folder_holding_its_log(tmp_path: Path) -> None
     assert "wrote torchscript to m.pt" in log
     # Printed once on the console, not repeated by the log's console handler.
     assert proc.stdout.count("wrote torchscript to m.pt") == 1
+
+
+def test_train_resume_with_last_continues_the_latest_run_of_its_own_task(tmp_path: Path) -> None:
+    """rcot-train task=derain ckpt_path=last never resumes a newer denoise run as derain."""
+    from rcot_lightning.conf.run_dir import HYDRA_RECORD, LAST_CHECKPOINT, run_folder
+
+    for age, (name, task) in enumerate((("new", "denoise"), ("old", "derain"))):
+        run = tmp_path / name
+        (run / "checkpoints").mkdir(parents=True)
+        (run / LAST_CHECKPOINT).write_bytes(b"")
+        os.utime(run / LAST_CHECKPOINT, (1000 - age, 1000 - age))
+        (run / HYDRA_RECORD).mkdir()
+        (run / HYDRA_RECORD / "config.yaml").write_text(f"task:\n  name: {task}\n")
+    assert run_folder(str(tmp_path), None, "last", "derain") == str(tmp_path / "old")
+    assert run_folder(str(tmp_path), None, "last", "denoise") == str(tmp_path / "new")
+    assert run_folder(str(tmp_path), None, "last") == str(tmp_path / "new")  # no task: newest
+    with pytest.raises(RCOTError) as refused:
+        run_folder(str(tmp_path), None, "last", "sr")
+    assert str(refused.value) == (
+        f"ckpt_path=last: no run of task sr under {tmp_path} has a checkpoints/last.ckpt; the "
+        "latest, new, trained task denoise: pass task=denoise to resume it, or "
+        "run_dir=<a run of task sr> ckpt_path=last"
+    )

@@ -18,6 +18,7 @@ from rcot_lightning.conf.run_dir import (
     latest_run,
     new_run_folder,
     run_folder,
+    run_task,
 )
 from rcot_lightning.errors import RCOTError
 
@@ -33,34 +34,6 @@ __all__ = [
     "run_folder",
     "run_task",
 ]
-
-
-def run_task(folder: str | os.PathLike[str]) -> str | None:
-    """The task a training run trained (``task.name`` in its ``.hydra/config.yaml``), or None.
-
-    None when the folder has no readable record (a run copied without ``.hydra/``, a checkpoint
-    saved by your own Trainer).
-
-    Example:
-        >>> import tempfile
-        >>> run = Path(tempfile.mkdtemp())
-        >>> (run / HYDRA_RECORD).mkdir()
-        >>> _ = (run / HYDRA_RECORD / "config.yaml").write_text("task:\\n  name: derain\\n")
-        >>> run_task(run), run_task(tempfile.mkdtemp())
-        ('derain', None)
-    """
-    import yaml
-
-    record = Path(folder) / HYDRA_RECORD / "config.yaml"
-    try:
-        if not record.is_file() or record.stat().st_size > 1_000_000:
-            return None
-        config = yaml.safe_load(record.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return None
-    task = config.get("task") if isinstance(config, dict) else None
-    name = task.get("name") if isinstance(task, dict) else None
-    return name if isinstance(name, str) and name else None
 
 
 class LastRun(NamedTuple):

@@ -3,8 +3,8 @@
 Importing this package registers the OmegaConf resolvers the configs use, so the configs also
 compose from other Hydra apps (``initialize_config_module("rcot_lightning.conf")``):
 
-* ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}``: this run's own folder under ``<parent>``
-  (claimed, never shared with another run; see :mod:`rcot_lightning.conf.run_dir`);
+* ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>,<task>}``: this run's own folder under
+  ``<parent>`` (claimed, never shared with another run; see :mod:`rcot_lightning.conf.run_dir`);
 * ``${rcot_wandb_offline:}``: whether wandb must run offline (no API key configured);
 * ``${rcot_recipe:${data},${model},${experiment}}``: the recipe ``train.yaml`` selects (see
   :func:`default_recipe`).

@@ -1,6 +1,6 @@
 """One folder per run: the name of a new run folder, claimed before anyone else can take it.
 
-The logic of the configs' ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>}`` resolver
+The logic of the configs' ``${rcot_run_dir:<parent>,<run_dir>,<ckpt_path>,<task>}`` resolver
 (:func:`run_folder`; ``hydra/default.yaml`` names each run's folder with it), so the configs
 compose without the entry points; :mod:`rcot_lightning.cli.run_folder` adds which run
 ``ckpt_path=last`` takes for eval, restore and export.
@@ -35,6 +35,7 @@ __all__ = [
     "latest_run",
     "new_run_folder",
     "run_folder",
+    "run_task",
 ]
 
 #: Name of the checkpoint a run keeps its final state in (``<run>/checkpoints/last.ckpt``).
@@ -223,7 +224,57 @@ def check_run_dir(
     )
 
 
-def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = None) -> str:
+def run_task(folder: str | os.PathLike[str]) -> str | None:
+    """The task a training run trained (``task.name`` in its ``.hydra/config.yaml``), or None.
+
+    None when the folder has no readable record (a run copied without ``.hydra/``, a checkpoint
+    saved by your own Trainer).
+
+    Example:
+        >>> import tempfile
+        >>> run = Path(tempfile.mkdtemp())
+        >>> (run / HYDRA_RECORD).mkdir()
+        >>> _ = (run / HYDRA_RECORD / "config.yaml").write_text("task:\\n  name: derain\\n")
+        >>> run_task(run), run_task(tempfile.mkdtemp())
+        ('derain', None)
+    """
+    import yaml
+
+    record = Path(folder) / HYDRA_RECORD / "config.yaml"
+    try:
+        if not record.is_file() or record.stat().st_size > 1_000_000:
+            return None
+        config = yaml.safe_load(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    task = config.get("task") if isinstance(config, dict) else None
+    name = task.get("name") if isinstance(task, dict) else None
+    return name if isinstance(name, str) and name else None
+
+
+def _latest_of_task(parent: Path, latest: Path, task: str | None) -> Path:
+    """The newest run under ``parent`` with a ``last.ckpt`` whose task is ``task`` (or unknown)."""
+    if task is None or run_task(latest) in (None, task):
+        return latest
+    runs = [p for p in parent.iterdir() if (p / LAST_CHECKPOINT).is_file()]
+    runs.sort(key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, reverse=True)
+    for run in runs:
+        if run_task(run) in (None, task):
+            return run
+    trained = run_task(latest)
+    raise RCOTError(
+        f"ckpt_path=last: no run of task {task} under {parent} has a {LAST_CHECKPOINT}; the "
+        f"latest, {latest.name}, trained task {trained}: pass task={trained} to resume it, or "
+        f"run_dir=<a run of task {task}> ckpt_path=last"
+    )
+
+
+def run_folder(
+    parent: str,
+    run_dir: str | None = None,
+    ckpt_path: str | None = None,
+    task: str | None = None,
+) -> str:
     """The folder of this run: ``run_dir`` if given, the latest run to resume, or a new one.
 
     Args:
@@ -232,7 +283,9 @@ def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = 
             a resumed run keeps writing next to its checkpoints; refused when a new run would
             spoil it (:func:`check_run_dir`).
         ckpt_path: ``"last"`` continues the run under ``parent`` that saved a ``last.ckpt``
-            most recently, in its own folder.
+            most recently, in its own folder: of ``task`` when given (a run of another task is
+            never resumed as this one; one whose task is unknown is).
+        task: this run's task (``task.name``).
 
     Raises:
         RCOTError: ``ckpt_path=last`` but no run under ``parent`` has a ``last.ckpt``; a
@@ -248,5 +301,5 @@ def run_folder(parent: str, run_dir: str | None = None, ckpt_path: str | None = 
                 f"ckpt_path=last: no run under {parent} has a {LAST_CHECKPOINT}; pass "
                 "run_dir=<run folder> or ckpt_path=<file>.ckpt"
             )
-        return str(latest)
+        return str(_latest_of_task(Path(parent), latest, task))
     return str(new_run_folder(parent))
