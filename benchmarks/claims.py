@@ -164,6 +164,7 @@ from benchmarks.quality import (
 from rcot_lightning.callbacks.cpu_budget import CPUBudget
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.metrics import psnr, ssim
 
 OBJ = "model.objective"
@@ -1025,6 +1026,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "supervised_weight": SUPERVISED_WEIGHT,
         "fourier_weight": FOURIER_WEIGHT,
         "wall_seconds": time.perf_counter() - start,
+        "cpu": cpu_summary(),
         "failed": failed,
         "missing": missing,
         **summary,

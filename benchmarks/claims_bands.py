@@ -133,6 +133,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from benchmarks.claims import VARIANTS, heldout, run_name
     from benchmarks.claims import parse_args as claims_args
     from rcot_lightning.checkpoints.load import load_module
+    from rcot_lightning.hardware import cpu_summary
 
     args = parse_args(argv)
     torch.set_num_threads(1)
@@ -144,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     photos = {task: heldout(task, scoring) for task in tasks}
     labels = band_labels()
     report: dict[str, Any] = {"bands": labels, "edges": list(EDGES), "variants": {}}
+    report["cpu"] = cpu_summary()
     report["inputs"] = {
         task: band_means([band_split(d.clamp(0, 1), c) for c, d in photos[task].values()])
         for task in sorted(tasks)

@@ -55,6 +55,7 @@ from benchmarks.common import (
 from benchmarks.quality import noisy_photo, run_training, score
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+from rcot_lightning.hardware import cpu_summary
 
 COLOUR = ["astronaut", "rocket", "motorcycle_left", "motorcycle_right"]
 GREY = ["camera", "coins", "moon", "brick", "grass", "gravel"]
@@ -190,6 +191,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "iterations": args.iterations,
         "photos": args.photos,
         "seeds": args.seeds,
+        "cpu": cpu_summary(),
         "settings": {
             name: {"means": SETTINGS[name][0], "overrides": SETTINGS[name][1]}
             for name in args.settings

@@ -36,6 +36,7 @@ from benchmarks.quality import noisy_photo
 from rcot_lightning.callbacks.cpu_budget import CPUBudget
 from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.metrics import psnr, ssim
 
 
@@ -113,7 +114,8 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     for row in rows:
         row["gain_db"] = row["psnr"] - noisy_psnr
         print(json.dumps(row))
-    print(json.dumps({"sigma": args.sigma, "photos": args.photos, "noisy_psnr": noisy_psnr}))
+    summary = {"sigma": args.sigma, "photos": args.photos, "noisy_psnr": noisy_psnr}
+    print(json.dumps({**summary, "cpu": cpu_summary()}))
     return rows
 
 

@@ -59,6 +59,7 @@ import torch
 from torch import Tensor, nn
 
 from rcot_lightning.conf import MAP_PRESETS
+from rcot_lightning.hardware import cpu_line, cpu_summary
 from rcot_lightning.inference import restore_image, tile_starts
 from rcot_lightning.nets import TwoPassMap
 
@@ -325,6 +326,7 @@ def main() -> None:
         "results": results,
         "load_average": list(os.getloadavg()),
         "machine": platform.machine(),
+        "cpu": cpu_summary(),
         "torch": torch.__version__,
         "note": "timings vary about +-15% run to run on a shared CPU; compare the ratios",
     }
@@ -338,7 +340,7 @@ def main() -> None:
             f"{r['tiled']['peak_rss_mib'] / 1024:.2f} GiB"
             for r in tiled_rows
         )
-        + f"; s/MP max/min {max(spmp) / min(spmp):.2f}",
+        + f"; s/MP max/min {max(spmp) / min(spmp):.2f}; {cpu_line(result['cpu'])}",
         file=sys.stderr,
     )
 

@@ -27,6 +27,7 @@ import torch
 
 from rcot_lightning.data.datamodules import SamplesDataModule
 from rcot_lightning.data.degradations import build_degradation
+from rcot_lightning.hardware import cpu_summary
 
 
 def loader_rate(
@@ -102,6 +103,7 @@ def main() -> None:
         "degradation": args.degradation,
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
+        "cpu": cpu_summary(),
         "torch": torch.__version__,
         "loader": {
             f"workers_{w}": loader_rate(w, args.patch, args.batch, args.batches, args.degradation)

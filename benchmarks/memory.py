@@ -52,6 +52,7 @@ if not __package__:
 
 from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
+from rcot_lightning.hardware import cpu_line, cpu_summary
 from rcot_lightning.nets import Potential, TwoPassMap
 
 #: Configuration -> (autocast dtype or None, checkpointing). ``fp16`` is for CUDA (the loss
@@ -220,6 +221,7 @@ def main() -> None:
             "measurements, not a GPU measurement"
         ),
         "machine": platform.machine(),
+        "cpu": cpu_summary(),
         "torch": torch.__version__,
     }
     print(json.dumps(result, indent=2))
@@ -229,7 +231,8 @@ def main() -> None:
             f"{n} activation {r['activation_mib'] / 1024:.2f} GiB, peak "
             f"{r['peak_mib'] / 1024:.2f} GiB"
             for n, r in results.items()
-        ),
+        )
+        + f"; {cpu_line(result['cpu'])}",
         file=sys.stderr,
     )
 

@@ -46,6 +46,7 @@ if not __package__:
 from benchmarks.common import bm3d_restore
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
+from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import psnr, ssim
 from rcot_lightning.pretrained import DEFAULT_MODEL, available, load
@@ -150,6 +151,7 @@ def main() -> None:
         "seconds_total": {m: round(s, 2) for m, s in seconds.items() if m != "noisy"},
         "torch": torch.__version__,
         "machine": platform.machine(),
+        "cpu": cpu_summary(),
         "results": results,
     }
     print(json.dumps(report, indent=1))

@@ -72,6 +72,7 @@ from rcot_lightning.checkpoints.load import load_module
 from rcot_lightning.data.datasets import derive_seed
 from rcot_lightning.data.degradations import Degradation, GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
+from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.metrics import RandomFeatureDistances, psnr, ssim
 from rcot_lightning.visualize import comparison_grid, save_png
 
@@ -397,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "budget_minutes": args.budget,
         "iterations_cap": args.iterations,
         "threads": args.threads,
+        "cpu": cpu_summary(),
         "features": "rcot_lightning.metrics.RandomFeatureDistances(): RandomFeatures(seed=0), "
         "fixed random convs, 256 pooled features, 64x64 patches at stride 32; not comparable "
         "with Inception FID",

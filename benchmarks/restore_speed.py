@@ -36,6 +36,7 @@ import time
 
 import torch
 
+from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.inference import restore_image
 from rcot_lightning.pretrained import DEFAULT_MODEL, load
 
@@ -105,6 +106,7 @@ def main() -> None:
         "torch": torch.__version__,
         "machine": platform.machine(),
         "processor": platform.processor(),
+        "cpu": cpu_summary(),
     }
     print(json.dumps(report, indent=1))
 

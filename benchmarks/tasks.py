@@ -870,7 +870,7 @@ def main() -> None:
         "(psnr_y, ssim_y) where conf/task/<task>.yaml scores it; its crop_border",
         "seed": args.seed,
         "threads": args.threads,
-        "cpu": hardware.cpu_model(),
+        "cpu": hardware.cpu_summary(),
         "torch": torch.__version__,
         "machine": platform.machine(),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},

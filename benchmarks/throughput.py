@@ -83,6 +83,7 @@ from benchmarks.param_counts import REFERENCE
 from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
 from rcot_lightning.contract import CLEAN, DEGRADATION, DEGRADED
 from rcot_lightning.data.datamodules import SamplesDataModule
+from rcot_lightning.hardware import cpu_line, cpu_summary
 from rcot_lightning.nets import Potential, TwoPassMap
 from rcot_lightning.nets.restormer import set_checkpointing
 from rcot_lightning.objective import FROTObjective, gradient_penalty
@@ -632,12 +633,17 @@ def main() -> None:
         "potential_params": potential_params(),
         "load_average": list(os.getloadavg()),
         "machine": platform.machine(),
+        "cpu": cpu_summary(),
         "torch": torch.__version__,
         "note": "timings vary about +-15% run to run on a shared CPU; compare the ratios",
     }
     print(json.dumps(result, indent=2))
     summary = ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items())
-    print(f"throughput ({args.preset}, b{batch_size} p{patch}): {summary}", file=sys.stderr)
+    print(
+        f"throughput ({args.preset}, b{batch_size} p{patch}): {summary}; "
+        + cpu_line(result["cpu"]),
+        file=sys.stderr,
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from torch import Tensor, nn
 from rcot_lightning.conf import MAP_PRESETS
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
+from rcot_lightning.hardware import cpu_line, cpu_summary
 from rcot_lightning.inference import restore_image, tile_starts
 from rcot_lightning.metrics import psnr
 from rcot_lightning.nets import TwoPassMap
@@ -155,6 +156,7 @@ def main() -> None:
         "threads": args.threads,
         "load_average": list(os.getloadavg()),
         "machine": platform.machine(),
+        "cpu": cpu_summary(),
         "torch": torch.__version__,
     }
     print(json.dumps(result, indent=2))
@@ -165,7 +167,8 @@ def main() -> None:
         else "no tiling within 0.05 dB"
     )
     print(
-        f"tiling_quality ({description}): {best}; bf16 {speedup:.2f}x, {bf16_diff:+.3f} dB",
+        f"tiling_quality ({description}): {best}; bf16 {speedup:.2f}x, {bf16_diff:+.3f} dB; "
+        + cpu_line(result["cpu"]),
         file=sys.stderr,
     )
 

@@ -37,6 +37,13 @@ def run_benchmark(script: str, *args: str) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
+def assert_names_its_cpu(report: dict[str, Any]) -> None:
+    """The report says which CPU it ran on and whether it has native bf16."""
+    cpu = report["cpu"]
+    assert isinstance(cpu["model"], str) and cpu["model"]
+    assert "native_bf16" in cpu
+
+
 @pytest.mark.integration
 def test_throughput_reports_rates_and_ratios() -> None:
     report = run_benchmark("throughput.py", "--preset", "tiny", "--repeats", "2", "--iters", "1")
@@ -57,6 +64,7 @@ def test_throughput_reports_rates_and_ratios() -> None:
         # The size-agnostic potential is smaller than every patch-sized reference one.
         assert params[size]["reference_over_ours"] > 1
     assert params["64px"]["ours"] == params["256px"]["ours"]
+    assert_names_its_cpu(report)
 
 
 @pytest.mark.integration
@@ -77,6 +85,7 @@ def test_inference_scaling_tiles_match_for_a_local_net() -> None:
         assert row["max_abs_diff_local_net"] < 1e-4
         # ... while the Restormer map's channel attention is global: tiling changes it a little.
         assert 0 <= row["max_abs_diff"] < 1
+    assert_names_its_cpu(report)
 
 
 # Two trainings in subprocesses: about 30 s on an idle 2-core CPU.
@@ -114,6 +123,7 @@ def test_quality_smoke_trains_scores_and_writes_table_json_and_figures(tmp_path:
     assert "FROT + l2, one-pass map (TRC off)" in markdown and "noisy input" in markdown
     for name in ("noisy_sigma25.png", "frot_l2_onepass_sigma25.png"):
         assert (out / "figures" / name).stat().st_size > 0
+    assert_names_its_cpu(report)
 
 
 @pytest.mark.integration
@@ -139,6 +149,7 @@ def test_throughput_times_the_authors_loop_and_each_cpu_setting() -> None:
     for name, achieved in flops["achieved"].items():
         assert 0 < achieved["fraction_of_peak"] < 1.5, name  # a 2048 matmul is near the peak
     assert len(report["load_average"]) == 3
+    assert_names_its_cpu(report)
 
 
 @pytest.mark.integration
@@ -160,6 +171,7 @@ def test_memory_reports_each_configuration_from_its_own_process() -> None:
     assert results["fp32"]["autocast"] is None and results["fp32"]["checkpointing"] is False
     assert results["bf16_checkpointing"]["checkpointing"] is True
     assert report["activation_saving"]["checkpointing_fp32"] is None  # not measured here
+    assert_names_its_cpu(report)
 
 
 @pytest.mark.integration
@@ -178,6 +190,7 @@ def test_inference_scaling_extrapolates_large_images_from_a_few_tile_batches() -
         assert tiled["extrapolated"] is True
         assert tiled["s_per_mp"] == tiled["s_per_image"] / row["megapixels"] > 0
         assert tiled["peak_rss_mib"] > 0
+    assert_names_its_cpu(report)
 
 
 @pytest.mark.integration
@@ -195,6 +208,7 @@ def test_tiling_quality_reports_the_psnr_cost_of_tiles() -> None:
         assert math.isfinite(g["psnr_cost_db"]) and g["pixel_overhead"] > 1
     assert report["grid"][0]["pixel_overhead"] > report["grid"][1]["pixel_overhead"]
     assert math.isfinite(report["bf16"]["psnr_diff_db"]) and report["bf16"]["speedup_over_fp32"] > 0
+    assert_names_its_cpu(report)
 
 
 @pytest.mark.integration
@@ -399,6 +413,7 @@ def test_claims_smoke_trains_scores_resumes_and_writes_table_json_and_figures(
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "claims.json").read_text())
     assert report["model"] == "rcot_tiny" and report["seeds"] == [0, 1]
+    assert_names_its_cpu(report)
     assert set(report["variants"]) == {"sigma25/ot_unpaired", "sigma25/l1"}
     for key, row in report["variants"].items():
         assert row["seeds"] == ["0", "1"], key
@@ -510,4 +525,5 @@ def test_contention_measures_each_thread_setting_idle_and_busy() -> None:
         assert math.isfinite(figures[load]["cpu_s_per_iteration"])
         for cpu_s, wall_s in figures[load]["runs"].values():
             assert cpu_s > 0 and wall_s > 0
-    assert math.isfinite(figures["cpu_ratio_to_idle"]) and "native_bf16" in report["cpu"]
+    assert math.isfinite(figures["cpu_ratio_to_idle"])
+    assert_names_its_cpu(report)

@@ -58,7 +58,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def test_every_task_has_its_anchors_scored_per_photo_and_per_severity(report: dict) -> None:
     assert report["benchmark"] == "tasks"
     assert report["photos"] == {"china": [48, 48]}
-    assert report["threads"] == 1 and report["cpu"]
+    assert report["threads"] == 1
+    assert isinstance(report["cpu"]["model"], str) and report["cpu"]["model"]
+    assert "native_bf16" in report["cpu"]
     assert set(report["tasks"]) == set(TASKS)
     rows = 0
     for task, entry in report["tasks"].items():

@@ -17,6 +17,8 @@ Example:
     True
     >>> set(cpu_summary()) == {"model", "capability", "native_bf16", "flags"}
     True
+    >>> cpu_line({"model": "AMD EPYC", "native_bf16": False})
+    'AMD EPYC, native bf16: no'
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "bf16_fallback_note",
     "busy_machine_threads",
     "cpu_flags",
+    "cpu_line",
     "cpu_model",
     "cpu_summary",
     "native_bf16",
@@ -96,6 +99,13 @@ def cpu_summary() -> dict[str, Any]:
         "native_bf16": native_bf16(),
         "flags": flags,
     }
+
+
+def cpu_line(summary: dict[str, Any] | None = None) -> str:
+    """The CPU model and whether it has native bf16, for a benchmark's one-line summary
+    (``summary``: a :func:`cpu_summary`, measured now when left out)."""
+    summary = cpu_summary() if summary is None else summary
+    return f"{summary['model']}, native bf16: {'yes' if summary['native_bf16'] else 'no'}"
 
 
 def bf16_fallback_note(key: str) -> str | None:
