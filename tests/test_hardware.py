@@ -29,12 +29,17 @@ def test_the_users_omp_num_threads_always_wins() -> None:
     assert busy_machine_threads(cores=2, load=30.0, environ={"OMP_NUM_THREADS": "2"}) is None
 
 
+def _two_cores_at_load(monkeypatch: pytest.MonkeyPatch, load: float) -> None:
+    """This process: 2 cores, the given load average, no OMP_NUM_THREADS."""
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+
+
 def test_a_command_on_a_busy_machine_takes_the_free_cores_and_says_so(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(os, "getloadavg", lambda: (9.0, 9.0, 9.0))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    _two_cores_at_load(monkeypatch, 9.0)
     seen: dict[str, object] = {}
 
     def task() -> None:
@@ -55,8 +60,6 @@ def test_a_command_on_a_busy_machine_takes_the_free_cores_and_says_so(
 def test_a_command_on_an_idle_machine_changes_nothing(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.delenv("OMP_NUM_THREADS")
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.1, 0.1, 0.1))
-    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    _two_cores_at_load(monkeypatch, 0.1)
     command("rcot-test", lambda: None)()
     assert "OMP_NUM_THREADS" not in os.environ and capsys.readouterr().err == ""
