@@ -78,10 +78,11 @@ class RCOTProgressBar(RichProgressBar):
         self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if not self.plain_lines or not trainer.is_global_zero:
+        if self.log_every_n_iterations == 0 or not trainer.is_global_zero:
             return
         iteration = int(getattr(pl_module, "iteration", trainer.global_step))
-        if iteration <= 0 or iteration % self.log_every_n_iterations:
+        # Only then ask the terminal: every iteration would ask it for nothing.
+        if iteration <= 0 or iteration % self.log_every_n_iterations or not self.plain_lines:
             return
         log.info(self.progress_line(trainer, pl_module, iteration))
 

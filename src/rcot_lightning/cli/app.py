@@ -160,7 +160,8 @@ def take_free_cores(prog: str) -> None:
     threads, why = chosen
     os.environ["OMP_NUM_THREADS"] = str(threads)  # DDP processes and loader workers too
     torch.set_num_threads(threads)
-    print(f"{prog}: {why}", file=sys.stderr)
+    sys.stderr.write(f"{prog}: {why}\n")  # before any logging is set up, as one_line writes
+    sys.stderr.flush()
 
 
 def run_cli(prog: str, hydra_main: Callable[[], Any]) -> None:

@@ -19,6 +19,7 @@ from rcot_lightning.conf.run_dir import (
     new_run_folder,
     run_folder,
     run_task,
+    saved_runs,
 )
 from rcot_lightning.errors import RCOTError
 
@@ -91,9 +92,7 @@ def last_training_run(train_runs: str | os.PathLike[str], task: str | None = Non
         'ckpt_path=last: .../a/checkpoints/last.ckpt (the latest training run a, task derain); \
 passed over 1 newer run(s) of another task than derain: b (task denoise)'
     """
-    root = Path(train_runs)
-    runs = [p for p in root.iterdir() if (p / LAST_CHECKPOINT).is_file()] if root.is_dir() else []
-    runs.sort(key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, reverse=True)
+    runs = saved_runs(train_runs)
     if not runs:
         raise RCOTError(
             f"ckpt_path=last: no training run under {train_runs} has a {LAST_CHECKPOINT}; "

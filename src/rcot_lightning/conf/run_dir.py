@@ -36,6 +36,7 @@ __all__ = [
     "new_run_folder",
     "run_folder",
     "run_task",
+    "saved_runs",
 ]
 
 #: Name of the checkpoint a run keeps its final state in (``<run>/checkpoints/last.ckpt``).
@@ -111,13 +112,21 @@ def new_run_folder(parent: str | os.PathLike[str], env: Mapping[str, str] | None
         return folder
 
 
-def latest_run(parent: str | os.PathLike[str]) -> Path | None:
-    """The run folder under ``parent`` whose ``checkpoints/last.ckpt`` was written last."""
+def saved_runs(parent: str | os.PathLike[str]) -> list[Path]:
+    """The run folders under ``parent`` that hold a ``checkpoints/last.ckpt``, the one written
+    last first."""
     root = Path(parent)
     if not root.is_dir():
-        return None
-    candidates = [p for p in root.iterdir() if (p / LAST_CHECKPOINT).is_file()]
-    return max(candidates, key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, default=None)
+        return []
+    runs = [p for p in root.iterdir() if (p / LAST_CHECKPOINT).is_file()]
+    runs.sort(key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, reverse=True)
+    return runs
+
+
+def latest_run(parent: str | os.PathLike[str]) -> Path | None:
+    """The run folder under ``parent`` whose ``checkpoints/last.ckpt`` was written last."""
+    runs = saved_runs(parent)
+    return runs[0] if runs else None
 
 
 def _saved_state(folder: Path) -> str | None:
@@ -252,16 +261,12 @@ def run_task(folder: str | os.PathLike[str]) -> str | None:
     return name if isinstance(name, str) and name else None
 
 
-def _latest_of_task(parent: Path, latest: Path, task: str | None) -> Path:
-    """The newest run under ``parent`` with a ``last.ckpt`` whose task is ``task`` (or unknown)."""
-    if task is None or run_task(latest) in (None, task):
-        return latest
-    runs = [p for p in parent.iterdir() if (p / LAST_CHECKPOINT).is_file()]
-    runs.sort(key=lambda p: (p / LAST_CHECKPOINT).stat().st_mtime, reverse=True)
+def _latest_of_task(parent: str, runs: list[Path], task: str | None) -> Path:
+    """The first of ``runs`` (newest first) whose task is ``task`` or unknown; any if no task."""
     for run in runs:
-        if run_task(run) in (None, task):
+        if task is None or run_task(run) in (None, task):
             return run
-    trained = run_task(latest)
+    latest, trained = runs[0], run_task(runs[0])
     raise RCOTError(
         f"ckpt_path=last: no run of task {task} under {parent} has a {LAST_CHECKPOINT}; the "
         f"latest, {latest.name}, trained task {trained}: pass task={trained} to resume it, or "
@@ -295,11 +300,11 @@ def run_folder(
         check_run_dir(run_dir, ckpt_path)
         return str(run_dir)
     if ckpt_path == "last":
-        latest = latest_run(parent)
-        if latest is None:
+        runs = saved_runs(parent)
+        if not runs:
             raise RCOTError(
                 f"ckpt_path=last: no run under {parent} has a {LAST_CHECKPOINT}; pass "
                 "run_dir=<run folder> or ckpt_path=<file>.ckpt"
             )
-        return str(_latest_of_task(Path(parent), latest, task))
+        return str(_latest_of_task(parent, runs, task))
     return str(new_run_folder(parent))
