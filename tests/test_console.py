@@ -133,16 +133,18 @@ def test_a_module_built_by_hand_quiets_the_trainer_built_around_it(
     import lightning as L
 
     from rcot_lightning.conf import MAP_PRESETS, POTENTIAL_PRESETS
-    from rcot_lightning.console import _RANK_ZERO, _not_an_advertisement
+    from rcot_lightning.console import _RANK_ZERO, ADVERTISEMENTS, _not_an_advertisement
     from rcot_lightning.module import RCOTModule
     from rcot_lightning.nets import Potential, TwoPassMap
 
     logging.getLogger(_RANK_ZERO).removeFilter(_not_an_advertisement)
     caplog.set_level(logging.INFO)
     L.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1)
-    assert "litlogger" in caplog.text  # what Lightning says unless told otherwise
+    # What Lightning says unless told otherwise: litlogger from 2.6.6, litmodels at the 2.6.0
+    # floor (ci/floors.txt).
+    assert any(word in caplog.text for word in ADVERTISEMENTS)
     caplog.clear()
     RCOTModule(TwoPassMap(**MAP_PRESETS["tiny"]), Potential(**POTENTIAL_PRESETS["tiny"]))
     L.Trainer(default_root_dir=tmp_path, accelerator="cpu", devices=1)
-    assert "litlogger" not in caplog.text
+    assert not any(word in caplog.text for word in ADVERTISEMENTS)
     assert logging.getLogger(_RANK_ZERO).filter(logging.makeLogRecord({"msg": "GPU available"}))
