@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from rcot_lightning.cli.demo_inputs import (
+    AUTO,
+    SYNTHETIC,
+    TASKS,
     LoadedMaps,
+    ModelChoice,
     StopCheck,
     UploadLimits,
     default_models,
@@ -29,10 +33,12 @@ from rcot_lightning.cli.demo_inputs import (
     score_rows,
     score_table,
     synthetic_degradation,
+    task_model,
 )
 from rcot_lightning.data.degradations import JPEG, GaussianBlur, GaussianNoise, Haze, RainStreaks
 from rcot_lightning.errors import MissingExtraError, RCOTError
 from rcot_lightning.inference import InferenceSettings
+from rcot_lightning.pretrained import DEFAULT_MODEL, available
 from tests.conftest import cli_env, run_cli
 
 LIMITS = UploadLimits(max_mb=1.0, max_megapixels=0.01)
@@ -159,6 +165,108 @@ def test_a_loaded_model_is_reused() -> None:
     choice = list_models(None)["bundled: denoise-blind"]
     net, source = maps.get(choice)
     assert maps.get(choice)[0] is net and "denoise-blind" in source
+
+
+# ------------------------------------------------- the model a degradation picks (auto)
+@pytest.fixture
+def actions(compose_config: Callable[..., DictConfig]) -> Iterator[Any]:
+    """The page's actions on the demo config (CPU, bundled models only)."""
+    from rcot_lightning.cli.demo_page import DemoActions, DemoSettings, Workspace
+
+    cfg = compose_config("demo", "device=cpu", "demo.checkpoints_dir=null")
+    workspace = Workspace()
+    yield DemoActions(DemoSettings.from_config(cfg), workspace)
+    workspace.close()
+
+
+def _loads(actions: Any, monkeypatch: pytest.MonkeyPatch) -> list[ModelChoice]:
+    """The choices ``actions`` loads from now on; each map is the identity (nothing is read)."""
+    loaded: list[ModelChoice] = []
+
+    def get(choice: ModelChoice) -> tuple[torch.nn.Module, str]:
+        loaded.append(choice)
+        return torch.nn.Identity(), f"test map {choice.pretrained}"
+
+    monkeypatch.setattr(actions.maps, "get", get)
+    return loaded
+
+
+def _restore(actions: Any, photo: Path, kind: str, model: str = AUTO) -> str:
+    """The report of the *Restore* button on ``photo`` degraded by ``kind``."""
+    return str(actions.restore(photo, None, None, kind, 25, 2, 20, 0, "32", model, session="s")[3])
+
+
+def test_every_degradation_has_a_task() -> None:
+    assert set(TASKS) == set(SYNTHETIC) - {"none"}
+
+
+def test_the_page_preselects_auto_unless_a_model_is_named(
+    compose_config: Callable[..., DictConfig],
+) -> None:
+    from rcot_lightning.cli.demo_page import DemoSettings
+
+    settings = DemoSettings.from_config(compose_config("demo", "device=cpu"))
+    assert settings.default_model == AUTO and next(iter(settings.models())) == AUTO
+    named = compose_config("demo", "device=cpu", "pretrained=denoise-blind-fast")
+    assert DemoSettings.from_config(named).default_model == "bundled: denoise-blind-fast"
+
+
+def test_each_degradation_picks_a_bundled_model_of_its_task_else_the_default() -> None:
+    entries = available()
+    for kind, task in TASKS.items():
+        name, why = task_model(kind)
+        if any(entry.info.get("task") == task for entry in entries.values()):
+            assert entries[name].info["task"] == task and why.endswith(f"the {kind} degradation)")
+        else:
+            assert (name, why) == (
+                DEFAULT_MODEL,
+                f"{DEFAULT_MODEL} (no bundled model for {kind} yet)",
+            )
+    assert task_model("noise")[0] == "denoise-blind"  # <task>-blind before denoise-blind-fast
+    assert task_model("none")[0] == DEFAULT_MODEL
+
+
+def test_rain_is_restored_with_derain_blind_and_the_page_says_so(
+    actions: Any, tmp_path: Path
+) -> None:
+    report = _restore(actions, _png(tmp_path / "photo.png", 80, 60), "rain")
+    assert report.startswith(
+        "**auto: derain-blind (matches the rain degradation) — bundled model derain-blind: "
+    ), report
+    assert list(actions.maps._maps) == [("bundled:derain-blind", 0.0)]  # the real map ran
+
+
+def test_a_degradation_without_a_bundled_model_falls_back_to_the_default_and_says_so(
+    actions: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rcot_lightning.pretrained as pretrained
+
+    entries = {n: e for n, e in available().items() if e.info.get("task") != "dehaze"}
+    monkeypatch.setattr(pretrained, "available", lambda: entries)  # whatever ships later
+    loaded = _loads(actions, monkeypatch)
+    report = _restore(actions, _png(tmp_path / "photo.png", 80, 60), "haze")
+    assert [choice.pretrained for choice in loaded] == [DEFAULT_MODEL]
+    assert report.startswith(
+        f"**auto: {DEFAULT_MODEL} (no bundled model for haze yet) — test map {DEFAULT_MODEL}**"
+    ), report
+
+
+def test_a_model_the_user_chose_is_kept_whatever_the_degradation(
+    actions: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loaded = _loads(actions, monkeypatch)
+    photo = _png(tmp_path / "photo.png", 80, 60)
+    for kind in TASKS:
+        report = _restore(actions, photo, kind, "bundled: denoise-blind-fast")
+        assert report.startswith("**test map denoise-blind-fast**"), report
+    assert {choice.pretrained for choice in loaded} == {"denoise-blind-fast"}
+    # In A/B too: auto (A) follows the degradation, B is the user's.
+    _, _, _, report, *_ = actions.compare(
+        photo, None, None, "noise", 25, 2, 20, 0, "32", AUTO, "bundled: denoise-blind-fast",
+        session="s",
+    )  # fmt: skip
+    assert "**A**: auto: denoise-blind (matches the noise degradation)" in report, report
+    assert "**B**: test map denoise-blind-fast" in report, report
 
 
 # ------------------------------------------------------------------------- degradations
@@ -288,11 +396,11 @@ def test_the_demo_config_composes_and_is_checked(compose_config: Callable[..., D
     cfg = compose_config("demo", "device=cpu")
     assert cfg.demo.server_name == "127.0.0.1" and cfg.demo.share is False
     settings = DemoSettings.from_config(cfg)
-    assert settings.default_model == "bundled: denoise-blind" and settings.inference.tile == 512
+    assert settings.default_model == AUTO and settings.inference.tile == 512
     assert (settings.requests.max_megapixels, settings.requests.max_seconds) == (16, 60)
     assert settings.requests.max_tile == 1024
     for override, message in (
-        ("precision=16", "precision must be 32 or bf16"),
+        ("precision=16", "precision must be auto, 32 or bf16"),
         ("demo.cache_max_age=0", "demo.cache_max_age must be a positive integer, got 0"),
         ("pretrained=nope", "no bundled model named 'nope'"),
         ("demo.max_request_megapixels=0", "demo.max_request_megapixels must be a positive"),

@@ -31,6 +31,7 @@ from torch import nn
 import rcot_lightning.cli.demo_inputs as demo_inputs
 from rcot_lightning.cli import app
 from rcot_lightning.cli.demo_inputs import (
+    AUTO,
     RequestLimits,
     RequestStopped,
     StopCheck,
@@ -431,7 +432,7 @@ def test_the_scan_of_a_huge_folder_is_bounded(
 
 def test_the_page_lists_the_root_folder(demo: Callable[..., DemoActions]) -> None:
     labels, chosen, _ = demo("demo.checkpoints_dir=/").choices()
-    assert chosen == "bundled: denoise-blind" and chosen in labels
+    assert chosen == AUTO and chosen in labels
 
 
 # ----------------------------------------------------------------- 5. crafted checkpoints
@@ -493,7 +494,7 @@ def test_a_crafted_latest_run_preselected_as_b_runs_nothing(
     save_checkpoint(last, unlink)
     actions = demo(f"demo.checkpoints_dir={runs}")
     _, a, b = actions.choices()  # what the page preselects when it loads
-    assert (a, b) == ("bundled: denoise-blind", f"latest run in {runs}")
+    assert (a, b) == (AUTO, f"latest run in {runs}")
     pytest.importorskip("gradio", reason="the demo extra is not installed")
     from rcot_lightning.cli.demo import import_gradio
     from rcot_lightning.cli.demo_page import build_page
@@ -503,7 +504,7 @@ def test_a_crafted_latest_run_preselected_as_b_runs_nothing(
     assert marker.read_text() == "untouched"
     line = _page_line(actions.compare, None, "camera", None, *SAMPLE_INPUTS, a, b, session="s")
     assert line == _cli_line(last)
-    assert len(actions.maps._maps) == 1  # A, the bundled model, only
+    assert len(actions.maps._maps) == 1  # A, the bundled model auto picked, only
 
 
 # ------------------------------------------------------------- the server, as a process

@@ -1,11 +1,12 @@
 """Restore and compare in the browser: ``python -m rcot_lightning.demo`` (``rcot-demo``).
 
 A local web page (Gradio; ``pip install -e ".[demo]"``): drop a photo or pick a sample photo,
-choose a model (a bundled entry, a checkpoint under ``demo.checkpoints_dir``, or the latest run
-there), optionally degrade the photo synthetically (it then serves as the clean reference), and
-see a before/after slider, the residual and its log-spectrum, PSNR/SSIM against the reference,
-the time taken, and download the restored image at full resolution. The "A/B compare" tab runs
-two models on the same input and shows their score difference.
+choose a model (``auto``, the default: the bundled entry for the synthetic degradation's task; a
+bundled entry, a checkpoint under ``demo.checkpoints_dir``, or the latest run there), optionally
+degrade the photo synthetically (it then serves as the clean reference), and see a before/after
+slider, the residual and its log-spectrum, PSNR/SSIM against the reference, the time taken, and
+download the restored image at full resolution. The "A/B compare" tab runs two models on the
+same input and shows their score difference.
 
 Safe by default: served on 127.0.0.1 only, no public link unless ``demo.share=true``, models
 only from the bundled registry or ``demo.checkpoints_dir`` (the browser names a listed entry,

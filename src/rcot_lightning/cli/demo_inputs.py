@@ -2,11 +2,12 @@
 
 :mod:`rcot_lightning.cli.demo` serves the page; these are the parts that need no browser and no
 Gradio, so they are tested directly: upload limits and the bounds on one request's work, the
-model chooser's listing (bundled entries, checkpoints under one folder, the latest run there),
-the synthetic degradations, what stops a run between tiles (its time is up or its page is
-gone; the run itself is :meth:`rcot_lightning.inference.InferenceSettings.restore`), the scores
-(the library's :func:`~rcot_lightning.metrics.score_images`) and the residual views (the
-library's :mod:`~rcot_lightning.visualize`).
+model chooser's listing (bundled entries, checkpoints under one folder, the latest run there)
+and the model a degradation picks, the synthetic degradations, what stops a run between tiles
+(its time is up or its page is gone; the run itself is
+:meth:`rcot_lightning.inference.InferenceSettings.restore`), the scores (the library's
+:func:`~rcot_lightning.metrics.score_images`) and the residual views (the library's
+:mod:`~rcot_lightning.visualize`).
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ SYNTHETIC = {
 #: Sides below this are refused: SSIM's 11x11 window needs room, and nothing smaller is a photo.
 MIN_SIDE = 16
 
+#: The task of each degradation: the bundled entries whose ``info["task"]`` it is restore it.
+TASKS = {"noise": "denoise", "rain": "derain", "haze": "dehaze", "blur": "deblur", "jpeg": "jpeg"}
+
 #: How the model chooser labels its entries.
 BUNDLED, LATEST, CHECKPOINT = "bundled: ", "latest run in ", "checkpoint: "
+
+#: The chooser's entry that lets the degradation pick the model (:func:`pick_model`).
+AUTO = "auto: the bundled model for the degradation"
 
 
 # ------------------------------------------------------------------------------ uploads
@@ -351,7 +358,7 @@ def _latest_run(root: Path) -> Path | None:
 
 
 def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[str, ModelChoice]:
-    """What the page's model chooser offers, by label.
+    """The maps the page's model chooser offers, by label (besides :data:`AUTO`).
 
     The bundled entries (``bundled: NAME``), then, when ``checkpoints_dir`` is set, ``latest run
     in <folder>`` (the run whose ``checkpoints/last.ckpt`` was written last, as ``ckpt_path=last``
@@ -361,8 +368,8 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
     bounded (:data:`SCAN_ENTRIES`, :data:`SCAN_SECONDS`).
 
     Example:
-        >>> list(list_models(None))
-        ['bundled: denoise-blind-fast', 'bundled: denoise-blind']
+        >>> list_models(None)["bundled: denoise-blind"].pretrained
+        'denoise-blind'
     """
     from rcot_lightning.cli.run_folder import LAST_CHECKPOINT
     from rcot_lightning.pretrained import available
@@ -414,6 +421,43 @@ def resolve_model(label: Any, choices: Mapping[str, ModelChoice]) -> ModelChoice
     raise RCOTError(
         f"model {label!r} is not one of the listed models; reload the page for the current list"
     )
+
+
+def task_model(kind: str) -> tuple[str, str]:
+    """The bundled entry that restores the page's degradation ``kind``, and why, in words.
+
+    The entry whose ``info["task"]`` is the task of ``kind`` (:data:`TASKS`), ``<task>-blind``
+    first; without one, or without a degradation, the default model
+    (:data:`~rcot_lightning.pretrained.DEFAULT_MODEL`).
+
+    Example:
+        >>> task_model("noise")
+        ('denoise-blind', 'denoise-blind (matches the noise degradation)')
+    """
+    from rcot_lightning.pretrained import DEFAULT_MODEL, available
+
+    task = TASKS.get(kind)
+    if task is None:
+        return DEFAULT_MODEL, f"{DEFAULT_MODEL} (the default model: no degradation chosen)"
+    names = [name for name, entry in available().items() if entry.info.get("task") == task]
+    if not names:
+        return DEFAULT_MODEL, f"{DEFAULT_MODEL} (no bundled model for {kind} yet)"
+    name = f"{task}-blind" if f"{task}-blind" in names else names[0]
+    return name, f"{name} (matches the {kind} degradation)"
+
+
+def pick_model(choice: ModelChoice, kind: str) -> tuple[ModelChoice, str | None]:
+    """The model to load for ``choice``: itself (None: no reason to give), or for :data:`AUTO`
+    the bundled entry of the degradation ``kind`` and why (:func:`task_model`).
+
+    Example:
+        >>> pick_model(ModelChoice(AUTO), "none")[0].pretrained
+        'denoise-blind'
+    """
+    if choice.label != AUTO:
+        return choice, None
+    name, why = task_model(kind)
+    return ModelChoice(f"{BUNDLED}{name}", None, name), why
 
 
 class LoadedMaps:

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from rcot_lightning.cli import app
 from rcot_lightning.cli.demo_inputs import (
+    AUTO,
     BUNDLED,
     SYNTHETIC,
     LoadedMaps,
@@ -41,6 +42,7 @@ from rcot_lightning.cli.demo_inputs import (
     default_models,
     degrade,
     list_models,
+    pick_model,
     read_upload,
     residual_views,
     resolve_model,
@@ -51,9 +53,16 @@ from rcot_lightning.cli.demo_inputs import (
 )
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.inference import InferenceSettings
+from rcot_lightning.pretrained import DEFAULT_MODEL
 from rcot_lightning.values import positive_int
 
 log = logging.getLogger(__name__)
+
+#: What the page says under the model chooser: what "auto" picks.
+AUTO_INFO = (
+    "auto: the bundled model for the synthetic degradation's task "
+    f"({DEFAULT_MODEL} when none is bundled, or with no degradation); the report names the model"
+)
 
 
 # ---------------------------------------------------------------------------- workspace
@@ -107,6 +116,8 @@ class DemoSettings:
     #: Device, precision, tile, tile overlap and self-ensemble (the page may change the tile
     #: and the precision per request).
     inference: InferenceSettings
+    #: The label the page preselects: :data:`AUTO` (the degradation picks), or ``bundled:
+    #: NAME`` when ``pretrained`` (``model=NAME``) names one: the user's choice.
     default_model: str
     checkpoints_dir: str | None
     max_checkpoints: int
@@ -122,13 +133,14 @@ class DemoSettings:
         Raises:
             RCOTError: a bad value, naming its key.
         """
-        from rcot_lightning.pretrained import DEFAULT_MODEL, _known
+        from rcot_lightning.pretrained import _known
 
         node = cfg.demo
         # bf16 on a CPU without it runs in fp32, with a note.
         inference = InferenceSettings.from_config(cfg)
-        name = str(cfg.get("pretrained") or DEFAULT_MODEL)
-        _known(name)
+        name = cfg.get("pretrained")
+        if name:
+            _known(str(name))
         folder = node.get("checkpoints_dir")
         requests = RequestLimits.from_config(node)
         tile = inference.tile
@@ -139,7 +151,7 @@ class DemoSettings:
             )
         return cls(
             inference=inference,
-            default_model=f"{BUNDLED}{name}",
+            default_model=f"{BUNDLED}{name}" if name else AUTO,
             checkpoints_dir=None if folder in (None, "") else str(folder),
             max_checkpoints=positive_int(
                 node.get("max_checkpoints"), "demo.max_checkpoints", keyed=True
@@ -151,8 +163,8 @@ class DemoSettings:
         )
 
     def models(self) -> dict[str, ModelChoice]:
-        """The model chooser's entries, read now (:func:`list_models`)."""
-        return list_models(self.checkpoints_dir, self.max_checkpoints)
+        """The model chooser's entries, read now: :data:`AUTO`, then :func:`list_models`."""
+        return {AUTO: ModelChoice(AUTO), **list_models(self.checkpoints_dir, self.max_checkpoints)}
 
 
 class _NoProgress:
@@ -300,8 +312,10 @@ class DemoActions:
         self.settings.requests.limit_tile(settings.tile, image.shape[1], image.shape[2])
         return settings
 
-    def load_model(self, label: str, progress: Any) -> tuple[nn.Module, str]:
-        """The map of the listed model ``label`` and where it came from.
+    def load_model(self, label: str, kind: str, progress: Any) -> tuple[nn.Module, str]:
+        """The map of the listed model ``label`` and where it came from; :data:`AUTO` loads the
+        bundled entry of the degradation ``kind`` and says which and why
+        (:func:`~rcot_lightning.cli.demo_inputs.pick_model`).
 
         A checkpoint is loaded as the command line loads it (a crafted one is refused with the
         command line's line, before anything is built).
@@ -309,9 +323,10 @@ class DemoActions:
         Raises:
             RCOTError: an unlisted, vanished or refused model.
         """
-        choice = resolve_model(label, self.settings.models())
-        progress(0.0, desc=f"loading {label}")
-        return self.maps.get(choice)
+        choice, why = pick_model(resolve_model(label, self.settings.models()), kind)
+        progress(0.0, desc=f"loading {choice.label}")
+        net, source = self.maps.get(choice)
+        return net, source if why is None else f"auto: {why} — {source}"
 
     def run_model(
         self, label: str, model: tuple[nn.Module, str], image: Tensor,
@@ -357,7 +372,8 @@ class DemoActions:
             jpeg_quality: the JPEG degradation's quality.
             tile: the tile side (0: the whole image).
             precision: ``32`` or ``bf16``.
-            model: a label of the model chooser.
+            model: a label of the model chooser (:data:`AUTO`: the degradation's bundled
+                model; the report names it and why).
             session: the page's id (its results go to its folder; :meth:`closed` stops it).
             progress: the page's progress display (``gr.Progress``); None shows nothing.
             alive: False once the page's connection is gone (checked between tiles).
@@ -376,7 +392,7 @@ class DemoActions:
         )
         settings = self.request_settings(tile, precision, degraded)  # before a model is loaded
         with self._request(session, alive) as check:
-            loaded = self.load_model(model, progress)
+            loaded = self.load_model(model, kind, progress)
             restored, seconds, source = self.run_model(
                 model, loaded, degraded, settings, progress, check
             )
@@ -414,7 +430,9 @@ class DemoActions:
         with self._request(session, alive) as check:
             # Both first: a model that is refused is refused before the other one runs.
             labels = {"A": model_a, "B": model_b}
-            loaded = {name: self.load_model(label, progress) for name, label in labels.items()}
+            loaded = {
+                name: self.load_model(label, kind, progress) for name, label in labels.items()
+            }
             for name, label in labels.items():
                 results[name] = self.run_model(
                     label, loaded[name], degraded, settings, progress, check
@@ -609,8 +627,9 @@ def build_page(actions: DemoActions) -> Any:
                 with gr.Tab("Restore", id="restore"):
                     with gr.Row():
                         model = gr.Dropdown(
-                            labels, value=settings.default_model, label="Model", elem_id="model"
-                        )
+                            labels, value=settings.default_model, label="Model", elem_id="model",
+                            info=AUTO_INFO,
+                        )  # fmt: skip
                         run = gr.Button("Restore", variant="primary", elem_id="restore-button")
                     slider = gr.ImageSlider(
                         label="Before / after (drag the bar; scroll to zoom)", format="png",
