@@ -393,7 +393,7 @@ def test_restore_bf16_runs_in_fp32_where_the_cpu_has_no_native_bf16(
     notes = [r.getMessage() for r in caplog.records if "no native bf16" in r.getMessage()]
     assert len(notes) == (native == "0")
     assert all(n.startswith("precision: this CPU (") for n in notes)
-    with pytest.raises(RCOTError, match="precision must be 32 or bf16, got '16'"):
+    with pytest.raises(RCOTError, match="precision must be auto, 32 or bf16, got '16'"):
         run_precision("16", torch.device("cpu"))
 
 

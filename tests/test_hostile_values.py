@@ -33,7 +33,7 @@ RESTORE = [
     ("tile=inf", "tile must be a positive multiple of 8 or null, got inf"),
     ("max_megapixels=abc", "max_megapixels must be a finite number > 0, got 'abc'"),
     ("max_megapixels=inf", "max_megapixels must be a finite number > 0, got inf"),
-    ("precision=abc", "precision must be 32 or bf16, got 'abc'"),
+    ("precision=abc", "precision must be auto, 32 or bf16, got 'abc'"),
     ("skip_bad=abc", f"skip_bad {FLAG}"),
     ("overwrite=abc", f"overwrite {FLAG}"),
 ]

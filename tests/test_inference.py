@@ -253,8 +253,8 @@ def test_ensemble_size_is_checked(size):
     ("key", "value", "message"),
     [
         ("device", "toaster", "device: 'toaster' is not a device (auto, cpu, cuda, cuda:1)"),
-        ("precision", "16", "precision must be 32 or bf16, got '16'"),
-        ("precision", True, "precision must be 32 or bf16, got 'True'"),
+        ("precision", "16", "precision must be auto, 32 or bf16, got '16'"),
+        ("precision", True, "precision must be auto, 32 or bf16, got 'True'"),
         ("tile", "abc", "tile must be a positive multiple of 8 or null, got 'abc'"),
         ("tile", 64.5, "tile must be a positive multiple of 8 or null, got 64.5"),
         ("tile", 0, "tile must be a positive multiple of 8 or null, got 0"),
@@ -331,6 +331,16 @@ def test_bf16_falls_back_to_fp32_once_when_the_settings_are_built(
     assert len(notes) == (native == "0")
     assert all(n.startswith("precision: this CPU (") for n in notes)
     assert run_precision("bf16-mixed", "cpu") == expected
+
+
+@pytest.mark.parametrize(("native", "expected"), [("0", "32"), ("1", "bf16")])
+def test_auto_precision_is_bf16_only_where_it_is_native_and_says_nothing(
+    native: str, expected: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("RCOT_NATIVE_BF16", native)
+    assert InferenceSettings(device="cpu", precision="auto").precision == expected
+    assert run_precision("auto", "cpu") == expected
+    assert not [r for r in caplog.records if "no native bf16" in r.getMessage()]
 
 
 def test_settings_restore_moves_tiles_and_ensembles() -> None:

@@ -36,13 +36,14 @@ from torch import Tensor
 
 from rcot_lightning import values
 from rcot_lightning.errors import ArgumentError
-from rcot_lightning.hardware import bf16_fallback_note
+from rcot_lightning.hardware import bf16_fallback_note, native_bf16
 from rcot_lightning.shapes import check_images, pad_to_multiple, size_multiple
 
 __all__ = [
     "ENSEMBLE_SIZES",
     "TILE_MULTIPLE",
     "InferenceSettings",
+    "auto_precision",
     "ensemble_size",
     "resolve_device",
     "restore_image",
@@ -101,7 +102,8 @@ class InferenceSettings:
     Args:
         device: ``auto``, ``cpu``, ``cuda``, ``cuda:1``, ... or a :class:`torch.device`; a device
             this machine lacks is refused.
-        precision: ``32`` or ``bf16`` (bfloat16 autocast).
+        precision: ``32``, ``bf16`` (bfloat16 autocast) or ``auto`` (bf16 where it is native
+            and faster: :func:`auto_precision`).
         tile: tile side, a multiple of :data:`TILE_MULTIPLE` larger than ``tile_overlap``; None
             restores each image whole.
         tile_overlap: minimum overlap of neighbouring tiles, in pixels.
@@ -262,10 +264,11 @@ cuda, cuda:1)
 def run_precision(precision: Any, device: torch.device | str, key: str = "precision") -> str:
     """The precision to run, ``32`` or ``bf16``: ``bf16`` on a CPU without native bf16 becomes
     ``32`` with a one-line note (emulated bf16 measured 12.6x slower there;
-    :mod:`rcot_lightning.hardware`, ``RCOT_NATIVE_BF16=1`` forces it).
+    :mod:`rcot_lightning.hardware`, ``RCOT_NATIVE_BF16=1`` forces it); ``auto`` is
+    :func:`auto_precision`'s choice for the device.
 
     Args:
-        precision: ``32`` (or ``32-true``, ``fp32``) or ``bf16`` (or ``bf16-mixed``).
+        precision: ``auto``, ``32`` (or ``32-true``, ``fp32``) or ``bf16`` (or ``bf16-mixed``).
         device: where it runs.
         key: the config key the message and the note name.
 
@@ -277,15 +280,39 @@ def run_precision(precision: Any, device: torch.device | str, key: str = "precis
         '32'
     """
     text = str(precision)
+    if text == "auto":
+        return auto_precision(device)
     chosen = next((name for name, spellings in _PRECISIONS.items() if text in spellings), None)
     if chosen is None or isinstance(precision, bool):
-        raise ArgumentError(key, f"must be 32 or bf16, got {text!r}")
+        raise ArgumentError(key, f"must be auto, 32 or bf16, got {text!r}")
     if chosen == "bf16" and torch.device(device).type == "cpu":
         note = bf16_fallback_note(key)
         if note is not None:
             log.warning(note)
             return "32"
     return chosen
+
+
+def auto_precision(device: torch.device | str) -> str:
+    """What ``precision=auto`` runs: ``bf16`` where bf16 autocast is native and measured faster,
+    else ``32``.
+
+    On a CPU with native bf16 (AVX-512 BF16 or AMX) bf16 autocast restored a 12 MP photo in 41 s
+    against 61 s in fp32 (``denoise-blind-fast``, 2 cores) and changed its held-out PSNR by at
+    most 0.01 dB (docs/deploy.md); without native bf16 it is emulated and 12.6x slower, so fp32.
+    On CUDA: bf16 where the card supports it. Elsewhere (MPS, ...): fp32.
+
+    Example:
+        >>> from rcot_lightning.hardware import native_bf16
+        >>> auto_precision("cpu") == ("bf16" if native_bf16() else "32")
+        True
+    """
+    kind = torch.device(device).type
+    if kind == "cpu":
+        return "bf16" if native_bf16() else "32"
+    if kind == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "32"
+    return "32"
 
 
 def ensemble_size(value: Any, name: str = "ensemble") -> int:

@@ -179,6 +179,8 @@ def restore_files(cfg: DictConfig) -> Restored:
     net = chosen.net.to(device).eval()
 
     app.report(f"model: {chosen.source}")
+    if str(cfg.get("precision")) == "auto":
+        app.report(f"precision: auto chose {settings.precision} on {device.type}")
     result = Restored()
     deep = [path.name for path in files if _sixteen_bit(path)]
     try:
