@@ -89,9 +89,9 @@ def _emulated_bf16(settings: Mapping[str, Any]) -> bool:
 def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
 
-    With ``strategy: auto`` and more than one process (devices or nodes), the strategy is DDP with
-    ``find_unused_parameters=True``: RCOT's potential and map backward passes each reach one
-    network only, which the plain DDP that Lightning picks treats as an error.
+    With ``strategy: auto`` and more than one process (devices or nodes), and with
+    ``strategy: ddp``, the strategy is DDP with ``find_unused_parameters=True``: RCOT's potential
+    and map backward passes each reach one network only, which plain DDP treats as an error.
 
     Raises:
         RCOTError: a setting of the wrong type (``trainer.max_steps=abc``, checked here:
@@ -113,7 +113,17 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
             "set model.clipping.map and/or model.clipping.potential instead"
         )
     strategy = settings.get("strategy", "auto")
-    if strategy in ("ddp", "ddp_spawn"):
+    if strategy == "ddp":
+        # Plain DDP stops at the first step (each backward reaches one network only): the
+        # launchers' usual `trainer.strategy=ddp` (torchrun, SLURM) gets the DDP that works.
+        log.info(
+            "trainer.strategy=ddp: using %s (RCOT's backward passes each reach one network)",
+            DDP_STRATEGY,
+        )
+        merged = OmegaConf.merge(node, {"strategy": DDP_STRATEGY})
+        assert isinstance(merged, DictConfig)
+        node, strategy = merged, DDP_STRATEGY
+    elif strategy == "ddp_spawn":
         log.warning(
             "trainer.strategy=%s: RCOTModule's alternating backward passes need "
             "find_unused_parameters=True; use %s (strategy: auto picks it)",

@@ -15,8 +15,12 @@ The processes of one multi-process launch (torchrun, a SLURM step of several tas
 their configs independently and must agree without talking to each other, so they get a name
 from the launcher's ids alone, with no suffix: torchrun's run id, or the SLURM job and step,
 which are unique per launch (and the same again when SLURM requeues the job, so a requeued job
-finds its checkpoints). Processes that Lightning starts itself (``trainer.devices=N``) are given
-the folder of the first on their command line, so they never reach this module.
+finds its checkpoints). torchrun started without ``--rdzv-id`` gives its processes no common id:
+there rank 0 claims a new folder as a single run would and hands its name to the other ranks
+through torchrun's own key-value store (:func:`_torchrun_agreed_folder`), so ranks that start a
+second apart, on one machine or several sharing the file system, still write into one folder.
+Processes that Lightning starts itself (``trainer.devices=N``) are given the folder of the first
+on their command line, so they never reach this module.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import datetime
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from rcot_lightning.errors import RCOTError
@@ -51,14 +56,25 @@ def _start_time() -> str:
     return datetime.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
+def _torchrun_without_id(env: Mapping[str, str]) -> bool:
+    """Whether torchrun started this process and others without a common run id.
+
+    torchrun without ``--rdzv-id`` (and without ``--standalone``) sets the run id ``none``.
+    """
+    return (
+        env.get("TORCHELASTIC_RUN_ID") in ("", "none") and int(env.get("WORLD_SIZE", "1") or 1) > 1
+    )
+
+
 def _launcher_id(env: Mapping[str, str]) -> tuple[str, bool] | None:
     """``(name, shared)`` from torchrun or SLURM; ``shared``: several processes use the name."""
     run_id = env.get("TORCHELASTIC_RUN_ID", "none")
     if run_id not in ("", "none"):
         return f"torchrun-{run_id}", True
-    if "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1") or 1) > 1:
-        # torchrun without --rdzv-id (or --standalone) gives its processes no common id: the
-        # start time is the best they share (they must not each claim a folder of their own).
+    if _torchrun_without_id(env):
+        # No common id: rank 0 names the folder (new_run_folder); where torchrun's store cannot
+        # be reached, the start time is the best the ranks share (they must not each claim a
+        # folder of their own).
         return _start_time(), True
     if "SLURM_JOB_ID" in env:
         step = env.get("SLURM_ARRAY_TASK_ID", env.get("SLURM_STEP_ID", "0"))
@@ -68,6 +84,76 @@ def _launcher_id(env: Mapping[str, str]) -> tuple[str, bool] | None:
         )  # a requeued job continues in its folder
         return f"slurm-{env['SLURM_JOB_ID']}-{step}", shared
     return None
+
+
+#: How long ranks 1..N-1 of a torchrun launch without ``--rdzv-id`` wait for rank 0 to name the
+#: run folder: rank 0 composes the same config at the same time, so seconds are enough; this
+#: leaves room for a slow shared file system.
+AGREE_TIMEOUT_S = 300.0
+
+
+def _claim(root: Path, base: str) -> Path:
+    """Create ``root/base``, or ``root/base_1``, ``root/base_2``, ... the first nobody had."""
+    suffix = 0
+    while True:
+        folder = root / (base if suffix == 0 else f"{base}_{suffix}")
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            suffix += 1
+            continue
+        return folder
+
+
+def _torchrun_agreed_folder(root: Path, env: Mapping[str, str]) -> Path | None:
+    """The folder rank 0 of a torchrun launch without ``--rdzv-id`` claimed, for every rank.
+
+    torchrun's agent hosts a TCP key-value store at ``MASTER_ADDR:MASTER_PORT`` for its workers
+    (``TORCHELASTIC_USE_AGENT_STORE=True``; the process group later uses the same store). Rank 0
+    claims a new folder (:func:`_claim`) and stores its name under a key of the parent folder and
+    the restart; the other ranks wait for that name. Only the name travels, so ranks whose machines
+    mount the shared file system elsewhere find the folder too.
+
+    Returns:
+        The folder, or None when the store cannot be reached (the caller falls back to the
+        start time, which the ranks of one launch share unless a second turns between them).
+
+    Raises:
+        RCOTError: rank 0 named no folder within :data:`AGREE_TIMEOUT_S`.
+    """
+    if env.get("TORCHELASTIC_USE_AGENT_STORE", "").lower() != "true":
+        return None
+    host, port = env.get("MASTER_ADDR"), env.get("MASTER_PORT", "")
+    if not host or not port.isdigit():
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_available():
+        return None
+    # The parent's last two parts (``<task>/runs``, ``<task>/multiruns``): the same on every
+    # machine, wherever it mounts the shared file system.
+    restart = env.get("TORCHELASTIC_RESTART_COUNT", "0")
+    key = f"rcot_lightning/run_folder/{restart}/{root.parent.name}/{root.name}"
+    try:  # the agent's store is up before torchrun starts its workers
+        store = dist.TCPStore(host, int(port), is_master=False, timeout=timedelta(seconds=30))
+    except (RuntimeError, OSError):  # DistNetworkError is a RuntimeError
+        return None
+    store.set_timeout(timedelta(seconds=AGREE_TIMEOUT_S))
+    if env.get("RANK", "0") == "0":
+        folder = _claim(root, _start_time())
+        store.set(key, folder.name)
+        return folder
+    try:
+        name = store.get(key).decode()
+    except (RuntimeError, OSError) as err:  # DistStoreError (timeout) is a RuntimeError
+        raise RCOTError(
+            f"rank {env.get('RANK')} of this torchrun launch waited {AGREE_TIMEOUT_S:.0f} s for "
+            f"rank 0 to name its run folder under {root} ({type(err).__name__}); give torchrun "
+            "--rdzv-id <name> (the folder is then torchrun-<name>) or run_dir=<folder>"
+        ) from err
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def new_run_folder(parent: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Path:
@@ -80,7 +166,8 @@ def new_run_folder(parent: str | os.PathLike[str], env: Mapping[str, str] | None
     Returns:
         ``parent/<start time>`` (``YYYY-MM-DD_HH-MM-SS``), ``parent/<start time>_1``, ... the
         first name nobody had; for a multi-process launch ``parent/torchrun-<id>`` or
-        ``parent/slurm-<job>-<step>`` (the same folder for every process).
+        ``parent/slurm-<job>-<step>`` (the same folder for every process), or under torchrun
+        without ``--rdzv-id`` the folder that rank 0 claimed (:func:`_torchrun_agreed_folder`).
 
     Example:
         >>> import tempfile
@@ -97,19 +184,13 @@ def new_run_folder(parent: str | os.PathLike[str], env: Mapping[str, str] | None
     root.mkdir(parents=True, exist_ok=True)
     launcher = _launcher_id(env)
     if launcher is not None and launcher[1]:
+        agreed = _torchrun_agreed_folder(root, env) if _torchrun_without_id(env) else None
+        if agreed is not None:
+            return agreed
         folder = root / launcher[0]
         folder.mkdir(exist_ok=True)
         return folder
-    base = launcher[0] if launcher is not None else _start_time()
-    suffix = 0
-    while True:
-        folder = root / (base if suffix == 0 else f"{base}_{suffix}")
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            suffix += 1
-            continue
-        return folder
+    return _claim(root, launcher[0] if launcher is not None else _start_time())
 
 
 def saved_runs(parent: str | os.PathLike[str]) -> list[Path]:
