@@ -46,6 +46,7 @@ if not __package__:
 from benchmarks.common import bm3d_restore
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
+from rcot_lightning.data.heldout_tasks import noise_seed  # shared with rcot-eval
 from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import psnr, ssim
@@ -114,7 +115,7 @@ def main() -> None:
     for sigma in args.sigmas:
         per_method: dict[str, dict[str, dict[str, float]]] = {m: {} for m in seconds}
         for index, (name, image) in enumerate(clean.items()):
-            noisy = noisy_copy(image, sigma, seed=args.seed * 1_000_003 + int(sigma) * 101 + index)
+            noisy = noisy_copy(image, sigma, seed=noise_seed(args.seed, sigma, index))
             outputs = {"noisy": noisy}
             for column, (net, size) in nets.items():
                 start = time.perf_counter()

@@ -4,7 +4,9 @@ For each task (``jpeg``, ``derain``, ``dehaze``, ``deblur``, ``lowlight``, ``sr`
 photo (:func:`rcot_lightning.data.heldout.load_heldout`: photos no job trains or validates on)
 is degraded by the library's own degradation (:mod:`rcot_lightning.data.degradations`) at two to
 four fixed severities inside the task's training range, seeded per (seed, task, severity, photo),
-and rounded to 8 bits as a user would save it. Then, on the same inputs:
+and rounded to 8 bits as a user would save it (the severities and seeds live in
+:mod:`rcot_lightning.data.heldout_tasks`, shared with ``rcot-eval data=heldout_tasks``, which
+scores a checkpoint on the same inputs). Then, on the same inputs:
 
 * ``input``: the degraded image itself (for ``sr``: its bicubic x4 up-sampling, 8-bit: what a
   model is given);
@@ -54,7 +56,6 @@ Run::
 from __future__ import annotations
 
 import argparse
-import importlib.resources
 import json
 import math
 import platform
@@ -77,23 +78,22 @@ if not __package__:
 
 from benchmarks.common import bm3d_restore
 from rcot_lightning import hardware
-from rcot_lightning.data.degradations import (
-    JPEG,
-    Degradation,
-    Downscale,
-    GaussianBlur,
-    GaussianNoise,
-    Haze,
-    LowLight,
-    MotionBlur,
-    RainStreaks,
-)
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
+from rcot_lightning.data.heldout_tasks import (  # the inputs, shared with rcot-eval
+    ANCHORED_TASKS,
+    SEVERITIES,
+    Case,
+    Degrade,
+    centre_crop,
+    make_case,
+    seed_of,
+    task_metric,
+)
 from rcot_lightning.data.samples import VAL_PHOTOS, load_photo
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.metrics import psnr, ssim
 
-TASKS = ("jpeg", "derain", "dehaze", "deblur", "lowlight", "sr")
+TASKS = ANCHORED_TASKS
 #: The classical anchors of each task (besides ``input``, and ``model`` with ``--ckpt``).
 METHODS: dict[str, tuple[str, ...]] = {
     "jpeg": ("bm3d",),
@@ -103,167 +103,10 @@ METHODS: dict[str, tuple[str, ...]] = {
     "lowlight": ("gamma", "histeq", "clahe"),
     "sr": ("lanczos", "nearest"),
 }
-SR_SCALE = 4
 #: Run-wide settings main() fills in (the anchors' thread count).
 SETTINGS: dict[str, Any] = {"threads": 1}
 #: Seeds of the validation copies (tuning) are offset from the held-out ones.
 VAL_SEED_OFFSET = 500_009
-
-
-# --------------------------------------------------------------------------------------------
-# Degradations: the library's classes at fixed severities, saved as 8-bit images.
-
-
-def to_8bit(x: Tensor) -> Tensor:
-    """Clip to [0, 1] and round to 256 levels, as saving a PNG does.
-
-    Args:
-        x: images ``(B, C, H, W)``.
-
-    Returns:
-        The 8-bit images as float in [0, 1], same shape.
-    """
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
-
-
-@dataclass(frozen=True)
-class Blur:
-    """A known blur kernel followed by sensor noise: the deblur degradation of issue 30.
-
-    The library has the stages (:class:`GaussianBlur`, :class:`MotionBlur`,
-    :class:`GaussianNoise`); this keeps the kernel so the non-blind anchors can be told it.
-
-    Args:
-        kind: ``"gaussian"`` (``size`` is sigma in pixels) or ``"motion"`` (``size`` is the odd
-            length of the path in pixels).
-        size: see ``kind``.
-        noise: sensor noise sigma on the 0-255 scale (clipped and rounded to 8 bits).
-        angle: motion direction in degrees (``kind="motion"``).
-    """
-
-    kind: str
-    size: float
-    noise: float
-    angle: float = 0.0
-
-    def blur(self) -> Degradation:
-        if self.kind == "gaussian":
-            return GaussianBlur(sigma=self.size)
-        return MotionBlur(kernel_size=int(self.size), angle=self.angle, direction=0.0)
-
-    def kernel(self) -> Tensor:
-        """The correlation kernel ``(k, k)`` the degradation's ``filter2d`` applies."""
-        from kornia.filters import get_gaussian_kernel2d, get_motion_kernel2d
-
-        blur = self.blur()
-        if isinstance(blur, GaussianBlur):
-            k = blur.kernel_size
-            sigma = torch.tensor([[self.size, self.size]])
-            return get_gaussian_kernel2d((k, k), sigma)[0]
-        return get_motion_kernel2d(int(self.size), self.angle, 0.0)[0]
-
-    def __call__(self, clean: Tensor, generator: torch.Generator) -> Tensor:
-        return GaussianNoise(sigma=self.noise)(self.blur()(clean, generator), generator)
-
-    def __str__(self) -> str:
-        what = (
-            f"GaussianBlur(sigma={self.size:g})"
-            if self.kind == "gaussian"
-            else f"MotionBlur(kernel_size={int(self.size)}, angle={self.angle:g}, direction=0)"
-        )
-        return f"{what} then GaussianNoise(sigma={self.noise:g}), 8-bit"
-
-
-@dataclass(frozen=True)
-class EightBit:
-    """A library degradation whose output is rounded to 8 bits (a saved image).
-
-    Args:
-        degradation: the library's degradation at fixed parameters (for ``sr``,
-            ``Downscale(upsample=False)``: the output is the low-resolution image).
-    """
-
-    degradation: Degradation
-
-    def __call__(self, clean: Tensor, generator: torch.Generator) -> Tensor:
-        return to_8bit(self.degradation(clean, generator))
-
-    def __str__(self) -> str:
-        return f"{self.degradation!r}, 8-bit"
-
-
-@dataclass(frozen=True)
-class LibJPEG:
-    """A real JPEG file: PIL's libjpeg at ``quality`` (4:2:0 chroma), decoded to 8 bits.
-
-    The library's :class:`JPEG` (kornia's differentiable codec, what the models train on) is
-    milder than libjpeg at the same quality (about 0.6-0.9 dB higher PSNR on the held-out photos
-    at quality 10-40); a photo a user saves is a libjpeg one.
-
-    Args:
-        quality: libjpeg's quality, 1-95.
-    """
-
-    quality: int
-
-    def __call__(self, clean: Tensor, generator: torch.Generator) -> Tensor:
-        import io
-
-        from PIL import Image
-
-        array = (to_8bit(clean)[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="JPEG", quality=self.quality, subsampling=2)
-        buffer.seek(0)
-        decoded = np.asarray(Image.open(buffer).convert("RGB")).copy()
-        return torch.from_numpy(decoded).permute(2, 0, 1)[None].float() / 255.0
-
-    def __str__(self) -> str:
-        return f"PIL/libjpeg JPEG(quality={self.quality}, 4:2:0), 8-bit: a saved JPEG file"
-
-
-Degrade = Callable[[Tensor, torch.Generator], Tensor]
-
-#: Severity name -> degradation, per task: fixed points inside each task's training range
-#: (conf/task/*.yaml and the classes' defaults; blur as issue 30 states it).
-SEVERITIES: dict[str, dict[str, Degrade]] = {
-    "jpeg": {
-        **{f"q{q}": EightBit(JPEG(quality=q)) for q in (10, 20, 40)},
-        "q20_libjpeg": LibJPEG(quality=20),
-    },
-    "derain": {
-        "light": EightBit(RainStreaks(density=0.002, length=15, angle=-10.0, opacity=0.6)),
-        "medium": EightBit(RainStreaks(density=0.006, length=21, angle=5.0, opacity=0.75)),
-        "heavy": EightBit(RainStreaks(density=0.01, length=31, angle=20.0, opacity=0.9)),
-    },
-    "dehaze": {
-        "light": EightBit(Haze(beta=0.6, airlight=0.7)),
-        "medium": EightBit(Haze(beta=1.1, airlight=0.85)),
-        "heavy": EightBit(Haze(beta=1.6, airlight=1.0)),
-    },
-    "deblur": {
-        "gauss1_n1": Blur("gaussian", 1.0, noise=1.0),
-        "gauss2.5_n2": Blur("gaussian", 2.5, noise=2.0),
-        "motion9_n1": Blur("motion", 9, noise=1.0, angle=30.0),
-        "motion15_n2": Blur("motion", 15, noise=2.0, angle=120.0),
-    },
-    "lowlight": {
-        "mild": EightBit(LowLight(gamma=1.5, gain=0.5, sigma=2.0)),
-        "medium": EightBit(LowLight(gamma=2.0, gain=0.35, sigma=5.0)),
-        "severe": EightBit(LowLight(gamma=2.5, gain=0.2, sigma=8.0)),
-    },
-    "sr": {"x4": EightBit(Downscale(scale=SR_SCALE, upsample=False))},
-}
-
-
-def bicubic_up(small: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bicubic up-sampling as the library's ``Downscale(upsample=True)``, 8-bit."""
-    return to_8bit(F.interpolate(small, size=size, mode="bicubic", align_corners=False))
-
-
-def model_input(task: str, degraded: Tensor, size: tuple[int, int]) -> Tensor:
-    """The image a model restores: the degraded photo; for ``sr`` its bicubic up-sampling."""
-    return bicubic_up(degraded, size) if task == "sr" else degraded
 
 
 # --------------------------------------------------------------------------------------------
@@ -604,20 +447,6 @@ ANCHORS: dict[str, Anchor] = {
 # Scoring and running.
 
 
-def task_metric(task: str) -> dict[str, Any]:
-    """The ``metric`` section of ``conf/task/<task>.yaml`` (the field's convention per task)."""
-    from omegaconf import OmegaConf
-
-    resource = importlib.resources.files("rcot_lightning.conf") / "task" / f"{task}.yaml"
-    config = OmegaConf.to_container(OmegaConf.create(resource.read_text()))
-    metric = config.get("metric") or {} if isinstance(config, dict) else {}
-    return {
-        "y_channel": bool(metric.get("y_channel", False)),
-        "also_y": bool(metric.get("also_y", False)),
-        "crop_border": int(metric.get("crop_border", 0)),
-    }
-
-
 def score(restored: Tensor, clean: Tensor, metric: dict[str, Any]) -> dict[str, float]:
     """RGB PSNR/SSIM, plus the luma's where the task's config scores it, with its border crop.
 
@@ -647,41 +476,6 @@ def mean_scores(rows: dict[str, dict[str, float]]) -> dict[str, float]:
         k: round(sum(r[k] for r in rows.values()) / len(rows), 4 if "ssim" in k else 3)
         for k in keys
     }
-
-
-def centre_crop(image: Tensor, size: int | None) -> Tensor:
-    if not size:
-        return image
-    h, w = image.shape[-2:]
-    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
-    return image[..., top : top + size, left : left + size]
-
-
-def mod_crop(image: Tensor, scale: int) -> Tensor:
-    """Crop the bottom and right so the sides are multiples of ``scale`` (SR convention)."""
-    h, w = image.shape[-2:]
-    return image[..., : h - h % scale, : w - w % scale]
-
-
-def seed_of(seed: int, task: str, severity: int, photo: int) -> int:
-    return seed * 1_000_003 + TASKS.index(task) * 10_007 + severity * 101 + photo
-
-
-@dataclass
-class Case:
-    """One degraded photo of one severity: the clean target, the anchors' input and the model's."""
-
-    clean: Tensor
-    degraded: Tensor  # what the anchors read: 8-bit (sr: the low-resolution image)
-    model_input: Tensor  # what a model reads (sr: bicubic x4 up-sampling, 8-bit)
-
-
-def make_case(task: str, degrade: Degrade, clean: Tensor, seed: int) -> Case:
-    if task == "sr":
-        clean = mod_crop(clean, SR_SCALE)
-    degraded = degrade(clean, torch.Generator().manual_seed(seed))
-    size = (clean.shape[-2], clean.shape[-1])
-    return Case(clean, degraded, model_input(task, degraded, size))
 
 
 def run_anchor(name: str, case: Case, degrade: Degrade, params: dict[str, Any]) -> Tensor:

@@ -6,7 +6,8 @@ mean, writes it to ``metrics.csv`` and saves the restored images as ``<name>.png
 conventions (Y channel, border crop) are the task's. Returns the mean restored PSNR.
 
 Several test sets in one call (named sets such as CBSD68, Kodak24 and McMaster, the tasks of
-all-in-one data, and with ``sigmas=[15,25,50]`` every noisy set at each level): one table of
+all-in-one data, every task's fixed severities on the held-out photos with
+``data=heldout_tasks``, and with ``sigmas=[15,25,50]`` every noisy set at each level): one table of
 means per set (a table per task for all-in-one data, each with its task's metric
 conventions), ``metrics.csv`` with a ``set`` column, images under ``<images_dir>/<set>/``.
 Returns the mean over the sets of their mean restored PSNR.
@@ -195,7 +196,9 @@ def evaluate(cfg: DictConfig) -> float:
     if not isinstance(trainer.strategy, SingleDeviceStrategy):
         raise RCOTError("eval runs on one device: leave trainer.devices and num_nodes at 1")
     sets = scored_sets(datamodule, cfg.split, sigmas)
-    if len(sets) > 1 or sigmas:
+    # Several sets, or tasks (all-in-one data, data=heldout_tasks): each set with its own
+    # metric conventions, a table per task, even when one set is left.
+    if len(sets) > 1 or sigmas or any(item.task for item in sets):
         return _evaluate_sets(cfg, module, datamodule, sets, trainer, writer)
 
     datamodule.setup("test" if cfg.split == "test" else "validate")

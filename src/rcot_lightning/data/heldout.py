@@ -19,7 +19,7 @@ from pathlib import Path
 from torch import Tensor
 
 from rcot_lightning.data.images import read_image
-from rcot_lightning.errors import RCOTError
+from rcot_lightning.errors import MissingExtraError, RCOTError
 
 __all__ = ["HELDOUT_PHOTOS", "heldout_path", "load_heldout"]
 
@@ -35,14 +35,15 @@ def heldout_path(name: str) -> Path:
     """The file of one held-out photo, without importing the package that ships it.
 
     Raises:
-        RCOTError: unknown name, or the package is not installed.
+        RCOTError: unknown name.
+        MissingExtraError: the package is not installed.
     """
     if name not in HELDOUT_PHOTOS:
         raise RCOTError(f"unknown held-out photo {name!r}; known: {', '.join(HELDOUT_PHOTOS)}")
     package, relative = HELDOUT_PHOTOS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise RCOTError(
+        raise MissingExtraError(
             f"held-out photo {name!r} ships with the {package} package, which is not installed; "
             'install it with pip install "rcot-lightning[quality]"'
         )
