@@ -527,3 +527,34 @@ def test_contention_measures_each_thread_setting_idle_and_busy() -> None:
             assert cpu_s > 0 and wall_s > 0
     assert math.isfinite(figures["cpu_ratio_to_idle"])
     assert_names_its_cpu(report)
+
+
+@pytest.mark.integration
+def test_profile_tile_splits_a_tile_by_kind_of_layer_and_rates_it_against_the_peak() -> None:
+    from rcot_lightning.hardware import native_bf16
+
+    report = run_benchmark(
+        "profile_tile.py", *("--size", "32", "--bf16-size", "16", "--repeats", "1")
+    )
+    assert report["model"] == "denoise-blind" and report["threads"] == 1
+    assert report["attribution"] and isinstance(report["load_average_1min"], float)
+    assert set(report["results"]) == {"fp32", "bf16"}
+    assert report["results"]["fp32"]["size"] == 32
+    assert report["results"]["bf16"]["size"] == (32 if native_bf16() else 16)
+    for result in report["results"].values():
+        size = result["size"]
+        # The map's FLOPs per pixel do not depend on the tile (227.6 k at any multiple of 8).
+        assert result["flop_per_pass"] == pytest.approx(227.6e3 * size**2, rel=0.01)
+        assert result["profiler_flop_per_pass"] == result["flop_per_pass"]
+        assert result["wall_s_per_pass"] > 0 and result["achieved_gflop_per_s"] > 0
+        assert result["matmul_peak_gflop_per_s"] > 0 and result["fraction_of_peak"] > 0
+        kinds = {k["kind"]: k for k in result["kinds"]}
+        assert {"layer norm", "depth-wise conv 3x3", "point-wise conv 1x1"} <= set(kinds)
+        assert sum(k["share_pct"] for k in kinds.values()) == pytest.approx(100, abs=0.5)
+        assert kinds["depth-wise conv 3x3"]["gflop_per_s"] > 0
+        top = result["top_ops"]
+        assert top and all(
+            op["self_cpu_ms_per_pass"] >= 0 and op["calls_per_pass"] > 0 for op in top
+        )
+        assert sum(op["share_pct"] for op in top) <= 100.5
+    assert_names_its_cpu(report)
