@@ -341,3 +341,28 @@ def test_development_page_names_the_declared_floors() -> None:
             named.get(package),
             version,
         )
+
+
+def test_readme_task_table_is_the_benchmark_json() -> None:
+    """Issue 30: each per-task row of the README (input / anchor / model, mean RGB PSNR at each
+    severity) is what benchmarks/tasks.py wrote for that run, rounded to two decimals."""
+    import json
+
+    text = (ROOT / "README.md").read_text()
+    runs = {
+        "rain": ("tasks_derain_run1.json", "derain", "median"),
+        "haze": ("tasks_jpeg2_dehaze_run1.json", "dehaze", "dcp"),
+        "JPEG": ("tasks_jpeg2_dehaze_run1.json", "jpeg", "bm3d"),
+    }
+    for label, (name, task, anchor) in runs.items():
+        report = json.loads((ROOT / "docs" / "quality" / name).read_text())["tasks"][task]
+        row = re.search(rf"^\| {label} [^|]*\|([^\n]*)\|\s*$", text, re.MULTILINE)
+        assert row is not None, label
+        cells = [re.findall(r"\d+\.\d\d", cell) for cell in row[1].split("|")]
+        severities = [s for s in report["severities"] if "libjpeg" not in s]
+        for column, method in zip(cells, ("input", anchor, "model"), strict=True):
+            expected = [
+                f"{report['severities'][s]['methods'][method]['mean']['psnr']:.2f}"
+                for s in severities
+            ]
+            assert column == expected, (label, method, column, expected)
