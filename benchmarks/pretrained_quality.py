@@ -46,21 +46,13 @@ if not __package__:
 from benchmarks.common import bm3d_restore
 from rcot_lightning.data.degradations import GaussianNoise
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
-from rcot_lightning.data.heldout_tasks import noise_seed  # shared with rcot-eval
+from rcot_lightning.data.heldout_tasks import centre_crop, noise_seed  # shared with rcot-eval
 from rcot_lightning.hardware import cpu_summary
 from rcot_lightning.inference import restore_image
 from rcot_lightning.metrics import psnr, ssim
 from rcot_lightning.pretrained import DEFAULT_MODEL, available, load
 
 METHODS = ("pretrained", "bm3d")
-
-
-def _centre_crop(image: Tensor, size: int | None) -> Tensor:
-    if size is None:
-        return image
-    h, w = image.shape[-2:]
-    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
-    return image[..., top : top + size, left : left + size]
 
 
 def noisy_copy(clean: Tensor, sigma: float, seed: int) -> Tensor:
@@ -103,7 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    clean = {n: _centre_crop(load_heldout(n)[None], args.crop) for n in args.images}
+    clean = {n: centre_crop(load_heldout(n)[None], args.crop) for n in args.images}
     # One column per (bundled model, ensemble size): "denoise-blind", "denoise-blind+ens8", ...
     nets = {
         (name if size == 1 else f"{name}+ens{size}"): (load(name), size)

@@ -39,6 +39,7 @@ from torch.utils.data import Dataset
 from rcot_lightning.contract import DegradationId
 from rcot_lightning.data.allinone import AllInOneDataModule
 from rcot_lightning.data.datamodules import EvalSet, RestorationDataModule
+from rcot_lightning.data.datasets import center_crop
 from rcot_lightning.data.degradations import (
     JPEG,
     Degradation,
@@ -49,6 +50,7 @@ from rcot_lightning.data.degradations import (
     LowLight,
     MotionBlur,
     RainStreaks,
+    _quantize,
 )
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
 from rcot_lightning.data.sources import Crop, Pair, PairSource, crop_image, dihedral
@@ -95,7 +97,7 @@ def to_8bit(x: Tensor) -> Tensor:
         >>> to_8bit(torch.tensor([-0.1, 0.5, 1.2])).mul(255).tolist()
         [0.0, 128.0, 255.0]
     """
-    return torch.round(x.clamp(0.0, 1.0) * 255.0) / 255.0
+    return _quantize(x.clamp(0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -252,11 +254,7 @@ def model_input(task: str, degraded: Tensor, size: tuple[int, int]) -> Tensor:
 
 def centre_crop(image: Tensor, size: int | None) -> Tensor:
     """The central ``size`` x ``size`` window of ``(..., H, W)`` (``None``: the whole image)."""
-    if not size:
-        return image
-    h, w = image.shape[-2:]
-    top, left = max((h - size) // 2, 0), max((w - size) // 2, 0)
-    return image[..., top : top + size, left : left + size]
+    return crop_image(image, center_crop((image.shape[-2], image.shape[-1]), size or None))
 
 
 def mod_crop(image: Tensor, scale: int) -> Tensor:
