@@ -86,6 +86,13 @@ def _emulated_bf16(settings: Mapping[str, Any]) -> bool:
     return on_cpu and not native_bf16()
 
 
+def _override(node: DictConfig, **values: Any) -> DictConfig:
+    """``node`` with ``values`` replacing its keys (a new config; ``node`` is left as it is)."""
+    merged = OmegaConf.merge(node, values)
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
 def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
     """The Trainer of config ``node`` (``cfg.trainer``) with ``kwargs`` (callbacks, logger, ...).
 
@@ -120,9 +127,7 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
             "trainer.strategy=ddp: using %s (RCOT's backward passes each reach one network)",
             DDP_STRATEGY,
         )
-        merged = OmegaConf.merge(node, {"strategy": DDP_STRATEGY})
-        assert isinstance(merged, DictConfig)
-        node, strategy = merged, DDP_STRATEGY
+        node, strategy = _override(node, strategy=DDP_STRATEGY), DDP_STRATEGY
     elif strategy == "ddp_spawn":
         log.warning(
             "trainer.strategy=%s: RCOTModule's alternating backward passes need "
@@ -135,9 +140,7 @@ def build_trainer(node: DictConfig, **kwargs: Any) -> Trainer:
         from rcot_lightning.hardware import bf16_fallback_note
 
         log.warning(bf16_fallback_note("trainer.precision"))
-        merged = OmegaConf.merge(node, {"precision": "32-true"})
-        assert isinstance(merged, DictConfig)
-        node = merged
+        node = _override(node, precision="32-true")
 
     def build(**extra: Any) -> Trainer:
         try:
