@@ -16,8 +16,8 @@ scores a checkpoint on the same inputs). Then, on the same inputs:
   and Richardson-Lucy's iterations, it stops at the first value scoring below the best so far):
 
   - ``jpeg``: ``bm3d`` (``bm3d.bm3d_rgb``, the classical deblocker) at the best sigma per quality;
-    besides the library's codec at quality 10, 20 and 40, a real libjpeg file at quality 20
-    (``q20_libjpeg``: :class:`LibJPEG`, harsher than the library's codec at the same quality);
+    the library's kornia codec at quality 10, 20 and 40, and real libjpeg files at the same
+    qualities (``q<q>_libjpeg``: ``JPEG(codec="libjpeg")``, harsher than kornia's at the same q);
   - ``deblur``: ``wiener`` (``skimage.restoration.wiener``, balance tuned) and
     ``richardson_lucy`` (``skimage.restoration.richardson_lucy``, iterations tuned), both told
     the true kernel (non-blind: an upper anchor for a blind model); the blurred image is

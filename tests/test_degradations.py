@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+import numpy as np
 import pytest
 import torch
 
@@ -59,6 +62,7 @@ ALL = [
     Downscale(scale=2),
     Downscale(scale=3),
     JPEG(quality=(10, 50)),
+    JPEG(quality=(10, 90), codec="libjpeg", quality_power=2),
     LowLight(),
     OneOf([GaussianNoise(sigma=15), Haze(), JPEG()]),
     Chain([GaussianBlur(sigma=1.0), Downscale(scale=2), GaussianNoise(sigma=5)]),
@@ -175,6 +179,29 @@ def test_jpeg_takes_any_image_size() -> None:
     assert out.shape == clean.shape and float((out - clean).abs().mean()) < 0.05
 
 
+def test_libjpeg_is_a_saved_file_and_harsher_than_kornia_at_the_same_quality() -> None:
+    from PIL import Image
+
+    clean = _smooth_image(1, 64)
+    real = JPEG(quality=20, codec="libjpeg")(clean)
+    pixels = (clean[0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=20, subsampling=2)
+    decoded = torch.from_numpy(np.asarray(Image.open(buffer).convert("RGB")).copy())
+    assert torch.equal((real[0].permute(1, 2, 0) * 255).round().to(torch.uint8), decoded)
+    soft = JPEG(quality=20)(clean)
+    assert float((real - clean).square().mean()) > float((soft - clean).square().mean())
+
+
+def test_jpeg_quality_power_draws_low_qualities_more_often() -> None:
+    clean = torch.zeros(4000, 3, 1, 1)
+    uniform = JPEG(quality=(10, 90))._qualities(clean, _gen(0))
+    skewed = JPEG(quality=(10, 90), quality_power=2)._qualities(clean, _gen(0))
+    assert float(skewed.min()) >= 10 and float(skewed.max()) <= 90
+    assert abs(float(uniform.median()) - 50) < 3 and abs(float(skewed.median()) - 30) < 3
+    assert "codec='libjpeg', quality_power=2" in repr(JPEG(codec="libjpeg", quality_power=2))
+
+
 def test_rain_adds_slanted_bright_streaks() -> None:
     clean = torch.full((2, 3, 64, 64), 0.3)
     rainy = RainStreaks(density=0.01, length=15, angle=0.0, opacity=0.8)(clean, _gen(0))
@@ -260,6 +287,8 @@ def test_compositions_take_built_degradations_only() -> None:
         (lambda: MotionBlur(kernel_size=4), "kernel_size must be an odd"),
         (lambda: JPEG(quality=0), "quality must be >= 1"),
         (lambda: JPEG(quality=101), "quality must be <= 100"),
+        (lambda: JPEG(codec="pil"), "codec must be one of kornia, libjpeg, got 'pil'"),
+        (lambda: JPEG(quality_power=0), "quality_power must be a positive number"),
         (lambda: Haze(airlight=1.5), "airlight must be <= 1"),
         (lambda: LowLight(gain=0), "gain must be > 0"),
         (lambda: RainStreaks(density=2), "density must be <= 1"),

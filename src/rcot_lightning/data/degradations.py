@@ -485,31 +485,71 @@ class Downscale(Degradation):
 
 
 class JPEG(Degradation):
-    r"""JPEG compression artefacts (:func:`kornia.enhance.jpeg_codec_differentiable`).
+    r"""JPEG compression artefacts, decoded to 8 bits as a real decoder returns them.
 
-    The decoded image is rounded to 8 bits, as a real decoder returns it.
+    Two codecs:
+
+    * ``kornia`` (the default): :func:`kornia.enhance.jpeg_codec_differentiable`, on any device.
+      Its quantiser is a smooth approximation of rounding, so its artefacts are milder than a
+      saved file's at the same quality (about 0.6-0.9 dB higher PSNR at quality 10-40 on the
+      held-out photos).
+    * ``libjpeg``: Pillow's libjpeg (4:2:0 chroma), one row at a time on the CPU: the artefacts
+      of a JPEG file a user saves. The quality is rounded to an integer, as libjpeg takes it.
 
     Args:
-        quality: JPEG quality in [1, 100] (lower is worse).
+        quality: JPEG quality in [1, 100] (lower is worse); a pair draws one per image.
+        codec: ``kornia`` or ``libjpeg``.
+        quality_power: how a drawn quality spreads over ``[low, high]``:
+            ``low + (high - low) * u ** quality_power`` with ``u`` uniform, so 1 is uniform and
+            2 draws the worst quarter of the range half of the time (the low qualities are
+            where a restorer has the most to remove).
 
     Example:
         >>> jpeg = JPEG(quality=(10.0, 40.0))
         >>> jpeg(torch.rand(2, 3, 16, 16), torch.Generator().manual_seed(0)).shape
         torch.Size([2, 3, 16, 16])
+        >>> real = JPEG(quality=20, codec="libjpeg")
+        >>> real(torch.rand(1, 3, 24, 20)).shape
+        torch.Size([1, 3, 24, 20])
     """
 
     short_name = "jpeg"
     degradation_id = DegradationId.JPEG
+    CODECS = ("kornia", "libjpeg")
 
-    def __init__(self, quality: float | Sequence[float] = 30.0) -> None:
+    def __init__(
+        self,
+        quality: float | Sequence[float] = 30.0,
+        codec: str = "kornia",
+        quality_power: float = 1.0,
+    ) -> None:
         self.quality = _as_range(quality, "quality", low=1.0, high=100.0)
+        if codec not in self.CODECS:
+            raise ArgumentError("codec", f"must be one of {', '.join(self.CODECS)}, got {codec!r}")
+        self.codec = codec
+        if isinstance(quality_power, bool) or not (
+            isinstance(quality_power, (int, float)) and 0 < quality_power < math.inf
+        ):
+            raise ArgumentError(
+                "quality_power", f"must be a positive number (1: uniform), got {quality_power!r}"
+            )
+        self.quality_power = float(quality_power)
+
+    def _qualities(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
+        lo, hi = self.quality
+        if lo == hi or self.quality_power == 1.0:
+            return _sample(self.quality, clean.shape[0], generator, clean)
+        u = _rand((clean.shape[0],), generator, clean)
+        return lo + (hi - lo) * u**self.quality_power
 
     def _degrade(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
         if clean.shape[1] != 3:
             raise ArgumentError(
                 "clean", f"must be RGB images (B, 3, H, W) for JPEG, got {tuple(clean.shape)}"
             )
-        quality = _sample(self.quality, clean.shape[0], generator, clean)
+        quality = self._qualities(clean, generator)
+        if self.codec == "libjpeg":
+            return _libjpeg(clean, quality)
         # kornia < 0.8 rejects sides that are not multiples of 16 (its 16x16 chroma blocks);
         # later releases pad the bottom and right edges by replication, as done here for all.
         h, w = clean.shape[-2:]
@@ -518,7 +558,31 @@ class JPEG(Degradation):
         return _quantize(out.clamp(0.0, 1.0))
 
     def extra_repr(self) -> str:
-        return f"quality={self.quality}"
+        text = f"quality={self.quality}"
+        if self.codec != "kornia":
+            text += f", codec={self.codec!r}"
+        if self.quality_power != 1.0:
+            text += f", quality_power={_fmt(self.quality_power)}"
+        return text
+
+
+def _libjpeg(clean: Tensor, quality: Tensor) -> Tensor:
+    """Save each row as a JPEG file in memory with Pillow (4:2:0) and decode it, 8-bit."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rows = []
+    pixels = (clean.detach().float().clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).cpu()
+    for row, q in zip(pixels, quality.tolist(), strict=True):
+        buffer = io.BytesIO()
+        image = Image.fromarray(row.permute(1, 2, 0).numpy())
+        image.save(buffer, format="JPEG", quality=round(q), subsampling=2)
+        buffer.seek(0)
+        decoded = np.asarray(Image.open(buffer).convert("RGB")).copy()
+        rows.append(torch.from_numpy(decoded).permute(2, 0, 1))
+    return torch.stack(rows).to(device=clean.device, dtype=clean.dtype) / 255.0
 
 
 class LowLight(Degradation):

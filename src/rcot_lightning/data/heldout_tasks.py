@@ -25,12 +25,10 @@ noise), so the figures agree. Needs the quality extra: ``pip install "rcot-light
 from __future__ import annotations
 
 import importlib.resources
-import io
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -67,7 +65,6 @@ __all__ = [
     "Case",
     "EightBit",
     "HeldoutTasksDataModule",
-    "LibJPEG",
     "input_seed",
     "make_case",
     "model_input",
@@ -166,34 +163,6 @@ class EightBit:
         return f"{self.degradation!r}, 8-bit"
 
 
-@dataclass(frozen=True)
-class LibJPEG:
-    """A real JPEG file: PIL's libjpeg at ``quality`` (4:2:0 chroma), decoded to 8 bits.
-
-    The library's :class:`JPEG` (kornia's differentiable codec, what the models train on) is
-    milder than libjpeg at the same quality (about 0.6-0.9 dB higher PSNR on the held-out photos
-    at quality 10-40); a photo a user saves is a libjpeg one.
-
-    Args:
-        quality: libjpeg's quality, 1-95.
-    """
-
-    quality: int
-
-    def __call__(self, clean: Tensor, generator: torch.Generator) -> Tensor:
-        from PIL import Image
-
-        array = (to_8bit(clean)[0].permute(1, 2, 0).numpy() * 255.0).round().astype(np.uint8)
-        buffer = io.BytesIO()
-        Image.fromarray(array).save(buffer, format="JPEG", quality=self.quality, subsampling=2)
-        buffer.seek(0)
-        decoded = np.asarray(Image.open(buffer).convert("RGB")).copy()
-        return torch.from_numpy(decoded).permute(2, 0, 1)[None].float() / 255.0
-
-    def __str__(self) -> str:
-        return f"PIL/libjpeg JPEG(quality={self.quality}, 4:2:0), 8-bit: a saved JPEG file"
-
-
 Degrade = Callable[[Tensor, torch.Generator], Tensor]
 
 #: Severity name -> degradation, per task: fixed points inside each task's training range
@@ -203,7 +172,8 @@ SEVERITIES: dict[str, dict[str, Degrade]] = {
     "denoise": {f"sigma{s}": GaussianNoise(sigma=float(s)) for s in NOISE_SIGMAS},
     "jpeg": {
         **{f"q{q}": EightBit(JPEG(quality=q)) for q in (10, 20, 40)},
-        "q20_libjpeg": LibJPEG(quality=20),
+        # What a user's saved file holds: libjpeg is harsher than kornia's codec at the same q.
+        **{f"q{q}_libjpeg": JPEG(quality=q, codec="libjpeg") for q in (10, 20, 40)},
     },
     "derain": {
         "light": EightBit(RainStreaks(density=0.002, length=15, angle=-10.0, opacity=0.6)),
