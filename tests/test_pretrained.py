@@ -106,6 +106,65 @@ def test_bundled_deraining_map_removes_rain_on_a_photo_it_never_trained_on() -> 
     assert gain > 6.0, gain  # issue 30's target for rain: +6 dB over the input
 
 
+def _low_resolution_crop(tmp_path: Path) -> tuple[torch.Tensor, Path]:
+    """A 128x128 crop of a validation photo and its x4 bicubic down-sampling saved as a PNG."""
+    from rcot_lightning.data.degradations import Downscale
+    from rcot_lightning.data.samples import load_photo
+    from rcot_lightning.visualize import save_png
+
+    clean = load_photo("coffee")[None, :, 100:228, 200:328]
+    small = Downscale(scale=4, upsample=False)(clean)
+    path = tmp_path / "small.png"
+    save_png(small[0], path)
+    return clean, path
+
+
+@pytest.mark.integration
+def test_restore_with_the_bundled_sr_map_enlarges_x4_and_beats_bicubic(tmp_path: Path) -> None:
+    """Issue 30: model=sr-blind enlarges by its YAML's upscale (bicubic, then the map) and gains
+    over bicubic on a photo it never trained on; upscale= overrides it, and bad values are one
+    line naming the key."""
+    from rcot_lightning.inference import bicubic_upscale
+
+    assert available()["sr-blind"].upscale == 4 and available()[DEFAULT_MODEL].upscale == 1
+    clean, small = _low_resolution_crop(tmp_path)
+    proc = run_cli(
+        "rcot_lightning.restore",
+        "model=sr-blind",
+        f"input={small}",
+        f"output={tmp_path / 'out'}",
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "upscale: x4 (bicubic, 8-bit), then the map" in proc.stdout
+    restored = read_image(tmp_path / "out" / "small.png")[None]
+    assert restored.shape == clean.shape == (1, 3, 128, 128)
+    bicubic = bicubic_upscale(read_image(small)[None], 4)
+    gain = float(psnr(restored, clean) - psnr(bicubic, clean))
+    assert gain > 0.5, gain  # +1.35 dB on the held-out photos (docs/quality.md)
+
+    proc = run_cli(
+        "rcot_lightning.restore",
+        "model=sr-blind",
+        "upscale=1.5",
+        f"input={small}",
+        f"output={tmp_path / 'bad'}",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "rcot-restore: error: upscale must be an integer >= 1 (4 for a x4 super-resolution "
+        "map; 1: none), got 1.5"
+    ]
+    assert not (tmp_path / "bad").exists()
+
+
+def test_choose_map_carries_the_entry_upscale() -> None:
+    assert choose_map(None, "sr-blind").upscale == 4
+    assert choose_map(None, None).upscale == 1
+
+
 def test_bundled_denoiser_is_blind_and_denoises() -> None:
     from rcot_lightning.data.samples import load_photo
 

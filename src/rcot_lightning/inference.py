@@ -44,12 +44,14 @@ __all__ = [
     "TILE_MULTIPLE",
     "InferenceSettings",
     "auto_precision",
+    "bicubic_upscale",
     "ensemble_size",
     "resolve_device",
     "restore_image",
     "run_precision",
     "self_ensemble",
     "tile_starts",
+    "upscale_factor",
 ]
 
 log = logging.getLogger(__name__)
@@ -337,6 +339,46 @@ averages all flips and 90-degree rotations at 8x the time), got 3
             f"and 90-degree rotations at 8x the time), got {value!r}",
         )
     return int(value)
+
+
+def upscale_factor(value: Any, name: str = "upscale") -> int:
+    """``value`` as an integer up-scaling factor >= 1 (1: the image keeps its size).
+
+    Raises:
+        ArgumentError: naming ``name``.
+
+    Example:
+        >>> upscale_factor(4)
+        4
+        >>> upscale_factor(2.5)
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.ArgumentError: upscale must be an integer >= 1 (4 for a x4 \
+super-resolution map; 1: none), got 2.5
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ArgumentError(
+            name,
+            f"must be an integer >= 1 (4 for a x4 super-resolution map; 1: none), got {value!r}",
+        )
+    return value
+
+
+def bicubic_upscale(images: Tensor, scale: int) -> Tensor:
+    """Bicubic up-sampling by ``scale``, clipped and rounded to 8 bits: what a super-resolution
+    map of the library is given (``Downscale(upsample=True)``'s second half, saved as 8 bits).
+
+    Example:
+        >>> bicubic_upscale(torch.rand(1, 3, 5, 7), 4).shape
+        torch.Size([1, 3, 20, 28])
+    """
+    if scale == 1:
+        return images
+    h, w = images.shape[-2:]
+    up = torch.nn.functional.interpolate(
+        images, size=(h * scale, w * scale), mode="bicubic", align_corners=False
+    )
+    return torch.round(up.clamp(0.0, 1.0) * 255.0) / 255.0
 
 
 def _autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager[Any]:

@@ -67,6 +67,12 @@ class Pretrained:
     weights: Path
     info: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def upscale(self) -> int:
+        """How much the map's input is bicubic-enlarged first (``upscale`` in its YAML; 4 for a
+        x4 super-resolution map); 1 for a map that keeps the size."""
+        return int(self.info.get("upscale", 1))
+
     def summary(self) -> str:
         """``name: description (trained ...)`` on one line, for listings and reports."""
         trained = self.info.get("iterations")

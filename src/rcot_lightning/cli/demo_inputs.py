@@ -375,7 +375,10 @@ def list_models(checkpoints_dir: str | Path | None, limit: int = 100) -> dict[st
     from rcot_lightning.pretrained import available
 
     choices = {
-        f"{BUNDLED}{name}": ModelChoice(f"{BUNDLED}{name}", None, name) for name in available()
+        f"{BUNDLED}{name}": ModelChoice(f"{BUNDLED}{name}", None, name)
+        for name, entry in available().items()
+        # The page restores at the image's size: a super-resolution map is rcot-restore's.
+        if entry.upscale == 1
     }
     if checkpoints_dir in (None, ""):
         return choices

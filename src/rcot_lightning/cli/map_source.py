@@ -30,6 +30,9 @@ class ChosenMap(NamedTuple):
     net: nn.Module
     #: For the user: ``bundled model denoise-blind (...)`` or ``checkpoint <path>``.
     source: str
+    #: The bicubic enlargement its input gets first (a bundled super-resolution entry's
+    #: ``upscale``); 1 for checkpoints, which do not record their task.
+    upscale: int = 1
 
 
 def _from_checkpoint(
@@ -94,6 +97,6 @@ def choose_map(
         return chosen
     name = DEFAULT_MODEL if pretrained is None else str(pretrained)
     entry = _known(name)
-    chosen = ChosenMap(load(name, map_location), f"bundled model {entry.summary()}")
+    chosen = ChosenMap(load(name, map_location), f"bundled model {entry.summary()}", entry.upscale)
     probe_map(chosen.net, f"model={name}")
     return chosen

@@ -3,7 +3,8 @@
 The map comes from ``ckpt_path=`` (a training checkpoint) or ``model=NAME`` (a bundled pretrained
 entry); with neither, the bundled blind denoiser (:mod:`rcot_lightning.cli.map_source`).
 
-Any image size: each image is reflect-padded to the map's size multiple and, when larger than
+Any image size: a super-resolution map (``model=sr-blind``, or ``upscale=4`` with a checkpoint)
+gets each image bicubic-enlarged first; each image is reflect-padded to the map's size multiple and, when larger than
 ``tile``, restored in overlapping tiles blended with a smooth window (``tile=null`` restores
 whole images). A progress bar counts images and tiles. Writes ``<output>/<name>.png``.
 
@@ -32,7 +33,12 @@ from omegaconf import DictConfig
 from rcot_lightning.cli import app
 from rcot_lightning.cli.checks import check_writable_folder
 from rcot_lightning.errors import RCOTError
-from rcot_lightning.inference import InferenceSettings, run_precision
+from rcot_lightning.inference import (
+    InferenceSettings,
+    bicubic_upscale,
+    run_precision,
+    upscale_factor,
+)
 from rcot_lightning.values import flag
 
 __all__ = ["Restored", "main", "plan_outputs", "restore_files", "run_precision"]
@@ -168,6 +174,7 @@ def restore_files(cfg: DictConfig) -> Restored:
     set_max_megapixels(cfg.get("max_megapixels", 178))
     settings = InferenceSettings.from_config(cfg)  # device, precision, tiles: before the work
     trust, targets = trust_settings(cfg)
+    asked_upscale = None if cfg.get("upscale") is None else upscale_factor(cfg.upscale)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
     files = _inputs(Path(str(cfg.input)).expanduser())
     output = Path(str(cfg.output)).expanduser()
@@ -178,7 +185,13 @@ def restore_files(cfg: DictConfig) -> Restored:
     chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
     net = chosen.net.to(device).eval()
 
+    upscale = chosen.upscale if asked_upscale is None else asked_upscale
+    if chosen.upscale > 1 and upscale != chosen.upscale:
+        log.warning("upscale=%d given: the model was trained at x%d", upscale, chosen.upscale)
+
     app.report(f"model: {chosen.source}")
+    if upscale > 1:
+        app.report(f"upscale: x{upscale} (bicubic, 8-bit), then the map")
     if str(cfg.get("precision")) == "auto":
         app.report(f"precision: auto chose {settings.precision} on {device.type}")
     result = Restored()
@@ -188,7 +201,7 @@ def restore_files(cfg: DictConfig) -> Restored:
             images = progress.add_task("restoring", total=len(plan))
             for path, target in plan:
                 try:
-                    degraded = read_image(path).unsqueeze(0)
+                    degraded = bicubic_upscale(read_image(path).unsqueeze(0), upscale)
                 except BadImageError as err:
                     if not skip_bad:
                         raise RCOTError(

@@ -30,7 +30,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -53,6 +52,7 @@ from rcot_lightning.data.degradations import (
 from rcot_lightning.data.heldout import HELDOUT_PHOTOS, load_heldout
 from rcot_lightning.data.sources import Crop, Pair, PairSource, crop_image, dihedral
 from rcot_lightning.errors import MissingExtraError, RCOTError
+from rcot_lightning.inference import bicubic_upscale
 from rcot_lightning.values import positive_int
 
 __all__ = [
@@ -213,8 +213,12 @@ _IDS = {
 
 
 def bicubic_up(small: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bicubic up-sampling as the library's ``Downscale(upsample=True)``, 8-bit."""
-    return to_8bit(F.interpolate(small, size=size, mode="bicubic", align_corners=False))
+    """Bicubic up-sampling to ``size`` (a multiple of ``small``'s), as ``rcot-restore`` feeds a
+    super-resolution map (:func:`rcot_lightning.inference.bicubic_upscale`), 8-bit."""
+    scale = size[0] // small.shape[-2]
+    if (small.shape[-2] * scale, small.shape[-1] * scale) != tuple(size):
+        raise ValueError(f"size {size} is not a multiple of {tuple(small.shape[-2:])}")
+    return bicubic_upscale(small, scale)
 
 
 def model_input(task: str, degraded: Tensor, size: tuple[int, int]) -> Tensor:
