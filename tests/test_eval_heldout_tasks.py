@@ -87,7 +87,14 @@ def test_the_benchmark_seeds_are_unchanged() -> None:
     tasks_benchmark = _benchmark("tasks")
     assert tasks_benchmark.TASKS == ("jpeg", "derain", "dehaze", "deblur", "lowlight", "sr")
     assert tasks_benchmark.seed_of(2, "lowlight", 1, 2) == 2 * 1_000_003 + 4 * 10_007 + 101 + 2
-    assert list(tasks_benchmark.SEVERITIES["jpeg"]) == ["q10", "q20", "q40", "q10_libjpeg", "q20_libjpeg", "q40_libjpeg"]
+    assert list(tasks_benchmark.SEVERITIES["jpeg"]) == [
+        "q10",
+        "q20",
+        "q40",
+        "q10_libjpeg",
+        "q20_libjpeg",
+        "q40_libjpeg",
+    ]
     assert list(SEVERITIES["denoise"]) == ["sigma15", "sigma25", "sigma50"]
 
 
