@@ -6,7 +6,8 @@ entry); with neither, the bundled blind denoiser (:mod:`rcot_lightning.cli.map_s
 Any image size: a super-resolution map (``model=sr-blind``, or ``upscale=4`` with a checkpoint)
 gets each image bicubic-enlarged first; each image is reflect-padded to the map's size multiple
 and, when larger than ``tile``, restored in overlapping tiles blended with a smooth window
-(``tile=null`` restores whole images). A progress bar counts images and tiles. Writes ``<output>/<name>.png``.
+(``tile=null`` restores whole images). A progress bar counts images and tiles. Writes
+``<output>/<name>.png``.
 
 A user's photos are never at risk: every output name is planned and checked before anything is
 written (no output may replace an input; inputs sharing a name, ``x.jpg`` and ``x.png``, become
