@@ -9,9 +9,16 @@ itself when the run had a CPU budget (``callbacks.cpu_budget``, which stores the
 spent); otherwise ``--cpu-log`` joins a file of ``<unix time> <CPU seconds>`` lines (the
 training process's CPU time, sampled while it ran) at each checkpoint's modification time.
 
+``--task`` scores a run of another task instead (``jpeg``, ``derain``, ``dehaze``, ``deblur``,
+``lowlight``, ``sr``): every severity of ``benchmarks/tasks.py`` on the same inputs (seed 0),
+restored as it restores them (tiles of 512), with the task's metric convention; each line then
+holds the PSNR per severity and their mean, and the last checkpoint's figures are the ones
+``tasks.py`` reports for it. That is the curve that says whether more CPU would close a gap.
+
 Run::
 
     python benchmarks/heldout_curve.py RUN --sigma 25 [--cpu-log cpu.txt]
+    python benchmarks/heldout_curve.py RUN --task dehaze
 """
 
 from __future__ import annotations
@@ -92,14 +99,81 @@ def checkpoint_curve(
     return rows
 
 
+def task_curve(
+    run: Path, task: str, photos: Sequence[str], tile: int = 512, crop: int | None = None
+) -> list[dict[str, Any]]:
+    """Held-out PSNR per severity of ``task`` (``benchmarks/tasks.py``'s inputs and metric) and
+    its mean over severities, for every checkpoint in ``run/checkpoints``, sorted by iteration;
+    the first row (``checkpoint: null``) is the input's. ``crop``: a centre crop (tests)."""
+    from benchmarks.tasks import score
+    from rcot_lightning.data.heldout import load_heldout
+    from rcot_lightning.data.heldout_tasks import (
+        SEVERITIES,
+        centre_crop,
+        input_seed,
+        make_case,
+        task_metric,
+    )
+    from rcot_lightning.inference import restore_image
+
+    metric = task_metric(task)
+    cases = {
+        severity: [
+            make_case(task, degrade, image, input_seed(0, task, severity, i))
+            for i, image in enumerate(centre_crop(load_heldout(n)[None], crop) for n in photos)
+        ]
+        for severity, degrade in SEVERITIES[task].items()
+    }
+
+    def row(restore: Any) -> dict[str, Any]:
+        by_severity = {
+            severity: statistics.fmean(
+                score(restore(case.model_input), case.clean, metric)["psnr"] for case in group
+            )
+            for severity, group in cases.items()
+        }
+        mean = statistics.fmean(by_severity.values())
+        return {
+            "psnr": round(mean, 3),
+            "severities": {k: round(v, 3) for k, v in by_severity.items()},
+        }
+
+    rows = [{"checkpoint": None, "iteration": 0, "cpu_seconds": 0.0, **row(lambda x: x)}]
+    for ckpt in sorted((run / "checkpoints").glob("*.ckpt")):
+        module = load_module(ckpt)
+        net = module.map_for_inference.eval()
+
+        def restore(x: torch.Tensor, net: Any = net) -> torch.Tensor:
+            with torch.inference_mode():
+                return restore_image(net, x, tile=tile or None).float().clamp(0, 1)
+
+        info = {"checkpoint": ckpt.name, "iteration": module.iteration}
+        rows.append({**info, "cpu_seconds": budget_cpu_seconds(ckpt), **row(restore)})
+    rows[1:] = sorted(rows[1:], key=lambda r: r["iteration"])
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("run", type=Path, help="a run folder (holds checkpoints/)")
     parser.add_argument("--sigma", type=float, default=25.0)
     parser.add_argument("--photos", nargs="+", default=list(HELDOUT_PHOTOS))
     parser.add_argument("--cpu-log", type=Path, default=None)
+    parser.add_argument(
+        "--task",
+        default="denoise",
+        choices=["denoise", "jpeg", "derain", "dehaze", "deblur", "lowlight", "sr"],
+        help="denoise: --sigma's noise; another task: every severity of benchmarks/tasks.py",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.task != "denoise":
+        rows = task_curve(args.run, args.task, args.photos)
+        for row in rows:
+            print(json.dumps(row))
+        summary = {"task": args.task, "photos": args.photos, "seed": 0}
+        print(json.dumps({**summary, "cpu": cpu_summary()}))
+        return rows
     photos = {name: noisy_photo(name, args.sigma) for name in args.photos}
     cpu_log: list[tuple[float, float]] = []
     if args.cpu_log is not None:

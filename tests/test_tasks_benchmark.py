@@ -144,3 +144,32 @@ def test_a_wrong_ckpt_mapping_is_one_line(tmp_path: Path) -> None:
     )
     assert done.returncode != 0
     assert "--ckpt takes TASK=PATH" in done.stderr
+
+
+@pytest.mark.integration
+def test_the_held_out_curve_of_a_task_run_scores_each_checkpoint_per_severity(
+    tmp_path: Path,
+) -> None:
+    """benchmarks/heldout_curve.py --task: the input's row first, then one row per checkpoint in
+    iteration order, each with every severity of the task on tasks.py's inputs."""
+    from benchmarks.heldout_curve import task_curve
+    from rcot_lightning.data.heldout import heldout_path
+    from rcot_lightning.data.heldout_tasks import SEVERITIES
+
+    try:
+        heldout_path("china")
+    except Exception as err:  # the quality extra is optional
+        pytest.skip(str(err))
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    save_checkpoint(checkpoints / "last.ckpt", tiny_config())
+    rows = task_curve(tmp_path / "run", "derain", ["china"], tile=0, crop=128)
+    assert [row["checkpoint"] for row in rows] == [None, "last.ckpt"]
+    for row in rows:
+        assert list(row["severities"]) == list(SEVERITIES["derain"])
+        mean = sum(row["severities"].values()) / len(row["severities"])
+        assert math.isclose(row["psnr"], mean, abs_tol=1e-3)
+    # The input's PSNR falls as the rain gets heavier; an untrained map stays near it.
+    light, medium, heavy = rows[0]["severities"].values()
+    assert light > medium > heavy
+    assert abs(rows[1]["psnr"] - rows[0]["psnr"]) < 6
