@@ -93,3 +93,32 @@ def test_resume_from_last_continues_after_the_final_iteration(
     assert _last(tmp_path)["rcot_iteration"] == 7
     names = {p.name for p in (tmp_path / "checkpoints").iterdir()}
     assert "last-v1.ckpt" not in names  # the same run continues in its own last.ckpt
+
+
+@pytest.mark.integration
+def test_every_n_epochs_checkpoints_are_named_with_their_own_validation_psnr(
+    compose_train, tmp_path: Path
+) -> None:
+    """The task recipes keep a checkpoint every second validation (every_n_epochs=2 with saves
+    at validation end): each name's PSNR is the validation at that very iteration, which a
+    step-based save (every_n_train_steps, before the validation at its step) would not give."""
+    import csv
+
+    run(
+        compose_train(
+            "trainer.max_epochs=4",
+            "+callbacks.model_checkpoint.every_n_epochs=2",
+            "callbacks.model_checkpoint.save_top_k=-1",
+        )
+    )
+    names = sorted(p.name for p in (tmp_path / "checkpoints").glob("best-*.ckpt"))
+    assert [name.split("-")[1] for name in names] == ["iter000008", "iter000016"]
+    (metrics,) = (tmp_path / "csv").glob("*/metrics.csv")
+    validated = {}
+    for row in csv.DictReader(metrics.open()):
+        if row.get("val/psnr"):  # at the end of each epoch of 4 iterations
+            validated[4 * (int(row["epoch"]) + 1)] = float(row["val/psnr"])
+    assert sorted(validated) == [4, 8, 12, 16]
+    for name in names:
+        iteration = int(name.split("-")[1].removeprefix("iter"))
+        assert name == f"best-iter{iteration:06d}-psnr{validated[iteration]:.2f}.ckpt"
