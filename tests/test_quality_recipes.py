@@ -101,6 +101,8 @@ def test_task_cpu_recipe_is_denoise_blinds_recipe_on_the_tasks_blind_range(
     assert type(degradation) is expected
     if task == "jpeg":
         assert degradation.quality == (10.0, 90.0)
+        # Real libjpeg files, low qualities favoured (the first, kornia-coded run plateaued).
+        assert degradation.codec == "libjpeg" and degradation.quality_power == 2
     if task == "deblur":
         mix, noise = degradation.degradations
         assert isinstance(mix, OneOf) and isinstance(noise, GaussianNoise)
@@ -123,8 +125,53 @@ def test_task_cpu_recipe_is_denoise_blinds_recipe_on_the_tasks_blind_range(
     assert train in text and f"{train} ckpt_path=last" in text
 
 
+def test_allinone_cpu_recipe_draws_every_family_blind_with_the_specialists_map(
+    compose_train,
+) -> None:
+    """Issue 31: one map for noise 0-50, JPEG 10-90, rain, haze, blur with light noise, low light
+    and two mixtures (noise then JPEG, blur then noise), never told which, on the specialists'
+    map, data and objective, for 3 CPU-hours."""
+    import torch
+
+    from rcot_lightning.contract import DegradationId
+    from rcot_lightning.data.degradations import (
+        JPEG,
+        Chain,
+        GaussianNoise,
+        Haze,
+        LowLight,
+        OneOf,
+        RainStreaks,
+    )
+    from rcot_lightning.data.heldout import HELDOUT_PHOTOS
+
+    cfg = compose_train("experiment=allinone_cpu", tiny=False)
+    specialist = compose_train("experiment=derain_cpu", tiny=False)
+    assert cfg.model.transport_map == specialist.model.transport_map
+    assert cfg.model.objective.supervised_loss == "l1" and cfg.model.objective.potential_weight == 0
+    for key in ("train_images", "scales", "dead_leaves", "batch_size", "samples_per_epoch"):
+        assert cfg.data[key] == specialist.data[key], key
+    assert not set(cfg.data.train_images) & set(HELDOUT_PHOTOS)
+    assert cfg.callbacks.cpu_budget.minutes == 180 and cfg.trainer.max_steps > 12000
+    assert cfg.model.map_scheduler.step_size == 3000
+    mix = instantiate(cfg.data.degradation, _convert_="partial")
+    assert isinstance(mix, OneOf) and mix.weights == [pytest.approx(1 / 8)] * 8
+    noise, jpeg, rain, haze, blur, dark, noise_jpeg, blur_noise = mix.degradations
+    assert isinstance(noise, GaussianNoise) and noise.sigma == (0.0, 50.0)
+    assert isinstance(jpeg, JPEG) and jpeg.quality == (10.0, 90.0) and jpeg.codec == "libjpeg"
+    assert isinstance(rain, RainStreaks) and isinstance(haze, Haze) and isinstance(dark, LowLight)
+    for chain in (blur, noise_jpeg, blur_noise):
+        assert isinstance(chain, Chain)
+    assert [type(d) for d in noise_jpeg.degradations] == [GaussianNoise, JPEG]
+    assert [type(d) for d in blur_noise.degradations] == [OneOf, GaussianNoise]
+    _, ids = mix.apply(torch.rand(256, 3, 16, 16), torch.Generator().manual_seed(0))
+    families = {"noise", "jpeg", "rain", "haze", "blur", "lowlight", "other"}
+    assert set(ids.tolist()) == {int(DegradationId.from_name(f)) for f in families}
+
+
 @pytest.mark.parametrize(
-    "recipe", ["unpaired_denoise", "best_cpu_denoise", *(f"{t}_cpu" for t in TASK_RECIPES)]
+    "recipe",
+    ["unpaired_denoise", "best_cpu_denoise", *(f"{t}_cpu" for t in TASK_RECIPES), "allinone_cpu"],
 )
 @pytest.mark.integration
 def test_recipe_trains_a_few_steps_with_the_tiny_model(compose_train, recipe: str) -> None:
