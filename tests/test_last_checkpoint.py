@@ -86,13 +86,21 @@ def test_resume_from_last_continues_after_the_final_iteration(
 ) -> None:
     run(compose_train("trainer.max_steps=10", "trainer.val_check_interval=2"))
     assert _last(tmp_path)["rcot_iteration"] == 5
-    resumed = run(
-        compose_train("trainer.max_steps=14", "trainer.val_check_interval=2", "ckpt_path=last")
-    )
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        resumed = run(
+            compose_train("trainer.max_steps=14", "trainer.val_check_interval=2", "ckpt_path=last")
+        )
+    # Its own folder is full, as it should be: Lightning's warning is for fresh runs only.
+    assert not [w for w in caught if "exists and is not empty" in str(w.message)]
     assert resumed.model.iteration == 7
     assert _last(tmp_path)["rcot_iteration"] == 7
     names = {p.name for p in (tmp_path / "checkpoints").iterdir()}
     assert "last-v1.ckpt" not in names  # the same run continues in its own last.ckpt
+    with pytest.warns(UserWarning, match="exists and is not empty"):  # a fresh run into it
+        run(compose_train("trainer.max_steps=2", "trainer.val_check_interval=1"))
 
 
 @pytest.mark.integration

@@ -130,6 +130,16 @@ class RunCheckpoint(ModelCheckpoint):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._last_saved_at: int | None = None
+        #: The checkpoint ``fit`` resumes from, when the caller says so (``rcot-train`` does):
+        #: a run resumed from its own folder finds that folder full, as it should, so
+        #: Lightning's "exists and is not empty" warning (meant for fresh runs) is not given.
+        self.resuming_from: str | None = None
+
+    def _ModelCheckpoint__warn_if_dir_not_empty(self, dirpath: Any) -> None:
+        ckpt = self.resuming_from
+        if ckpt and not _remote(str(ckpt)) and inside_folder(ckpt, dirpath):
+            return
+        super()._ModelCheckpoint__warn_if_dir_not_empty(dirpath)  # type: ignore[misc]
 
     # ------------------------------------------------------------------ state from a file
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

@@ -158,7 +158,7 @@ def fit_and_test(cfg: DictConfig, built: BuiltTraining) -> TrainingRun:
     summary; a stop signal ends here with the command that resumes the run."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from rcot_lightning.callbacks import RestorationImageLogger
+    from rcot_lightning.callbacks import RestorationImageLogger, RunCheckpoint
     from rcot_lightning.errors import TrainingInterrupted
 
     trainer, model, datamodule, callbacks = (
@@ -173,6 +173,9 @@ def fit_and_test(cfg: DictConfig, built: BuiltTraining) -> TrainingRun:
     with hydra_ddp_launch():
         if cfg.get("train", True):
             ckpt_path = resume_path(cfg.get("ckpt_path"), trainer, model, built.trust)
+            for callback in trainer.callbacks:
+                if isinstance(callback, RunCheckpoint) and ckpt_path is not None:
+                    callback.resuming_from = str(ckpt_path)
             # Not an error: a stop signal saves a checkpoint and exits with 128 + signal.
             try:
                 trainer.fit(
