@@ -355,6 +355,7 @@ def test_readme_task_table_is_the_benchmark_json() -> None:
         "JPEG": ("tasks_jpeg2_dehaze_run1.json", "jpeg", "bm3d"),
         "blur": ("tasks_deblur_sr_run1.json", "deblur", "richardson_lucy"),
         "SR": ("tasks_deblur_sr_run1.json", "sr", "lanczos"),
+        "low light": ("tasks_lowlight_run1.json", "lowlight", "gamma"),
     }
     for label, (name, task, anchor) in runs.items():
         report = json.loads((ROOT / "docs" / "quality" / name).read_text())["tasks"][task]
