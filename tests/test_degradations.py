@@ -194,9 +194,12 @@ def test_libjpeg_is_a_saved_file_and_harsher_than_kornia_at_the_same_quality() -
 
 
 def test_jpeg_quality_power_draws_low_qualities_more_often() -> None:
+    from rcot_lightning.data.degradations import _sample
+
     clean = torch.zeros(4000, 3, 1, 1)
-    uniform = JPEG(quality=(10, 90))._qualities(clean, _gen(0))
-    skewed = JPEG(quality=(10, 90), quality_power=2)._qualities(clean, _gen(0))
+    jpeg, skew = JPEG(quality=(10, 90)), JPEG(quality=(10, 90), quality_power=2)
+    uniform = _sample(jpeg.quality, 4000, _gen(0), clean, jpeg.quality_power)
+    skewed = _sample(skew.quality, 4000, _gen(0), clean, skew.quality_power)
     assert float(skewed.min()) >= 10 and float(skewed.max()) <= 90
     assert abs(float(uniform.median()) - 50) < 3 and abs(float(skewed.median()) - 30) < 3
     assert "codec='libjpeg', quality_power=2" in repr(JPEG(codec="libjpeg", quality_power=2))

@@ -124,12 +124,20 @@ def _randn(shape: Sequence[int], generator: torch.Generator | None, like: Tensor
     return out.to(like.device)
 
 
-def _sample(value: ParamRange, n: int, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """One value per image, ``(n,)`` float32; a fixed value consumes no randomness."""
+def _sample(
+    value: ParamRange,
+    n: int,
+    generator: torch.Generator | None,
+    like: Tensor,
+    power: float = 1.0,
+) -> Tensor:
+    """One value per image, ``(n,)`` float32: ``low + (high - low) * u ** power`` with ``u``
+    uniform (``power`` 1: uniform; above 1: more draws near ``low``); a fixed value consumes no
+    randomness."""
     lo, hi = value
     if lo == hi:
         return torch.full((n,), lo, device=like.device)
-    return lo + (hi - lo) * _rand((n,), generator, like)
+    return lo + (hi - lo) * _rand((n,), generator, like) ** power
 
 
 def _quantize(x: Tensor) -> Tensor:
@@ -535,19 +543,12 @@ class JPEG(Degradation):
             )
         self.quality_power = float(quality_power)
 
-    def _qualities(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
-        lo, hi = self.quality
-        if lo == hi or self.quality_power == 1.0:
-            return _sample(self.quality, clean.shape[0], generator, clean)
-        u = _rand((clean.shape[0],), generator, clean)
-        return lo + (hi - lo) * u**self.quality_power
-
     def _degrade(self, clean: Tensor, generator: torch.Generator | None) -> Tensor:
         if clean.shape[1] != 3:
             raise ArgumentError(
                 "clean", f"must be RGB images (B, 3, H, W) for JPEG, got {tuple(clean.shape)}"
             )
-        quality = self._qualities(clean, generator)
+        quality = _sample(self.quality, clean.shape[0], generator, clean, self.quality_power)
         if self.codec == "libjpeg":
             return _libjpeg(clean, quality)
         # kornia < 0.8 rejects sides that are not multiples of 16 (its 16x16 chroma blocks);
