@@ -105,7 +105,7 @@ def task_curve(
     """Held-out PSNR per severity of ``task`` (``benchmarks/tasks.py``'s inputs and metric) and
     its mean over severities, for every checkpoint in ``run/checkpoints``, sorted by iteration;
     the first row (``checkpoint: null``) is the input's. ``crop``: a centre crop (tests)."""
-    from benchmarks.tasks import score
+    from benchmarks.tasks import run_model, score
     from rcot_lightning.data.heldout import load_heldout
     from rcot_lightning.data.heldout_tasks import (
         SEVERITIES,
@@ -114,7 +114,6 @@ def task_curve(
         make_case,
         task_metric,
     )
-    from rcot_lightning.inference import restore_image
 
     metric = task_metric(task)
     cases = {
@@ -142,13 +141,9 @@ def task_curve(
     for ckpt in sorted((run / "checkpoints").glob("*.ckpt")):
         module = load_module(ckpt)
         net = module.map_for_inference.eval()
-
-        def restore(x: torch.Tensor, net: Any = net) -> torch.Tensor:
-            with torch.inference_mode():
-                return restore_image(net, x, tile=tile or None).float().clamp(0, 1)
-
         info = {"checkpoint": ckpt.name, "iteration": module.iteration}
-        rows.append({**info, "cpu_seconds": budget_cpu_seconds(ckpt), **row(restore)})
+        restored = row(lambda x, net=net: run_model(net, x, tile))
+        rows.append({**info, "cpu_seconds": budget_cpu_seconds(ckpt), **restored})
     rows[1:] = sorted(rows[1:], key=lambda r: r["iteration"])
     return rows
 

@@ -447,6 +447,15 @@ ANCHORS: dict[str, Anchor] = {
 # Scoring and running.
 
 
+def run_model(net: Any, image: Tensor, tile: int | None) -> Tensor:
+    """A model's restoration of ``image`` as ``rcot-restore`` runs it (``tile``-pixel tiles;
+    ``None`` or 0: whole), without gradients, clamped to [0, 1]."""
+    from rcot_lightning.inference import restore_image
+
+    with torch.inference_mode():
+        return restore_image(net, image, tile=tile or None).float().clamp(0, 1)
+
+
 def score(restored: Tensor, clean: Tensor, metric: dict[str, Any]) -> dict[str, float]:
     """RGB PSNR/SSIM, plus the luma's where the task's config scores it, with its border crop.
 
@@ -613,15 +622,12 @@ def main() -> None:
                     )
                     rows[name][photo] = score(out, case.clean, metric)
                 if task in models:
-                    from rcot_lightning.inference import restore_image
-
                     start = time.perf_counter()
-                    with torch.inference_mode():
-                        out = restore_image(models[task], case.model_input, tile=args.tile or None)
+                    out = run_model(models[task], case.model_input, args.tile)
                     seconds[f"{task}/model"] = seconds.get(f"{task}/model", 0.0) + (
                         time.perf_counter() - start
                     )
-                    rows["model"][photo] = score(out.float().clamp(0, 1), case.clean, metric)
+                    rows["model"][photo] = score(out, case.clean, metric)
             results: dict[str, dict[str, Any]] = {
                 m: {"mean": mean_scores(r), "per_photo": r} for m, r in rows.items()
             }
