@@ -212,18 +212,11 @@ _IDS = {
 }
 
 
-def bicubic_up(small: Tensor, size: tuple[int, int]) -> Tensor:
-    """Bicubic up-sampling to ``size`` (a multiple of ``small``'s), as ``rcot-restore`` feeds a
-    super-resolution map (:func:`rcot_lightning.inference.bicubic_upscale`), 8-bit."""
-    scale = size[0] // small.shape[-2]
-    if (small.shape[-2] * scale, small.shape[-1] * scale) != tuple(size):
-        raise ValueError(f"size {size} is not a multiple of {tuple(small.shape[-2:])}")
-    return bicubic_upscale(small, scale)
-
-
-def model_input(task: str, degraded: Tensor, size: tuple[int, int]) -> Tensor:
-    """The image a model restores: the degraded photo; for ``sr`` its bicubic up-sampling."""
-    return bicubic_up(degraded, size) if task == "sr" else degraded
+def model_input(task: str, degraded: Tensor) -> Tensor:
+    """The image a model restores: the degraded photo; for ``sr`` its bicubic x4 up-sampling,
+    8-bit, as ``rcot-restore`` feeds a super-resolution map
+    (:func:`rcot_lightning.inference.bicubic_upscale`)."""
+    return bicubic_upscale(degraded, SR_SCALE) if task == "sr" else degraded
 
 
 def centre_crop(image: Tensor, size: int | None) -> Tensor:
@@ -283,8 +276,7 @@ def make_case(task: str, degrade: Degrade, clean: Tensor, seed: int) -> Case:
     if task == "sr":
         clean = mod_crop(clean, SR_SCALE)
     degraded = degrade(clean, torch.Generator().manual_seed(seed))
-    size = (clean.shape[-2], clean.shape[-1])
-    return Case(clean, degraded, model_input(task, degraded, size))
+    return Case(clean, degraded, model_input(task, degraded))
 
 
 def task_metric(task: str) -> dict[str, Any]:
