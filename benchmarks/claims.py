@@ -197,7 +197,20 @@ SMOKE_DATA = [
 TASKS: dict[str, tuple[list[str], object]] = {
     "sigma25": (["task=denoise", "task.degradation.sigma=25"], 25.0),
     "rain": (["task=derain"], "rain"),
+    # The all-in-one regime (issue 31): experiment=allinone_cpu's eight degradations, never told
+    # which; the study's data and budget on top. Its checkpoint cadence (every second epoch)
+    # gives way to the study's every-N-steps one (Lightning takes one of the two).
+    "allinone": (
+        ["experiment=allinone_cpu", "callbacks.model_checkpoint.every_n_epochs=null"],
+        "allinone",
+    ),
 }
+#: The all-in-one runs are scored on these tasks' held-out severities
+#: (:data:`rcot_lightning.data.heldout_tasks.SEVERITIES`, the inputs of ``benchmarks/tasks.py``
+#: and ``pretrained_quality.py``; JPEG: the saved libjpeg files the recipe trains on). A run's
+#: PSNR is the mean over tasks of each task's mean over its severities and photos, so a task with
+#: four severities weighs no more than one with three.
+ALLINONE_TASKS = ("denoise", "jpeg", "derain", "dehaze", "deblur", "lowlight")
 
 SUPERVISED = ["experiment=best_cpu_denoise"]
 UNPAIRED_OT = ["experiment=unpaired_denoise"]
@@ -326,6 +339,18 @@ VARIANTS: dict[str, Variant] = {
         "about 384x the ortho mean at batch 8, patch 48; l2 transport + potential) (rain)",
         (*UNPAIRED_OT, f"{OBJ}.reference_fourier=true", f"{OBJ}.fourier_weight=1"),
     ),
+    # C6: the two-pass map where the residual should tell degradations apart (issue 31).
+    "allinone/l1": Variant(
+        "allinone", "supervised l1, two-pass TRC map, bottleneck conditioning (all-in-one)", ()
+    ),
+    "allinone/l1_onepass": Variant(
+        "allinone", "supervised l1, one-pass map (TRC off) (all-in-one)", (*ONE_PASS_MAP,)
+    ),
+    "allinone/l1_decoder": Variant(
+        "allinone",
+        "supervised l1, two-pass TRC map, decoder-scale conditioning (DA-RCOT style) (all-in-one)",
+        ("model.transport_map.conditioning=decoder",),
+    ),
     "sigma25/l1_onepass_half": Variant(
         "sigma25",
         "supervised l1, one-pass map, half the CPU budget (about the TRC map's iterations)",
@@ -392,6 +417,22 @@ CLAIMS = [
         "the two-pass TRC map beats the one-pass map at equal CPU",
         "sigma25/l1",
         "sigma25/l1_onepass",
+        Target("at_least", 0.0),
+    ),
+    Claim(
+        "C6",
+        "C6",
+        "the two-pass TRC map beats the one-pass map at equal CPU (all-in-one)",
+        "allinone/l1",
+        "allinone/l1_onepass",
+        Target("at_least", 0.0),
+    ),
+    Claim(
+        "C6 (decoder)",
+        "C6-decoder",
+        "decoder-scale conditioning beats bottleneck conditioning (all-in-one)",
+        "allinone/l1_decoder",
+        "allinone/l1",
         Target("at_least", 0.0),
     ),
 ]
@@ -527,7 +568,10 @@ def run_overrides(key: str, seed: int, folder: Path, args: argparse.Namespace) -
 
 def heldout(task: str, args: argparse.Namespace) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The held-out photos of ``task``: name -> (clean, degraded), the task's own degradation
-    (composed from the configs, so scoring degrades as training did)."""
+    (composed from the configs, so scoring degrades as training did); for ``allinone`` every
+    severity of :data:`ALLINONE_TASKS` (:func:`allinone_photos`)."""
+    if task == "allinone":
+        return allinone_photos(args.photos, args.crop)
     from hydra import compose, initialize_config_module
     from hydra.utils import instantiate
 
@@ -547,12 +591,63 @@ def heldout(task: str, args: argparse.Namespace) -> dict[str, tuple[torch.Tensor
     return photos
 
 
-def input_scores(photos: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, float]:
-    """Mean PSNR/SSIM of the degraded inputs themselves."""
-    return {
-        "psnr": statistics.fmean(float(psnr(d.clamp(0, 1), c)[0]) for c, d in photos.values()),
-        "ssim": statistics.fmean(float(ssim(d.clamp(0, 1), c)[0]) for c, d in photos.values()),
+def allinone_photos(
+    names: Sequence[str], crop: int | None = None
+) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """``"<task>/<severity>/<photo>"`` -> (clean, degraded) for every held-out severity of
+    :data:`ALLINONE_TASKS`: the inputs (8-bit, same seeds) ``benchmarks/tasks.py`` and
+    ``pretrained_quality.py`` score the specialists and the anchors on. ``crop``: a centre crop
+    of each photo before it is degraded (smoke runs)."""
+    from rcot_lightning.data.heldout import load_heldout
+    from rcot_lightning.data.heldout_tasks import SEVERITIES, centre_crop, input_seed, make_case
+
+    clean = {name: centre_crop(load_heldout(name)[None], crop) for name in names}
+    photos = {}
+    for task in ALLINONE_TASKS:
+        for severity, degrade in SEVERITIES[task].items():
+            if task == "jpeg" and not severity.endswith("_libjpeg"):
+                continue
+            for index, (name, image) in enumerate(clean.items()):
+                case = make_case(task, degrade, image, input_seed(0, task, severity, index))
+                photos[f"{task}/{severity}/{name}"] = (case.clean, case.degraded)
+    return photos
+
+
+def by_task(per_image: dict[str, float]) -> dict[str, float]:
+    """Mean of ``"<task>/<severity>/<photo>"`` -> value per task (names without a ``/``: one
+    group, ``""``).
+
+    Example:
+        >>> by_task({"jpeg/q10/a": 1.0, "jpeg/q20/a": 3.0, "derain/light/a": 5.0})
+        {'jpeg': 2.0, 'derain': 5.0}
+    """
+    groups: dict[str, list[float]] = {}
+    for name, value in per_image.items():
+        groups.setdefault(name.split("/")[0] if "/" in name else "", []).append(value)
+    return {group: statistics.fmean(values) for group, values in groups.items()}
+
+
+def balanced_mean(per_image: dict[str, float]) -> float:
+    """The mean over tasks of each task's mean (:func:`by_task`); the plain mean for one task.
+
+    Example:
+        >>> balanced_mean({"jpeg/q10/a": 1.0, "jpeg/q20/a": 3.0, "derain/light/a": 5.0})
+        3.5
+    """
+    return statistics.fmean(by_task(per_image).values())
+
+
+def input_scores(photos: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> dict[str, Any]:
+    """Mean PSNR/SSIM of the degraded inputs themselves (all-in-one: :func:`balanced_mean`, and
+    per task)."""
+    scores = {
+        metric: {n: float(fn(d.clamp(0, 1), c)[0]) for n, (c, d) in photos.items()}
+        for metric, fn in (("psnr", psnr), ("ssim", ssim))
     }
+    out: dict[str, Any] = {m: balanced_mean(v) for m, v in scores.items()}
+    if any("/" in n for n in photos):
+        out["per_task"] = {m: by_task(v) for m, v in scores.items()}
+    return out
 
 
 def run_one(
@@ -588,11 +683,17 @@ def run_one(
     restored = {n: module.restore(degraded) for n, (_, degraded) in photos.items()}
     clean = {n: c for n, (c, _) in photos.items()}
     state = torch.load(last, map_location="cpu", weights_only=False)["callbacks"]
+    scores = score(restored, clean)
+    if VARIANTS[key].task == "allinone":  # every task weighs the same (balanced_mean)
+        for metric in ("psnr", "ssim"):
+            values = {n: v[metric] for n, v in scores["per_image"].items()}
+            scores[metric] = balanced_mean(values)
+            scores.setdefault("per_task", {})[metric] = by_task(values)
     result = {
         "key": key,
         "task": VARIANTS[key].task,
         "seed": seed,
-        **score(restored, clean),
+        **scores,
         "iterations": module.iteration,
         "budget_cpu_seconds": state[CPUBudget.__qualname__]["spent_seconds"],
         "process_cpu_seconds": timing["train_cpu_seconds"],
@@ -601,7 +702,9 @@ def run_one(
         "overrides": overrides,
     }
     if args.curve and seed == args.seeds[0]:
-        result["curve"] = checkpoint_curve(folder, photos)
+        result["curve"] = checkpoint_curve(folder, photos, per_image=True)
+        for row in result["curve"]:  # all-in-one: each task weighs the same
+            row["psnr"] = balanced_mean(row.pop("per_image_psnr"))
     result_path.write_text(json.dumps(result, indent=1))
     return result
 
@@ -651,12 +754,17 @@ def summarise(
         # No shared seed: nothing measured, which a table must not call "inconclusive".
         return "not run" if diff["n"] == 0 else verdict(diff["lo"], diff["hi"], target)
 
-    def paired(a: str, b: str, metric: str = "psnr") -> dict[str, Any]:
-        """The paired difference ``a - b`` of ``metric`` over the seeds both ran."""
-        return paired_difference(
-            {s: r[metric] for s, r in results.get(a, {}).items()},
-            {s: r[metric] for s, r in results.get(b, {}).items()},
-        )
+    def paired(a: str, b: str, metric: str = "psnr", task: str | None = None) -> dict[str, Any]:
+        """The paired difference ``a - b`` of ``metric`` over the seeds both ran (``task``: of
+        that task's mean, all-in-one runs)."""
+
+        def values(key: str) -> dict[str, float]:
+            runs = results.get(key, {}).items()
+            if task is None:
+                return {s: r[metric] for s, r in runs}
+            return {s: r["per_task"][metric][task] for s, r in runs if "per_task" in r}
+
+        return paired_difference(values(a), values(b))
 
     variants: dict[str, Any] = {}
     for key in keys:
@@ -692,6 +800,14 @@ def summarise(
                 "verdict": read(diff, claim.target),
             }
         )
+        if VARIANTS[claim.a].task == "allinone":  # where the difference comes from
+            rows[-1]["per_task"] = {
+                task: {
+                    "psnr_diff": paired(claim.a, claim.b, "psnr", task),
+                    "ssim_diff": paired(claim.a, claim.b, "ssim", task),
+                }
+                for task in ALLINONE_TASKS
+            }
     probe_rows = []
     for probe in probes:
         claim = CLAIM_IDS[probe.claim]
@@ -776,6 +892,22 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
                     f"**{row['claim_verdict']}**",
                 ]
                 for row in summary["probes"]
+            ),
+        )
+    per_task = [row for row in summary["claims"] if "per_task" in row]
+    if per_task:
+        lines += [
+            "",
+            "All-in-one claims per task: A − B of the task's held-out PSNR (dB; its severities "
+            "and photos averaged), paired over seeds; the claim's own A − B is the mean over "
+            "tasks.",
+            "",
+        ]
+        lines += markdown_table(
+            ["claim", *ALLINONE_TASKS],
+            (
+                [row["id"], *(ci(row["per_task"][t]["psnr_diff"]) for t in ALLINONE_TASKS)]
+                for row in per_task
             ),
         )
     lines.append("")

@@ -71,17 +71,21 @@ def checkpoint_curve(
     run: Path,
     photos: dict[str, tuple[torch.Tensor, torch.Tensor]],
     cpu_log: list[tuple[float, float]] | None = None,
+    per_image: bool = False,
 ) -> list[dict[str, Any]]:
     """Held-out PSNR/SSIM (means over ``photos``: name -> (clean, degraded)) of every
     checkpoint in ``run/checkpoints``, sorted by iteration, with the CPU seconds of training
-    at each (the checkpoint's CPU budget state, else ``cpu_log`` at its modification time)."""
-    rows = []
+    at each (the checkpoint's CPU budget state, else ``cpu_log`` at its modification time).
+    ``per_image``: each row also holds ``per_image_psnr`` (name -> PSNR)."""
+    rows: list[dict[str, Any]] = []
     for ckpt in sorted((run / "checkpoints").glob("*.ckpt")):
         module = load_module(ckpt)
         scores: dict[str, list[float]] = {"psnr": [], "ssim": []}
-        for clean, degraded in photos.values():
+        each = {}
+        for name, (clean, degraded) in photos.items():
             restored = module.restore(degraded)
-            scores["psnr"].append(float(psnr(restored, clean)[0]))
+            each[name] = float(psnr(restored, clean)[0])
+            scores["psnr"].append(each[name])
             scores["ssim"].append(float(ssim(restored, clean)[0]))
         cpu = budget_cpu_seconds(ckpt)
         if cpu is None and cpu_log:
@@ -93,6 +97,7 @@ def checkpoint_curve(
                 "cpu_seconds": cpu,
                 "psnr": statistics.fmean(scores["psnr"]),
                 "ssim": statistics.fmean(scores["ssim"]),
+                **({"per_image_psnr": each} if per_image else {}),
             }
         )
     rows.sort(key=lambda r: r["iteration"])
