@@ -29,14 +29,25 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from rcot_lightning.errors import RCOTError
 
-__all__ = ["DEFAULT_MODEL", "WEIGHTS_DIR", "Pretrained", "available", "bundle", "load"]
+if TYPE_CHECKING:
+    from rcot_lightning.detect import DegradationDetector
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "WEIGHTS_DIR",
+    "Pretrained",
+    "available",
+    "bundle",
+    "load",
+    "load_detector",
+]
 
 #: The folder of the bundled entries, inside the installed package.
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -138,6 +149,26 @@ def load(name: str = DEFAULT_MODEL, map_location: Any = "cpu") -> nn.Module:
         raise
     except Exception as err:
         raise RCOTError(f"model={name}: cannot read {entry.weights} ({err})") from err
+
+
+def load_detector(name: str) -> DegradationDetector | None:
+    """The degradation detector a bundled entry ships (its ``.pt``'s ``detector``, written by
+    ``benchmarks/probe.py --bundle-into``), or None when it ships none.
+
+    Example:
+        >>> load_detector("denoise-blind") is None
+        True
+    """
+    from rcot_lightning.detect import DegradationDetector
+
+    entry = _known(name)
+    try:
+        stored = torch.load(entry.weights, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise RCOTError(f"model={name}: cannot read {entry.weights} ({err})") from err
+    if "detector" not in stored:
+        return None
+    return DegradationDetector.from_dict(stored["detector"], f"model={name}: {entry.weights}")
 
 
 def map_from_bundle(

@@ -11,12 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from torch import nn
 
 from rcot_lightning.cli.checks import probe_map
 from rcot_lightning.errors import RCOTError
+
+if TYPE_CHECKING:
+    from rcot_lightning.detect import DegradationDetector
 
 __all__ = ["ChosenMap", "choose_map", "model_alias"]
 
@@ -33,6 +36,9 @@ class ChosenMap(NamedTuple):
     #: The bicubic enlargement its input gets first (a bundled super-resolution entry's
     #: ``upscale``); 1 for checkpoints, which do not record their task.
     upscale: int = 1
+    #: Names the degradation of each image from the map's residual (a bundled entry that ships
+    #: one, :func:`rcot_lightning.pretrained.load_detector`); None otherwise.
+    detector: DegradationDetector | None = None
 
 
 def _from_checkpoint(
@@ -87,7 +93,7 @@ def choose_map(
         RCOTError: a missing or unreadable checkpoint, one whose stored config this version
             cannot rebuild, or an unknown model name (the message lists the known ones).
     """
-    from rcot_lightning.pretrained import DEFAULT_MODEL, _known, load
+    from rcot_lightning.pretrained import DEFAULT_MODEL, _known, load, load_detector
 
     if ckpt_path is not None and str(ckpt_path) != "":
         if pretrained is not None:
@@ -97,6 +103,11 @@ def choose_map(
         return chosen
     name = DEFAULT_MODEL if pretrained is None else str(pretrained)
     entry = _known(name)
-    chosen = ChosenMap(load(name, map_location), f"bundled model {entry.summary()}", entry.upscale)
+    chosen = ChosenMap(
+        load(name, map_location),
+        f"bundled model {entry.summary()}",
+        entry.upscale,
+        load_detector(name),
+    )
     probe_map(chosen.net, f"model={name}")
     return chosen
