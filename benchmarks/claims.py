@@ -437,6 +437,9 @@ CLAIMS = [
     ),
 ]
 CLAIM_GROUPS = sorted({c.group for c in CLAIMS})
+#: Every claim's second verdict, on the distribution metric: A's random-feature FID lower than
+#: B's (B - A >= 0).
+FID_TARGET = Target("at_least", 0.0)
 CLAIM_IDS = {c.id: c for c in CLAIMS}
 
 
@@ -761,7 +764,7 @@ def summarise(
         def values(key: str) -> dict[str, float]:
             runs = results.get(key, {}).items()
             if task is None:
-                return {s: r[metric] for s, r in runs}
+                return {s: r[metric] for s, r in runs if r.get(metric) is not None}
             return {s: r["per_task"][metric][task] for s, r in runs if "per_task" in r}
 
         return paired_difference(values(a), values(b))
@@ -786,6 +789,7 @@ def summarise(
     for claim in claims:
         diff = paired(claim.a, claim.b)
         ssim_diff = paired(claim.a, claim.b, "ssim")
+        fid_gain = paired(claim.b, claim.a, "fid")
         rows.append(
             {
                 "id": claim.id,
@@ -798,6 +802,10 @@ def summarise(
                 "psnr_diff": diff,
                 "ssim_diff": ssim_diff,
                 "verdict": read(diff, claim.target),
+                # The perception side: B - A of the random-feature FID (lower is better), so
+                # positive means A's output is closer to the clean photos' distribution.
+                "fid_gain": fid_gain,
+                "fid_verdict": read(fid_gain, FID_TARGET),
             }
         )
         if VARIANTS[claim.a].task == "allinone":  # where the difference comes from
@@ -854,8 +862,10 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
         "seeds.",
         "",
     ]
+    head = ["claim", "A", "B", "A PSNR", "B PSNR", "A − B (dB)", "A − B SSIM", "target"]
+    head += ["verdict", "B − A FID (A lower: +)", "FID verdict"]
     lines += markdown_table(
-        ["claim", "A", "B", "A PSNR", "B PSNR", "A − B (dB)", "A − B SSIM", "target", "verdict"],
+        head,
         (
             [
                 f"{row['id']}: {row['claim']}",
@@ -865,6 +875,8 @@ def markdown(summary: dict[str, Any], report: dict[str, Any]) -> str:
                 ci(row["ssim_diff"], 3),
                 row["target"],
                 f"**{row['verdict']}**",
+                ci(row["fid_gain"], 4),
+                f"**{row['fid_verdict']}**",
             ]
             for row in summary["claims"]
         ),
