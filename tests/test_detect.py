@@ -100,3 +100,87 @@ def test_detection_line_names_the_first_two_classes() -> None:
     found = Detection((("rain", 0.912), ("haze", 0.05), ("noise", 0.038)))
     assert found.name == "rain" and found.confidence == pytest.approx(0.912)
     assert found.line() == "rain (91 %; next: haze 5 %)"
+
+
+def test_restore_names_the_degradation_when_the_bundled_model_ships_a_detector(
+    compose_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    import shutil
+
+    import rcot_lightning.pretrained as pretrained
+    from rcot_lightning.cli.restore import restore_files
+    from rcot_lightning.pretrained import load_detector
+    from rcot_lightning.visualize import save_png
+
+    # A copy of denoise-blind whose .pt also holds a detector fitted on its own residuals of
+    # noisy and blurred crops (what benchmarks/probe.py --bundle-into writes).
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    shutil.copy(pretrained.WEIGHTS_DIR / "denoise-blind.yaml", weights / "probe-test.yaml")
+    (weights / "probe-test.yaml").write_text(
+        (weights / "probe-test.yaml").read_text().replace("denoise-blind.pt", "probe-test.pt")
+    )
+    stored = torch.load(pretrained.WEIGHTS_DIR / "denoise-blind.pt", weights_only=True)
+    net = pretrained.load("denoise-blind")
+    crops = _crops("astronaut", 16, 0)
+    g = torch.Generator().manual_seed(0)
+    noisy = GaussianNoise(sigma=[15, 40])(crops, g)
+    blurred = GaussianBlur(sigma=[1.5, 3.0])(crops, g)
+    x = features(net, torch.cat([noisy, blurred]).clamp(0, 1), "residual_spectrum")
+    detector = DegradationDetector.fit(
+        x, torch.tensor([0] * 16 + [1] * 16), ("noise", "blur"), "residual_spectrum", crop=64
+    )
+    stored["detector"] = detector.to_dict()
+    torch.save(stored, weights / "probe-test.pt")
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", weights)
+    assert load_detector("probe-test") is not None
+
+    photo = load_photo("coffee")[None, :, :192, :192]  # a photo the detector never saw
+    noisy_photo = GaussianNoise(sigma=30)(photo, torch.Generator().manual_seed(1))
+    save_png(noisy_photo[0], tmp_path / "n.png")
+    (path,) = restore_files(
+        compose_config(
+            "restore",
+            "pretrained=probe-test",
+            f"input={tmp_path / 'n.png'}",
+            f"output={tmp_path / 'out'}",
+        )
+    )
+    assert path.is_file()
+    out = capsys.readouterr().out
+    assert "n.png: looks like noise (" in out, out
+
+
+def test_probe_benchmark_reports_every_feature_set_and_ships_its_detector(tmp_path: Path) -> None:
+    import shutil
+
+    from benchmarks.probe import CLASSES, main
+
+    bundle = tmp_path / "map.pt"
+    from rcot_lightning.pretrained import WEIGHTS_DIR
+
+    shutil.copy(WEIGHTS_DIR / "sr-blind.pt", bundle)
+    report = main(
+        [
+            *("--model", "denoise-blind", "--per-class", "3", "--test-per-class", "2"),
+            *("--crop", "48", "--photos", "china", "--bundle-into", str(bundle)),
+        ]
+    )
+    assert set(report["probes"]) == {"residual_spectrum", "residual_embedding", "input_spectrum"}
+    for row in report["probes"].values():
+        matrix = row["confusion"]
+        assert len(matrix) == len(CLASSES) and all(sum(r) == 2 for r in matrix)
+        assert 0.0 <= row["accuracy"] <= 1.0 and set(row["per_class"]) == set(CLASSES)
+    whole = report["whole_photos"]
+    # One photo at every held-out severity of six tasks: 3 + 3 + 3 + 3 + 4 + 3 inputs.
+    assert len(whole["inputs"]) == 19 and set(whole["per_task"]) == {
+        "denoise",
+        "jpeg",
+        "derain",
+        "dehaze",
+        "deblur",
+        "lowlight",
+    }
+    stored = torch.load(bundle, weights_only=True)
+    assert DegradationDetector.from_dict(stored["detector"]).classes == CLASSES
+    assert "state_dict" in stored  # the map is kept
