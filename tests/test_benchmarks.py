@@ -561,3 +561,57 @@ def test_profile_tile_splits_a_tile_by_kind_of_layer_and_rates_it_against_the_pe
         )
         assert sum(op["share_pct"] for op in top) <= 100.5
     assert_names_its_cpu(report)
+
+
+def test_allinone_table_joins_the_committed_anchor_and_specialist_runs(tmp_path: Path) -> None:
+    table = _benchmark_module("allinone_table")
+    # An all-in-one run of tasks.py --skip-anchors: rain light 1 dB under derain-blind's 35.87,
+    # JPEG q20 (saved file) 0.1 dB over the input, the kornia q20 left out (not trained on).
+    allinone = {
+        "tasks": {
+            "derain": {
+                "severities": {
+                    "light": {
+                        "methods": {
+                            "input": {"mean": {"psnr": 25.3, "ssim": 0.8}},
+                            "model": {"mean": {"psnr": 34.87, "ssim": 0.95}},
+                        }
+                    }
+                }
+            },
+            "jpeg": {
+                "severities": {
+                    s: {
+                        "methods": {
+                            "input": {"mean": {"psnr": 28.16, "ssim": 0.8}},
+                            "model": {"mean": {"psnr": 28.26, "ssim": 0.81}},
+                        }
+                    }
+                    for s in ("q20", "q20_libjpeg")
+                }
+            },
+        }
+    }
+    sigma15 = {"noisy": 25.2, "bm3d": 33.5, "denoise-blind": 33.6, "ai": 33.35}
+    noise = {
+        "results": {"sigma15": {m: {"mean": {"psnr": p, "ssim": 0.9}} for m, p in sigma15.items()}}
+    }
+    (tmp_path / "a.json").write_text(json.dumps(allinone))
+    (tmp_path / "n.json").write_text(json.dumps(noise))
+    report = table.main(
+        [
+            *("--allinone", str(tmp_path / "a.json"), "--noise", str(tmp_path / "n.json")),
+            *("--noise-model", "ai"),
+        ]
+    )
+    rows = {(r["task"], r["severity"]): r for r in report["rows"]}
+    assert set(rows) == {("denoise", "sigma15"), ("derain", "light"), ("jpeg", "q20_libjpeg")}
+    rain = rows["derain", "light"]
+    assert rain["anchor_name"] == "median" and rain["anchor"]["psnr"] == 28.07
+    assert rain["minus_specialist"] == -1.0 and not rain["specialist_target_met"]
+    assert rain["anchor_target_met"]
+    jpeg = rows["jpeg", "q20_libjpeg"]  # BM3D 28.91 on the saved files: missed by 0.65
+    assert jpeg["minus_anchor"] == -0.65 and not jpeg["anchor_target_met"]
+    noise_row = rows["denoise", "sigma15"]  # 0.15 under BM3D at sigma 15: inside its 0.2
+    assert noise_row["minus_anchor"] == -0.15 and noise_row["anchor_target_met"]
+    assert report["met"] == {"anchor": 2, "specialist": 1, "rows": 3}
