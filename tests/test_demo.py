@@ -219,12 +219,35 @@ def test_each_degradation_picks_a_bundled_model_of_its_task_else_the_default() -
         name, why = task_model(kind)
         if any(entry.info.get("task") == task for entry in entries.values()):
             assert entries[name].info["task"] == task and why.endswith(f"the {kind} degradation)")
+        elif "allinone-blind" in entries:  # issue 31: the one map for every degradation
+            assert (name, why) == (
+                "allinone-blind",
+                f"allinone-blind (no bundled model for {kind} alone: the one for all)",
+            )
         else:
             assert (name, why) == (
                 DEFAULT_MODEL,
                 f"{DEFAULT_MODEL} (no bundled model for {kind} yet)",
             )
     assert task_model("noise")[0] == "denoise-blind"  # <task>-blind before denoise-blind-fast
+    assert task_model("none")[0] == DEFAULT_MODEL
+
+
+def test_a_degradation_without_a_specialist_goes_to_the_all_in_one_map(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import rcot_lightning.pretrained as pretrained
+    from rcot_lightning.pretrained import Pretrained
+
+    entries = {n: e for n, e in available().items() if e.info.get("task") != "dehaze"}
+    entries["allinone-blind"] = Pretrained("allinone-blind", "", Path("x.pt"), {"task": "allinone"})
+    monkeypatch.setattr(pretrained, "available", lambda: entries)
+    assert task_model("haze") == (
+        "allinone-blind",
+        "allinone-blind (no bundled model for haze alone: the one for all)",
+    )
+    assert task_model("rain")[0] == "derain-blind"  # a specialist first
+    assert task_model("noise")[0] == "denoise-blind"
     assert task_model("none")[0] == DEFAULT_MODEL
 
 
@@ -243,7 +266,11 @@ def test_a_degradation_without_a_bundled_model_falls_back_to_the_default_and_say
 ) -> None:
     import rcot_lightning.pretrained as pretrained
 
-    entries = {n: e for n, e in available().items() if e.info.get("task") != "dehaze"}
+    entries = {
+        n: e
+        for n, e in available().items()
+        if e.info.get("task") not in ("dehaze", "allinone")  # neither a specialist nor all-in-one
+    }
     monkeypatch.setattr(pretrained, "available", lambda: entries)  # whatever ships later
     loaded = _loads(actions, monkeypatch)
     report = _restore(actions, _png(tmp_path / "photo.png", 80, 60), "haze")

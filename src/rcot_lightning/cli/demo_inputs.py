@@ -426,12 +426,17 @@ def resolve_model(label: Any, choices: Mapping[str, ModelChoice]) -> ModelChoice
     )
 
 
+#: The bundled map trained on every degradation at once (issue 31).
+ALLINONE_MODEL = "allinone-blind"
+
+
 def task_model(kind: str) -> tuple[str, str]:
     """The bundled entry that restores the page's degradation ``kind``, and why, in words.
 
     The entry whose ``info["task"]`` is the task of ``kind`` (:data:`TASKS`), ``<task>-blind``
-    first; without one, or without a degradation, the default model
-    (:data:`~rcot_lightning.pretrained.DEFAULT_MODEL`).
+    first (a specialist restores its own degradation best); without one, the all-in-one map
+    (:data:`ALLINONE_MODEL`) when it is bundled; without a degradation, or for noise with no
+    specialist, the default model (:data:`~rcot_lightning.pretrained.DEFAULT_MODEL`).
 
     Example:
         >>> task_model("noise")
@@ -442,11 +447,15 @@ def task_model(kind: str) -> tuple[str, str]:
     task = TASKS.get(kind)
     if task is None:
         return DEFAULT_MODEL, f"{DEFAULT_MODEL} (the default model: no degradation chosen)"
-    names = [name for name, entry in available().items() if entry.info.get("task") == task]
-    if not names:
-        return DEFAULT_MODEL, f"{DEFAULT_MODEL} (no bundled model for {kind} yet)"
-    name = f"{task}-blind" if f"{task}-blind" in names else names[0]
-    return name, f"{name} (matches the {kind} degradation)"
+    entries = available()
+    names = [name for name, entry in entries.items() if entry.info.get("task") == task]
+    if names:
+        name = f"{task}-blind" if f"{task}-blind" in names else names[0]
+        return name, f"{name} (matches the {kind} degradation)"
+    if ALLINONE_MODEL in entries and kind != "noise":
+        why = f"{ALLINONE_MODEL} (no bundled model for {kind} alone: the one for all)"
+        return ALLINONE_MODEL, why
+    return DEFAULT_MODEL, f"{DEFAULT_MODEL} (no bundled model for {kind} yet)"
 
 
 def pick_model(choice: ModelChoice, kind: str) -> tuple[ModelChoice, str | None]:
