@@ -127,7 +127,13 @@ def _check(command: str, line: str, out: str, run: Path, folder: Path) -> None:
         if "ckpt_path=last" in line:
             assert first.startswith("ckpt_path=last: ") and first.endswith("task derain)")
         else:
-            assert first.startswith("model: bundled model denoise-blind"), first
+            named = [w.split("=", 1)[1] for w in shlex.split(line) if w.startswith("model=")]
+            model = named[0] if named else "denoise-blind"
+            assert first.startswith(f"model: bundled model {model}"), first
+            if model == "allinone-blind":  # it names what it sees in each image (issue 31)
+                assert any(
+                    ln.startswith(f"{Path(source).name}: looks like ") for ln in out.splitlines()
+                ), out
     elif command == "export":
         assert (folder / "map.pt").is_file()
 
