@@ -296,8 +296,8 @@ def test_readme_quality_figures_come_from_the_registry_and_the_curve() -> None:
     text = " ".join((ROOT / "README.md").read_text().split())
     heldout = _bundled("denoise-blind")[2]["heldout"]
     prose = re.search(
-        r"held-out photos ([\d.]+) / ([\d.]+) / ([\d.]+) dB at sigma 15 / 25 / 50, against "
-        r"BM3D's ([\d.]+) / ([\d.]+) / ([\d.]+)",
+        r"held-out ([\d.]+) / ([\d.]+) / ([\d.]+) dB at sigma 15 / 25 / 50; BM3D told the "
+        r"sigma ([\d.]+) / ([\d.]+) / ([\d.]+)",
         text,
     )
     assert prose is not None
@@ -345,10 +345,12 @@ def test_development_page_names_the_declared_floors() -> None:
 
 def test_readme_task_table_is_the_benchmark_json() -> None:
     """Issue 30: each per-task row of the README (input / anchor / model, mean RGB PSNR at each
-    severity) is what benchmarks/tasks.py wrote for that run, rounded to two decimals."""
+    severity) is what benchmarks/tasks.py wrote for that run, rounded to two decimals; issue 31:
+    its last column is allinone-blind's run (tasks.py --skip-anchors), SR excepted."""
     import json
 
     text = (ROOT / "README.md").read_text()
+    allinone = json.loads((ROOT / "docs/quality/tasks_allinone_run1.json").read_text())["tasks"]
     runs = {
         "rain": ("tasks_derain_run1.json", "derain", "median"),
         "haze": ("tasks_jpeg2_dehaze_run1.json", "dehaze", "dcp"),
@@ -366,9 +368,15 @@ def test_readme_task_table_is_the_benchmark_json() -> None:
         severities = [s for s in report["severities"] if ("libjpeg" in s) == (label == "JPEG")]
         if label == "SR":  # the anchor cell names bicubic (the input) before Lanczos
             cells[1] = cells[1][1:]
-        for column, method in zip(cells, ("input", anchor, "model"), strict=True):
+        for column, method in zip(cells[:3], ("input", anchor, "model"), strict=True):
             expected = [
                 f"{report['severities'][s]['methods'][method]['mean']['psnr']:.2f}"
                 for s in severities
             ]
             assert column == expected, (label, method, column, expected)
+        if task == "sr":  # not one of the all-in-one's degradations: "not trained"
+            assert cells[3] == [], (label, "allinone", cells[3])
+            continue
+        scored = allinone[task]["severities"]
+        expected = [f"{scored[s]['methods']['model']['mean']['psnr']:.2f}" for s in severities]
+        assert cells[3] == expected, (label, "allinone", cells[3], expected)

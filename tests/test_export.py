@@ -135,7 +135,7 @@ def test_cli_exports_the_ema_map_of_a_checkpoint(ema_checkpoint: Path, tmp_path:
         ),
         (
             ["model=nope", "format=torchscript"],
-            "rcot-export: error: model: no bundled model named 'nope'; known: "
+            "rcot-export: error: model: no bundled model named 'nope'; known: allinone-blind, "
             "denoise-blind-fast, denoise-blind, derain-blind, lowlight-blind, sr-blind",
         ),
     ],

@@ -195,7 +195,9 @@ def test_bundled_denoiser_is_blind_and_denoises() -> None:
 
 
 def test_unknown_model_lists_the_known_ones() -> None:
-    with pytest.raises(RCOTError, match=r"no bundled model named 'nope'; known: denoise-blind"):
+    with pytest.raises(
+        RCOTError, match=r"no bundled model named 'nope'; known: allinone-blind, denoise-blind"
+    ):
         load("nope")
 
 
@@ -274,7 +276,8 @@ def test_restore_without_a_checkpoint_uses_the_bundled_model(tmp_path: Path) -> 
     [
         (
             lambda tmp: ["model=nope"],
-            "rcot-restore: error: model: no bundled model named 'nope'; known: denoise-blind",
+            "rcot-restore: error: model: no bundled model named 'nope'; known: allinone-blind, "
+            "denoise-blind",
         ),
         (
             lambda tmp: [f"ckpt_path={_broken_checkpoint(tmp)}", "trusted_targets=[torch.nn]"],

@@ -166,10 +166,11 @@ def test_every_readme_command_runs_in_order(
         )
         with capsys.disabled():  # shown in every run of the test, passed or not
             print(f"\n{summary}")
-    # The ones the README gives: the default job, two restores, training on folders, then eval,
-    # restore and export of that run.
+    # The ones the README gives: the default job, three restores (noise, anything else, a
+    # folder), training on folders, then eval, restore and export of that run.
     assert [shlex.split(line)[2] for line in ran] == [
         "rcot_lightning.train",
+        "rcot_lightning.restore",
         "rcot_lightning.restore",
         "rcot_lightning.restore",
         "rcot_lightning.train",
