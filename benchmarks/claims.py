@@ -602,16 +602,16 @@ def allinone_photos(
     ``pretrained_quality.py`` score the specialists and the anchors on. ``crop``: a centre crop
     of each photo before it is degraded (smoke runs)."""
     from rcot_lightning.data.heldout import load_heldout
-    from rcot_lightning.data.heldout_tasks import SEVERITIES, centre_crop, input_seed, make_case
+    from rcot_lightning.data.heldout_tasks import SEVERITIES, centre_crop, heldout_case
 
     clean = {name: centre_crop(load_heldout(name)[None], crop) for name in names}
     photos = {}
     for task in ALLINONE_TASKS:
-        for severity, degrade in SEVERITIES[task].items():
+        for severity in SEVERITIES[task]:
             if task == "jpeg" and not severity.endswith("_libjpeg"):
                 continue
             for index, (name, image) in enumerate(clean.items()):
-                case = make_case(task, degrade, image, input_seed(0, task, severity, index))
+                case = heldout_case(task, severity, image, index)
                 photos[f"{task}/{severity}/{name}"] = (case.clean, case.degraded)
     return photos
 

@@ -185,7 +185,7 @@ def severity_order(photos: Sequence[str], seeds: Sequence[int]) -> dict[str, Any
     """Check 2: FID of degraded against clean per severity, per feature seed."""
     from rcot_lightning.data.degradations import GaussianNoise
     from rcot_lightning.data.heldout import load_heldout
-    from rcot_lightning.data.heldout_tasks import SEVERITIES, input_seed, make_case, noise_seed
+    from rcot_lightning.data.heldout_tasks import heldout_case, noise_seed
 
     clean = {n: load_heldout(n)[None] for n in photos}
     families: dict[str, dict[str, dict[str, Tensor]]] = {"gaussian noise": {}}
@@ -198,9 +198,8 @@ def severity_order(photos: Sequence[str], seeds: Sequence[int]) -> dict[str, Any
     for family, (task, severities) in ORDERED.items():
         families[family] = {}
         for severity in severities:
-            degrade = SEVERITIES[task][severity]
             families[family][severity] = {
-                n: make_case(task, degrade, c, input_seed(0, task, severity, i)).degraded
+                n: heldout_case(task, severity, c, i).degraded
                 for i, (n, c) in enumerate(clean.items())
             }
     out = {}
@@ -231,35 +230,27 @@ def _cv(values: Sequence[float]) -> float | None:
 
 def restored_against_degraded(photos: Sequence[str], seeds: Sequence[int]) -> dict[str, Any]:
     """Check 3: the bundled maps' outputs against their inputs, FID and PSNR."""
-    from rcot_lightning.data.degradations import GaussianNoise
     from rcot_lightning.data.heldout import load_heldout
-    from rcot_lightning.data.heldout_tasks import SEVERITIES, input_seed, make_case, noise_seed
+    from rcot_lightning.data.heldout_tasks import heldout_case
     from rcot_lightning.inference import restore_image
     from rcot_lightning.pretrained import load
 
     clean = {n: load_heldout(n)[None] for n in photos}
-    cases: dict[str, tuple[str, dict[str, Tensor]]] = {}
-    for sigma in (25.0, 50.0):
-        noise = GaussianNoise(sigma=sigma)
-        cases[f"denoise-blind, sigma {sigma:g}"] = (
-            "denoise-blind",
-            {
-                n: noise(c, torch.Generator().manual_seed(noise_seed(0, sigma, i)))
-                for i, (n, c) in enumerate(clean.items())
-            },
-        )
-    for model, task, severity in (
-        ("derain-blind", "derain", "medium"),
-        ("lowlight-blind", "lowlight", "medium"),
-    ):
-        degrade = SEVERITIES[task][severity]
-        cases[f"{model}, {task} {severity}"] = (
+    cases = {  # label -> (bundled model, the benchmarks' held-out inputs)
+        label: (
             model,
             {
-                n: make_case(task, degrade, c, input_seed(0, task, severity, i)).degraded
+                n: heldout_case(task, severity, c, i).degraded
                 for i, (n, c) in enumerate(clean.items())
             },
         )
+        for label, model, task, severity in (
+            ("denoise-blind, sigma 25", "denoise-blind", "denoise", "sigma25"),
+            ("denoise-blind, sigma 50", "denoise-blind", "denoise", "sigma50"),
+            ("derain-blind, derain medium", "derain-blind", "derain", "medium"),
+            ("lowlight-blind, lowlight medium", "lowlight-blind", "lowlight", "medium"),
+        )
+    }
     out = {}
     nets: dict[str, Any] = {}
     for label, (model, degraded) in cases.items():

@@ -115,18 +115,17 @@ def task_curve(
     from rcot_lightning.data.heldout_tasks import (
         SEVERITIES,
         centre_crop,
-        input_seed,
-        make_case,
+        heldout_case,
         task_metric,
     )
 
     metric = task_metric(task)
     cases = {
         severity: [
-            make_case(task, degrade, image, input_seed(0, task, severity, i))
+            heldout_case(task, severity, image, i)
             for i, image in enumerate(centre_crop(load_heldout(n)[None], crop) for n in photos)
         ]
-        for severity, degrade in SEVERITIES[task].items()
+        for severity in SEVERITIES[task]
     }
 
     def row(restore: Any) -> dict[str, Any]:

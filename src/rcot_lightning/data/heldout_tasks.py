@@ -279,6 +279,14 @@ def make_case(task: str, degrade: Degrade, clean: Tensor, seed: int) -> Case:
     return Case(clean, degraded, model_input(task, degraded))
 
 
+def heldout_case(task: str, severity: str, clean: Tensor, index: int, seed: int = 0) -> Case:
+    """The benchmarks' input of ``task`` at ``severity`` (a key of :data:`SEVERITIES`) for the
+    ``index``-th photo scored, ``clean`` ``(1, 3, H, W)``: :func:`make_case` seeded by
+    :func:`input_seed`."""
+    degrade = SEVERITIES[task][severity]
+    return make_case(task, degrade, clean, input_seed(seed, task, severity, index))
+
+
 def task_metric(task: str) -> dict[str, Any]:
     """The ``metric`` section of ``conf/task/<task>.yaml`` (the field's convention per task).
 
@@ -327,9 +335,8 @@ class _HeldoutPairs(PairSource):
 
     def case(self, index: int) -> Case:
         """The photo's input and target, as ``benchmarks/tasks.py`` makes them."""
-        seed = input_seed(self.seed, self.task, self.severity, index)
         clean = self.photos[self.names[index]]
-        return make_case(self.task, SEVERITIES[self.task][self.severity], clean, seed)
+        return heldout_case(self.task, self.severity, clean, index, self.seed)
 
     def pair(
         self, index: int, crop: Crop | None, mode: int, generator: torch.Generator | None
