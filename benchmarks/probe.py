@@ -56,13 +56,7 @@ if not __package__:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rcot_lightning import hardware
-from rcot_lightning.detect import (
-    FEATURES,
-    DegradationDetector,
-    embedding_features,
-    first_pass_residual,
-    spectrum_features,
-)
+from rcot_lightning.detect import FEATURES, DegradationDetector, feature_sets
 
 #: The eight members of experiment=allinone_cpu's ``task.degradation`` (its ``OneOf``), in order.
 CLASSES = ("noise", "jpeg", "rain", "haze", "blur", "lowlight", "noise+jpeg", "blur+noise")
@@ -106,17 +100,12 @@ def random_crops(images: Sequence[Tensor], count: int, size: int, g: torch.Gener
     return torch.stack(out)
 
 
-@torch.no_grad()
 def all_features(net: nn.Module, y: Tensor, batch: int = 16) -> dict[str, Tensor]:
-    """Every feature set of ``y`` ``(N, 3, S, S)``, one forward of the map per crop."""
-    rows: dict[str, list[Tensor]] = {k: [] for k in FEATURES}
-    for chunk in y.split(batch):
-        residual = first_pass_residual(net, chunk)
-        rows["residual_spectrum"].append(spectrum_features(residual))
-        rows["input_spectrum"].append(spectrum_features(chunk))
-        if hasattr(net, "residual_encoder"):
-            rows["residual_embedding"].append(embedding_features(net, residual))
-    return {k: torch.cat(v) for k, v in rows.items() if v}
+    """Every feature set of ``y`` ``(N, 3, S, S)`` the map has (the embedding needs a two-pass
+    map), one forward of the map per crop, in batches."""
+    kinds = [k for k in FEATURES if k != "residual_embedding" or hasattr(net, "residual_encoder")]
+    rows = [feature_sets(net, chunk, kinds) for chunk in y.split(batch)]
+    return {k: torch.cat([r[k] for r in rows]) for k in kinds}
 
 
 def labelled_set(

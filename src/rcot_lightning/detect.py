@@ -48,6 +48,7 @@ __all__ = [
     "Detection",
     "crop_grid",
     "embedding_features",
+    "feature_sets",
     "features",
     "first_pass_residual",
     "spectrum_features",
@@ -93,18 +94,31 @@ def embedding_features(net: nn.Module, residual: Tensor) -> Tensor:
 
 
 @torch.no_grad()
+def feature_sets(net: nn.Module | None, y: Tensor, kinds: Sequence[str]) -> dict[str, Tensor]:
+    """The ``kinds`` features (:data:`FEATURES`) of the crops ``y`` ``(N, 3, H, W)``, each
+    ``(N, F)``, from one run of the map's first pass. ``net`` (the map) is unused for
+    ``input_spectrum`` alone."""
+    unknown = [k for k in kinds if k not in FEATURES]
+    if unknown:
+        raise RCOTError(f"features: unknown kind {unknown[0]!r}; known: {', '.join(FEATURES)}")
+    out = {}
+    if "input_spectrum" in kinds:
+        out["input_spectrum"] = spectrum_features(y)
+    residual_kinds = [k for k in kinds if k != "input_spectrum"]
+    if residual_kinds:
+        if net is None:
+            raise RCOTError(f"{residual_kinds[0]} features need the map")
+        residual = first_pass_residual(net, y)
+        if "residual_spectrum" in kinds:
+            out["residual_spectrum"] = spectrum_features(residual)
+        if "residual_embedding" in kinds:
+            out["residual_embedding"] = embedding_features(net, residual)
+    return out
+
+
 def features(net: nn.Module | None, y: Tensor, kind: str) -> Tensor:
-    """The ``kind`` features (:data:`FEATURES`) of the crops ``y`` ``(N, 3, H, W)``: ``(N, F)``.
-    ``net`` (the map) is unused for ``input_spectrum``."""
-    if kind == "input_spectrum":
-        return spectrum_features(y)
-    if net is None:
-        raise RCOTError(f"{kind} features need the map")
-    if kind == "residual_spectrum":
-        return spectrum_features(first_pass_residual(net, y))
-    if kind == "residual_embedding":
-        return embedding_features(net, first_pass_residual(net, y))
-    raise RCOTError(f"features: unknown kind {kind!r}; known: {', '.join(FEATURES)}")
+    """The ``kind`` features of the crops ``y``: :func:`feature_sets` for one kind."""
+    return feature_sets(net, y, [kind])[kind]
 
 
 def crop_grid(image: Tensor, size: int, count: int) -> Tensor:
