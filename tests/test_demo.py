@@ -230,6 +230,8 @@ def test_each_degradation_picks_a_bundled_model_of_its_task_else_the_default() -
                 f"{DEFAULT_MODEL} (no bundled model for {kind} yet)",
             )
     assert task_model("noise")[0] == "denoise-blind"  # <task>-blind before denoise-blind-fast
+    # allinone-blind lowers saved JPEG files at q20/q40; the bundled specialist gains on them.
+    assert task_model("jpeg")[0] == "jpeg-blind"
     assert task_model("none")[0] == DEFAULT_MODEL
 
 
