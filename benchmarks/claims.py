@@ -152,7 +152,7 @@ from benchmarks.common import (
     verdict,
 )
 from benchmarks.common import format_interval as ci
-from benchmarks.heldout_curve import checkpoint_curve
+from benchmarks.heldout_curve import ALLINONE_TASKS, checkpoint_curve, task_severities
 from benchmarks.quality import (
     ONE_PASS_MAP,
     TINY_POTENTIAL,
@@ -205,12 +205,11 @@ TASKS: dict[str, tuple[list[str], object]] = {
         "allinone",
     ),
 }
-#: The all-in-one runs are scored on these tasks' held-out severities
-#: (:data:`rcot_lightning.data.heldout_tasks.SEVERITIES`, the inputs of ``benchmarks/tasks.py``
-#: and ``pretrained_quality.py``; JPEG: the saved libjpeg files the recipe trains on). A run's
-#: PSNR is the mean over tasks of each task's mean over its severities and photos, so a task with
-#: four severities weighs no more than one with three.
-ALLINONE_TASKS = ("denoise", "jpeg", "derain", "dehaze", "deblur", "lowlight")
+# The all-in-one runs are scored on the held-out severities of heldout_curve.ALLINONE_TASKS
+# (heldout_curve.task_severities("allinone"): the inputs of ``benchmarks/tasks.py`` and
+# ``pretrained_quality.py``; JPEG: the saved libjpeg files the recipe trains on). A run's PSNR is
+# the mean over tasks of each task's mean over its severities and photos, so a task with four
+# severities weighs no more than one with three.
 
 SUPERVISED = ["experiment=best_cpu_denoise"]
 UNPAIRED_OT = ["experiment=unpaired_denoise"]
@@ -602,17 +601,14 @@ def allinone_photos(
     ``pretrained_quality.py`` score the specialists and the anchors on. ``crop``: a centre crop
     of each photo before it is degraded (smoke runs)."""
     from rcot_lightning.data.heldout import load_heldout
-    from rcot_lightning.data.heldout_tasks import SEVERITIES, centre_crop, heldout_case
+    from rcot_lightning.data.heldout_tasks import centre_crop, heldout_case
 
     clean = {name: centre_crop(load_heldout(name)[None], crop) for name in names}
     photos = {}
-    for task in ALLINONE_TASKS:
-        for severity in SEVERITIES[task]:
-            if task == "jpeg" and not severity.endswith("_libjpeg"):
-                continue
-            for index, (name, image) in enumerate(clean.items()):
-                case = heldout_case(task, severity, image, index)
-                photos[f"{task}/{severity}/{name}"] = (case.clean, case.degraded)
+    for task, severity in task_severities("allinone"):
+        for index, (name, image) in enumerate(clean.items()):
+            case = heldout_case(task, severity, image, index)
+            photos[f"{task}/{severity}/{name}"] = (case.clean, case.degraded)
     return photos
 
 

@@ -14,11 +14,14 @@ training process's CPU time, sampled while it ran) at each checkpoint's modifica
 restored as it restores them (tiles of 512), with the task's metric convention; each line then
 holds the PSNR per severity and their mean, and the last checkpoint's figures are the ones
 ``tasks.py`` reports for it. That is the curve that says whether more CPU would close a gap.
+``--task allinone`` scores an all-in-one run on every severity of six tasks (noise, JPEG as
+libjpeg writes it, rain, haze, blur, low light) in one pass over its checkpoints.
 
 Run::
 
     python benchmarks/heldout_curve.py RUN --sigma 25 [--cpu-log cpu.txt]
     python benchmarks/heldout_curve.py RUN --task dehaze
+    python benchmarks/heldout_curve.py RUN --task allinone
 """
 
 from __future__ import annotations
@@ -104,42 +107,63 @@ def checkpoint_curve(
     return rows
 
 
+ALLINONE_TASKS = ("denoise", "jpeg", "derain", "dehaze", "deblur", "lowlight")
+
+
+def task_severities(task: str) -> list[tuple[str, str]]:
+    """``(task, severity)`` pairs that ``task`` scores: its own severities, or for ``allinone``
+    every severity of :data:`ALLINONE_TASKS` (JPEG as libjpeg writes it, as the all-in-one
+    table and the claims study score it)."""
+    from rcot_lightning.data.heldout_tasks import SEVERITIES
+
+    if task != "allinone":
+        return [(task, severity) for severity in SEVERITIES[task]]
+    return [
+        (name, severity)
+        for name in ALLINONE_TASKS
+        for severity in SEVERITIES[name]
+        if name != "jpeg" or severity.endswith("_libjpeg")
+    ]
+
+
 def task_curve(
     run: Path, task: str, photos: Sequence[str], tile: int = 512, crop: int | None = None
 ) -> list[dict[str, Any]]:
     """Held-out PSNR per severity of ``task`` (``benchmarks/tasks.py``'s inputs and metric) and
     its mean over severities, for every checkpoint in ``run/checkpoints``, sorted by iteration;
-    the first row (``checkpoint: null``) is the input's. ``crop``: a centre crop (tests)."""
+    the first row (``checkpoint: null``) is the input's. ``crop``: a centre crop (tests).
+
+    ``task="allinone"`` scores every severity of :data:`ALLINONE_TASKS` with each checkpoint
+    loaded once: a row's ``tasks`` holds each task's ``psnr`` and ``severities``, and its
+    ``psnr`` is the mean over tasks (each task weighing the same)."""
     from benchmarks.tasks import run_model, score
     from rcot_lightning.data.heldout import load_heldout
-    from rcot_lightning.data.heldout_tasks import (
-        SEVERITIES,
-        centre_crop,
-        heldout_case,
-        task_metric,
-    )
+    from rcot_lightning.data.heldout_tasks import centre_crop, heldout_case, task_metric
 
-    metric = task_metric(task)
+    images = [centre_crop(load_heldout(n)[None], crop) for n in photos]
     cases = {
-        severity: [
-            heldout_case(task, severity, image, i)
-            for i, image in enumerate(centre_crop(load_heldout(n)[None], crop) for n in photos)
-        ]
-        for severity in SEVERITIES[task]
+        (name, severity): [heldout_case(name, severity, image, i) for i, image in enumerate(images)]
+        for name, severity in task_severities(task)
     }
 
-    def row(restore: Any) -> dict[str, Any]:
-        by_severity = {
-            severity: statistics.fmean(
-                score(restore(case.model_input), case.clean, metric)["psnr"] for case in group
-            )
-            for severity, group in cases.items()
-        }
-        mean = statistics.fmean(by_severity.values())
+    def one_task(by_severity: dict[str, float]) -> dict[str, Any]:
         return {
-            "psnr": round(mean, 3),
+            "psnr": round(statistics.fmean(by_severity.values()), 3),
             "severities": {k: round(v, 3) for k, v in by_severity.items()},
         }
+
+    def row(restore: Any) -> dict[str, Any]:
+        per_task: dict[str, dict[str, float]] = {}
+        for (name, severity), group in cases.items():
+            metric = task_metric(name)
+            per_task.setdefault(name, {})[severity] = statistics.fmean(
+                score(restore(case.model_input), case.clean, metric)["psnr"] for case in group
+            )
+        if task != "allinone":
+            return one_task(per_task[task])
+        tasks = {name: one_task(values) for name, values in per_task.items()}
+        mean = statistics.fmean(t["psnr"] for t in tasks.values())
+        return {"psnr": round(mean, 3), "tasks": tasks}
 
     rows = [{"checkpoint": None, "iteration": 0, "cpu_seconds": 0.0, **row(lambda x: x)}]
     for ckpt in sorted((run / "checkpoints").glob("*.ckpt")):
@@ -161,8 +185,9 @@ def main(argv: Sequence[str] | None = None) -> list[dict[str, Any]]:
     parser.add_argument(
         "--task",
         default="denoise",
-        choices=["denoise", "jpeg", "derain", "dehaze", "deblur", "lowlight", "sr"],
-        help="denoise: --sigma's noise; another task: every severity of benchmarks/tasks.py",
+        choices=["denoise", "jpeg", "derain", "dehaze", "deblur", "lowlight", "sr", "allinone"],
+        help="denoise: --sigma's noise; another task: every severity of benchmarks/tasks.py; "
+        "allinone: every severity of six tasks, each checkpoint loaded once",
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)

@@ -146,15 +146,11 @@ def test_a_wrong_ckpt_mapping_is_one_line(tmp_path: Path) -> None:
     assert "--ckpt takes TASK=PATH" in done.stderr
 
 
-@pytest.mark.integration
-def test_the_held_out_curve_of_a_task_run_scores_each_checkpoint_per_severity(
-    tmp_path: Path,
-) -> None:
-    """benchmarks/heldout_curve.py --task: the input's row first, then one row per checkpoint in
-    iteration order, each with every severity of the task on tasks.py's inputs."""
-    from benchmarks.heldout_curve import task_curve
+@pytest.fixture
+def tiny_run(tmp_path: Path) -> Path:
+    """A run folder whose checkpoints/ holds one untrained tiny map's last.ckpt; skips without
+    the held-out photos (the quality extra)."""
     from rcot_lightning.data.heldout import heldout_path
-    from rcot_lightning.data.heldout_tasks import SEVERITIES
 
     try:
         heldout_path("china")
@@ -163,7 +159,19 @@ def test_the_held_out_curve_of_a_task_run_scores_each_checkpoint_per_severity(
     checkpoints = tmp_path / "run" / "checkpoints"
     checkpoints.mkdir(parents=True)
     save_checkpoint(checkpoints / "last.ckpt", tiny_config())
-    rows = task_curve(tmp_path / "run", "derain", ["china"], tile=0, crop=128)
+    return tmp_path / "run"
+
+
+@pytest.mark.integration
+def test_the_held_out_curve_of_a_task_run_scores_each_checkpoint_per_severity(
+    tiny_run: Path,
+) -> None:
+    """benchmarks/heldout_curve.py --task: the input's row first, then one row per checkpoint in
+    iteration order, each with every severity of the task on tasks.py's inputs."""
+    from benchmarks.heldout_curve import task_curve
+    from rcot_lightning.data.heldout_tasks import SEVERITIES
+
+    rows = task_curve(tiny_run, "derain", ["china"], tile=0, crop=128)
     assert [row["checkpoint"] for row in rows] == [None, "last.ckpt"]
     for row in rows:
         assert list(row["severities"]) == list(SEVERITIES["derain"])
@@ -173,3 +181,25 @@ def test_the_held_out_curve_of_a_task_run_scores_each_checkpoint_per_severity(
     light, medium, heavy = rows[0]["severities"].values()
     assert light > medium > heavy
     assert abs(rows[1]["psnr"] - rows[0]["psnr"]) < 6
+
+
+def test_the_all_in_one_curve_scores_every_task_with_each_checkpoint_once(
+    tiny_run: Path,
+) -> None:
+    """heldout_curve.py --task allinone: per row, every task of the all-in-one table with its
+    severities (JPEG as libjpeg writes it) and the mean over tasks, each task weighing the same."""
+    from benchmarks.heldout_curve import ALLINONE_TASKS, task_curve
+    from rcot_lightning.data.heldout_tasks import SEVERITIES
+
+    rows = task_curve(tiny_run, "allinone", ["china"], tile=0, crop=64)
+    assert [row["checkpoint"] for row in rows] == [None, "last.ckpt"]
+    for row in rows:
+        assert list(row["tasks"]) == list(ALLINONE_TASKS)
+        jpeg = ["q10_libjpeg", "q20_libjpeg", "q40_libjpeg"]
+        assert list(row["tasks"]["jpeg"]["severities"]) == jpeg
+        assert list(row["tasks"]["deblur"]["severities"]) == list(SEVERITIES["deblur"])
+        means = [task["psnr"] for task in row["tasks"].values()]
+        assert math.isclose(row["psnr"], sum(means) / len(means), abs_tol=1e-3)
+    # The input's noise row falls with sigma, as the per-task curve's does.
+    s15, s25, s50 = rows[0]["tasks"]["denoise"]["severities"].values()
+    assert s15 > s25 > s50
