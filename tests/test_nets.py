@@ -401,3 +401,39 @@ def test_paper_sizes() -> None:
     # Conv trunk of the reference, layer for layer (5x5, then 3x3 / 4x4-stride-2 pairs, the last
     # four without bias: 13,678,144 weights), its patch-sized Linear head replaced by 512 -> 1.
     assert _count(phi) == 13_678_144 + 513
+
+
+def _attention_by_normalising(attn: nn.Module, x: Tensor) -> Tensor:
+    """MDTA as Restormer writes it (F.normalize Q and K, then q k^T): the benchmark's reference."""
+    from benchmarks.attention_speed import normalising_forward
+
+    return normalising_forward(attn, x)  # type: ignore[arg-type]
+
+
+def test_attention_from_gram_diagonals_equals_normalising_q_and_k() -> None:
+    from rcot_lightning.nets.restormer import TransposedAttention
+
+    torch.manual_seed(0)
+    attn = TransposedAttention(12, heads=3, bias=True).double()
+    with torch.no_grad():
+        attn.temperature.uniform_(0.5, 2.0)
+    x = torch.randn(2, 12, 9, 7, dtype=torch.float64)
+    assert torch.allclose(attn(x), _attention_by_normalising(attn, x), atol=1e-12)
+    # A head whose query is zero everywhere: both clamp its norm, neither divides by zero.
+    zero = torch.zeros(1, 12, 4, 4, dtype=torch.float64)
+    assert torch.allclose(attn(zero), _attention_by_normalising(attn, zero), atol=1e-12)
+
+
+def test_attention_stays_finite_where_half_precision_sums_would_overflow() -> None:
+    from rcot_lightning.nets.restormer import TransposedAttention
+
+    torch.manual_seed(0)
+    attn = TransposedAttention(8, heads=2)
+    x = torch.randn(1, 8, 96, 96) * 30.0  # sum of squares over 9216 pixels: far above 65504
+    reference = _attention_by_normalising(attn, x)
+    with torch.autocast("cpu", dtype=torch.float16):
+        half = attn(x)
+    assert torch.isfinite(half).all()
+    assert torch.allclose(
+        half.float(), reference, rtol=0.05, atol=0.05 * float(reference.abs().max())
+    )
