@@ -407,3 +407,59 @@ def test_restore_says_the_ensemble_it_used(
         cfg = compose_config("restore", f"ensemble={ensemble}", f"input={image}", f"output={out}")
         restore_files(cfg)
         assert capsys.readouterr().out.splitlines()[-1] == f"restored 1 image(s) into {out}{said}"
+
+
+def test_restore_through_onnxruntime_writes_what_the_torch_backend_writes(
+    compose_config, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """backend=onnxruntime (issue 28, item 3): the bundled map exported and run by ONNX Runtime,
+    tiled as the map itself is (odd size, several tiles), to the same 8-bit image within one
+    level; the run says which backend it used."""
+    pytest.importorskip("onnxruntime", reason='backend=onnxruntime: pip install ".[export]"')
+    image = _save_image(tmp_path / "photo.png", 75, 93, seed=3)
+
+    def run(backend: str) -> Path:
+        cfg = compose_config(
+            "restore",
+            f"backend={backend}",
+            f"input={image}",
+            f"output={tmp_path / backend}",
+            "tile=64",
+            "tile_overlap=16",
+        )
+        (path,) = restore_files(cfg)
+        return path
+
+    onnx = read_image(run("onnxruntime"))
+    assert "backend: onnxruntime (CPU provider," in capsys.readouterr().out
+    torch_written = read_image(run("torch"))
+    assert "backend:" not in capsys.readouterr().out
+    assert onnx.shape == torch_written.shape == (3, 75, 93)
+    assert (onnx - torch_written).abs().max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("backend=tensorrt", "backend: 'tensorrt' is not a backend; use torch or onnxruntime"),
+        (
+            "precision=bf16",
+            "precision: backend=onnxruntime runs the map in float32; use precision=32 (or auto), "
+            "or backend=torch for bf16",
+        ),
+    ],
+    ids=["unknown-backend", "bf16"],
+)
+def test_restore_refuses_a_backend_it_cannot_run_before_any_work(
+    override: str, message: str, compose_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RCOT_NATIVE_BF16", "1")  # bf16 stays bf16: the backend must refuse it
+    image = _save_image(tmp_path / "x.png", 16, 16)
+    overrides = (
+        ["backend=onnxruntime", override] if override.startswith("precision") else [override]
+    )
+    cfg = compose_config("restore", *overrides, f"input={image}", f"output={tmp_path / 'o'}")
+    with pytest.raises(RCOTError) as err:
+        restore_files(cfg)
+    assert str(err.value) == message
+    assert not (tmp_path / "o").exists()

@@ -136,7 +136,7 @@ def test_cli_exports_the_ema_map_of_a_checkpoint(ema_checkpoint: Path, tmp_path:
         (
             ["model=nope", "format=torchscript"],
             "rcot-export: error: model: no bundled model named 'nope'; known: allinone-blind, "
-            "denoise-blind-fast, denoise-blind, derain-blind, lowlight-blind, sr-blind",
+            "denoise-blind-fast, denoise-blind, derain-blind, jpeg-blind, lowlight-blind, sr-blind",
         ),
     ],
     ids=["format", "model"],

@@ -31,6 +31,8 @@ from rcot_lightning.inference import ensemble_size, resolve_device
 from rcot_lightning.values import positive_int, tile_size
 
 __all__ = [
+    "BACKENDS",
+    "check_backend",
     "check_device",
     "check_export_output",
     "check_extra",
@@ -314,3 +316,26 @@ def check_export_output(output: Path, ckpt_path: object, overwrite: bool) -> Non
             f"output: {output} already exists and was kept; pass overwrite=true to replace it, "
             "or choose another file (nothing was written)"
         )
+
+
+#: The values of ``rcot-restore``'s ``backend`` key.
+BACKENDS = ("torch", "onnxruntime")
+
+
+def check_backend(value: Any, key: str = "backend") -> str:
+    """``value`` as one of :data:`BACKENDS`, else an error that names ``key``.
+
+    Example:
+        >>> check_backend("onnxruntime")
+        'onnxruntime'
+        >>> check_backend("tensorrt")
+        Traceback (most recent call last):
+        ...
+        rcot_lightning.errors.RCOTError: backend: 'tensorrt' is not a backend; use torch or \
+onnxruntime
+    """
+    if value is None:
+        return "torch"
+    if str(value) not in BACKENDS:
+        raise RCOTError(f"{key}: {value!r} is not a backend; use {' or '.join(BACKENDS)}")
+    return str(value)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import math
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -40,7 +41,7 @@ from rcot_lightning.nets.restormer import ChannelLayerNorm
 from rcot_lightning.shapes import size_multiple
 from rcot_lightning.values import flag
 
-__all__ = ["FORMATS", "ONNX_OPSET", "PaddedMap", "export_map", "run_exported"]
+__all__ = ["FORMATS", "ONNX_OPSET", "OnnxRuntimeMap", "PaddedMap", "export_map", "run_exported"]
 
 #: What ``format=`` accepts.
 FORMATS = ("onnx", "torchscript")
@@ -173,6 +174,58 @@ def _export_onnx(wrapped: nn.Module, example: Tensor, path: Path, opset: int) ->
         output_names=["restored"],
         dynamic_axes={"degraded": dynamic, "restored": dynamic},
     )
+
+
+class OnnxRuntimeMap(nn.Module):
+    """``net`` exported to ONNX (a temporary file) and run by an ONNX Runtime CPU session:
+    what ``rcot-restore backend=onnxruntime`` runs.
+
+    On CPUs where PyTorch's kernels for the map's small, memory-bound layers are slow (a 2-core
+    AVX2-only AMD EPYC: 12 MP in 70.9 s against 182.1 s, ``benchmarks/onnx_speed.py``), ONNX
+    Runtime runs the same map to the same numbers (within 1e-6). An optional extra:
+    ``pip install "rcot-lightning[export]"``.
+
+    Called like the map, ``(B, 3, H, W) -> (B, 3, H, W)`` float32 on the CPU, any H and W (the
+    exported graph pads to the map's multiple itself). The torch map stays inside as
+    ``module``, so :func:`rcot_lightning.shapes.size_multiple` reads its multiple through this
+    wrapper and tiles are laid out as for the map itself; it has no trainable use.
+
+    Args:
+        net: the transport map (any map ``rcot-export`` exports).
+        threads: ONNX Runtime's intra-op threads; None takes ``torch.get_num_threads()``.
+
+    Raises:
+        RCOTError: ``onnx`` or ``onnxruntime`` is not installed (says what to install).
+    """
+
+    def __init__(self, net: nn.Module, threads: int | None = None) -> None:
+        super().__init__()
+        try:
+            import onnx  # noqa: F401  (the export needs it)
+            import onnxruntime
+        except ImportError as err:
+            raise RCOTError(
+                "backend=onnxruntime needs the onnx and onnxruntime packages: "
+                'pip install "rcot-lightning[export]" (or use backend=torch)'
+            ) from err
+        self.module = net
+        self._folder = tempfile.TemporaryDirectory(prefix="rcot-onnx-")
+        path = export_map(net, Path(self._folder.name) / "map.onnx", "onnx")
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = onnxruntime.InferenceSession(
+            str(path), options, providers=["CPUExecutionProvider"]
+        )
+
+    def forward(self, degraded: Tensor) -> Tensor:
+        if degraded.device.type != "cpu":
+            raise RCOTError("backend=onnxruntime runs on the CPU; use device=cpu")
+        feed = {"degraded": degraded.detach().float().contiguous().numpy()}
+        (restored,) = self._session.run(["restored"], feed)
+        return torch.from_numpy(restored)
 
 
 def run_exported(path: str | Path, format: str, degraded: Tensor) -> Tensor:

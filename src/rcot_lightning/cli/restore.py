@@ -35,7 +35,8 @@ import torch
 from omegaconf import DictConfig
 
 from rcot_lightning.cli import app
-from rcot_lightning.cli.checks import check_writable_folder
+from rcot_lightning.cli.checks import check_backend, check_writable_folder
+from rcot_lightning.cli.export import OnnxRuntimeMap
 from rcot_lightning.errors import RCOTError
 from rcot_lightning.inference import (
     InferenceSettings,
@@ -165,6 +166,25 @@ def _bool(cfg: DictConfig, key: str) -> bool:
     return flag(cfg.get(key, False), key, keyed=True)
 
 
+def _onnxruntime_settings(cfg: DictConfig, settings: InferenceSettings) -> InferenceSettings:
+    """``settings`` for ``backend=onnxruntime``: the CPU, float32. An explicit bf16 or GPU is
+    refused (ONNX Runtime's CPU provider runs the exported map in float32); ``auto`` gives both."""
+    asked = str(cfg.get("precision"))
+    if str(cfg.get("device", "auto")) == "auto":
+        settings = settings.replace(device="cpu")
+    if torch.device(settings.device).type != "cpu":
+        raise RCOTError(
+            f"device: backend=onnxruntime runs on the CPU, not {settings.device}; "
+            "use device=cpu, or backend=torch for the GPU"
+        )
+    if asked in ("bf16", "bf16-mixed"):
+        raise RCOTError(
+            "precision: backend=onnxruntime runs the map in float32; use precision=32 (or auto), "
+            "or backend=torch for bf16"
+        )
+    return settings.replace(precision="32")
+
+
 def restore_files(cfg: DictConfig) -> Restored:
     """Restore ``cfg.input`` into ``cfg.output``; returns the files written (and skipped)."""
     from rich.progress import Progress
@@ -177,6 +197,9 @@ def restore_files(cfg: DictConfig) -> Restored:
 
     set_max_megapixels(cfg.get("max_megapixels", 178))
     settings = InferenceSettings.from_config(cfg)  # device, precision, tiles: before the work
+    backend = check_backend(cfg.get("backend"))
+    if backend == "onnxruntime":
+        settings = _onnxruntime_settings(cfg, settings)
     trust, targets = trust_settings(cfg)
     asked_upscale = None if cfg.get("upscale") is None else upscale_factor(cfg.upscale)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
@@ -188,12 +211,15 @@ def restore_files(cfg: DictConfig) -> Restored:
     device = torch.device(settings.device)  # a checked device (the field also takes a name)
     chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
     net = chosen.net.to(device).eval()
+    runner: torch.nn.Module = OnnxRuntimeMap(net) if backend == "onnxruntime" else net
 
     upscale = chosen.upscale if asked_upscale is None else asked_upscale
     if chosen.upscale > 1 and upscale != chosen.upscale:
         log.warning("upscale=%d given: the model was trained at x%d", upscale, chosen.upscale)
 
     app.report(f"model: {chosen.source}")
+    if backend == "onnxruntime":
+        app.report(f"backend: onnxruntime (CPU provider, {torch.get_num_threads()} thread(s))")
     if upscale > 1:
         app.report(f"upscale: x{upscale} (bicubic, 8-bit), then the map")
     if str(cfg.get("precision")) == "auto":
@@ -220,7 +246,7 @@ def restore_files(cfg: DictConfig) -> Restored:
                     found = chosen.detector.detect(net, degraded.to(device))
                     app.report(f"{path.name}: looks like {found.line()}")
                 restored = settings.restore(
-                    net, degraded, progress=_TileProgress(progress, path.name)
+                    runner, degraded, progress=_TileProgress(progress, path.name)
                 )
                 if not bool(torch.isfinite(restored).all()):
                     raise RCOTError(
