@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -439,27 +440,48 @@ def test_restore_through_onnxruntime_writes_what_the_torch_backend_writes(
 
 
 @pytest.mark.parametrize(
-    ("override", "message"),
+    ("override", "native", "message"),
     [
-        ("backend=tensorrt", "backend: 'tensorrt' is not a backend; use torch or onnxruntime"),
         (
-            "precision=bf16",
-            "precision: backend=onnxruntime runs the map in float32; use precision=32 (or auto), "
-            "or backend=torch for bf16",
+            "backend=tensorrt",
+            "1",
+            "backend: 'tensorrt' is not a backend; use torch or onnxruntime",
+        ),
+        *(
+            (
+                "precision=bf16",
+                native,
+                "precision: backend=onnxruntime runs the map in float32; use precision=32 (or "
+                "auto), or backend=torch for bf16",
+            )
+            for native in ("1", "0")
+        ),
+        (
+            "device=cuda",
+            "1",
+            "device: backend=onnxruntime runs on the CPU, not cuda; use device=cpu, or "
+            "backend=torch for the GPU",
         ),
     ],
-    ids=["unknown-backend", "bf16"],
+    ids=["unknown-backend", "bf16-native", "bf16-emulated", "gpu"],
 )
 def test_restore_refuses_a_backend_it_cannot_run_before_any_work(
-    override: str, message: str, compose_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    override: str,
+    native: str,
+    message: str,
+    compose_config,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setenv("RCOT_NATIVE_BF16", "1")  # bf16 stays bf16: the backend must refuse it
+    """The refusal is the only thing said: on a CPU without native bf16 no "bf16 is emulated"
+    warning comes first, and no GPU check runs for a backend that never uses one."""
+    monkeypatch.setenv("RCOT_NATIVE_BF16", native)
     image = _save_image(tmp_path / "x.png", 16, 16)
-    overrides = (
-        ["backend=onnxruntime", override] if override.startswith("precision") else [override]
-    )
+    overrides = ["backend=onnxruntime", override] if override != "backend=tensorrt" else [override]
     cfg = compose_config("restore", *overrides, f"input={image}", f"output={tmp_path / 'o'}")
-    with pytest.raises(RCOTError) as err:
+    with caplog.at_level(logging.WARNING), pytest.raises(RCOTError) as err:
         restore_files(cfg)
     assert str(err.value) == message
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
     assert not (tmp_path / "o").exists()

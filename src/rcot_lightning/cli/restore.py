@@ -166,23 +166,20 @@ def _bool(cfg: DictConfig, key: str) -> bool:
     return flag(cfg.get(key, False), key, keyed=True)
 
 
-def _onnxruntime_settings(cfg: DictConfig, settings: InferenceSettings) -> InferenceSettings:
-    """``settings`` for ``backend=onnxruntime``: the CPU, float32. An explicit bf16 or GPU is
-    refused (ONNX Runtime's CPU provider runs the exported map in float32); ``auto`` gives both."""
-    asked = str(cfg.get("precision"))
-    if str(cfg.get("device", "auto")) == "auto":
-        settings = settings.replace(device="cpu")
-    if torch.device(settings.device).type != "cpu":
+def _refuse_for_onnxruntime(cfg: DictConfig) -> None:
+    """``backend=onnxruntime`` runs the exported map on the CPU in float32: an explicit bf16 or
+    GPU is refused before the settings are read, so no bf16 or device warning comes first."""
+    device = str(cfg.get("device", "auto"))
+    if device not in ("auto", "cpu"):
         raise RCOTError(
-            f"device: backend=onnxruntime runs on the CPU, not {settings.device}; "
+            f"device: backend=onnxruntime runs on the CPU, not {device}; "
             "use device=cpu, or backend=torch for the GPU"
         )
-    if asked in ("bf16", "bf16-mixed"):
+    if str(cfg.get("precision")) in ("bf16", "bf16-mixed"):
         raise RCOTError(
             "precision: backend=onnxruntime runs the map in float32; use precision=32 (or auto), "
             "or backend=torch for bf16"
         )
-    return settings.replace(precision="32")
 
 
 def restore_files(cfg: DictConfig) -> Restored:
@@ -196,10 +193,12 @@ def restore_files(cfg: DictConfig) -> Restored:
     from rcot_lightning.visualize import save_png
 
     set_max_megapixels(cfg.get("max_megapixels", 178))
-    settings = InferenceSettings.from_config(cfg)  # device, precision, tiles: before the work
     backend = check_backend(cfg.get("backend"))
     if backend == "onnxruntime":
-        settings = _onnxruntime_settings(cfg, settings)
+        _refuse_for_onnxruntime(cfg)
+    settings = InferenceSettings.from_config(cfg)  # device, precision, tiles: before the work
+    if backend == "onnxruntime":  # auto means the CPU and float32 here
+        settings = settings.replace(device="cpu", precision="32")
     trust, targets = trust_settings(cfg)
     asked_upscale = None if cfg.get("upscale") is None else upscale_factor(cfg.upscale)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
