@@ -86,9 +86,19 @@ def test_residual_features_come_from_the_first_pass_of_a_two_pass_map() -> None:
         dim=4, num_blocks=(1, 1, 1, 1), num_refinement_blocks=0, heads=(1, 1, 1, 1)
     ).eval()
     y = torch.rand(2, 3, 32, 32)
+    odd = torch.rand(1, 3, 30, 34)  # padded to the map's multiple, then cropped back
     with torch.no_grad():
         residual = net.forward_with_intermediates(y)["residual"]
         torch.testing.assert_close(first_pass_residual(net, y), residual)
+        torch.testing.assert_close(
+            first_pass_residual(net, odd), net.forward_with_intermediates(odd)["residual"]
+        )
+        # Only the first pass runs: one decoder call, no residual encoder.
+        calls: list[str] = []
+        for name in ("residual_encoder", "restoration.decoder"):
+            net.get_submodule(name).register_forward_hook(lambda *_, n=name: calls.append(n))
+        first_pass_residual(net, y)
+        assert calls == ["restoration.decoder"]
         conv = torch.nn.Conv2d(3, 3, 1)
         torch.testing.assert_close(first_pass_residual(conv, y), y - conv(y))
     assert features(net, y, "residual_embedding").shape == (2, 4 * (1 + 2 + 4 + 8))

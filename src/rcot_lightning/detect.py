@@ -63,9 +63,9 @@ SPECTRUM_CELLS = 8
 def first_pass_residual(net: nn.Module, y: Tensor) -> Tensor:
     """``y - G(y)``: the residual the two-pass map conditions on (its first pass); for any other
     map, its whole residual ``y - T(y)``."""
-    intermediates = getattr(net, "forward_with_intermediates", None)
-    if callable(intermediates):
-        residual: Tensor = intermediates(y)["residual"]
+    first_pass = getattr(net, "first_pass_residual", None)
+    if callable(first_pass):  # the first pass alone: half the map's work
+        residual: Tensor = first_pass(y)
         return residual
     return y - net(y)
 

@@ -161,17 +161,29 @@ class TwoPassMap(nn.Module):
         """
         check_images(y, "y", self.channels)
         padded, size = pad_to_multiple(y, self.size_multiple)
-        unet = self.restoration
-        skips, bottleneck = unet.encoder(padded)
-        first_pass = padded + unet.decoder(skips, bottleneck)
+        skips, bottleneck, first_pass = self._first_pass(padded)
         residual = padded - first_pass
         conditions = self._conditions(*self.residual_encoder(residual))
-        output = padded + unet.decoder(skips, bottleneck, conditions)
+        output = padded + self.restoration.decoder(skips, bottleneck, conditions)
         return {
             "first_pass": crop_to(first_pass, size),
             "residual": crop_to(residual, size),
             "output": crop_to(output, size),
         }
+
+    def _first_pass(self, padded: Tensor) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor, Tensor]:
+        """The unconditioned pass on a padded batch: the encoder's skips and bottleneck (the
+        second pass reuses them) and ``G(y)``."""
+        unet = self.restoration
+        skips, bottleneck = unet.encoder(padded)
+        return skips, bottleneck, padded + unet.decoder(skips, bottleneck)
+
+    def first_pass_residual(self, y: Tensor) -> Tensor:
+        """``y - G(y)`` ``(B, 3, H, W)``, the residual the second pass is conditioned on, without
+        running the residual encoder or the second pass (what the degradation detector reads)."""
+        check_images(y, "y", self.channels)
+        padded, size = pad_to_multiple(y, self.size_multiple)
+        return crop_to(padded - self._first_pass(padded)[2], size)
 
     def forward(self, y: Tensor) -> Tensor:
         """Restore ``y`` ``(B, 3, H, W)``: returns ``T(y)`` ``(B, 3, H, W)``."""
