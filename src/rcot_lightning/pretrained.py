@@ -136,19 +136,7 @@ def load(name: str = DEFAULT_MODEL, map_location: Any = "cpu") -> nn.Module:
         >>> net(torch.rand(1, 3, 21, 30)).shape
         torch.Size([1, 3, 21, 30])
     """
-    entry = _known(name)
-    if not entry.weights.is_file():
-        raise RCOTError(
-            f"model={name}: its weights {entry.weights} are missing; reinstall rcot-lightning"
-        )
-    try:
-        # Only tensors and plain containers: the safe unpickler suffices.
-        stored = torch.load(entry.weights, map_location=map_location, weights_only=True)
-        return map_from_bundle(stored, source=f"model={name}: {entry.weights}")
-    except RCOTError:
-        raise
-    except Exception as err:
-        raise RCOTError(f"model={name}: cannot read {entry.weights} ({err})") from err
+    return _load_map_and_detector(name, map_location)[0]
 
 
 def load_detector(name: str) -> DegradationDetector | None:
@@ -159,16 +147,50 @@ def load_detector(name: str) -> DegradationDetector | None:
         >>> load_detector("denoise-blind") is None
         True
     """
-    from rcot_lightning.detect import DegradationDetector
+    return _detector_of(name, _read_bundle(name, "cpu"))
 
+
+def _read_bundle(name: str, map_location: Any) -> dict[str, Any]:
+    """The stored dict of a bundled entry's ``.pt`` (tensors and plain containers: the safe
+    unpickler suffices)."""
     entry = _known(name)
+    if not entry.weights.is_file():
+        raise RCOTError(
+            f"model={name}: its weights {entry.weights} are missing; reinstall rcot-lightning"
+        )
     try:
-        stored = torch.load(entry.weights, map_location="cpu", weights_only=True)
+        stored = torch.load(entry.weights, map_location=map_location, weights_only=True)
     except Exception as err:
         raise RCOTError(f"model={name}: cannot read {entry.weights} ({err})") from err
+    if not isinstance(stored, dict):
+        raise RCOTError(f"model={name}: {entry.weights} is not a bundle; reinstall rcot-lightning")
+    return stored
+
+
+def _detector_of(name: str, stored: Mapping[str, Any]) -> DegradationDetector | None:
+    from rcot_lightning.detect import DegradationDetector
+
     if "detector" not in stored:
         return None
-    return DegradationDetector.from_dict(stored["detector"], f"model={name}: {entry.weights}")
+    return DegradationDetector.from_dict(
+        stored["detector"], f"model={name}: {_known(name).weights}"
+    )
+
+
+def _load_map_and_detector(
+    name: str, map_location: Any = "cpu"
+) -> tuple[nn.Module, DegradationDetector | None]:
+    """The map and the detector of a bundled entry from one read of its ``.pt``
+    (``rcot-restore`` needs both)."""
+    stored = _read_bundle(name, map_location)
+    source = f"model={name}: {_known(name).weights}"
+    try:
+        net = map_from_bundle(stored, source=source)
+    except RCOTError:
+        raise
+    except Exception as err:
+        raise RCOTError(f"{source} cannot be rebuilt ({err})") from err
+    return net, _detector_of(name, stored)
 
 
 def map_from_bundle(

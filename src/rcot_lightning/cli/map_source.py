@@ -93,7 +93,7 @@ def choose_map(
         RCOTError: a missing or unreadable checkpoint, one whose stored config this version
             cannot rebuild, or an unknown model name (the message lists the known ones).
     """
-    from rcot_lightning.pretrained import DEFAULT_MODEL, _known, load, load_detector
+    from rcot_lightning.pretrained import DEFAULT_MODEL, _known, _load_map_and_detector
 
     if ckpt_path is not None and str(ckpt_path) != "":
         if pretrained is not None:
@@ -103,11 +103,7 @@ def choose_map(
         return chosen
     name = DEFAULT_MODEL if pretrained is None else str(pretrained)
     entry = _known(name)
-    chosen = ChosenMap(
-        load(name, map_location),
-        f"bundled model {entry.summary()}",
-        entry.upscale,
-        load_detector(name),
-    )
+    net, detector = _load_map_and_detector(name, map_location)
+    chosen = ChosenMap(net, f"bundled model {entry.summary()}", entry.upscale, detector)
     probe_map(chosen.net, f"model={name}")
     return chosen
