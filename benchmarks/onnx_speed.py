@@ -9,7 +9,8 @@ image of ``--megapixels`` (4:3) with :func:`rcot_lightning.inference.restore_ima
 ``--tile``, overlap ``--overlap``, padded to the map's multiple, as ``rcot-restore`` does) once
 through PyTorch (fp32, ``torch.inference_mode``, ``--threads`` torch threads) and once through
 the session, in ``--rounds`` alternating rounds (A B, B A, ...) after a warm-up tile of each.
-The image's content does not change the work.
+``--bf16`` adds PyTorch under bf16 autocast (what ``precision=auto`` runs on a CPU with native
+bf16) as a third backend in the same rounds. The image's content does not change the work.
 
 Prints one JSON object: wall and CPU seconds per backend (median of the rounds, and each round),
 scaled to 12 MP (tiling makes the work linear in the area), ``onnxruntime_over_torch`` (ratio of
@@ -19,6 +20,7 @@ two restored images, the export time, and the CPU.
 Run::
 
     OMP_NUM_THREADS=1 python benchmarks/onnx_speed.py --megapixels 1 --threads 1 --rounds 4
+    python benchmarks/onnx_speed.py --megapixels 3 --threads 2 --rounds 2 --bf16
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def main() -> None:
     parser.add_argument("--overlap", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--bf16", action="store_true", help="also PyTorch under bf16 autocast")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -62,6 +65,8 @@ def main() -> None:
     session = OnnxRuntimeMap(net, threads=args.threads)  # rcot-restore backend=onnxruntime's
     export_s = time.perf_counter() - start
     backends: dict[str, Callable[[Tensor], Tensor]] = {"torch": net, "onnxruntime": session}
+    if args.bf16:
+        backends["torch_bf16"] = _bf16(net)
     timings: dict[str, list[tuple[float, float]]] = {name: [] for name in backends}
     outputs: dict[str, Tensor] = {}
     order = list(backends)
@@ -108,12 +113,36 @@ def main() -> None:
             results["onnxruntime"]["wall_s"] / max(results["torch"]["wall_s"], 1e-9), 3
         ),
         "max_abs_difference": float((outputs["torch"] - outputs["onnxruntime"]).abs().max()),
+        **(
+            {
+                "onnxruntime_over_torch_bf16": round(
+                    results["onnxruntime"]["wall_s"] / max(results["torch_bf16"]["wall_s"], 1e-9),
+                    3,
+                ),
+                "bf16_max_abs_difference": float(
+                    (outputs["torch"] - outputs["torch_bf16"]).abs().max()
+                ),
+            }
+            if args.bf16
+            else {}
+        ),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "torch": torch.__version__,
         "onnxruntime": __import__("onnxruntime").__version__,
         "cpu": cpu_summary(),
     }
     print(json.dumps(report, indent=1))
+
+
+def _bf16(net: torch.nn.Module) -> Callable[[Tensor], Tensor]:
+    """``net`` under CPU bf16 autocast, returning float32 as ``rcot-restore precision=bf16``."""
+
+    def run(y: Tensor) -> Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out: Tensor = net(y)
+        return out.float()
+
+    return run
 
 
 if __name__ == "__main__":

@@ -635,9 +635,12 @@ def test_attention_speed_times_both_formulations_and_finds_them_equal() -> None:
 @pytest.mark.integration
 def test_onnx_speed_times_both_backends_on_the_same_tiles() -> None:
     pytest.importorskip("onnxruntime", reason='the ONNX anchor: pip install ".[export]"')
-    report = run_benchmark("onnx_speed.py", "--megapixels", "0.02", "--rounds", "2")
+    report = run_benchmark("onnx_speed.py", "--megapixels", "0.02", "--rounds", "2", "--bf16")
     backends = report["backends"]
-    assert set(backends) == {"torch", "onnxruntime"}
+    assert set(backends) == {"torch", "onnxruntime", "torch_bf16"}
+    bf16_ratio = backends["onnxruntime"]["wall_s"] / backends["torch_bf16"]["wall_s"]
+    assert report["onnxruntime_over_torch_bf16"] == pytest.approx(bf16_ratio, rel=0.01, abs=0.01)
+    assert 0 < report["bf16_max_abs_difference"] < 0.1  # bf16 rounds, but restores the same
     assert all(len(b["wall_s_each_round"]) == 2 for b in backends.values())
     ratio = backends["onnxruntime"]["wall_s"] / backends["torch"]["wall_s"]
     assert report["onnxruntime_over_torch"] == pytest.approx(ratio, rel=0.01, abs=0.01)
