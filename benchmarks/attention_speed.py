@@ -10,9 +10,17 @@ fp32, under ``torch.inference_mode``. Prints one JSON object: CPU seconds per pa
 (median of the rounds, and every round), ``speedup`` (normalising over shipped, medians), the
 largest absolute difference of the two outputs, and the CPU.
 
+``--train`` times training instead: ``--steps`` iterations of ``experiment=denoise_blind``'s map
+step (forward, l1 loss, backward, gradient clipping at 0.5, Adam; that experiment's loss is l1
+alone, so this is its whole iteration but the data loading) on a seeded batch of ``--batch``
+patches of ``--patch`` px (its 8 and 64), under ``--precision`` (``bf16``: its
+``hardware=cpu_fast``), after one untimed iteration; reported per iteration and as iterations
+per CPU-second. Each variant trains its own copy of the map from the same weights.
+
 Run::
 
     OMP_NUM_THREADS=1 python benchmarks/attention_speed.py --rounds 6
+    OMP_NUM_THREADS=1 python benchmarks/attention_speed.py --train --rounds 4 --precision bf16
 """
 
 from __future__ import annotations
@@ -49,8 +57,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--train", action="store_true", help="time training iterations")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--patch", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5, help="timed iterations per round")
+    parser.add_argument("--precision", choices=["32", "bf16"], default="32")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.train:
+        print(json.dumps(train_report(args), indent=1))
+        return
     net = load(args.model)
     tile = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
     shipped = TransposedAttention.forward
@@ -88,6 +104,69 @@ def main() -> None:
         "cpu": cpu_summary(),
     }
     print(json.dumps(report, indent=1))
+
+
+def train_report(args: argparse.Namespace) -> dict[str, object]:
+    """CPU seconds per training iteration of the map with each attention (``--train``)."""
+    import copy
+
+    source = load(args.model)
+    gen = torch.Generator().manual_seed(0)
+    clean = torch.rand(args.batch, 3, args.patch, args.patch, generator=gen)
+    noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=gen)).clamp(0, 1)
+    shipped = TransposedAttention.forward
+    variants: dict[str, Callable[..., Tensor]] = {
+        "shipped": shipped,
+        "normalising": normalising_forward,
+    }
+    nets = {name: copy.deepcopy(source).train().requires_grad_(True) for name in variants}
+    optimizers = {name: torch.optim.Adam(nets[name].parameters(), lr=5e-4) for name in variants}
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
+
+    def iteration(name: str) -> float:
+        net, optimizer = nets[name], optimizers[name]
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            loss = (net(noisy).float() - clean).abs().mean()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 0.5)
+        optimizer.step()
+        return float(loss.detach())
+
+    seconds: dict[str, list[float]] = {name: [] for name in variants}
+    losses: dict[str, float] = {}
+    order = list(variants)
+    try:
+        for round_ in range(max(args.rounds, 1)):
+            for name in order if round_ % 2 == 0 else order[::-1]:
+                TransposedAttention.forward = variants[name]  # type: ignore[method-assign]
+                iteration(name)  # warm-up
+                start = time.process_time()
+                for _ in range(args.steps):
+                    losses[name] = iteration(name)
+                seconds[name].append((time.process_time() - start) / args.steps)
+    finally:
+        TransposedAttention.forward = shipped  # type: ignore[method-assign]
+    median = {name: statistics.median(values) for name, values in seconds.items()}
+    return {
+        "benchmark": "attention_speed",
+        "mode": "train",
+        "model": args.model,
+        "batch": args.batch,
+        "patch": args.patch,
+        "precision": args.precision,
+        "steps": args.steps,
+        "threads": args.threads,
+        "rounds": args.rounds,
+        "cpu_s_per_iteration": {name: round(value, 4) for name, value in median.items()},
+        "iterations_per_cpu_second": {name: round(1 / v, 3) for name, v in median.items()},
+        "cpu_s_each_round": {n: [round(v, 4) for v in vs] for n, vs in seconds.items()},
+        "speedup": round(median["normalising"] / median["shipped"], 3),
+        "last_loss": {name: round(v, 5) for name, v in losses.items()},
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "torch": torch.__version__,
+        "cpu": cpu_summary(),
+    }
 
 
 if __name__ == "__main__":

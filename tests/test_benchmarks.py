@@ -633,6 +633,33 @@ def test_attention_speed_times_both_formulations_and_finds_them_equal() -> None:
 
 
 @pytest.mark.integration
+def test_attention_speed_times_training_iterations_of_both_formulations() -> None:
+    """--train: the same map trained from the same weights with each attention; both learn
+    the same (equal formulations), and the report's rates are its per-iteration seconds."""
+    report = run_benchmark(
+        "attention_speed.py",
+        "--train",
+        "--rounds",
+        "2",
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--patch",
+        "32",
+    )
+    assert report["mode"] == "train"
+    per_iteration = report["cpu_s_per_iteration"]
+    assert set(per_iteration) == {"shipped", "normalising"}
+    assert all(len(v) == 2 for v in report["cpu_s_each_round"].values())
+    for name, seconds in per_iteration.items():
+        assert report["iterations_per_cpu_second"][name] == pytest.approx(1 / seconds, rel=0.01)
+    losses = report["last_loss"]
+    assert losses["shipped"] == pytest.approx(losses["normalising"], rel=1e-3)
+    assert_names_its_cpu(report)
+
+
+@pytest.mark.integration
 def test_onnx_speed_times_both_backends_on_the_same_tiles() -> None:
     pytest.importorskip("onnxruntime", reason='the ONNX anchor: pip install ".[export]"')
     report = run_benchmark("onnx_speed.py", "--megapixels", "0.02", "--rounds", "2", "--bf16")
