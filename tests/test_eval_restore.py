@@ -427,6 +427,8 @@ def test_restore_through_onnxruntime_writes_what_the_torch_backend_writes(
             f"output={tmp_path / backend}",
             "tile=64",
             "tile_overlap=16",
+            # Both in float32: precision=auto would run torch in bf16 on a CPU with native bf16.
+            "precision=32",
         )
         (path,) = restore_files(cfg)
         return path
