@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torch import Tensor
 
 from rcot_lightning.checkpoints.load import build_module, load_module
 from rcot_lightning.checkpoints.upgrade import BUILD_CONFIG_KEY
@@ -442,12 +443,78 @@ def test_restore_through_onnxruntime_writes_what_the_torch_backend_writes(
 
 
 @pytest.mark.parametrize(
+    ("overrides", "threshold", "hide", "expected"),
+    [
+        ([], 1e-3, None, "onnxruntime"),  # the default: auto, above the (lowered) threshold
+        ([], 1e3, None, "torch"),  # small images: the export would cost more than it saves
+        (["precision=bf16"], 1e-3, None, "torch"),  # bf16 asked: only PyTorch runs it
+        ([], 1e-3, "onnxruntime", "torch"),  # the export extra not installed
+        ([], 1e-3, "export", "torch"),  # a map that does not export: warned, then PyTorch
+    ],
+    ids=["large", "small", "bf16", "not-installed", "export-fails"],
+)
+def test_backend_auto_runs_onnxruntime_only_where_it_can_and_pays(
+    overrides: list[str],
+    threshold: float,
+    hide: str | None,
+    expected: str,
+    compose_config,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """backend=auto (the default): ONNX Runtime on the CPU in float32 from
+    AUTO_ONNX_MEGAPIXELS of input when onnx and onnxruntime are installed, PyTorch otherwise;
+    the line says which, and the image is the one PyTorch writes in float32 (within a level)."""
+    import sys
+
+    import rcot_lightning.cli.restore as restore_module
+
+    pytest.importorskip("onnxruntime", reason='backend=onnxruntime: pip install ".[export]"')
+    monkeypatch.setattr(restore_module, "AUTO_ONNX_MEGAPIXELS", threshold)
+    if hide == "onnxruntime":
+        monkeypatch.setitem(sys.modules, "onnxruntime", None)  # find_spec: not installed
+    if hide == "export":
+
+        def no_export(net: torch.nn.Module) -> torch.nn.Module:
+            raise RCOTError("this map does not export")
+
+        monkeypatch.setattr(restore_module, "OnnxRuntimeMap", no_export)
+    monkeypatch.setenv("RCOT_NATIVE_BF16", "0")  # precision=auto is float32 on any CPU here
+    image = _save_image(tmp_path / "photo.png", 40, 56, seed=5)
+
+    def run(*extra: str, name: str) -> Tensor:
+        cfg = compose_config(
+            "restore", *extra, f"input={image}", f"output={tmp_path / name}", "device=cpu"
+        )
+        (path,) = restore_files(cfg)
+        return read_image(path)
+
+    with caplog.at_level(logging.WARNING):
+        auto = run(*overrides, name="auto")
+    out = capsys.readouterr().out
+    if expected == "onnxruntime":
+        assert "backend: auto chose onnxruntime (CPU provider," in out
+    else:
+        assert "backend:" not in out  # PyTorch goes unsaid
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    if hide == "export":
+        assert warned == [
+            "backend=auto: ONNX Runtime cannot run this map (this map does not export); using torch"
+        ]
+    if "precision=bf16" not in overrides:
+        reference = run("backend=torch", "precision=32", name="torch")
+        assert (auto - reference).abs().max() <= 1 / 255 + 1e-6
+
+
+@pytest.mark.parametrize(
     ("override", "native", "message"),
     [
         (
             "backend=tensorrt",
             "1",
-            "backend: 'tensorrt' is not a backend; use torch or onnxruntime",
+            "backend: 'tensorrt' is not a backend; use auto, torch or onnxruntime",
         ),
         *(
             (

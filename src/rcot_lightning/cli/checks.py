@@ -319,7 +319,7 @@ def check_export_output(output: Path, ckpt_path: object, overwrite: bool) -> Non
 
 
 #: The values of ``rcot-restore``'s ``backend`` key.
-BACKENDS = ("torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime")
 
 
 def check_backend(value: Any, key: str = "backend") -> str:
@@ -331,11 +331,13 @@ def check_backend(value: Any, key: str = "backend") -> str:
         >>> check_backend("tensorrt")
         Traceback (most recent call last):
         ...
-        rcot_lightning.errors.RCOTError: backend: 'tensorrt' is not a backend; use torch or \
-onnxruntime
+        rcot_lightning.errors.RCOTError: backend: 'tensorrt' is not a backend; use auto, torch \
+or onnxruntime
     """
     if value is None:
-        return "torch"
+        return "auto"
     if str(value) not in BACKENDS:
-        raise RCOTError(f"{key}: {value!r} is not a backend; use {' or '.join(BACKENDS)}")
+        raise RCOTError(
+            f"{key}: {value!r} is not a backend; use {', '.join(BACKENDS[:-1])} or {BACKENDS[-1]}"
+        )
     return str(value)

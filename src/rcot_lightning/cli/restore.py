@@ -182,6 +182,44 @@ def _refuse_for_onnxruntime(cfg: DictConfig) -> None:
         )
 
 
+#: ``backend=auto`` runs ONNX Runtime from this many megapixels of map input (all the images of
+#: one call, after any upscaling): the export costs 2-6 s once, and ONNX Runtime then saves about
+#: 4 s per megapixel against PyTorch's bf16 on an AVX-512 BF16 AMD EPYC and 9 s against its fp32
+#: on an AVX2 one (``benchmarks/onnx_speed.py``), so below this PyTorch finishes first.
+AUTO_ONNX_MEGAPIXELS = 2.0
+
+
+def _megapixels(files: Sequence[Path]) -> float:
+    """The images' total size from their headers (an unreadable file counts 0: it is reported
+    when it is read)."""
+    from rcot_lightning.data.images import image_size
+
+    total = 0
+    for path in files:
+        try:
+            height, width = image_size(path)
+        except RCOTError:
+            continue
+        total += height * width
+    return total / 1e6
+
+
+def _auto_backend(cfg: DictConfig, device: torch.device, megapixels: float) -> str:
+    """``backend=auto``: ``onnxruntime`` on the CPU, in float32 (precision ``auto`` or ``32``),
+    for at least :data:`AUTO_ONNX_MEGAPIXELS` of input, when ``onnx`` and ``onnxruntime`` are
+    installed (the ``export`` extra); else ``torch``. ONNX Runtime ran the bundled map 2.6x as
+    fast as PyTorch fp32 on both AMD EPYCs measured, and 1.5x as fast as PyTorch bf16 where bf16
+    is native (AVX-512 BF16), to the same numbers (``docs/deploy.md``)."""
+    import importlib.util
+
+    if device.type != "cpu" or str(cfg.get("precision")) in ("bf16", "bf16-mixed"):
+        return "torch"
+    if megapixels < AUTO_ONNX_MEGAPIXELS:
+        return "torch"
+    installed = all(importlib.util.find_spec(name) for name in ("onnx", "onnxruntime"))
+    return "onnxruntime" if installed else "torch"
+
+
 def restore_files(cfg: DictConfig) -> Restored:
     """Restore ``cfg.input`` into ``cfg.output``; returns the files written (and skipped)."""
     from rich.progress import Progress
@@ -197,8 +235,8 @@ def restore_files(cfg: DictConfig) -> Restored:
     if backend == "onnxruntime":
         _refuse_for_onnxruntime(cfg)
     settings = InferenceSettings.from_config(cfg)  # device, precision, tiles: before the work
-    if backend == "onnxruntime":  # auto means the CPU and float32 here
-        settings = settings.replace(device="cpu", precision="32")
+    if backend == "onnxruntime":  # device=auto means the CPU here
+        settings = settings.replace(device="cpu")
     trust, targets = trust_settings(cfg)
     asked_upscale = None if cfg.get("upscale") is None else upscale_factor(cfg.upscale)
     skip_bad, overwrite = _bool(cfg, "skip_bad"), _bool(cfg, "overwrite")
@@ -210,15 +248,31 @@ def restore_files(cfg: DictConfig) -> Restored:
     device = torch.device(settings.device)  # a checked device (the field also takes a name)
     chosen = choose_map(app.checkpoint_of(cfg), cfg.get("pretrained"), device, trust, targets)
     net = chosen.net.to(device).eval()
-    runner: torch.nn.Module = OnnxRuntimeMap(net) if backend == "onnxruntime" else net
-
     upscale = chosen.upscale if asked_upscale is None else asked_upscale
     if chosen.upscale > 1 and upscale != chosen.upscale:
         log.warning("upscale=%d given: the model was trained at x%d", upscale, chosen.upscale)
 
-    app.report(f"model: {chosen.source}")
+    said = backend
+    if backend == "auto":
+        backend = _auto_backend(cfg, device, _megapixels(files) * upscale**2)
+        said = f"auto chose {backend}"
+    runner: torch.nn.Module = net
     if backend == "onnxruntime":
-        app.report(f"backend: onnxruntime (CPU provider, {torch.get_num_threads()} thread(s))")
+        try:
+            runner = OnnxRuntimeMap(net)
+        except Exception as err:
+            if said == "onnxruntime":
+                raise
+            # auto: a map that does not export (a custom one) still restores, in PyTorch.
+            log.warning("backend=auto: ONNX Runtime cannot run this map (%s); using torch", err)
+            backend = "torch"
+        else:
+            settings = settings.replace(precision="32")
+            said += f" (CPU provider, {torch.get_num_threads()} thread(s))"
+
+    app.report(f"model: {chosen.source}")
+    if backend == "onnxruntime":  # PyTorch, the usual runner, goes unsaid
+        app.report(f"backend: {said}")
     if upscale > 1:
         app.report(f"upscale: x{upscale} (bicubic, 8-bit), then the map")
     if str(cfg.get("precision")) == "auto":
