@@ -51,6 +51,28 @@ def normalising_forward(self: TransposedAttention, x: Tensor) -> Tensor:
     return self.project_out((attn @ v).reshape(b, c, h, w))
 
 
+#: The two formulations timed against each other.
+VARIANTS: dict[str, Callable[..., Tensor]] = {
+    "shipped": TransposedAttention.forward,
+    "normalising": normalising_forward,
+}
+
+
+def alternate(rounds: int, measure: Callable[[str], float]) -> dict[str, list[float]]:
+    """``measure(name)`` (CPU seconds) with each of :data:`VARIANTS` installed as the attention's
+    forward, in ``rounds`` alternating rounds (A B, B A, ...); the shipped forward is put back."""
+    seconds: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    order = list(VARIANTS)
+    try:
+        for round_ in range(max(rounds, 1)):
+            for name in order if round_ % 2 == 0 else order[::-1]:
+                TransposedAttention.forward = VARIANTS[name]  # type: ignore[method-assign]
+                seconds[name].append(measure(name))
+    finally:
+        TransposedAttention.forward = VARIANTS["shipped"]  # type: ignore[method-assign]
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=DEFAULT_MODEL)
@@ -69,25 +91,16 @@ def main() -> None:
         return
     net = load(args.model)
     tile = torch.rand(1, 3, args.size, args.size, generator=torch.Generator().manual_seed(0))
-    shipped = TransposedAttention.forward
-    variants: dict[str, Callable[..., Tensor]] = {
-        "shipped": shipped,
-        "normalising": normalising_forward,
-    }
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
     outputs: dict[str, Tensor] = {}
-    order = list(variants)
-    try:
+
+    def one_pass(name: str) -> float:
         with torch.inference_mode():
-            for round_ in range(max(args.rounds, 1)):
-                for name in order if round_ % 2 == 0 else order[::-1]:
-                    TransposedAttention.forward = variants[name]  # type: ignore[method-assign]
-                    net(tile)  # warm-up
-                    start = time.process_time()
-                    outputs[name] = net(tile)
-                    seconds[name].append(time.process_time() - start)
-    finally:
-        TransposedAttention.forward = shipped  # type: ignore[method-assign]
+            net(tile)  # warm-up
+            start = time.process_time()
+            outputs[name] = net(tile)
+            return time.process_time() - start
+
+    seconds = alternate(args.rounds, one_pass)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     report = {
         "benchmark": "attention_speed",
@@ -114,13 +127,8 @@ def train_report(args: argparse.Namespace) -> dict[str, object]:
     gen = torch.Generator().manual_seed(0)
     clean = torch.rand(args.batch, 3, args.patch, args.patch, generator=gen)
     noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=gen)).clamp(0, 1)
-    shipped = TransposedAttention.forward
-    variants: dict[str, Callable[..., Tensor]] = {
-        "shipped": shipped,
-        "normalising": normalising_forward,
-    }
-    nets = {name: copy.deepcopy(source).train().requires_grad_(True) for name in variants}
-    optimizers = {name: torch.optim.Adam(nets[name].parameters(), lr=5e-4) for name in variants}
+    nets = {name: copy.deepcopy(source).train().requires_grad_(True) for name in VARIANTS}
+    optimizers = {name: torch.optim.Adam(nets[name].parameters(), lr=5e-4) for name in VARIANTS}
     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def iteration(name: str) -> float:
@@ -133,20 +141,16 @@ def train_report(args: argparse.Namespace) -> dict[str, object]:
         optimizer.step()
         return float(loss.detach())
 
-    seconds: dict[str, list[float]] = {name: [] for name in variants}
     losses: dict[str, float] = {}
-    order = list(variants)
-    try:
-        for round_ in range(max(args.rounds, 1)):
-            for name in order if round_ % 2 == 0 else order[::-1]:
-                TransposedAttention.forward = variants[name]  # type: ignore[method-assign]
-                iteration(name)  # warm-up
-                start = time.process_time()
-                for _ in range(args.steps):
-                    losses[name] = iteration(name)
-                seconds[name].append((time.process_time() - start) / args.steps)
-    finally:
-        TransposedAttention.forward = shipped  # type: ignore[method-assign]
+
+    def iterations(name: str) -> float:
+        iteration(name)  # warm-up
+        start = time.process_time()
+        for _ in range(args.steps):
+            losses[name] = iteration(name)
+        return (time.process_time() - start) / args.steps
+
+    seconds = alternate(args.rounds, iterations)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     return {
         "benchmark": "attention_speed",
