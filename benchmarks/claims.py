@@ -1091,12 +1091,36 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def check_finished_budgets(runs: Path, keys: Sequence[str], args: argparse.Namespace) -> None:
+    """Refuse, before any work, to reuse (``--resume``, ``--report-only``) a finished run that
+    trained for another CPU budget than ``--budget`` asks: the report would print the wrong
+    budget, and a claim could pair runs of different budgets."""
+    if not args.resume:
+        return
+    wrong = []
+    for key in keys:
+        expected = args.budget * VARIANTS[key].budget_factor * 60
+        for seed in args.seeds:
+            path = runs / f"{run_name(key, seed)}.json"
+            if not path.is_file():
+                continue
+            spent = json.loads(path.read_text()).get("budget_cpu_seconds")
+            if spent is not None and abs(spent - expected) > max(0.1 * expected, 5.0):
+                wrong.append(f"{path.name} ({spent / 60:.1f} CPU minutes)")
+    if wrong:
+        raise SystemExit(
+            f"--budget {args.budget:g}: finished runs under {runs} trained for another budget: "
+            f"{', '.join(wrong)}; pass the --budget they ran with, or a new --out"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     torch.set_num_threads(1)
     out: Path = args.out
     (out / "runs").mkdir(parents=True, exist_ok=True)
     claims, probes, keys = selected(args.claims, args.probes)
+    check_finished_budgets(out / "runs", keys, args)
     tasks = sorted({VARIANTS[k].task for k in keys})
     photos = {task: heldout(task, args) for task in tasks}
     inputs = {task: input_scores(photos[task]) for task in tasks}

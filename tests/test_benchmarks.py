@@ -514,6 +514,22 @@ def test_a_resumed_claims_run_drops_the_checkpoints_of_its_abandoned_attempt(
     ]
 
 
+def test_claims_refuses_to_report_finished_runs_of_another_budget(tmp_path: Path) -> None:
+    claims = _benchmark_module("claims")
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for key in ("allinone/l1", "allinone/l1_onepass"):
+        result = {"key": key, "budget_cpu_seconds": 1800.3}
+        (runs / f"{claims.run_name(key, 0)}.json").write_text(json.dumps(result))
+    command = ["--out", str(tmp_path), "--report-only", "--seeds", "0", "--claims", "C6"]
+    # Without --budget (10 minutes) the 30-minute runs are refused before any scoring.
+    with pytest.raises(SystemExit, match=r"allinone__l1__seed0\.json \(30\.0 CPU minutes\)"):
+        claims.main(command)
+    claims.check_finished_budgets(
+        runs, ["allinone/l1"], claims.parse_args([*command, "--budget", "30"])
+    )
+
+
 @pytest.mark.integration
 def test_contention_measures_each_thread_setting_idle_and_busy() -> None:
     report = run_benchmark(
