@@ -237,6 +237,15 @@ class Variant:
     #: that test the budget or equal iterations change it).
     budget_factor: float = 1.0
 
+    def minutes(self, budget: float) -> float:
+        """This run's CPU budget in minutes when ``--budget`` is ``budget``.
+
+        Example:
+            >>> Variant("sigma25", "probe", (), budget_factor=3.0).minutes(10)
+            30.0
+        """
+        return budget * self.budget_factor
+
 
 VARIANTS: dict[str, Variant] = {
     "sigma25/l1": Variant("sigma25", "supervised l1 (TRC map)", (*SUPERVISED,)),
@@ -552,7 +561,7 @@ def run_overrides(key: str, seed: int, folder: Path, args: argparse.Namespace) -
         "++trainer.max_time=null",
         "trainer.min_epochs=0",
         "trainer.log_every_n_steps=50",
-        f"callbacks.cpu_budget.minutes={args.budget * variant.budget_factor:g}",
+        f"callbacks.cpu_budget.minutes={variant.minutes(args.budget):g}",
         *score_last_overrides(folder),
         # last.ckpt every --save-every steps (a killed run resumes from it), not every epoch.
         "callbacks.model_checkpoint.save_on_train_epoch_end=false",
@@ -1099,7 +1108,7 @@ def check_finished_budgets(runs: Path, keys: Sequence[str], args: argparse.Names
         return
     wrong = []
     for key in keys:
-        expected = args.budget * VARIANTS[key].budget_factor * 60
+        expected = VARIANTS[key].minutes(args.budget) * 60
         for seed in args.seeds:
             path = runs / f"{run_name(key, seed)}.json"
             if not path.is_file():
@@ -1130,7 +1139,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         for s in args.seeds
         if not (args.resume and (out / "runs" / f"{run_name(k, s)}.json").is_file())
     ]
-    hours = sum(args.budget * VARIANTS[k].budget_factor for k, _ in todo) / 60
+    hours = sum(VARIANTS[k].minutes(args.budget) for k, _ in todo) / 60
     print(
         f"{len(keys) * len(args.seeds)} runs, {len(todo)} not finished: "
         + (
